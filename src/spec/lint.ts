@@ -1,0 +1,300 @@
+import { isMap, isScalar, type YAMLMap } from 'yaml';
+import { isValidTimezone, parseSchedule } from '../schedule/schedule.js';
+import { childPath } from './diagnostics.js';
+import type { ParsedJobFile } from './parse.js';
+import { Reader, describe, given, type Field } from './reader.js';
+import type { ConcurrencyPolicy, Diagnostic, MisfirePolicy, NetworkMode } from './types.js';
+import { ENV_NAME_PATTERN, JOB_NAME_PATTERN, MAX_JOB_NAME_LENGTH, checkArtifactPath, parseMemory } from './values.js';
+
+/** Most jobs one file may hold. */
+export const MAX_JOBS_PER_FILE = 1000;
+/** Most steps one job may have. */
+export const MAX_STEPS_PER_JOB = 100;
+/** Longest `timeout` accepted, for a job or a step. */
+export const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
+
+const JOB_KEYS = [
+  'name', 'schedule', 'run_once', 'timezone', 'priority', 'image', 'repository', 'env', 'secrets',
+  'timeout', 'concurrency', 'misfire', 'retries', 'network', 'resources', 'artifacts', 'steps',
+] as const;
+const STEP_KEYS = ['name', 'run', 'timeout', 'env'] as const;
+const PRIORITIES: Readonly<Record<string, number>> = { low: 2, normal: 5, high: 8 };
+const CONCURRENCY: readonly ConcurrencyPolicy[] = ['skip', 'queue', 'replace'];
+const MISFIRE: readonly MisfirePolicy[] = ['skip', 'run_once', 'run_all'];
+const NETWORK: readonly NetworkMode[] = ['none', 'bridge'];
+
+/** One step as written; absent keys are undefined. */
+export interface StepDraft {
+  name?: string;
+  run: string;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+}
+
+/** One valid job as written, before defaults: absent (or null) keys are undefined. */
+export interface JobDraft {
+  name: string;
+  schedule?: string;
+  runOnce?: boolean;
+  timezone?: string;
+  priority?: number;
+  image?: string;
+  repository?: { url: string; ref?: string };
+  env?: Record<string, string>;
+  secrets?: string[];
+  timeoutMs?: number;
+  concurrency?: ConcurrencyPolicy;
+  misfire?: MisfirePolicy;
+  retries?: number;
+  network?: NetworkMode;
+  resources?: { cpus?: number; memoryBytes?: number };
+  artifacts?: string[];
+  steps: StepDraft[];
+  /** Start and end offsets of the job's mapping in the file. */
+  range: [number, number];
+  /** True for a flow mapping (`{ name: a, ... }`), which may share its lines with others. */
+  flow: boolean;
+}
+
+/** The valid jobs, and every diagnostic found (a job with an error yields no draft). */
+export interface LintResult {
+  jobs: JobDraft[];
+  diagnostics: Diagnostic[];
+}
+
+function missing(r: Reader, fields: Map<string, Field>, map: YAMLMap, path: string, key: string, what = ''): void {
+  r.error(fields.get(key)?.keyAt ?? map.range![0], childPath(path, key), `missing required key "${key}"${what}`);
+}
+
+function lintEnv(r: Reader, field: Field): Record<string, string> | undefined {
+  const map = r.map(field, 'a mapping of NAME: value');
+  if (map === undefined) return undefined;
+  const env: Record<string, string> = {};
+  for (const [name, value] of r.entries(map, field.path)) {
+    if (!ENV_NAME_PATTERN.test(name)) {
+      r.error(value.keyAt, value.path, `"${name}" is not a valid variable name (letters, digits and _, not starting with a digit)`);
+      continue;
+    }
+    const text = r.scalarText(value);
+    if (text !== undefined) env[name] = text;
+  }
+  return env;
+}
+
+function lintSecrets(r: Reader, field: Field): string[] | undefined {
+  const list = r.list(field, 'a list of secret names');
+  if (list === undefined) return undefined;
+  const names: string[] = [];
+  for (const item of r.items(list, field)) {
+    const name = r.string(item);
+    if (name === undefined) continue;
+    if (!ENV_NAME_PATTERN.test(name)) r.error(item.at, item.path, `"${name}" is not a valid secret name (letters, digits and _, not starting with a digit)`);
+    else if (names.includes(name)) r.error(item.at, item.path, `secret "${name}" is listed twice`);
+    else names.push(name);
+  }
+  return names;
+}
+
+function lintPriority(r: Reader, field: Field): number | undefined {
+  const value = isScalar(field.node) ? field.node.value : undefined;
+  if (typeof value === 'string' && value in PRIORITIES) return PRIORITIES[value];
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 10) return value;
+  return r.wrong(field, 'low, normal, high or a whole number from 0 to 10');
+}
+
+function lintRepository(r: Reader, field: Field): JobDraft['repository'] {
+  const map = r.map(field, 'a mapping with "url" and optionally "ref"');
+  if (map === undefined) return undefined;
+  const fields = r.entries(map, field.path, ['url', 'ref']);
+  const urlField = given(fields, 'url');
+  if (urlField === undefined) return void missing(r, fields, map, field.path, 'url', ': the address to clone');
+  const url = r.text(urlField);
+  const refField = given(fields, 'ref');
+  const ref = refField === undefined ? undefined : r.text(refField);
+  return url === undefined ? undefined : { url, ref };
+}
+
+function lintResources(r: Reader, field: Field): JobDraft['resources'] {
+  const map = r.map(field, 'a mapping with "cpus" and/or "memory"');
+  if (map === undefined) return undefined;
+  const fields = r.entries(map, field.path, ['cpus', 'memory']);
+  const resources: NonNullable<JobDraft['resources']> = {};
+  const cpus = given(fields, 'cpus');
+  if (cpus !== undefined) {
+    const value = isScalar(cpus.node) ? cpus.node.value : undefined;
+    if (typeof value === 'number' && value > 0 && value <= 64) resources.cpus = value;
+    else r.wrong(cpus, 'a number greater than 0 and at most 64');
+  }
+  const memory = given(fields, 'memory');
+  if (memory !== undefined) {
+    const value = isScalar(memory.node) ? memory.node.value : undefined;
+    if (typeof value !== 'string' && typeof value !== 'number') r.wrong(memory, 'a size such as 512m or 1Gi, or a number of bytes');
+    else {
+      const bytes = parseMemory(value);
+      if (typeof bytes === 'number') resources.memoryBytes = bytes;
+      else r.error(memory.at, memory.path, `memory: ${bytes}`);
+    }
+  }
+  return resources;
+}
+
+function lintArtifacts(r: Reader, field: Field): string[] | undefined {
+  const list = r.list(field, 'a list of paths relative to /workspace');
+  if (list === undefined) return undefined;
+  const paths: string[] = [];
+  for (const item of r.items(list, field)) {
+    const path = r.string(item);
+    if (path === undefined) continue;
+    const problem = checkArtifactPath(path);
+    if (problem === null) paths.push(path);
+    else r.error(item.at, item.path, problem);
+  }
+  return paths;
+}
+
+function lintStep(r: Reader, field: Field): StepDraft | undefined {
+  const map = r.map(field, 'a mapping with a "run" command (- run: make test)');
+  if (map === undefined) return undefined;
+  const fields = r.entries(map, field.path, STEP_KEYS);
+  const runField = given(fields, 'run');
+  if (runField === undefined) return void missing(r, fields, map, field.path, 'run', ': the command of the step');
+  const run = r.text(runField, false);
+  const step: Partial<StepDraft> = { run };
+  const name = given(fields, 'name');
+  if (name !== undefined) step.name = r.text(name);
+  const timeout = given(fields, 'timeout');
+  if (timeout !== undefined) step.timeoutMs = r.duration(timeout, MAX_TIMEOUT_MS, '7d');
+  const env = given(fields, 'env');
+  if (env !== undefined) step.env = lintEnv(r, env);
+  return run === undefined ? undefined : (step as StepDraft);
+}
+
+function lintSteps(r: Reader, field: Field): StepDraft[] | undefined {
+  const list = r.list(field, 'a list of steps, each with a "run" command');
+  if (list === undefined) return undefined;
+  if (list.items.length === 0) return void r.error(field.at, field.path, 'steps must list at least one step');
+  if (list.items.length > MAX_STEPS_PER_JOB) {
+    return void r.error(field.at, field.path, `a job may have at most ${MAX_STEPS_PER_JOB} steps, found ${list.items.length}`);
+  }
+  const steps = r.items(list, field).map((item) => lintStep(r, item));
+  return steps.every((s) => s !== undefined) ? steps : undefined;
+}
+
+function lintName(r: Reader, field: Field, names: Map<string, string>): string | undefined {
+  const name = r.string(field);
+  if (name === undefined) return undefined;
+  if (name.length === 0 || name.length > MAX_JOB_NAME_LENGTH) {
+    return void r.error(field.at, field.path, `name must be 1 to ${MAX_JOB_NAME_LENGTH} characters long, got ${name.length}`);
+  }
+  if (!JOB_NAME_PATTERN.test(name)) {
+    return void r.error(field.at, field.path, `name ${describe(field.node)} may contain only letters, digits, ".", "_" and "-"`);
+  }
+  const other = names.get(name);
+  if (other !== undefined) return void r.error(field.at, field.path, `duplicate job name "${name}": ${other} has it already`);
+  names.set(name, field.path.replace(/\.name$/, ''));
+  return name;
+}
+
+function lintJob(r: Reader, field: Field, names: Map<string, string>): JobDraft | undefined {
+  const map = r.map(field, 'a mapping with at least "name" and "steps"');
+  if (map === undefined) return undefined;
+  const errorsBefore = r.errorCount;
+  const path = field.path;
+  const fields = r.entries(map, path, JOB_KEYS);
+  const job: Partial<JobDraft> = { range: [map.range![0], map.range![1]], flow: map.flow === true };
+  const opt = (key: (typeof JOB_KEYS)[number]): Field | undefined => given(fields, key);
+
+  const nameField = opt('name');
+  if (nameField === undefined) missing(r, fields, map, path, 'name');
+  else job.name = lintName(r, nameField, names);
+
+  const schedule = opt('schedule');
+  if (schedule !== undefined) {
+    const text = r.string(schedule);
+    if (text !== undefined && text.trim() === '') r.error(schedule.at, schedule.path, 'schedule is empty; leave it out for a one-off job');
+    else if (text !== undefined) {
+      const parsed = parseSchedule(text);
+      if (parsed.ok) job.schedule = text.trim();
+      else r.error(schedule.at, schedule.path, `schedule: ${parsed.error}`);
+    }
+  }
+  const runOnce = opt('run_once');
+  if (runOnce !== undefined) {
+    job.runOnce = r.boolean(runOnce);
+    if (job.runOnce === true && schedule === undefined) {
+      r.warn(runOnce.at, runOnce.path, 'run_once has no effect without a schedule: a job without a schedule runs once anyway');
+    }
+  }
+  const timezone = opt('timezone');
+  if (timezone !== undefined) {
+    const tz = r.string(timezone);
+    if (tz !== undefined && isValidTimezone(tz.trim())) job.timezone = tz.trim();
+    else if (tz !== undefined) r.error(timezone.at, timezone.path, `unknown time zone "${tz}": use an IANA name such as Europe/Paris or UTC`);
+  }
+  const priority = opt('priority');
+  if (priority !== undefined) job.priority = lintPriority(r, priority);
+  const image = opt('image');
+  if (image !== undefined) {
+    job.image = r.text(image);
+    if (job.image !== undefined && /\s/.test(job.image)) r.error(image.at, image.path, 'image must not contain spaces');
+  }
+  const repository = opt('repository');
+  if (repository !== undefined) job.repository = lintRepository(r, repository);
+  const env = opt('env');
+  if (env !== undefined) job.env = lintEnv(r, env);
+  const secrets = opt('secrets');
+  if (secrets !== undefined) job.secrets = lintSecrets(r, secrets);
+  const timeout = opt('timeout');
+  if (timeout !== undefined) job.timeoutMs = r.duration(timeout, MAX_TIMEOUT_MS, '7d');
+  const concurrency = opt('concurrency');
+  if (concurrency !== undefined) job.concurrency = r.oneOf(concurrency, CONCURRENCY);
+  const misfire = opt('misfire');
+  if (misfire !== undefined) job.misfire = r.oneOf(misfire, MISFIRE);
+  const retries = opt('retries');
+  if (retries !== undefined) job.retries = r.integer(retries, 0, 10);
+  const network = opt('network');
+  if (network !== undefined) job.network = r.oneOf(network, NETWORK);
+  const resources = opt('resources');
+  if (resources !== undefined) job.resources = lintResources(r, resources);
+  const artifacts = opt('artifacts');
+  if (artifacts !== undefined) job.artifacts = lintArtifacts(r, artifacts);
+
+  const steps = opt('steps');
+  if (steps === undefined) missing(r, fields, map, path, 'steps', ': a list of steps, each with a "run" command');
+  else job.steps = lintSteps(r, steps);
+
+  return r.errorCount === errorsBefore ? (job as JobDraft) : undefined;
+}
+
+/**
+ * Checks the content of a parsed job file against the job file format (DESIGN.md section 2)
+ * and collects every problem, not just the first.
+ */
+export function lintJobFile(file: ParsedJobFile): LintResult {
+  const r = new Reader(file);
+  const jobs: JobDraft[] = [];
+  const root = r.field(file.document.contents, '', 'the top level', file.document.range[0]);
+  if (!isMap(root.node)) {
+    r.error(root.at, '', `the top level must be a mapping with a "jobs" list, got ${describe(root.node)}`);
+    return { jobs, diagnostics: r.diagnostics };
+  }
+  const fields = r.entries(root.node, '', ['jobs']);
+  const jobsField = given(fields, 'jobs');
+  if (jobsField === undefined) {
+    missing(r, fields, root.node, '', 'jobs', ': a list of jobs');
+    return { jobs, diagnostics: r.diagnostics };
+  }
+  const list = r.list(jobsField, 'a list of jobs');
+  if (list === undefined) return { jobs, diagnostics: r.diagnostics };
+  if (list.items.length === 0) r.error(jobsField.at, 'jobs', 'jobs must list at least one job');
+  else if (list.items.length > MAX_JOBS_PER_FILE) {
+    r.error(jobsField.at, 'jobs', `a file may hold at most ${MAX_JOBS_PER_FILE} jobs, found ${list.items.length}`);
+  } else {
+    const names = new Map<string, string>();
+    for (const item of r.items(list, jobsField)) {
+      const job = lintJob(r, item, names);
+      if (job !== undefined) jobs.push(job);
+    }
+  }
+  return { jobs, diagnostics: r.diagnostics };
+}

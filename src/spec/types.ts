@@ -1,0 +1,74 @@
+/**
+ * Plain data produced by the job-file pipeline (parse -> lint -> compile).
+ * Nothing here knows about Postgres, Docker or GraphQL.
+ */
+
+/** One problem found in a job file. Lines and columns are 1-based. */
+export interface Diagnostic {
+  line: number;
+  column: number;
+  /** Where in the document, e.g. `jobs[0].steps[1].run`; `` for the document itself. */
+  path: string;
+  message: string;
+  severity: 'error' | 'warning';
+}
+
+export type ConcurrencyPolicy = 'skip' | 'queue' | 'replace';
+export type MisfirePolicy = 'skip' | 'run_once' | 'run_all';
+export type NetworkMode = 'none' | 'bridge';
+
+/** One step of a job, normalized. */
+export interface StepSpec {
+  /** Defaults to the command itself when the file gives no name. */
+  name: string;
+  run: string;
+  /** null = bounded only by the job's timeout. */
+  timeoutMs: number | null;
+  env: Record<string, string>;
+}
+
+/** One job of a file, validated and normalized with every default filled in. */
+export interface JobSpec {
+  name: string;
+  /** The schedule as written (trimmed); null = one-off, run as soon as possible. */
+  schedule: string | null;
+  runOnce: boolean;
+  /** IANA zone name; `UTC` by default. */
+  timezone: string;
+  /** 0..10, higher runs first; `low`=2, `normal`=5, `high`=8. */
+  priority: number;
+  /** null = the server's default image. */
+  image: string | null;
+  repository: { url: string; ref: string } | null;
+  env: Record<string, string>;
+  secrets: string[];
+  timeoutMs: number;
+  concurrency: ConcurrencyPolicy;
+  misfire: MisfirePolicy;
+  retries: number;
+  network: NetworkMode;
+  resources: { cpus: number | null; memoryBytes: number | null };
+  artifacts: string[];
+  steps: StepSpec[];
+  /** This job's own YAML text, as the user wrote it (for `Job.spec`). */
+  source: string;
+}
+
+/** Outcome of checking a whole file: either every job, or every diagnostic. */
+export type JobFileResult =
+  | { ok: true; jobs: JobSpec[]; warnings: Diagnostic[] }
+  | { ok: false; diagnostics: Diagnostic[] };
+
+/** What the runner executes: a job with the server's defaults applied. */
+export interface ExecutionPlan {
+  image: string;
+  workdir: string;
+  env: Record<string, string>;
+  secrets: string[];
+  network: NetworkMode;
+  resources: { cpus: number | null; memoryBytes: number | null };
+  timeoutMs: number;
+  repository: { url: string; ref: string } | null;
+  artifacts: string[];
+  steps: Array<{ index: number; name: string; run: string; timeoutMs: number | null; env: Record<string, string> }>;
+}
