@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { assertValidKey, ObjectNotFoundError, type ArtifactStore } from './ArtifactStore.js';
+
+/**
+ * An ArtifactStore in a local directory: key `a/b.log` is the file `<dir>/a/b.log`.
+ * Readers never see a partial object: each put writes a temporary file beside the target
+ * and renames it into place.
+ */
+export class FilesystemStore implements ArtifactStore {
+  readonly description: string;
+  private readonly root: string;
+
+  constructor(dir: string) {
+    this.root = path.resolve(dir);
+    this.description = `file://${this.root}`;
+  }
+
+  async put(key: string, body: Buffer | string | Readable, _opts?: { contentType?: string }): Promise<{ key: string; size: number }> {
+    const target = this.pathOf(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    // Dot-prefixed and random, so it cannot collide with a concurrent put of the same key.
+    const temp = path.join(path.dirname(target), `.${path.basename(target)}.${randomUUID()}.tmp`);
+    try {
+      if (typeof body === 'string' || body instanceof Uint8Array) {
+        await writeFile(temp, body, { flag: 'wx' });
+      } else {
+        await pipeline(body, createWriteStream(temp, { flags: 'wx' }));
+      }
+      const { size } = await stat(temp);
+      await rename(temp, target);
+      return { key, size };
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+  }
+
+  async get(key: string): Promise<Buffer> {
+    try {
+      return await readFile(this.pathOf(key));
+    } catch (err) {
+      throw notFoundOr(err, key);
+    }
+  }
+
+  async getStream(key: string): Promise<Readable> {
+    // Opening first turns a missing file into ObjectNotFoundError here, not as a stream error later.
+    let handle;
+    try {
+      handle = await open(this.pathOf(key), 'r');
+      if (!(await handle.stat()).isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+    } catch (err) {
+      await handle?.close();
+      throw notFoundOr(err, key);
+    }
+    return handle.createReadStream();
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      return (await stat(this.pathOf(key))).isFile();
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.pathOf(key));
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
+  }
+
+  async url(key: string, _expiresInSec?: number): Promise<string | null> {
+    assertValidKey(key);
+    return null;
+  }
+
+  /** Creates the directory if needed and proves it writable by writing a probe file. */
+  async check(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    const probe = path.join(this.root, `.kiln-check-${randomUUID()}`);
+    try {
+      await writeFile(probe, '', { flag: 'wx' });
+    } catch (err) {
+      throw new Error(`artifact directory ${this.root} is not writable: ${(err as Error).message}`);
+    }
+    await rm(probe, { force: true });
+  }
+
+  private pathOf(key: string): string {
+    assertValidKey(key);
+    return path.join(this.root, ...key.split('/'));
+  }
+}
+
+/** ENOENT, or a key that names a directory or passes through a file: no such object. */
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
+}
+
+function notFoundOr(err: unknown, key: string): unknown {
+  return isMissing(err) ? new ObjectNotFoundError(key) : err;
+}
