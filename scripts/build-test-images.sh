@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Builds the local Docker images Kiln's tests run, with no registry: each image is a root
+# filesystem assembled on this machine and fed to `docker import`.
+#
+# Idempotent and fast: the root filesystem is packed into a reproducible tarball (sorted
+# names, fixed mtimes and owners), and its sha256 is stored as the image label
+# `kiln.test-image.digest`. When the tagged image already carries that digest, nothing is
+# imported. Any change of content (busybox upgrade, new file) rebuilds the image.
+#
+# Adding an image: write `rootfs_<name> DIR` (fill DIR, may print extra `--change` lines
+# via IMPORT_CHANGES) and add "<name> <tag>" to TEST_IMAGES below.
+#
+# Environment:
+#   KILN_BUSYBOX   path to a statically linked busybox (default: Debian's busybox-static)
+#   DOCKER         docker CLI to use (default: docker)
+set -euo pipefail
+umask 022
+
+# name  tag
+TEST_IMAGES=(
+  "busybox kiln-test/busybox:latest"
+)
+
+DOCKER=${DOCKER:-docker}
+DIGEST_LABEL=kiln.test-image.digest
+# One epoch for every file, so the same content always packs into the same bytes.
+EPOCH=@0
+
+log() { printf 'build-test-images: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kiln-test-images.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+# Prints the path of a statically linked busybox. Debian's busybox-static ships one at
+# /bin/busybox; the dynamic `busybox` package conflicts with it, so its presence is proof.
+find_static_busybox() {
+  if [[ -n ${KILN_BUSYBOX:-} ]]; then
+    [[ -x $KILN_BUSYBOX ]] || die "KILN_BUSYBOX=$KILN_BUSYBOX is not executable"
+    printf '%s\n' "$KILN_BUSYBOX"
+    return
+  fi
+  if [[ $(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null) == "install ok installed" ]]; then
+    printf '%s\n' /bin/busybox
+    return
+  fi
+  log "busybox-static is not installed; fetching the package with apt-get download"
+  local dl="$WORK/deb"
+  mkdir -p "$dl"
+  (cd "$dl" && apt-get download busybox-static >&2) \
+    || die "cannot get busybox-static: install it (apt-get install -y busybox-static) or set KILN_BUSYBOX"
+  dpkg-deb -x "$dl"/busybox-static_*.deb "$dl/x"
+  printf '%s\n' "$dl/x/bin/busybox"
+}
+
+# Minimal POSIX userland: busybox with an applet symlink per command (what
+# `busybox --install -s` would create), the directories steps rely on, and two users.
+rootfs_busybox() {
+  local dir=$1 bb
+  bb=$(find_static_busybox)
+  mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,etc,root,workspace,tmp,proc,sys,dev}
+  chmod 1777 "$dir/tmp"
+  chmod 700 "$dir/root"
+  install -m 755 "$bb" "$dir/bin/busybox"
+  local applet
+  while IFS= read -r applet; do
+    [[ $applet == linuxrc || -e $dir/$applet ]] && continue
+    ln -s /bin/busybox "$dir/$applet"
+  done < <("$dir/bin/busybox" --list-full)
+  [[ -L $dir/bin/sh ]] || die "busybox at $bb has no sh applet"
+  cat >"$dir/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+  cat >"$dir/etc/group" <<'EOF'
+root:x:0:
+nobody:x:65534:
+EOF
+  IMPORT_CHANGES=(
+    'CMD ["sh"]'
+    'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+  )
+}
+
+# Builds one image unless the tag already holds the same content.
+build_image() {
+  local name=$1 tag=$2
+  local dir="$WORK/$name/rootfs" tarball="$WORK/$name/rootfs.tar"
+  mkdir -p "$dir"
+  IMPORT_CHANGES=()
+  "rootfs_$name" "$dir"
+  tar --create --file="$tarball" --directory="$dir" \
+    --sort=name --mtime="$EPOCH" --owner=0 --group=0 --numeric-owner .
+  local digest current
+  digest=$(sha256sum "$tarball" | cut -d' ' -f1)
+  current=$("$DOCKER" image inspect --format "{{ index .Config.Labels \"$DIGEST_LABEL\" }}" "$tag" 2>/dev/null || true)
+  if [[ $current == "$digest" ]]; then
+    log "$tag is up to date"
+    return
+  fi
+  local args=() change
+  for change in "${IMPORT_CHANGES[@]}"; do args+=(--change "$change"); done
+  args+=(--change "LABEL $DIGEST_LABEL=$digest")
+  "$DOCKER" import "${args[@]}" "$tarball" "$tag" >/dev/null
+  # Smoke test: the image starts and its shell runs, with no network.
+  local out
+  out=$("$DOCKER" run --rm --network none "$tag" sh -c 'echo ok') \
+    || die "$tag was imported but does not run"
+  [[ $out == ok ]] || die "$tag smoke test printed '$out' instead of 'ok'"
+  log "built $tag ($digest)"
+}
+
+main() {
+  "$DOCKER" info >/dev/null 2>&1 \
+    || die "the Docker engine is not reachable (is dockerd running? DOCKER_HOST=${DOCKER_HOST:-unset})"
+  local entry
+  for entry in "${TEST_IMAGES[@]}"; do
+    # shellcheck disable=SC2086 # "name tag" splits on purpose
+    build_image $entry
+  done
+}
+
+main "$@"

@@ -1,0 +1,82 @@
+import Dockerode from 'dockerode';
+import type { ContainerSpec, OutputSink, OutputStream } from '../../src/runner/types.js';
+
+/** The image scripts/build-test-images.sh builds: static busybox, /workspace, /tmp, no registry. */
+export const TEST_IMAGE = 'kiln-test/busybox:latest';
+
+/** Every container a test creates carries this label, so leftovers can be found and removed. */
+export const TEST_LABEL = 'kiln.test';
+
+/**
+ * Returns a client for the engine the tests use (dockerode defaults: DOCKER_HOST, else the
+ * local socket) once it answers and holds TEST_IMAGE. Throws otherwise: a test that needs
+ * Docker fails when Docker is missing, it never skips.
+ */
+export async function requireDocker(): Promise<Dockerode> {
+  const docker = new Dockerode();
+  const where = process.env.DOCKER_HOST ?? 'the local socket /var/run/docker.sock';
+  try {
+    await (docker.ping.bind(docker) as (opts: { abortSignal: AbortSignal }) => Promise<unknown>)({
+      abortSignal: AbortSignal.timeout(5_000),
+    });
+  } catch (err) {
+    throw new Error(
+      `these tests need a Docker engine, and none answers at ${where}: ${(err as Error).message}. ` +
+        'Start one (see .ci/run: dockerd --bridge=none --iptables=false --ip6tables=false).',
+      { cause: err },
+    );
+  }
+  try {
+    await docker.getImage(TEST_IMAGE).inspect();
+  } catch (err) {
+    throw new Error(`the test image ${TEST_IMAGE} is missing: run scripts/build-test-images.sh`, { cause: err });
+  }
+  return docker;
+}
+
+/** A ContainerSpec for TEST_IMAGE with network none and small limits; `overrides` win. */
+export function testContainerSpec(overrides: Partial<ContainerSpec> = {}): ContainerSpec {
+  return {
+    image: TEST_IMAGE,
+    env: {},
+    labels: { [TEST_LABEL]: 'true' },
+    network: 'none',
+    workdir: '/workspace',
+    memoryBytes: 256 * 1024 * 1024,
+    cpus: 1,
+    ...overrides,
+  };
+}
+
+/** Collects what an exec delivers, per stream, in arrival order. */
+export interface CapturedOutput {
+  sink: OutputSink;
+  chunks: Array<{ stream: OutputStream; data: Buffer }>;
+  /** Everything one stream delivered, decoded once at the end (so split characters survive). */
+  text(stream: OutputStream): string;
+}
+
+export function captureOutput(): CapturedOutput {
+  const chunks: CapturedOutput['chunks'] = [];
+  return {
+    chunks,
+    sink: (stream, data) => {
+      chunks.push({ stream, data });
+    },
+    text: (stream) =>
+      Buffer.concat(chunks.filter((c) => c.stream === stream).map((c) => c.data)).toString('utf8'),
+  };
+}
+
+/** Force-removes every container carrying TEST_LABEL (leftovers of an interrupted run). */
+export async function removeTestContainers(docker: Dockerode): Promise<void> {
+  const containers = await docker.listContainers({ all: true, filters: { label: [TEST_LABEL] } });
+  await Promise.all(
+    containers.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined),
+    ),
+  );
+}
