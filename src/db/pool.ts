@@ -1,0 +1,14 @@
+import pg from 'pg';
+
+/**
+ * A pg.Pool for graphile-worker and Kiln's own plain-SQL paths. The `error` handler keeps an
+ * idle client's lost connection (Postgres restart, admin termination) from crashing the process;
+ * the pool replaces the client on next use.
+ */
+export function createPool(connectionString: string, max = 10): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max, idleTimeoutMillis: 30_000 });
+  pool.on('error', (err) => {
+    process.emitWarning(`postgres pool: idle client error: ${err.message}`);
+  });
+  return pool;
+}

@@ -1,0 +1,64 @@
+import { OptionalProps } from '@mikro-orm/core';
+import { Entity, Index, PrimaryKey, Property, Unique } from '@mikro-orm/decorators/legacy';
+import { randomUUID } from 'node:crypto';
+import type { JobSpec } from '../spec/types.js';
+
+/** A job as its owner submitted it; one row per (owner, name). */
+@Entity({ tableName: 'jobs' })
+@Unique({ name: 'jobs_owner_name_unique', properties: ['owner', 'name'] })
+@Index({ name: 'jobs_next_run_at_index', properties: ['nextRunAt'] })
+export class Job {
+  [OptionalProps]?: 'id' | 'paused' | 'nextRunAt' | 'executionCount' | 'createdAt' | 'updatedAt' | 'scheduleAnchor';
+
+  @PrimaryKey({ type: 'uuid' })
+  id: string = randomUUID();
+
+  /** `sub` of the token that submitted it. */
+  @Property({ type: 'text' })
+  owner!: string;
+
+  @Property({ type: 'text' })
+  name!: string;
+
+  /** The job's own YAML, as written. */
+  @Property({ type: 'text' })
+  spec!: string;
+
+  /** The validated, normalized job (spec/JobSpec). */
+  @Property({ type: 'json' })
+  definition!: JobSpec;
+
+  @Property({ type: 'text', nullable: true })
+  schedule!: string | null;
+
+  @Property({ type: 'text' })
+  timezone!: string;
+
+  @Property({ type: 'boolean' })
+  runOnce!: boolean;
+
+  /** 0..10, higher runs first. */
+  @Property({ type: 'smallint' })
+  priority!: number;
+
+  @Property({ type: 'boolean', default: false })
+  paused: boolean = false;
+
+  /** Next fire time; null for one-off jobs, paused jobs and run_once jobs already fired. */
+  @Property({ type: 'timestamptz', nullable: true })
+  nextRunAt: Date | null = null;
+
+  /** `@every` intervals count from here: the job's creation or its last schedule change. */
+  @Property({ type: 'timestamptz' })
+  scheduleAnchor: Date = new Date();
+
+  /** Executions created so far; the next one gets `executionCount + 1` as its number. */
+  @Property({ type: 'integer', default: 0 })
+  executionCount: number = 0;
+
+  @Property({ type: 'timestamptz' })
+  createdAt: Date = new Date();
+
+  @Property({ type: 'timestamptz', onUpdate: () => new Date() })
+  updatedAt: Date = new Date();
+}

@@ -1,0 +1,38 @@
+/** Lifecycle of an execution: QUEUED -> RUNNING -> one of the four final states. */
+export enum ExecutionStatus {
+  QUEUED = 'QUEUED',
+  RUNNING = 'RUNNING',
+  SUCCEEDED = 'SUCCEEDED',
+  FAILED = 'FAILED',
+  CANCELLED = 'CANCELLED',
+  TIMED_OUT = 'TIMED_OUT',
+}
+
+export const FINAL_STATUSES: ReadonlySet<ExecutionStatus> = new Set([
+  ExecutionStatus.SUCCEEDED,
+  ExecutionStatus.FAILED,
+  ExecutionStatus.CANCELLED,
+  ExecutionStatus.TIMED_OUT,
+]);
+
+/** Why an execution exists. */
+export enum ExecutionTrigger {
+  SCHEDULE = 'SCHEDULE',
+  MANUAL = 'MANUAL',
+  SUBMIT = 'SUBMIT',
+  RETRY = 'RETRY',
+}
+
+export enum StepStatus {
+  PENDING = 'PENDING',
+  RUNNING = 'RUNNING',
+  SUCCEEDED = 'SUCCEEDED',
+  FAILED = 'FAILED',
+  SKIPPED = 'SKIPPED',
+}
+
+export enum LogStream {
+  STDOUT = 'STDOUT',
+  STDERR = 'STDERR',
+  SYSTEM = 'SYSTEM',
+}

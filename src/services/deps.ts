@@ -1,0 +1,12 @@
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { Orm } from '../db/orm.js';
+import type { ArtifactStore } from '../storage/ArtifactStore.js';
+
+/** What the use cases need; built once in the composition root. */
+export interface Deps {
+  orm: Orm;
+  pool: pg.Pool;
+  store: ArtifactStore;
+  config: Readonly<Config>;
+}

@@ -1,0 +1,32 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Execution, Job } from '../entities/index.js';
+import { decodeCursor, pageSize, toPage, type Page } from './paging.js';
+import { upcomingRuns } from './schedules.js';
+import { ValidationError } from '../errors.js';
+
+/** The owner's jobs ordered by name, keyset-paginated on the name (unique per owner). */
+export async function listJobs(em: EntityManager, owner: string, first?: number | null, after?: string | null): Promise<Page<Job>> {
+  const size = pageSize(first);
+  const where: Record<string, unknown> = { owner };
+  if (after) {
+    const [name] = decodeCursor(after, ['string']) as [string];
+    where.name = { $gt: name };
+  }
+  const rows = await em.find(Job, where, { orderBy: { name: 'asc' }, limit: size + 1 });
+  return toPage(rows, size, (j) => [j.name]);
+}
+
+/** The job's newest execution, or null. */
+export async function lastExecutionOf(em: EntityManager, job: Job): Promise<Execution | null> {
+  return em.findOne(Execution, { job }, { orderBy: { createdAt: 'desc', id: 'desc' } });
+}
+
+export const MAX_NEXT_RUNS = 100;
+
+/** `Job.nextRuns(count)`: upcoming fire times, none while paused. */
+export function nextRunsOf(job: Job, count: number | null | undefined, now = new Date()): Date[] {
+  const n = count ?? 5;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_NEXT_RUNS) throw new ValidationError(`count must be between 1 and ${MAX_NEXT_RUNS}`);
+  if (job.paused) return [];
+  return upcomingRuns(job, now, n);
+}
