@@ -1,0 +1,134 @@
+import 'reflect-metadata';
+import path from 'node:path';
+import type pg from 'pg';
+import { loadOrCreateLocalSecret } from './auth/localSecret.js';
+import type { AuthConfig } from './auth/types.js';
+import { createVerifier } from './auth/verifier.js';
+import { localAuth, type Config } from './config.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
+import { createOrm, migrateOrm, type Orm } from './db/orm.js';
+import { createPool } from './db/pool.js';
+import { startHttp, type HttpRole } from './http/server.js';
+import { migrateQueue } from './queue/queue.js';
+import { buildKilnSchema } from './resolvers/schema.js';
+import { DockerBackend } from './runner/docker/docker.js';
+import { NoopBackend } from './runner/noop.js';
+import type { ContainerBackend } from './runner/types.js';
+import type { Deps } from './services/deps.js';
+import type { ArtifactStore } from './storage/ArtifactStore.js';
+import { createArtifactStore } from './storage/createArtifactStore.js';
+import { startWorker, type WorkerRole } from './worker/worker.js';
+
+export interface KilnOptions {
+  config: Readonly<Config>;
+  api: boolean;
+  worker: boolean;
+  log: (message: string) => void;
+  /** Replaces the configured store (tests). */
+  store?: ArtifactStore;
+  /** Replaces the configured container backend (tests). */
+  backend?: ContainerBackend;
+}
+
+/** A running Kiln process with its roles. */
+export interface Kiln {
+  deps: Deps;
+  auth: AuthConfig | null;
+  http: HttpRole | null;
+  worker: WorkerRole | null;
+  stop(): Promise<void>;
+}
+
+/** Arbitrary constant: serialises migrations of processes that start together. */
+const MIGRATION_LOCK_KEY = 0x6b696c6d;
+
+async function migrate(pool: pg.Pool, orm: Orm): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await migrateOrm(orm);
+    await migrateQueue(pool);
+  } finally {
+    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => {});
+    client.release();
+  }
+}
+
+/** Local mode with the data directory's secret when no auth is configured (first run needs no set-up). */
+async function resolveAuth(config: Readonly<Config>, log: (m: string) => void): Promise<AuthConfig> {
+  if (config.auth !== null) return config.auth;
+  const { secret, created } = await loadOrCreateLocalSecret(config.dataDir);
+  if (created) log(`created a local token secret in ${config.dataDir}`);
+  log(`local auth: mint a token with \`KILN_DATA_DIR=${config.dataDir} npx kiln token <user>\``);
+  return localAuth(secret);
+}
+
+/**
+ * The composition root: database (embedded when DATABASE_URL is unset), migrations, store,
+ * then the API and/or worker roles. Stops in reverse order.
+ */
+export async function startKiln(opts: KilnOptions): Promise<Kiln> {
+  const { config, log } = opts;
+  let embedded: EmbeddedDatabase | null = null;
+  let databaseUrl = config.databaseUrl;
+  if (databaseUrl === null) {
+    embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort, log);
+    databaseUrl = embedded.url;
+    log(`embedded Postgres on 127.0.0.1:${config.embeddedPgPort} (data in ${config.dataDir})`);
+  }
+  const pool = createPool(databaseUrl, config.workerConcurrency + 10);
+  const orm = await createOrm(databaseUrl);
+  const stops: Array<() => Promise<void>> = [
+    async () => embedded?.stop(),
+    async () => void (await pool.end()),
+    () => orm.close(),
+  ];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((err: Error) => log(`shutdown: ${err.message}`));
+  };
+  try {
+    await migrate(pool, orm);
+    const store =
+      opts.store ??
+      createArtifactStore(
+        config.s3
+          ? { kind: 's3', bucket: config.s3.bucket, endpoint: config.s3.endpoint ?? undefined, region: config.s3.region, forcePathStyle: config.s3.forcePathStyle }
+          : { kind: 'filesystem', dir: path.join(config.dataDir, 'artifacts') },
+      );
+    const deps: Deps = { orm, pool, store, config };
+    const backend = opts.backend ?? (config.executor === 'noop' ? new NoopBackend() : new DockerBackend());
+
+    let worker: WorkerRole | null = null;
+    if (opts.worker) {
+      worker = await startWorker({
+        orm, pool, store, backend, log,
+        workerId: config.workerId,
+        concurrency: config.workerConcurrency,
+        pollIntervalMs: config.pollIntervalMs,
+        defaultImage: config.defaultImage,
+      });
+      stops.push(() => worker!.stop());
+      log(`worker ${config.workerId} running up to ${config.workerConcurrency} executions at once (${config.executor} executor)`);
+    }
+
+    let http: HttpRole | null = null;
+    let auth: AuthConfig | null = null;
+    if (opts.api) {
+      auth = await resolveAuth(config, log);
+      http = await startHttp({
+        deps, log,
+        verifier: createVerifier(auth),
+        schema: await buildKilnSchema(),
+        host: config.host,
+        port: config.port,
+        readiness: opts.worker ? [{ name: 'docker', check: () => backend.ping() }] : [],
+      });
+      stops.push(() => http!.stop());
+      log(`GraphQL at ${http.url}/graphql, REST at ${http.url}/api/v1`);
+    }
+    return { deps, auth, http, worker, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,137 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { expressMiddleware } from '@as-integrations/express5';
+import express from 'express';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { TokenVerifier } from '../auth/types.js';
+import { bearerToken } from '../auth/token.js';
+import { DomainError } from '../errors.js';
+import { buildContext, type Context } from '../resolvers/context.js';
+import { formatError } from '../resolvers/formatError.js';
+import type { Deps } from '../services/deps.js';
+import { restRouter } from './rest.js';
+
+export interface HttpOptions {
+  deps: Deps;
+  verifier: TokenVerifier;
+  schema: GraphQLSchema;
+  host: string;
+  port: number;
+  log: (message: string) => void;
+  /** Extra readiness checks (e.g. the Docker engine when the worker runs in this process). */
+  readiness?: Array<{ name: string; check: () => Promise<void> }>;
+}
+
+export interface HttpRole {
+  url: string;
+  port: number;
+  server: Server;
+  stop(): Promise<void>;
+}
+
+/** A context failure (no or bad token) as the GraphQL error Apollo answers with HTTP 401. */
+function contextError(err: unknown): GraphQLError {
+  if (err instanceof DomainError) {
+    return new GraphQLError(err.message, { extensions: { code: err.code, http: { status: err.httpStatus } } });
+  }
+  return new GraphQLError('internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+}
+
+/**
+ * The API role: GraphQL over HTTP and graphql-ws on one path (`/graphql`), the REST routes under
+ * `/api/v1`, and health endpoints. Binds to `host:port` (port 0 picks a free one).
+ */
+export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
+  const { deps, verifier, schema, log } = opts;
+  const app = express();
+  app.disable('x-powered-by');
+  const httpServer = createServer(app);
+
+  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql' });
+  const wsCleanup = useServer<Record<string, unknown>, { principal?: Context['principal'] }>(
+    {
+      schema,
+      // Returning false closes the socket with 4403 Forbidden.
+      onConnect: async (ctx) => {
+        const token = bearerToken(typeof ctx.connectionParams?.authorization === 'string' ? ctx.connectionParams.authorization : undefined);
+        if (token === null) return false;
+        try {
+          ctx.extra.principal = await verifier.verify(token);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      context: (ctx) => ({ principal: ctx.extra.principal!, em: deps.orm.em.fork(), deps }),
+    },
+    wsServer,
+  );
+
+  const apollo = new ApolloServer<Context>({
+    schema,
+    formatError: (formatted, error) => formatError(formatted, error, log),
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      ApolloServerPluginLandingPageDisabled(),
+      { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
+    ],
+  });
+  await apollo.start();
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const checks: Array<{ name: string; check: () => Promise<void> }> = [
+      { name: 'postgres', check: async () => void (await deps.pool.query('select 1')) },
+      { name: 'store', check: () => deps.store.check() },
+      ...(opts.readiness ?? []),
+    ];
+    const results = await Promise.all(
+      checks.map(async (c) => {
+        try {
+          await c.check();
+          return [c.name, 'ok'] as const;
+        } catch (err) {
+          return [c.name, err instanceof Error ? err.message : String(err)] as const;
+        }
+      }),
+    );
+    const ready = results.every(([, r]) => r === 'ok');
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
+  });
+  app.use('/api/v1', restRouter(deps, verifier, log));
+  app.use(
+    '/graphql',
+    express.json({ limit: '1mb' }),
+    expressMiddleware(apollo, {
+      context: async ({ req }) => {
+        try {
+          return await buildContext(deps, verifier, req.headers.authorization);
+        } catch (err) {
+          throw contextError(err);
+        }
+      },
+    }),
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(opts.port, opts.host, () => resolve());
+  });
+  const port = (httpServer.address() as AddressInfo).port;
+  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    server: httpServer,
+    async stop() {
+      await apollo.stop();
+    },
+  };
+}

@@ -1,0 +1,93 @@
+import 'reflect-metadata';
+import { readLocalSecret } from './auth/localSecret.js';
+import { mintLocalToken } from './auth/token.js';
+import { startKiln } from './app.js';
+import { loadConfig, localAuth } from './config.js';
+import { ConfigError } from './errors.js';
+import { parseDuration } from './schedule/duration.js';
+import { printKilnSchema } from './resolvers/schema.js';
+
+const USAGE = `kiln: a CI/CD job scheduler
+
+usage:
+  kiln start            API and worker in one process (the default for a laptop or a small team)
+  kiln serve            the API only (GraphQL, REST)
+  kiln worker           the scheduler and runner only
+  kiln token <user> [--ttl 24h]   print a local-mode token for <user>
+  kiln schema           print the GraphQL schema (SDL)
+
+Configuration comes from the environment; see the README.`;
+
+const log = (message: string) => process.stderr.write(`${new Date().toISOString()} ${message}\n`);
+
+async function runRoles(api: boolean, worker: boolean): Promise<void> {
+  const kiln = await startKiln({ config: loadConfig(), api, worker, log });
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: shutting down`);
+    kiln.stop().then(
+      () => process.exit(0),
+      (err: Error) => {
+        log(`shutdown failed: ${err.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+async function token(args: string[]): Promise<void> {
+  const config = loadConfig();
+  if (config.production) throw new ConfigError('NODE_ENV', '`kiln token` is refused when NODE_ENV=production: tokens come from your identity provider');
+  const user = args.find((a) => !a.startsWith('--'));
+  if (!user) throw new Error('usage: kiln token <user> [--ttl 24h]');
+  const ttlIndex = args.indexOf('--ttl');
+  let ttlSeconds = 24 * 3600;
+  if (ttlIndex >= 0) {
+    const parsed = parseDuration(args[ttlIndex + 1] ?? '');
+    if (!parsed.ok) throw new Error(`--ttl: ${parsed.error}`);
+    ttlSeconds = Math.max(1, Math.round(parsed.value / 1000));
+  }
+  let auth = config.auth;
+  if (auth === null) {
+    const secret = await readLocalSecret(config.dataDir);
+    if (secret === null) throw new Error(`no local secret in ${config.dataDir}: set KILN_JWT_SECRET, or run \`kiln start\` once to create one`);
+    auth = localAuth(secret);
+  }
+  if (auth.mode !== 'local') throw new ConfigError('KILN_JWKS_URL', 'Kiln verifies tokens from your identity provider; it cannot mint them');
+  process.stdout.write((await mintLocalToken(auth, user, ttlSeconds)) + '\n');
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'start':
+      return runRoles(true, true);
+    case 'serve':
+      return runRoles(true, false);
+    case 'worker':
+      return runRoles(false, true);
+    case 'token':
+      return token(args);
+    case 'schema':
+      process.stdout.write(await printKilnSchema());
+      return;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return;
+    default:
+      process.stderr.write(`kiln: unknown command "${command}"\n\n${USAGE}\n`);
+      process.exitCode = 2;
+  }
+}
+
+main(process.argv.slice(2)).catch((err: Error) => {
+  process.stderr.write(`kiln: ${err instanceof ConfigError ? `configuration error: ${err.message}` : err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,81 @@
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Execution, Job } from '../entities/index.js';
+import { listExecutions } from '../services/executionQueries.js';
+import { findJob } from '../services/findOwned.js';
+import { deleteJob, pauseJob, resumeJob } from '../services/jobLifecycle.js';
+import { lastExecutionOf, listJobs, nextRunsOf } from '../services/jobQueries.js';
+import { submitJobs } from '../services/submitJobs.js';
+import { triggerJob } from '../services/triggerJob.js';
+import { toConnection } from './connection.js';
+import type { Context } from './context.js';
+import { ExecutionStatus } from './types/enums.js';
+import { ExecutionConnection, ExecutionType } from './types/execution.js';
+import { JobConnection, JobType, SubmitJobPayload } from './types/job.js';
+
+@Resolver(() => JobType)
+export class JobResolver {
+  @Query(() => JobType, { nullable: true, description: "One of the caller's jobs; null for an unknown id or another owner's." })
+  job(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Job | null> {
+    return findJob(ctx.em, ctx.principal.sub, id);
+  }
+
+  @Query(() => JobConnection, { description: "The caller's jobs, ordered by name." })
+  async jobs(
+    @Arg('first', () => Int, { nullable: true }) first: number | null,
+    @Arg('after', () => String, { nullable: true }) after: string | null,
+    @Ctx() ctx: Context,
+  ) {
+    return toConnection(await listJobs(ctx.em, ctx.principal.sub, first, after));
+  }
+
+  @Mutation(() => SubmitJobPayload, { description: 'Creates or updates every job of a YAML file; one-off jobs are queued at once.' })
+  async submitJob(@Arg('spec') spec: string, @Ctx() ctx: Context) {
+    return { jobs: await submitJobs(ctx.deps, ctx.principal.sub, spec) };
+  }
+
+  @Mutation(() => ExecutionType, { description: 'Runs the job now.' })
+  triggerJob(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Execution> {
+    return triggerJob(ctx.deps, ctx.principal.sub, id);
+  }
+
+  @Mutation(() => JobType)
+  pauseJob(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Job> {
+    return pauseJob(ctx.deps, ctx.principal.sub, id);
+  }
+
+  @Mutation(() => JobType)
+  resumeJob(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Job> {
+    return resumeJob(ctx.deps, ctx.principal.sub, id);
+  }
+
+  @Mutation(() => Boolean)
+  deleteJob(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<boolean> {
+    return deleteJob(ctx.deps, ctx.principal.sub, id);
+  }
+
+  @FieldResolver(() => String, { description: 'The image the steps run in (the server default when the job names none).' })
+  image(@Root() job: Job, @Ctx() ctx: Context): string {
+    return job.definition.image ?? ctx.deps.config.defaultImage;
+  }
+
+  @FieldResolver(() => [Date], { description: 'The next fire times; empty when paused or one-off.' })
+  nextRuns(@Root() job: Job, @Arg('count', () => Int, { nullable: true, defaultValue: 5 }) count: number): Date[] {
+    return nextRunsOf(job, count);
+  }
+
+  @FieldResolver(() => ExecutionType, { nullable: true })
+  lastExecution(@Root() job: Job, @Ctx() ctx: Context): Promise<Execution | null> {
+    return lastExecutionOf(ctx.em, job);
+  }
+
+  @FieldResolver(() => ExecutionConnection, { description: 'Newest first.' })
+  async executions(
+    @Root() job: Job,
+    @Arg('first', () => Int, { nullable: true }) first: number | null,
+    @Arg('after', () => String, { nullable: true }) after: string | null,
+    @Arg('status', () => ExecutionStatus, { nullable: true }) status: ExecutionStatus | null,
+    @Ctx() ctx: Context,
+  ) {
+    return toConnection(await listExecutions(ctx.em, ctx.principal.sub, { jobId: job.id, status, first, after }));
+  }
+}

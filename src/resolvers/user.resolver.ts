@@ -1,0 +1,28 @@
+import { Arg, Ctx, Int, Query, Resolver } from 'type-graphql';
+import { previewSchedule } from '../services/schedules.js';
+import { validateJobFile } from '../services/submitJobs.js';
+import type { Context } from './context.js';
+import { User, ValidationResult } from './types/common.js';
+
+@Resolver()
+export class UserResolver {
+  @Query(() => User)
+  me(@Ctx() ctx: Context): User {
+    return { id: ctx.principal.sub };
+  }
+
+  @Query(() => ValidationResult, { description: 'Checks a job file without storing anything.' })
+  validateJobSpec(@Arg('spec') spec: string): ValidationResult {
+    const result = validateJobFile(spec);
+    return result.ok ? { valid: true, diagnostics: result.warnings } : { valid: false, diagnostics: result.diagnostics };
+  }
+
+  @Query(() => [Date], { description: 'The next fire times of a schedule, computed as the scheduler would.' })
+  schedulePreview(
+    @Arg('schedule') schedule: string,
+    @Arg('timezone', () => String, { nullable: true }) timezone: string | null,
+    @Arg('count', () => Int, { nullable: true }) count: number | null,
+  ): Date[] {
+    return previewSchedule(schedule, timezone, count);
+  }
+}
