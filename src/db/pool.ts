@@ -10,5 +10,10 @@ export function createPool(connectionString: string, max = 10): pg.Pool {
   pool.on('error', (err) => {
     process.emitWarning(`postgres pool: idle client error: ${err.message}`);
   });
+  // A checked-out client whose connection dies emits 'error' on itself; unhandled, that would
+  // crash the process instead of failing the query in flight.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => process.emitWarning(`postgres client error: ${err.message}`));
+  });
   return pool;
 }
