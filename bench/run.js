@@ -1,16 +1,20 @@
 #!/usr/bin/env node
-// Entry point of `npm run bench -- <name>`: each benchmark prints Kiln's figure beside its
-// anchor's from the same run. Benchmarks register here as they are written.
-const BENCHMARKS = {};
+// Entry point of `npm run bench -- <name>`. Each benchmark is bench/<name>.ts, compiled to
+// dist/bench/<name>.js, exporting `main(args)`; it prints Kiln's figure beside its anchor's
+// (raw graphile-worker, pg-boss, BullMQ, raw `docker run`) from the same run, as a ratio.
+const BENCHMARKS = {
+  // name: 'what it measures',
+};
 
-const name = process.argv[2];
+const [name, ...args] = process.argv.slice(2);
 if (!name) {
-  const names = Object.keys(BENCHMARKS);
-  console.log(names.length === 0 ? 'no benchmarks yet' : `benchmarks: ${names.join(', ')}`);
+  const names = Object.entries(BENCHMARKS);
+  console.log(names.length === 0 ? 'no benchmarks yet' : names.map(([n, d]) => `${n}\t${d}`).join('\n'));
   process.exit(0);
 }
 if (!(name in BENCHMARKS)) {
   console.error(`unknown benchmark "${name}"; known: ${Object.keys(BENCHMARKS).join(', ') || 'none'}`);
   process.exit(2);
 }
-await BENCHMARKS[name]();
+const mod = await import(new URL(`../dist/bench/${name}.js`, import.meta.url).href);
+await mod.main(args);

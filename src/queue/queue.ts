@@ -34,14 +34,6 @@ export async function enqueueRun(em: EntityManager, executionId: string, kilnPri
   );
 }
 
-/** Queues archiving of an execution's log; graphile-worker retries it with backoff until the store answers. */
-export async function enqueueArchive(em: EntityManager, executionId: string): Promise<void> {
-  await em.execute(
-    `select graphile_worker.add_job(?, json_build_object('executionId', ?::text), job_key => ?, max_attempts => 25)`,
-    [TASKS.archiveLog, executionId, `archive:${executionId}`],
-  );
-}
-
 /**
  * Drops the queued run of an execution (or, when a worker already holds it, stops it from
  * being retried). The execution's own status is what the runner checks before starting.
