@@ -21,7 +21,8 @@ export interface ArtifactRecord {
 export class Execution {
   [OptionalProps]?:
     | 'id' | 'status' | 'attempt' | 'scheduledFor' | 'queuedAt' | 'startedAt' | 'finishedAt' | 'exitCode'
-    | 'error' | 'logKey' | 'lastSeq' | 'workerId' | 'cancelRequestedAt' | 'artifacts' | 'createdAt' | 'retryOf';
+    | 'error' | 'logKey' | 'lastSeq' | 'workerId' | 'cancelRequestedAt' | 'artifacts' | 'createdAt' | 'retryOf'
+    | 'leaseExpiresAt' | 'retryNumber';
 
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
@@ -92,6 +93,17 @@ export class Execution {
   /** For RETRY executions: the first execution of the chain. */
   @Property({ type: 'uuid', nullable: true })
   retryOf: string | null = null;
+
+  /** 0 for a first run, n for the n-th retry of `retryOf`. */
+  @Property({ type: 'integer', default: 0 })
+  retryNumber: number = 0;
+
+  /**
+   * While RUNNING: until when the worker's claim holds. The worker renews it by heartbeat; once
+   * it passes, the execution is re-queued as its next attempt and the old worker is fenced.
+   */
+  @Property({ type: 'timestamptz', nullable: true })
+  leaseExpiresAt: Date | null = null;
 
   @Property({ type: 'timestamptz' })
   createdAt: Date = new Date();

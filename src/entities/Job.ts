@@ -1,12 +1,11 @@
 import { OptionalProps } from '@mikro-orm/core';
-import { Entity, Index, PrimaryKey, Property, Unique } from '@mikro-orm/decorators/legacy';
+import { Entity, PrimaryKey, Property, Unique } from '@mikro-orm/decorators/legacy';
 import { randomUUID } from 'node:crypto';
 import type { JobSpec } from '../spec/types.js';
 
 /** A job as its owner submitted it; one row per (owner, name). */
 @Entity({ tableName: 'jobs' })
 @Unique({ name: 'jobs_owner_name_unique', properties: ['owner', 'name'] })
-@Index({ name: 'jobs_next_run_at_index', properties: ['nextRunAt'] })
 export class Job {
   [OptionalProps]?: 'id' | 'paused' | 'nextRunAt' | 'executionCount' | 'createdAt' | 'updatedAt' | 'scheduleAnchor';
 
@@ -44,7 +43,11 @@ export class Job {
   @Property({ type: 'boolean', default: false })
   paused: boolean = false;
 
-  /** Next fire time; null for one-off jobs, paused jobs and run_once jobs already fired. */
+  /**
+   * The scheduler's cursor: the next fire time not yet recorded in the tick ledger. It keeps
+   * moving while the job is paused (those fire times are recorded PAUSED); the API shows null
+   * then. Null for one-off jobs and run_once jobs that have had their fire time.
+   */
   @Property({ type: 'timestamptz', nullable: true })
   nextRunAt: Date | null = null;
 

@@ -36,3 +36,11 @@ export enum LogStream {
   STDERR = 'STDERR',
   SYSTEM = 'SYSTEM',
 }
+
+/** What became of one scheduled fire time of a job (the tick ledger). */
+export enum TickOutcome {
+  FIRED = 'FIRED',
+  SKIPPED_OVERLAP = 'SKIPPED_OVERLAP',
+  MISSED = 'MISSED',
+  PAUSED = 'PAUSED',
+}

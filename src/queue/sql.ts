@@ -1,5 +1,38 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { CompiledQuery, type Transaction } from 'kysely';
+import type pg from 'pg';
+
 /**
- * Queue operations as plain SQL with positional parameters, for code that holds a pg client
- * rather than an EntityManager. The task names match queue.ts.
+ * A way to run one SQL statement with `$n` parameters (arrays passed natively) inside whatever
+ * transaction the caller holds: the ORM's, or a pg client's. Queue operations take one, so the
+ * same code serves the API (ORM) and the scheduler (plain pg, in batches).
  */
-export const enqueueArchiveSql = `select graphile_worker.add_job('kiln_archive_log', json_build_object('executionId', $1::text), job_key => 'archive:' || $1, max_attempts => 25)`;
+export type Sql = <R = Record<string, any>>(text: string, params?: unknown[]) => Promise<R[]>;
+
+/** Statements on a pg pool or checked-out client. */
+export function sqlOfPg(client: pg.Pool | pg.PoolClient): Sql {
+  return async (text, params = []) => (await client.query(text, params)).rows;
+}
+
+/** Statements in the ORM transaction `em` is in (call inside `em.transactional`). */
+export function sqlOfEm(em: EntityManager): Sql {
+  const trx = em.getTransactionContext<Transaction<unknown>>();
+  if (!trx) throw new Error('sqlOfEm needs an EntityManager inside a transaction');
+  return async (text, params = []) => (await trx.executeQuery(CompiledQuery.raw(text, params as unknown[]))).rows as never;
+}
+
+/** Runs `fn` in a transaction on one pool client. */
+export async function inTransaction<T>(pool: pg.Pool, fn: (sql: Sql, client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    const result = await fn(sqlOfPg(client), client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}

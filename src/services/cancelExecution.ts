@@ -1,32 +1,26 @@
 import { LockMode } from '@mikro-orm/core';
-import { Execution, ExecutionStatus, FINAL_STATUSES, StepStatus, ExecutionStep } from '../entities/index.js';
+import { Execution, FINAL_STATUSES } from '../entities/index.js';
 import { NotFoundError } from '../errors.js';
-import { dequeueRun } from '../queue/queue.js';
+import { cancelExecutions } from '../queue/executionQueue.js';
+import { sqlOfEm } from '../queue/sql.js';
 import type { Deps } from './deps.js';
 import { isUuid } from './paging.js';
 
 /**
- * Cancels an execution. A queued one ends CANCELLED at once; for a running one the request is
- * recorded and the worker running it stops the container and ends it CANCELLED. A finished
- * execution is returned unchanged.
+ * Cancels an execution. A queued one ends CANCELLED at once (the runner claims with a
+ * QUEUED -> RUNNING compare-and-set, so no worker can start it after this commits); for a
+ * running one the request is recorded and announced on `kiln_cancel`, and the worker running it
+ * stops the container and ends it CANCELLED. A finished execution is returned unchanged.
  */
 export async function cancelExecution(deps: Deps, owner: string, executionId: string): Promise<Execution> {
-  return deps.orm.em.fork().transactional(async (em) => {
+  const em = deps.orm.em.fork();
+  const id = await em.transactional(async (tem) => {
     const execution = isUuid(executionId)
-      ? await em.findOne(Execution, { id: executionId, owner }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+      ? await tem.findOne(Execution, { id: executionId, owner }, { lockMode: LockMode.PESSIMISTIC_WRITE })
       : null;
     if (execution === null) throw new NotFoundError('execution', executionId);
-    if (FINAL_STATUSES.has(execution.status)) return execution;
-    execution.cancelRequestedAt ??= new Date();
-    if (execution.status === ExecutionStatus.QUEUED) {
-      // The runner claims an execution with a QUEUED -> RUNNING compare-and-set, so once this
-      // commits no worker can start it, even if it already holds the queue entry.
-      await dequeueRun(em, execution.id);
-      execution.status = ExecutionStatus.CANCELLED;
-      execution.finishedAt = new Date();
-      execution.error = 'cancelled before it started';
-      await em.nativeUpdate(ExecutionStep, { execution, status: StepStatus.PENDING }, { status: StepStatus.SKIPPED });
-    }
-    return execution;
+    if (!FINAL_STATUSES.has(execution.status)) await cancelExecutions(sqlOfEm(tem), [execution.id], 'cancelled by its owner');
+    return execution.id;
   });
+  return em.fork().findOneOrFail(Execution, { id });
 }

@@ -1,40 +1,20 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Execution, ExecutionStep, ExecutionTrigger, Job } from '../entities/index.js';
-import { enqueueRun } from '../queue/queue.js';
-import { toExecutionPlan } from '../spec/compile.js';
+import { Execution, ExecutionTrigger, Job } from '../entities/index.js';
+import { insertExecutions } from '../queue/executionQueue.js';
+import { sqlOfEm } from '../queue/sql.js';
 
 /**
- * Creates an execution of `job` with its steps (PENDING) and queues its run. Must be called
- * inside a transaction (`em.transactional`): the rows and the queue entry commit together.
- * The plan is frozen now, so editing the job later does not change this run.
+ * Creates an execution of `job` with its PENDING steps and queues its run, through the same
+ * SQL as the scheduler's batches. Must be called inside `em.transactional`: the rows and the
+ * queue entry commit together. The plan is frozen now, so editing the job later does not
+ * change this run.
  */
 export async function createExecution(
   em: EntityManager,
   job: Job,
   trigger: ExecutionTrigger,
-  opts: { defaultImage: string; scheduledFor?: Date | null; retryOf?: string | null },
+  opts: { defaultImage: string; scheduledFor?: Date | null },
 ): Promise<Execution> {
-  // The increment is atomic under the row lock it takes, so numbers never repeat.
-  const [row] = await em.execute<{ execution_count: number }[]>(
-    `update jobs set execution_count = execution_count + 1 where id = ? returning execution_count`,
-    [job.id],
-  );
-  if (!row) throw new Error(`job ${job.id} vanished while queueing an execution`);
-  const plan = toExecutionPlan(job.definition, { image: opts.defaultImage });
-  const execution = em.create(Execution, {
-    job,
-    owner: job.owner,
-    number: row.execution_count,
-    trigger,
-    priority: job.priority,
-    plan,
-    scheduledFor: opts.scheduledFor ?? null,
-    retryOf: opts.retryOf ?? null,
-  });
-  for (const step of plan.steps) {
-    em.create(ExecutionStep, { execution, index: step.index, name: step.name });
-  }
-  await em.flush();
-  await enqueueRun(em, execution.id, job.priority);
-  return execution;
+  const [created] = await insertExecutions(sqlOfEm(em), opts.defaultImage, [{ job, trigger, scheduledFor: opts.scheduledFor ?? null }]);
+  return em.findOneOrFail(Execution, { id: created!.id });
 }

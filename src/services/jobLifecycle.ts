@@ -1,39 +1,76 @@
-import { Execution, ExecutionStatus, Job } from '../entities/index.js';
-import { dequeueRun } from '../queue/queue.js';
+import { LockMode } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { Job, TickOutcome } from '../entities/index.js';
+import { NotFoundError } from '../errors.js';
+import { activeExecutions, cancelExecutions, notifySchedulesChanged } from '../queue/executionQueue.js';
+import { sqlOfEm } from '../queue/sql.js';
 import type { Deps } from './deps.js';
-import { getJob } from './findOwned.js';
-import { computeNextRunAt } from './schedules.js';
+import { isUuid } from './paging.js';
+import { upcomingRuns } from './schedules.js';
 
-/** Stops new fires; queued and running executions go on. */
-export async function pauseJob(deps: Deps, owner: string, jobId: string): Promise<Job> {
-  return deps.orm.em.fork().transactional(async (em) => {
-    const job = await getJob(em, owner, jobId);
-    job.paused = true;
-    job.nextRunAt = null;
-    return job;
-  });
+/** Bounds the PAUSED ticks a resume records when no scheduler recorded them meanwhile. */
+const MAX_BACKFILL_TICKS = 10_000;
+
+async function lockJob(em: EntityManager, owner: string, jobId: string): Promise<Job> {
+  const job = isUuid(jobId) ? await em.findOne(Job, { id: jobId, owner }, { lockMode: LockMode.PESSIMISTIC_WRITE }) : null;
+  if (job === null) throw new NotFoundError('job', jobId);
+  return job;
 }
 
-/** Fires again from the next fire time after now. */
-export async function resumeJob(deps: Deps, owner: string, jobId: string): Promise<Job> {
+/** Stops new fires (the ledger records them PAUSED); queued and running executions go on. */
+export async function pauseJob(deps: Deps, owner: string, jobId: string): Promise<Job> {
   return deps.orm.em.fork().transactional(async (em) => {
-    const job = await getJob(em, owner, jobId);
-    job.paused = false;
-    job.nextRunAt = computeNextRunAt(job, new Date());
+    const job = await lockJob(em, owner, jobId);
+    job.paused = true;
+    await em.flush();
+    await notifySchedulesChanged(sqlOfEm(em));
     return job;
   });
 }
 
 /**
- * Deletes the job and its history. Queued runs are dequeued; a running execution's worker
- * sees its row gone at its next cancel check and destroys the container.
+ * Fires again from the next fire time after now. Fire times the scheduler has not yet recorded
+ * (none was running) are recorded PAUSED here, so the ledger has no hole.
+ */
+export async function resumeJob(deps: Deps, owner: string, jobId: string): Promise<Job> {
+  return deps.orm.em.fork().transactional(async (em) => {
+    const job = await lockJob(em, owner, jobId);
+    if (!job.paused) return job;
+    const now = new Date();
+    if (job.nextRunAt !== null && job.nextRunAt <= now) {
+      const missed = [job.nextRunAt];
+      if (!job.runOnce) {
+        for (const t of upcomingRuns(job, job.nextRunAt, MAX_BACKFILL_TICKS)) {
+          if (t > now) break;
+          missed.push(t);
+        }
+      }
+      await sqlOfEm(em)(
+        `insert into ticks (job_id, fire_time, outcome) select $1, t, $3 from unnest($2::timestamptz[]) as t on conflict do nothing`,
+        [job.id, missed.map((t) => t.toISOString()), TickOutcome.PAUSED],
+      );
+      job.nextRunAt = job.runOnce ? null : (upcomingRuns(job, now, 1)[0] ?? null);
+    }
+    job.paused = false;
+    await em.flush();
+    await notifySchedulesChanged(sqlOfEm(em));
+    return job;
+  });
+}
+
+/**
+ * Deletes the job, its history and its ledger. Its active executions are cancelled first: queued
+ * ones leave the queue; a running one's worker finds its claim gone and destroys the container.
  */
 export async function deleteJob(deps: Deps, owner: string, jobId: string): Promise<boolean> {
   return deps.orm.em.fork().transactional(async (em) => {
-    const job = await getJob(em, owner, jobId);
-    const queued = await em.find(Execution, { job, status: ExecutionStatus.QUEUED });
-    for (const execution of queued) await dequeueRun(em, execution.id);
+    const job = await lockJob(em, owner, jobId);
+    const sql = sqlOfEm(em);
+    const active = (await activeExecutions(sql, [job.id])).get(job.id)!;
+    await cancelExecutions(sql, [...active.running, ...active.queued], 'job deleted');
     em.remove(job);
+    await em.flush();
+    await notifySchedulesChanged(sql);
     return true;
   });
 }

@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Execution, Job } from '../entities/index.js';
+import { Execution, Job, Tick } from '../entities/index.js';
 import { decodeCursor, pageSize, toPage, type Page } from './paging.js';
 import { upcomingRuns } from './schedules.js';
 import { ValidationError } from '../errors.js';
@@ -29,4 +29,18 @@ export function nextRunsOf(job: Job, count: number | null | undefined, now = new
   if (!Number.isInteger(n) || n < 1 || n > MAX_NEXT_RUNS) throw new ValidationError(`count must be between 1 and ${MAX_NEXT_RUNS}`);
   if (job.paused) return [];
   return upcomingRuns(job, now, n);
+}
+
+/** A job's tick ledger, newest fire time first, keyset-paginated on the fire time. */
+export async function listTicks(em: EntityManager, jobId: string, first?: number | null, after?: string | null): Promise<Page<Tick>> {
+  const size = pageSize(first);
+  const where: Record<string, unknown> = { jobId };
+  if (after) {
+    const [at] = decodeCursor(after, ['string']) as [string];
+    const ts = new Date(at);
+    if (Number.isNaN(ts.getTime())) throw new ValidationError('invalid cursor');
+    where.fireTime = { $lt: ts };
+  }
+  const rows = await em.find(Tick, where, { orderBy: { fireTime: 'desc' }, limit: size + 1 });
+  return toPage(rows, size, (t) => [t.fireTime.toISOString()]);
 }

@@ -2,7 +2,10 @@ import { isValidTimezone, nextFireTimes, parseSchedule } from '../schedule/sched
 import { ValidationError } from '../errors.js';
 import type { Job } from '../entities/index.js';
 
-/** The next `count` fire times of a job's schedule strictly after `after` (empty for one-off jobs). */
+/**
+ * The next `count` fire times of a job's schedule strictly after `after` (empty for one-off
+ * jobs). The scheduler's planner walks the same function, so what the API shows is what fires.
+ */
 export function upcomingRuns(job: Pick<Job, 'schedule' | 'timezone' | 'scheduleAnchor'>, after: Date, count: number): Date[] {
   if (job.schedule === null) return [];
   const parsed = parseSchedule(job.schedule);
@@ -10,13 +13,9 @@ export function upcomingRuns(job: Pick<Job, 'schedule' | 'timezone' | 'scheduleA
   return nextFireTimes(parsed.value, { timezone: job.timezone, after, anchor: job.scheduleAnchor, count });
 }
 
-/**
- * The job's next fire time as the scheduler will see it: null when it has no schedule or is
- * paused; for `run_once`, null once it has fired.
- */
-export function computeNextRunAt(job: Pick<Job, 'schedule' | 'timezone' | 'scheduleAnchor' | 'paused'>, after: Date): Date | null {
-  if (job.paused) return null;
-  return upcomingRuns(job, after, 1)[0] ?? null;
+/** The job's next run as clients see it: none while paused (the scheduler's cursor still moves). */
+export function visibleNextRunAt(job: Pick<Job, 'paused' | 'nextRunAt'>): Date | null {
+  return job.paused ? null : job.nextRunAt;
 }
 
 export const MAX_PREVIEW = 100;

@@ -4,7 +4,9 @@ import { compileJobFile } from '../spec/compile.js';
 import type { JobFileResult, JobSpec } from '../spec/types.js';
 import { createExecution } from './createExecution.js';
 import type { Deps } from './deps.js';
-import { computeNextRunAt } from './schedules.js';
+import { notifySchedulesChanged } from '../queue/executionQueue.js';
+import { sqlOfEm } from '../queue/sql.js';
+import { upcomingRuns } from './schedules.js';
 
 /** Checks a job file without storing anything (`validateJobSpec`). */
 export function validateJobFile(source: string): JobFileResult {
@@ -30,20 +32,24 @@ export async function submitJobs(deps: Deps, owner: string, source: string): Pro
       // Serialise concurrent submits of the same name: the second waits, then updates.
       await tem.execute(`select pg_advisory_xact_lock(hashtext(?), hashtext(?))`, [owner, spec.name]);
       let job = await tem.findOne(Job, { owner, name: spec.name });
+      // A new or changed schedule starts its ledger at its first fire time after now; an
+      // unchanged one keeps its cursor, so resubmitting a file never drops a due tick.
+      let rearm = true;
       if (job === null) {
         job = tem.create(Job, { owner, name: spec.name, ...fieldsOf(spec), scheduleAnchor: now });
       } else {
-        const scheduleChanged = job.schedule !== spec.schedule || job.timezone !== spec.timezone;
+        rearm = job.schedule !== spec.schedule || job.timezone !== spec.timezone || job.runOnce !== spec.runOnce;
         tem.assign(job, fieldsOf(spec));
-        if (scheduleChanged) job.scheduleAnchor = now;
+        if (rearm) job.scheduleAnchor = now;
       }
-      job.nextRunAt = computeNextRunAt(job, now);
+      if (rearm) job.nextRunAt = upcomingRuns(job, now, 1)[0] ?? null;
       await tem.flush();
       if (spec.schedule === null) {
         await createExecution(tem, job, ExecutionTrigger.SUBMIT, { defaultImage: deps.config.defaultImage });
       }
       jobs.push(job);
     }
+    await notifySchedulesChanged(sqlOfEm(tem));
     return jobs;
   });
 }

@@ -1,12 +1,32 @@
-import { Execution, ExecutionTrigger } from '../entities/index.js';
+import { LockMode } from '@mikro-orm/core';
+import { Execution, ExecutionTrigger, Job } from '../entities/index.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { activeExecutions, cancelExecutions } from '../queue/executionQueue.js';
+import { sqlOfEm } from '../queue/sql.js';
 import { createExecution } from './createExecution.js';
 import type { Deps } from './deps.js';
-import { getJob } from './findOwned.js';
+import { isUuid } from './paging.js';
+import { decideOverlap } from './overlap.js';
 
-/** Queues a MANUAL execution of the owner's job now, paused or not. */
+/**
+ * Queues a MANUAL execution of the owner's job now, paused or not, obeying the job's
+ * `concurrency` policy like a scheduled fire: `skip` refuses (CONFLICT) while one is queued or
+ * running, `queue` while one already waits, `replace` cancels them first.
+ */
 export async function triggerJob(deps: Deps, owner: string, jobId: string): Promise<Execution> {
   return deps.orm.em.fork().transactional(async (em) => {
-    const job = await getJob(em, owner, jobId);
+    // The job's row lock serialises this with the scheduler's fires and other triggers.
+    const job = isUuid(jobId) ? await em.findOne(Job, { id: jobId, owner }, { lockMode: LockMode.PESSIMISTIC_WRITE }) : null;
+    if (job === null) throw new NotFoundError('job', jobId);
+    const sql = sqlOfEm(em);
+    const active = (await activeExecutions(sql, [job.id])).get(job.id)!;
+    const decision = decideOverlap(job.definition.concurrency, active);
+    if (!decision.run) {
+      throw new ConflictError(
+        `job "${job.name}" already has ${active.running.length > 0 ? 'a running' : 'a queued'} execution and its concurrency policy is "${job.definition.concurrency}"`,
+      );
+    }
+    await cancelExecutions(sql, decision.cancel, 'replaced by a manual trigger (concurrency: replace)');
     return createExecution(em, job, ExecutionTrigger.MANUAL, { defaultImage: deps.config.defaultImage });
   });
 }

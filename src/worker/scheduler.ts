@@ -1,113 +1,135 @@
-import { LockMode } from '@mikro-orm/core';
-import type { MikroORM } from '@mikro-orm/postgresql';
 import type pg from 'pg';
-import { ExecutionTrigger, Job } from '../entities/index.js';
-import { createExecution } from '../services/createExecution.js';
-import { upcomingRuns } from '../services/schedules.js';
+import { fireDue, type FireOptions } from './fireDue.js';
+import { requeueExpired } from './requeueExpired.js';
 
-/** Arbitrary constant key of the scheduler leader's session advisory lock. */
-const LEADER_LOCK_KEY = 0x6b696c6e; // "kiln"
+/** Arbitrary constant key of the scheduler leader's session advisory lock ("kiln"). */
+const LEADER_LOCK_KEY = 0x6b696c6e;
 
-export interface SchedulerOptions {
-  orm: MikroORM;
+export interface SchedulerOptions extends FireOptions {
   pool: pg.Pool;
-  defaultImage: string;
-  /** Longest sleep between looks at the schedule table (a schedule change is seen within this). */
-  tickMs?: number;
+  /** How often a follower tries to become the leader. */
+  followerRetryMs?: number;
+  /** How often the leader looks for expired leases. */
+  requeueEveryMs?: number;
+  /** Longest sleep of the leader even with nothing due (a safety net under the notifications). */
+  maxSleepMs?: number;
   log: (message: string) => void;
 }
 
 /**
- * Fires due scheduled jobs. One leader at a time among all worker processes: the one holding a
- * session advisory lock on its own connection; the others retry, so leadership moves when the
- * leader's connection dies. Each fire runs in a transaction that locks the job row
- * (SKIP LOCKED), queues the execution and advances `next_run_at`, so a fire is recorded once.
+ * Fires due schedules at their fire time and re-queues executions of dead workers.
+ *
+ * One leader at a time among all worker processes: the one holding a session advisory lock on
+ * its own connection. When the leader dies its session ends, the lock is free, and a follower
+ * takes over within `followerRetryMs`. Firing is idempotent (see fireDue), so even two
+ * leaders for a moment cannot fire a tick twice.
+ *
+ * Precision does not depend on graphile-worker's polling: the leader sleeps until the earliest
+ * `next_run_at` (or a `kiln_schedules` notification from submit, pause, resume or delete), then
+ * queues the executions at once, and graphile-worker's insert notification wakes the workers.
  */
 export class Scheduler {
   private client: pg.PoolClient | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private wake: (() => void) | null = null;
   private stopped = false;
-  private running: Promise<void> = Promise.resolve();
+  private loop: Promise<void> = Promise.resolve();
+  private lastRequeue = 0;
+  /** Whether this process currently holds the leadership. */
   leader = false;
 
   constructor(private readonly opts: SchedulerOptions) {}
 
   start(): void {
-    this.schedule(0);
+    this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
-    if (this.client) {
-      await this.client.query('select pg_advisory_unlock($1)', [LEADER_LOCK_KEY]).catch(() => {});
-      this.client.release();
-      this.client = null;
+    this.wake?.();
+    await this.loop;
+    await this.resign();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      let sleepMs: number;
+      try {
+        sleepMs = (await this.ensureLeader()) ? await this.lead() : (this.opts.followerRetryMs ?? 500);
+      } catch (err) {
+        this.opts.log(`scheduler: ${(err as Error).message}`);
+        await this.resign();
+        sleepMs = this.opts.followerRetryMs ?? 500;
+      }
+      await this.sleep(sleepMs);
     }
   }
 
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.running = this.tick()
-        .catch((err: Error) => {
-          this.opts.log(`scheduler: ${err.message}`);
-          this.dropLeadership();
-          return this.opts.tickMs ?? 1000;
-        })
-        .then((next) => this.schedule(next));
-    }, ms);
+  /** One pass as the leader; resolves with how long to sleep. */
+  private async lead(): Promise<number> {
+    const now = Date.now();
+    while ((await fireDue(this.opts.pool, this.opts, now)) === this.opts.batchSize) {
+      if (this.stopped) return 0;
+    }
+    if (now - this.lastRequeue >= (this.opts.requeueEveryMs ?? 1000)) {
+      this.lastRequeue = now;
+      await requeueExpired(this.opts.pool, this.opts.log);
+    }
+    const { rows } = await this.opts.pool.query<{ at: Date | null }>(`select min(next_run_at) as at from jobs where next_run_at is not null`);
+    const cap = Math.min(this.opts.maxSleepMs ?? 1000, this.opts.requeueEveryMs ?? 1000);
+    const at = rows[0]?.at;
+    return at ? Math.max(0, Math.min(cap, new Date(at).getTime() - Date.now())) : cap;
   }
 
-  private dropLeadership(): void {
-    this.leader = false;
-    this.client?.release(true);
-    this.client = null;
-  }
-
-  /** One pass; resolves with how long to sleep before the next. */
-  private async tick(): Promise<number> {
-    const idle = this.opts.tickMs ?? 1000;
-    if (!(await this.ensureLeader())) return idle;
-    await this.fireDue();
-    const { rows } = await this.opts.pool.query<{ ms: number | null }>(
-      `select extract(epoch from (min(next_run_at) - now())) * 1000 as ms from jobs where not paused and next_run_at is not null`,
-    );
-    const ms = rows[0]?.ms;
-    return ms === null || ms === undefined ? idle : Math.max(0, Math.min(idle, Number(ms)));
+  private sleep(ms: number): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.wake = () => {
+        if (this.timer) clearTimeout(this.timer);
+        this.wake = null;
+        resolve();
+      };
+      this.timer = setTimeout(() => this.wake?.(), ms);
+    });
   }
 
   private async ensureLeader(): Promise<boolean> {
     if (this.leader && this.client) return true;
-    this.client ??= await this.opts.pool.connect();
-    const { rows } = await this.client.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [LEADER_LOCK_KEY]);
-    this.leader = rows[0]!.ok;
-    if (!this.leader) {
-      this.client.release();
-      this.client = null;
-    } else {
+    const client = await this.opts.pool.connect();
+    try {
+      const { rows } = await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [LEADER_LOCK_KEY]);
+      if (!rows[0]!.ok) {
+        client.release();
+        return false;
+      }
+      // Schedule changes wake the leader at once instead of at its next safety-net wake-up.
+      client.on('notification', () => this.wake?.());
+      client.on('error', () => void this.resign());
+      await client.query('listen kiln_schedules');
+      this.client = client;
+      this.leader = true;
       this.opts.log('scheduler: this worker is the leader');
+      return true;
+    } catch (err) {
+      client.release(err as Error);
+      throw err;
     }
-    return this.leader;
   }
 
-  private async fireDue(): Promise<void> {
-    for (;;) {
-      const fired = await this.opts.orm.em.fork().transactional(async (em) => {
-        const [job] = await em.find(
-          Job,
-          { nextRunAt: { $lte: new Date() }, paused: false },
-          { orderBy: { nextRunAt: 'asc' }, limit: 1, lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE /* skip locked */ },
-        );
-        if (!job) return false;
-        const fireTime = job.nextRunAt!;
-        await createExecution(em, job, ExecutionTrigger.SCHEDULE, { defaultImage: this.opts.defaultImage, scheduledFor: fireTime });
-        // Missed fires while no leader ran collapse into this one catch-up run.
-        job.nextRunAt = job.runOnce ? null : (upcomingRuns(job, new Date(Math.max(fireTime.getTime(), Date.now())), 1)[0] ?? null);
-        return true;
-      });
-      if (!fired) return;
+  private async resign(): Promise<void> {
+    const client = this.client;
+    this.client = null;
+    if (this.leader) this.opts.log('scheduler: leadership released');
+    this.leader = false;
+    if (!client) return;
+    client.removeAllListeners('notification');
+    try {
+      await client.query('unlisten kiln_schedules');
+      await client.query('select pg_advisory_unlock($1)', [LEADER_LOCK_KEY]);
+      client.release();
+    } catch (err) {
+      // A broken connection is destroyed, which ends its session and frees the lock.
+      client.release(err as Error);
     }
   }
 }

@@ -27,9 +27,6 @@ export class JobType {
   @Field({ description: "The job's YAML, as submitted." })
   spec!: string;
 
-  @Field(() => Date, { nullable: true, description: 'null when paused, one-off, or a run_once job that has fired' })
-  nextRunAt!: Date | null;
-
   @Field(() => Date)
   createdAt!: Date;
 

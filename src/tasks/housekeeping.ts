@@ -1,0 +1,22 @@
+import type { Task } from 'graphile-worker';
+import type pg from 'pg';
+import { fireDue, type FireOptions } from '../worker/fireDue.js';
+import { requeueExpired } from '../worker/requeueExpired.js';
+
+/**
+ * graphile-worker cron task, every minute on one worker: the safety net under the scheduler
+ * leader's precise loop. It fires anything due that no leader fired (fireDue is idempotent and
+ * skips rows a leader holds) and re-queues executions whose lease expired.
+ */
+export function housekeepingTask(pool: pg.Pool, fire: FireOptions, log: (m: string) => void): Task {
+  return async () => {
+    let fired = 0;
+    let n: number;
+    do {
+      n = await fireDue(pool, fire);
+      fired += n;
+    } while (n === fire.batchSize);
+    const requeued = await requeueExpired(pool, log);
+    if (fired > 0 || requeued > 0) log(`housekeeping: processed ${fired} due job(s), re-queued ${requeued} execution(s)`);
+  };
+}

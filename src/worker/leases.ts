@@ -1,0 +1,93 @@
+import type pg from 'pg';
+import type { Fence } from './executionState.js';
+
+interface Held {
+  fence: Fence;
+  onLost: (reason: string) => void;
+}
+
+/**
+ * Keeps this worker's claims on its running executions alive. Every `leaseMs / 4` one statement
+ * renews all of them; an execution whose renewal matches no row was taken away (re-queued as a
+ * next attempt, or deleted) and is stopped at once.
+ *
+ * Invariant (self-fencing): a worker that has not renewed for `0.7 * leaseMs` stops every
+ * execution it runs, by its own clock and whatever its connection does, so its containers are
+ * gone before the lease expires and the execution is handed to another worker.
+ */
+export class LeaseKeeper {
+  private readonly held = new Map<string, Held>();
+  private lastRenewal = Date.now();
+  private timer: NodeJS.Timeout | null = null;
+  private renewing = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    readonly leaseMs: number,
+    private readonly log: (m: string) => void = () => {},
+  ) {}
+
+  start(): void {
+    this.lastRenewal = Date.now();
+    this.timer = setInterval(() => this.tick(), Math.max(100, Math.floor(this.leaseMs / 4)));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Holds `fence` until `release`; `onLost` is called once if the claim is lost meanwhile. */
+  hold(fence: Fence, onLost: (reason: string) => void): void {
+    if (this.held.size === 0) this.lastRenewal = Date.now();
+    this.held.set(fence.id, { fence, onLost });
+  }
+
+  release(executionId: string): void {
+    this.held.delete(executionId);
+  }
+
+  private lose(ids: string[], reason: string): void {
+    for (const id of ids) {
+      const h = this.held.get(id);
+      if (!h) continue;
+      this.held.delete(id);
+      this.log(`lease of execution ${id} lost: ${reason}`);
+      h.onLost(reason);
+    }
+  }
+
+  private tick(): void {
+    if (this.held.size === 0) {
+      this.lastRenewal = Date.now();
+      return;
+    }
+    if (Date.now() - this.lastRenewal > this.leaseMs * 0.7) {
+      this.lose([...this.held.keys()], `no heartbeat reached Postgres for ${Date.now() - this.lastRenewal} ms`);
+      return;
+    }
+    if (this.renewing) return; // a renewal still in flight (slow or cut link): the watchdog above decides
+    this.renewing = true;
+    const fences = [...this.held.values()].map((h) => h.fence);
+    this.pool
+      .query<{ id: string }>(
+        `update executions e set lease_expires_at = now() + $4 * interval '1 millisecond'
+           from unnest($1::uuid[], $2::int[], $3::text[]) as f(id, attempt, worker)
+          where e.id = f.id and e.attempt = f.attempt and e.worker_id = f.worker and e.status = 'RUNNING'
+          returning e.id`,
+        [fences.map((f) => f.id), fences.map((f) => f.attempt), fences.map((f) => f.workerId), this.leaseMs],
+      )
+      .then(
+        ({ rows }) => {
+          this.lastRenewal = Date.now();
+          const renewed = new Set(rows.map((r) => r.id));
+          this.lose(fences.map((f) => f.id).filter((id) => !renewed.has(id)), 're-queued, finished or deleted elsewhere');
+        },
+        (err: Error) => this.log(`lease renewal failed: ${err.message}`),
+      )
+      .finally(() => {
+        this.renewing = false;
+      });
+  }
+}
