@@ -7,8 +7,9 @@
 # `kiln.test-image.digest`. When the tagged image already carries that digest, nothing is
 # imported. Any change of content (busybox upgrade, new file) rebuilds the image.
 #
-# Adding an image: write `rootfs_<name> DIR` (fill DIR, may print extra `--change` lines
-# via IMPORT_CHANGES) and add "<name> <tag>" to TEST_IMAGES below.
+# Adding an image: write `rootfs_<name> DIR` (fill DIR, may set extra `--change` lines in
+# IMPORT_CHANGES, and "uid:gid ./path" entries in OWNED_PATHS for directories that belong to
+# another user than root) and add "<name> <tag>" to TEST_IMAGES below.
 #
 # Environment:
 #   KILN_BUSYBOX   path to a statically linked busybox (default: Debian's busybox-static)
@@ -19,6 +20,7 @@ umask 022
 # name  tag
 TEST_IMAGES=(
   "busybox kiln-test/busybox:latest"
+  "nonroot kiln-test/busybox-nonroot:latest"
 )
 
 DOCKER=${DOCKER:-docker}
@@ -82,15 +84,35 @@ EOF
   )
 }
 
+# The busybox userland run as the unprivileged user `builder` (1000:1000), who owns /workspace
+# and its home: the shape of CI images that do not build as root.
+rootfs_nonroot() {
+  local dir=$1
+  rootfs_busybox "$dir"
+  mkdir -p "$dir/home/builder"
+  printf '%s\n' 'builder:x:1000:1000:builder:/home/builder:/bin/sh' >>"$dir/etc/passwd"
+  printf '%s\n' 'builder:x:1000:' >>"$dir/etc/group"
+  IMPORT_CHANGES+=('USER builder' 'ENV HOME=/home/builder')
+  OWNED_PATHS=('1000:1000 ./workspace' '1000:1000 ./home/builder')
+}
+
 # Builds one image unless the tag already holds the same content.
 build_image() {
   local name=$1 tag=$2
   local dir="$WORK/$name/rootfs" tarball="$WORK/$name/rootfs.tar"
   mkdir -p "$dir"
   IMPORT_CHANGES=()
+  OWNED_PATHS=()
   "rootfs_$name" "$dir"
-  tar --create --file="$tarball" --directory="$dir" \
+  local owned ids excludes=()
+  for owned in "${OWNED_PATHS[@]}"; do excludes+=(--exclude="${owned#* }"); done
+  tar --create --file="$tarball" --directory="$dir" "${excludes[@]}" \
     --sort=name --mtime="$EPOCH" --owner=0 --group=0 --numeric-owner .
+  for owned in "${OWNED_PATHS[@]}"; do
+    ids=${owned%% *}
+    tar --append --file="$tarball" --directory="$dir" \
+      --sort=name --mtime="$EPOCH" --owner="${ids%%:*}" --group="${ids#*:}" --numeric-owner "${owned#* }"
+  done
   local digest current
   digest=$(sha256sum "$tarball" | cut -d' ' -f1)
   current=$("$DOCKER" image inspect --format "{{ index .Config.Labels \"$DIGEST_LABEL\" }}" "$tag" 2>/dev/null || true)

@@ -14,9 +14,11 @@ import { buildKilnSchema } from './resolvers/schema.js';
 import { DockerBackend } from './runner/docker/docker.js';
 import { NoopBackend } from './runner/noop.js';
 import type { ContainerBackend } from './runner/types.js';
+import { loadOrCreateSecretsKey, SecretBox } from './secrets/SecretBox.js';
 import type { Deps } from './services/deps.js';
 import type { ArtifactStore } from './storage/ArtifactStore.js';
 import { createArtifactStore } from './storage/createArtifactStore.js';
+import { startRunnerRuntime } from './worker/runnerRuntime.js';
 import { startWorker, type WorkerRole } from './worker/worker.js';
 
 export interface KilnOptions {
@@ -63,6 +65,14 @@ async function resolveAuth(config: Readonly<Config>, log: (m: string) => void): 
   return localAuth(secret);
 }
 
+/** The key that seals stored secrets: KILN_SECRETS_KEY, else one kept in the data directory. */
+async function resolveSecretBox(config: Readonly<Config>, log: (m: string) => void): Promise<SecretBox> {
+  if (config.secretsKey !== null) return new SecretBox(config.secretsKey);
+  const { key, created } = await loadOrCreateSecretsKey(config.dataDir);
+  if (created) log(`created a secrets key in ${config.dataDir}; processes on other machines need the same one (KILN_SECRETS_KEY)`);
+  return new SecretBox(key);
+}
+
 /**
  * The composition root: database (embedded when DATABASE_URL is unset), migrations, store,
  * then the API and/or worker roles. Stops in reverse order.
@@ -76,7 +86,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
     databaseUrl = embedded.url;
     log(`embedded Postgres on 127.0.0.1:${config.embeddedPgPort} (data in ${config.dataDir})`);
   }
-  const pool = createPool(databaseUrl, config.workerConcurrency + 10);
+  const pool = createPool(databaseUrl, config.workerConcurrency + 10, `kiln ${config.workerId}`);
   const orm = await createOrm(databaseUrl);
   const stops: Array<() => Promise<void>> = [
     async () => embedded?.stop(),
@@ -95,17 +105,38 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
           ? { kind: 's3', bucket: config.s3.bucket, endpoint: config.s3.endpoint ?? undefined, region: config.s3.region, forcePathStyle: config.s3.forcePathStyle }
           : { kind: 'filesystem', dir: path.join(config.dataDir, 'artifacts') },
       );
-    const deps: Deps = { orm, pool, store, config };
-    const backend = opts.backend ?? (config.executor === 'noop' ? new NoopBackend() : new DockerBackend());
+    const deps: Deps = { orm, pool, store, config, secretBox: await resolveSecretBox(config, log) };
+    const backend =
+      opts.backend ??
+      (config.executor === 'noop'
+        ? new NoopBackend()
+        : new DockerBackend(undefined, {
+            pullTimeoutMs: config.runner.pullTimeoutMs,
+            registryAuth: config.runner.registryAuth,
+            stopGraceMs: config.runner.stopGraceMs,
+          }));
 
     let worker: WorkerRole | null = null;
     if (opts.worker) {
+      const runner = await startRunnerRuntime({
+        pool, backend, store, log,
+        connection: { connectionString: databaseUrl, application_name: `kiln cancel listener ${config.workerId}`.slice(0, 63) },
+        secretBox: deps.secretBox,
+        settings: config.runner,
+        workerId: config.workerId,
+      });
+      stops.push(() => runner.stop());
       worker = await startWorker({
-        orm, pool, store, backend, log,
+        pool, store, backend, log,
+        runner: runner.services,
         workerId: config.workerId,
         concurrency: config.workerConcurrency,
         pollIntervalMs: config.pollIntervalMs,
         defaultImage: config.defaultImage,
+        leaseMs: config.leaseMs,
+        misfireGraceMs: config.misfireGraceMs,
+        runAllMax: config.runAllMax,
+        retryBaseMs: config.retryBaseMs,
       });
       stops.push(() => worker!.stop());
       log(`worker ${config.workerId} running up to ${config.workerConcurrency} executions at once (${config.executor} executor)`);

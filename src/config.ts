@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { AuthConfig } from './auth/types.js';
 import { ConfigError } from './errors.js';
+import { defaultRunnerSettings, type RegistryCredentials, type RunnerSettings } from './runner/settings.js';
+import { parseMemory } from './spec/values.js';
 
 /** The S3-compatible store's settings; credentials come from the standard `AWS_*` chain. */
 export interface S3Config {
@@ -40,7 +42,47 @@ export interface Config {
   executor: 'docker' | 'noop';
   /** How often idle graphile-worker workers look for due jobs; new jobs wake them at once. */
   pollIntervalMs: number;
+  /**
+   * How long a worker's claim on a running execution holds without a heartbeat. Past it the
+   * execution is re-queued as its next attempt; the worker kills its own container first.
+   */
+  leaseMs: number;
+  /** A fire time later than this when the scheduler reaches it counts as missed (misfire policy). */
+  misfireGraceMs: number;
+  /** At most this many catch-up runs per job and pass under `misfire: run_all`. */
+  runAllMax: number;
+  /** First retry delay; each further retry doubles it (capped at 10 minutes). */
+  retryBaseMs: number;
   production: boolean;
+  /** GraphQL introspection (KILN_GRAPHQL_INTROSPECTION); on by default, off when NODE_ENV=production. */
+  introspection: boolean;
+  /** The playground at `/playground` and for browsers at `/graphql` (KILN_PLAYGROUND); on by default, off in production. */
+  playground: boolean;
+  /** What every GraphQL operation must stay within, over HTTP and over the socket alike. */
+  queryLimits: QueryLimits;
+  /**
+   * WebSocket keep-alive (KILN_WS_KEEPALIVE_MS): the server pings each socket this often and
+   * drops one that has neither answered nor read anything by the next ping. 0 turns it off.
+   */
+  wsKeepAliveMs: number;
+  /** How the worker hardens and limits containers (README, "Containers"). */
+  runner: Readonly<RunnerSettings>;
+  /** Key that seals stored secrets (KILN_SECRETS_KEY: 32 bytes, base64 or hex); null = a key file in `dataDir`. */
+  secretsKey: Uint8Array | null;
+}
+
+/** Limits on one GraphQL operation (graphql-armor's rules and graphql-js's token limit). */
+export interface QueryLimits {
+  /** Deepest field nesting (KILN_GRAPHQL_MAX_DEPTH). */
+  maxDepth: number;
+  /** Most aliases (KILN_GRAPHQL_MAX_ALIASES). */
+  maxAliases: number;
+  /** Highest cost, objects 2 and scalars 1, growing with depth (KILN_GRAPHQL_MAX_COST). */
+  maxCost: number;
+  /** Most directives (KILN_GRAPHQL_MAX_DIRECTIVES). */
+  maxDirectives: number;
+  /** Most lexical tokens in the document (KILN_GRAPHQL_MAX_TOKENS). */
+  maxTokens: number;
 }
 
 const LOCAL_ISSUER = 'kiln-local';
@@ -137,6 +179,97 @@ function loadS3(env: Env): S3Config | null {
   };
 }
 
+/** A size (`512m`, `1g`, `1Gi`, or bytes) of at least `min` bytes. */
+function size(env: Env, name: string, def: number, min = 1): number {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  const bytes = /^\d+$/.test(raw) ? Number(raw) : parseMemory(raw);
+  if (typeof bytes === 'string') throw new ConfigError(name, bytes);
+  if (bytes < min) throw new ConfigError(name, `must be at least ${min} bytes, got ${bytes}`);
+  return bytes;
+}
+
+function cpus(env: Env, name: string, def: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw) || n <= 0 || n > 1024) throw new ConfigError(name, `must be a number of CPUs greater than 0, got "${raw}"`);
+  return n;
+}
+
+function list(env: Env, name: string, def: string[], check: (item: string) => string | null): string[] {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  const items = raw.split(/[,:\s]+/).filter(Boolean);
+  for (const item of items) {
+    const problem = check(item);
+    if (problem) throw new ConfigError(name, problem);
+  }
+  return items;
+}
+
+function registryAuth(env: Env): Record<string, RegistryCredentials> {
+  const raw = str(env, 'KILN_REGISTRY_AUTH');
+  if (raw === undefined) return {};
+  const bad = (why: string) => new ConfigError('KILN_REGISTRY_AUTH', `${why}; expected JSON such as {"registry.example.com": {"username": "u", "password": "p"}}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw bad('is not JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad('is not an object');
+  const out: Record<string, RegistryCredentials> = {};
+  for (const [host, creds] of Object.entries(parsed)) {
+    const c = creds as Record<string, unknown>;
+    if (typeof c !== 'object' || c === null) throw bad(`the entry for "${host}" is not an object`);
+    for (const key of Object.keys(c)) if (!['username', 'password', 'identitytoken'].includes(key)) throw bad(`unknown key "${key}" for "${host}"`);
+    if (Object.values(c).some((v) => typeof v !== 'string')) throw bad(`the values for "${host}" must be strings`);
+    out[host] = c as RegistryCredentials;
+  }
+  return out;
+}
+
+function loadRunner(env: Env): Readonly<RunnerSettings> {
+  const d = defaultRunnerSettings();
+  const maxCpus = cpus(env, 'KILN_MAX_CPUS', d.maxCpus);
+  const defaultCpus = cpus(env, 'KILN_DEFAULT_CPUS', Math.min(d.defaultCpus, maxCpus));
+  if (defaultCpus > maxCpus) throw new ConfigError('KILN_DEFAULT_CPUS', `must not exceed KILN_MAX_CPUS (${maxCpus})`);
+  const maxMemoryBytes = size(env, 'KILN_MAX_MEMORY', d.maxMemoryBytes, 4 * 1024 * 1024);
+  const defaultMemoryBytes = size(env, 'KILN_DEFAULT_MEMORY', Math.min(d.defaultMemoryBytes, maxMemoryBytes), 4 * 1024 * 1024);
+  if (defaultMemoryBytes > maxMemoryBytes) throw new ConfigError('KILN_DEFAULT_MEMORY', `must not exceed KILN_MAX_MEMORY (${maxMemoryBytes} bytes)`);
+  const maxLog = str(env, 'KILN_MAX_LOG_BYTES');
+  return Object.freeze({
+    allowBridge: bool(env, 'KILN_ALLOW_BRIDGE', d.allowBridge),
+    defaultCpus,
+    maxCpus,
+    defaultMemoryBytes,
+    maxMemoryBytes,
+    pidsLimit: int(env, 'KILN_PIDS_LIMIT', d.pidsLimit, 16, 1_000_000),
+    nofileLimit: int(env, 'KILN_NOFILE_LIMIT', d.nofileLimit, 64, 1_048_576),
+    readOnlyRootfs: bool(env, 'KILN_READ_ONLY_ROOTFS', d.readOnlyRootfs),
+    writablePaths: list(env, 'KILN_WRITABLE_PATHS', d.writablePaths, (p) =>
+      p.startsWith('/') && !p.split('/').includes('..') && p !== '/' ? null : `"${p}" is not an absolute path below /`,
+    ),
+    user: str(env, 'KILN_CONTAINER_USER') ?? d.user,
+    stopGraceMs: int(env, 'KILN_STOP_GRACE_MS', d.stopGraceMs, 0, 600_000),
+    maxLogBytes: maxLog === undefined || maxLog === '0' ? null : size(env, 'KILN_MAX_LOG_BYTES', 0, 1024),
+    maxArtifactBytes: size(env, 'KILN_MAX_ARTIFACT_BYTES', d.maxArtifactBytes, 1024),
+    pullTimeoutMs: int(env, 'KILN_PULL_TIMEOUT_MS', d.pullTimeoutMs, 1000, 3_600_000),
+    registryAuth: Object.freeze(registryAuth(env)),
+    reapIntervalMs: int(env, 'KILN_REAP_INTERVAL_MS', d.reapIntervalMs, 100, 3_600_000),
+    gitProtocols: list(env, 'KILN_GIT_PROTOCOLS', d.gitProtocols, (p) => (/^[a-z][a-z0-9+.-]*$/.test(p) && p !== 'ext' ? null : `"${p}" is not an allowed git transport`)),
+  });
+}
+
+function secretsKey(env: Env): Uint8Array | null {
+  const raw = str(env, 'KILN_SECRETS_KEY');
+  if (raw === undefined) return null;
+  const key = /^[0-9a-f]{64}$/i.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64');
+  if (key.length !== 32) throw new ConfigError('KILN_SECRETS_KEY', `must be 32 bytes in base64 or hex (e.g. \`openssl rand -base64 32\`), got ${key.length}`);
+  return new Uint8Array(key);
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the bad variable. */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']) ?? null;
@@ -163,6 +296,22 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     workerId: str(env, 'KILN_WORKER_ID') ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     executor,
     pollIntervalMs: int(env, 'KILN_POLL_INTERVAL_MS', 1000, 50, 60_000),
+    leaseMs: int(env, 'KILN_LEASE_MS', 6000, 1000, 600_000),
+    misfireGraceMs: int(env, 'KILN_MISFIRE_GRACE_MS', 5000, 0, 86_400_000),
+    runAllMax: int(env, 'KILN_RUN_ALL_MAX', 100, 1, 10_000),
+    retryBaseMs: int(env, 'KILN_RETRY_BASE_MS', 2000, 0, 3_600_000),
     production: str(env, 'NODE_ENV') === 'production',
+    introspection: bool(env, 'KILN_GRAPHQL_INTROSPECTION', str(env, 'NODE_ENV') !== 'production'),
+    playground: bool(env, 'KILN_PLAYGROUND', str(env, 'NODE_ENV') !== 'production'),
+    queryLimits: Object.freeze({
+      maxDepth: int(env, 'KILN_GRAPHQL_MAX_DEPTH', 12, 2, 100),
+      maxAliases: int(env, 'KILN_GRAPHQL_MAX_ALIASES', 15, 0, 1000),
+      maxCost: int(env, 'KILN_GRAPHQL_MAX_COST', 5000, 10, 1_000_000),
+      maxDirectives: int(env, 'KILN_GRAPHQL_MAX_DIRECTIVES', 50, 0, 1000),
+      maxTokens: int(env, 'KILN_GRAPHQL_MAX_TOKENS', 5000, 100, 1_000_000),
+    }),
+    wsKeepAliveMs: int(env, 'KILN_WS_KEEPALIVE_MS', 12_000, 0, 3_600_000),
+    runner: loadRunner(env),
+    secretsKey: secretsKey(env),
   });
 }

@@ -1,4 +1,9 @@
 import type Dockerode from 'dockerode';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LineSplitter } from '../src/logs/lines.js';
 import { DockerBackend } from '../src/runner/docker/docker.js';
@@ -57,20 +62,23 @@ describe('DockerBackend', () => {
       step('echo out1; echo err1 >&2; printf "out2 no newline"; printf "err2\\n" >&2'),
       out.sink,
     );
-    expect(result).toEqual({ exitCode: 0 });
+    expect(result).toEqual({ exitCode: 0, oomKilled: false });
     expect(out.text('STDOUT')).toBe('out1\nout2 no newline');
     expect(out.text('STDERR')).toBe('err1\nerr2\n');
     for (const chunk of out.chunks) expect(Buffer.isBuffer(chunk.data)).toBe(true);
   });
 
   it('resolves with the exit code of the step', async () => {
-    await expect(backend.exec(shared, step('true'), captureOutput().sink)).resolves.toEqual({ exitCode: 0 });
+    await expect(backend.exec(shared, step('true'), captureOutput().sink)).resolves.toEqual({ exitCode: 0, oomKilled: false });
     const out = captureOutput();
-    await expect(backend.exec(shared, step('echo before; exit 3'), out.sink)).resolves.toEqual({ exitCode: 3 });
+    await expect(backend.exec(shared, step('echo before; exit 3'), out.sink)).resolves.toEqual({ exitCode: 3, oomKilled: false });
     expect(out.text('STDOUT')).toBe('before\n');
     await expect(backend.exec(shared, step('no-such-command'), captureOutput().sink)).resolves.toEqual({
       exitCode: 127,
+      oomKilled: false,
     });
+    // Killed, but not for lack of memory.
+    await expect(backend.exec(shared, step('kill -KILL $$'), captureOutput().sink)).resolves.toEqual({ exitCode: 137, oomKilled: false });
   });
 
   it('runs steps in /workspace with the container env plus the step env', async () => {
@@ -140,7 +148,9 @@ describe('DockerBackend', () => {
     expect(info.HostConfig.Init).toBe(true);
     expect(info.HostConfig.Memory).toBe(256 * 1024 * 1024);
     expect(info.HostConfig.NanoCpus).toBe(1e9);
-    expect(info.Mounts).toEqual([]);
+    // Nothing from the host: only the anonymous volumes of the writable directories.
+    expect(info.HostConfig.Binds ?? []).toEqual([]);
+    expect(info.Mounts.map((m) => [m.Type, m.Destination]).sort()).toEqual([['volume', '/tmp'], ['volume', '/workspace']]);
     const out = captureOutput();
     await backend.exec(shared, step('grep -E "^Cap(Eff|Bnd):" /proc/self/status'), out.sink);
     expect(out.text('STDOUT')).toMatch(/CapBnd:\s+0+\n/);
@@ -197,5 +207,108 @@ describe('DockerBackend', () => {
     const handle = await startContainer();
     await expect(Promise.all([1, 2, 3].map(() => backend.destroy(handle)))).resolves.toHaveLength(3);
     await expect(docker.getContainer(handle.id).inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+
+  describe('stopping a step', () => {
+    /** Runs `command` in a fresh container and aborts it once it printed `started`. */
+    async function abortOnceStarted(graceMs: number, command: string) {
+      const graceful = new DockerBackend(docker, { stopGraceMs: graceMs });
+      const handle = await graceful.prepare(testContainerSpec());
+      created.push(handle);
+      await graceful.start(handle);
+      const out = captureOutput();
+      const controller = new AbortController();
+      let abortedAt = 0;
+      const running = graceful.exec(handle, step(command), (stream, data) => {
+        out.sink(stream, data);
+        if (abortedAt === 0 && out.text('STDOUT').includes('started')) {
+          abortedAt = Date.now();
+          controller.abort();
+        }
+      }, controller.signal);
+      await expect(running).rejects.toMatchObject({ name: 'AbortError' });
+      return { out, elapsedMs: Date.now() - abortedAt, handle };
+    }
+
+    it('sends SIGTERM first and still delivers what the step prints while it shuts down', async () => {
+      const { out, elapsedMs } = await abortOnceStarted(20_000, 'trap "echo got TERM; exit 7" TERM; echo started; sleep 100 & wait $!');
+      expect(out.text('STDOUT')).toBe('started\ngot TERM\n');
+      // Well under the grace period: the step ended on SIGTERM, nothing waited for SIGKILL.
+      expect(elapsedMs).toBeLessThan(10_000);
+    });
+
+    it('kills a step that ignores SIGTERM once the grace period is over', async () => {
+      const { out, elapsedMs, handle } = await abortOnceStarted(1_500, 'trap "echo ignoring TERM" TERM; echo started; while :; do sleep 1; done');
+      expect(out.text('STDOUT')).toContain('ignoring TERM');
+      expect(elapsedMs).toBeGreaterThanOrEqual(1_400);
+      expect(elapsedMs).toBeLessThan(15_000);
+      expect((await docker.getContainer(handle.id).inspect()).State.Running).toBe(false);
+    });
+  });
+
+  it('stops reading while the sink applies back-pressure, and loses nothing', async () => {
+    const splitter = new LineSplitter();
+    const lines: string[] = [];
+    let waiting = false;
+    let bytesWhileWaiting = 0;
+    let maxBytesWhileWaiting = 0;
+    const result = await backend.exec(shared, step('seq 1 200000'), (_stream, data) => {
+      lines.push(...splitter.push(data));
+      if (waiting) {
+        bytesWhileWaiting += data.length;
+        maxBytesWhileWaiting = Math.max(maxBytesWhileWaiting, bytesWhileWaiting);
+        return undefined;
+      }
+      waiting = true;
+      bytesWhileWaiting = 0;
+      return new Promise<void>((resolve) => setTimeout(() => {
+        waiting = false;
+        resolve();
+      }, 5));
+    });
+    lines.push(...splitter.flush());
+    expect(result.exitCode).toBe(0);
+    expect(lines).toHaveLength(200_000);
+    expect(lines.every((line, i) => line === String(i + 1))).toBe(true);
+    // Only what had already arrived in the same read is delivered while the sink is busy.
+    expect(maxBytesWhileWaiting).toBeLessThan(1024 * 1024);
+  });
+
+  it('copies a tar archive into the container and a path back out as a tar archive', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'kiln-copy-'));
+    try {
+      await mkdir(path.join(dir, 'sub'));
+      await writeFile(path.join(dir, 'sub', 'hello.txt'), 'hello from the host\n');
+      // The directory must exist, as with `docker cp`.
+      await backend.exec(shared, step('mkdir -p /workspace/copied'), captureOutput().sink);
+      await backend.copyIn(shared, '/workspace/copied', spawn('tar', ['-c', '-f', '-', '-C', dir, '.']).stdout as Readable);
+      const out = captureOutput();
+      await backend.exec(shared, step('cat /workspace/copied/sub/hello.txt'), out.sink);
+      expect(out.text('STDOUT')).toBe('hello from the host\n');
+
+      const back = await backend.copyOut(shared, '/workspace/copied/sub');
+      const chunks: Buffer[] = [];
+      for await (const chunk of back!) chunks.push(chunk as Buffer);
+      const archive = Buffer.concat(chunks);
+      expect(archive.subarray(0, 100).toString().replace(/\0.*$/s, '')).toBe('sub/');
+      expect(archive.toString('latin1')).toContain('hello from the host');
+      await expect(backend.copyOut(shared, '/workspace/no-such-path')).resolves.toBeNull();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('lists the containers that carry all the given labels', async () => {
+    const listed = await backend.list({ 'kiln.test': 'true' });
+    expect(listed.map((c) => c.id)).toContain(shared.id);
+    expect(listed.find((c) => c.id === shared.id)).toMatchObject({ state: 'running', labels: { 'kiln.test': 'true' } });
+    await expect(backend.list({ 'kiln.test': 'true', 'kiln.no-such-label': 'x' })).resolves.toEqual([]);
+  });
+
+  it('reports a step killed for lack of memory as out of memory', async () => {
+    const handle = await startContainer({ memoryBytes: 32 * 1024 * 1024 });
+    const out = captureOutput();
+    const result = await backend.exec(handle, step('dd if=/dev/zero of=/dev/null bs=100M count=1'), out.sink);
+    expect(result).toEqual({ exitCode: 137, oomKilled: true });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IDLE_COMMAND, PIDS_LIMIT, toCreateOptions } from '../src/runner/docker/convert.js';
+import { DEFAULT_MAX_LIFETIME_SEC, NOFILE_LIMIT, PIDS_LIMIT, idleCommand, toCreateOptions, writableDirs } from '../src/runner/docker/convert.js';
 import type { ContainerSpec } from '../src/runner/types.js';
 
 const base: ContainerSpec = {
@@ -22,7 +22,7 @@ describe('toCreateOptions', () => {
   it('runs the image with an idle main process under docker-init, replacing its entrypoint', () => {
     const options = toCreateOptions(base);
     expect(options.Image).toBe('golang:1.23');
-    expect(options.Entrypoint).toEqual(IDLE_COMMAND);
+    expect(options.Entrypoint).toEqual(idleCommand(DEFAULT_MAX_LIFETIME_SEC));
     expect(options.Cmd).toEqual([]);
     expect(options.HostConfig?.Init).toBe(true);
     expect(options.Tty).toBe(false);
@@ -61,21 +61,62 @@ describe('toCreateOptions', () => {
     const host = toCreateOptions(base).HostConfig!;
     expect(host.Privileged).toBe(false);
     expect(host.CapDrop).toEqual(['ALL']);
-    expect(host.CapAdd).toBeUndefined();
+    expect(host.CapAdd).toEqual([]);
     expect(host.SecurityOpt).toEqual(['no-new-privileges']);
     expect(host.PidsLimit).toBe(PIDS_LIMIT);
     expect(PIDS_LIMIT).toBeGreaterThan(0);
     expect(host.IpcMode).toBe('private');
+    expect(toCreateOptions({ ...base, pidsLimit: 64 }).HostConfig?.PidsLimit).toBe(64);
+  });
+
+  it('keeps the default seccomp profile, whatever the spec', () => {
+    for (const spec of [base, { ...base, readOnlyRootfs: false, network: 'bridge' as const, user: '0' }]) {
+      const opts = toCreateOptions(spec).HostConfig!.SecurityOpt ?? [];
+      expect(opts.some((o: string) => o.startsWith('seccomp'))).toBe(false);
+      expect(opts.some((o: string) => /apparmor[=:]unconfined|label[=:]disable/.test(o))).toBe(false);
+    }
+  });
+
+  it('sets ulimits: open files, and no core dumps', () => {
+    expect(toCreateOptions(base).HostConfig?.Ulimits).toEqual([
+      { Name: 'nofile', Soft: NOFILE_LIMIT, Hard: NOFILE_LIMIT },
+      { Name: 'core', Soft: 0, Hard: 0 },
+    ]);
+    expect(toCreateOptions({ ...base, nofileLimit: 1024 }).HostConfig?.Ulimits?.[0]).toEqual({ Name: 'nofile', Soft: 1024, Hard: 1024 });
+  });
+
+  it('makes the container, not the worker, the first victim of a host-wide out-of-memory kill', () => {
+    expect(toCreateOptions(base).HostConfig?.OomScoreAdj).toBeGreaterThan(0);
   });
 
   it('mounts nothing from the host, not even the Docker socket', () => {
-    const options = toCreateOptions(base);
+    const options = toCreateOptions({ ...base, readOnlyRootfs: true, writablePaths: ['/go', '/root/.cache'] });
     const host = options.HostConfig!;
     expect(host.Binds).toEqual([]);
-    expect(host.Mounts).toEqual([]);
+    // Only anonymous volumes (no Source): the engine creates them and removes them with the container.
+    for (const mount of host.Mounts!) expect(mount).toEqual({ Type: 'volume', Source: '', Target: mount.Target });
     expect(host.VolumesFrom).toBeUndefined();
     expect(host.Devices).toBeUndefined();
     expect(JSON.stringify(options)).not.toContain('docker.sock');
+  });
+
+  it('makes the root filesystem read-only with the workdir, /tmp and the extra paths writable', () => {
+    const options = toCreateOptions({ ...base, readOnlyRootfs: true, writablePaths: ['/go', '/root/.cache/', '/tmp'] });
+    expect(options.HostConfig?.ReadonlyRootfs).toBe(true);
+    expect(options.HostConfig?.Mounts?.map((m) => m.Target)).toEqual(['/workspace', '/tmp', '/go', '/root/.cache']);
+    expect(toCreateOptions({ ...base, readOnlyRootfs: false }).HostConfig?.ReadonlyRootfs).toBe(false);
+    expect(writableDirs({ workdir: '/workspace', writablePaths: ['/', '/workspace/'] })).toEqual(['/workspace', '/tmp']);
+  });
+
+  it('runs as the configured user, else as the image says', () => {
+    expect(toCreateOptions(base)).not.toHaveProperty('User');
+    expect(toCreateOptions({ ...base, user: '1000:1000' }).User).toBe('1000:1000');
+  });
+
+  it('stops by itself when its lifetime runs out, with an idle process that ignores SIGTERM', () => {
+    const entrypoint = toCreateOptions({ ...base, maxLifetimeSec: 90.2 }).Entrypoint as string[];
+    expect(entrypoint).toEqual(['/bin/sh', '-c', 'trap "" TERM INT HUP; exec sleep "$0"', '91']);
+    expect(toCreateOptions(base).StopSignal).toBe('SIGKILL');
   });
 
   it('names the container only when the spec gives a name', () => {

@@ -2,20 +2,31 @@ import 'reflect-metadata';
 import { createOrm, migrateOrm } from '../src/db/orm.js';
 import { createPool } from '../src/db/pool.js';
 import { migrateQueue } from '../src/queue/queue.js';
-import { TEMPLATE_DB, TEST_DB_PREFIX, databaseUrl, withAdminClient } from './helpers/db.js';
+import { ageOfName, databaseUrl, LEFTOVER_AGE_SECONDS, TEMPLATE_PREFIX, TEST_DB_PREFIX, timestampedName, withAdminClient } from './helpers/db.js';
 
 /**
- * Runs once before all test files: builds a migrated template database (Kiln's and
- * graphile-worker's schemas) that each test file copies, and drops copies left by a crashed run.
+ * Runs once before all test files: builds this run's migrated template database (Kiln's and
+ * graphile-worker's schemas), which each test file copies, and drops what crashed runs left.
+ * Other runs may be going on against the same Postgres: their databases are young, or in use,
+ * and are left alone. Returns the teardown, which drops this run's template.
  */
-export default async function setup(): Promise<void> {
+export default async function setup(): Promise<() => Promise<void>> {
+  const template = timestampedName(`${TEMPLATE_PREFIX}_`);
+  process.env.KILN_TEST_TEMPLATE_DB = template; // inherited by the test workers
   await withAdminClient(async (c) => {
-    const { rows } = await c.query<{ datname: string }>(`select datname from pg_database where datname like $1`, [`${TEST_DB_PREFIX}%`]);
-    for (const { datname } of rows) await c.query(`drop database if exists "${datname}" with (force)`);
-    await c.query(`drop database if exists "${TEMPLATE_DB}" with (force)`);
-    await c.query(`create database "${TEMPLATE_DB}"`);
+    const { rows } = await c.query<{ datname: string; in_use: boolean }>(
+      `select datname, exists (select 1 from pg_stat_activity a where a.datname = d.datname) as in_use
+         from pg_database d where datname like $1 or datname like $2`,
+      [`${TEST_DB_PREFIX}%`, `${TEMPLATE_PREFIX}%`],
+    );
+    for (const { datname, in_use } of rows) {
+      const age = ageOfName(datname, TEST_DB_PREFIX) ?? ageOfName(datname, `${TEMPLATE_PREFIX}_`);
+      const leftover = age === null ? !in_use : age > LEFTOVER_AGE_SECONDS;
+      if (leftover) await c.query(`drop database if exists "${datname}" with (force)`).catch(() => undefined);
+    }
+    await c.query(`create database "${template}"`);
   });
-  const url = databaseUrl(TEMPLATE_DB);
+  const url = databaseUrl(template);
   const orm = await createOrm(url);
   const pool = createPool(url, 2);
   try {
@@ -25,4 +36,7 @@ export default async function setup(): Promise<void> {
     await orm.close();
     await pool.end();
   }
+  return async () => {
+    await withAdminClient((c) => c.query(`drop database if exists "${template}" with (force)`)).catch(() => undefined);
+  };
 }

@@ -5,8 +5,9 @@ import pg from 'pg';
  * idle client's lost connection (Postgres restart, admin termination) from crashing the process;
  * the pool replaces the client on next use.
  */
-export function createPool(connectionString: string, max = 10): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max, idleTimeoutMillis: 30_000 });
+export function createPool(connectionString: string, max = 10, applicationName = 'kiln'): pg.Pool {
+  // application_name shows in pg_stat_activity which process holds which session (and lock).
+  const pool = new pg.Pool({ connectionString, max, idleTimeoutMillis: 30_000, application_name: applicationName.slice(0, 63) });
   pool.on('error', (err) => {
     process.emitWarning(`postgres pool: idle client error: ${err.message}`);
   });

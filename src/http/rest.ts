@@ -10,7 +10,9 @@ import { getExecution, getJob } from '../services/findOwned.js';
 import { lastExecutionOf } from '../services/jobQueries.js';
 import { MAX_JOB_FILE_BYTES } from '../spec/parse.js';
 import { submitJobs } from '../services/submitJobs.js';
-import { logUrlOf } from '../services/executionFiles.js';
+import { logUrlOf, openArtifact } from '../services/executionFiles.js';
+import { pipeline } from 'node:stream/promises';
+import { visibleNextRunAt } from '../services/schedules.js';
 
 const YAML_TYPES = ['application/yaml', 'text/yaml', 'application/x-yaml', 'text/plain'];
 
@@ -96,6 +98,18 @@ export function restRouter(deps: Deps, verifier: TokenVerifier, log: (m: string)
     }),
   );
 
+  // Where `Execution.artifacts.url` points when the store has no URLs of its own (local directory).
+  router.get(
+    '/executions/:id/artifacts/:path',
+    wrap(async (req, res) => {
+      const execution = await getExecution(deps.orm.em.fork(), req.principal.sub, String(req.params.id));
+      const { stream, fileName } = await openArtifact(deps, execution, String(req.params.path));
+      res.type('application/gzip');
+      res.attachment(fileName);
+      await pipeline(stream, res);
+    }),
+  );
+
   router.get(
     '/job_status/:job_id',
     wrap(async (req, res) => {
@@ -107,7 +121,7 @@ export function restRouter(deps: Deps, verifier: TokenVerifier, log: (m: string)
         name: job.name,
         status: last?.status ?? 'SCHEDULED',
         paused: job.paused,
-        next_run_at: job.nextRunAt?.toISOString() ?? null,
+        next_run_at: visibleNextRunAt(job)?.toISOString() ?? null,
         last_execution: last ? await executionJson(deps, last) : null,
       });
     }),

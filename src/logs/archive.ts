@@ -13,28 +13,37 @@ export function renderLine(line: Pick<LogLine, 'stream' | 'text'>): string {
   return line.stream === 'SYSTEM' ? `[kiln] ${line.text}` : line.text;
 }
 
-const PAGE = 5000;
+/** Lines per page read from Postgres while archiving. */
+const PAGE = 10_000;
 
-/** Reads an execution's stored lines page by page, so a big log never sits whole in memory. */
-async function* storedLines(pool: pg.Pool, executionId: string): AsyncGenerator<LogLine> {
-  let after = 0;
-  for (;;) {
-    const { rows } = await pool.query<{ seq: number; stream: LogLine['stream']; step: number | null; text: string; at: Date }>(
-      `select seq, stream, step, text, at from log_chunks where execution_id = $1 and seq > $2 order by seq limit $3`,
-      [executionId, after, PAGE],
-    );
-    for (const r of rows) yield r;
-    if (rows.length < PAGE) return;
-    after = rows[rows.length - 1]!.seq;
+/**
+ * One page of archived lines as Postgres makes them ($1 execution, seqs in ($2, $3]): NDJSON
+ * (lossless; `row_to_json` writes it as compactly as JSON.stringify) or the plain text of renderLine.
+ */
+const PAGE_SQL = {
+  ndjson: `select string_agg(row_to_json(l)::text || chr(10), '' order by l.seq) as lines
+             from (select seq, stream, step, text, to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at
+                     from log_chunks where execution_id = $1 and seq > $2 and seq <= $3) as l`,
+  text: `select string_agg(case when stream = 'SYSTEM' then '[kiln] ' || text else text end || chr(10), '' order by seq) as lines
+           from log_chunks where execution_id = $1 and seq > $2 and seq <= $3`,
+} as const;
+
+/**
+ * An execution's stored lines in one archive format, page by page (each page one string with a
+ * newline after every line), so a big log never sits whole in memory. Postgres formats the lines:
+ * a million of them cost a few hundred strings in Node, not millions of objects.
+ *
+ * Seqs are gapless, so pages are seq ranges rather than LIMITs: right after a big run the table's
+ * statistics are stale, and a range keeps every page an index range scan whatever the planner
+ * believes.
+ */
+async function* storedPages(pool: pg.Pool, executionId: string, format: keyof typeof PAGE_SQL): AsyncGenerator<string> {
+  const { rows } = await pool.query<{ last_seq: number }>(`select last_seq from executions where id = $1`, [executionId]);
+  const last = rows[0]?.last_seq ?? 0;
+  for (let after = 0; after < last; after += PAGE) {
+    const { rows: [page] } = await pool.query<{ lines: string | null }>(PAGE_SQL[format], [executionId, after, Math.min(after + PAGE, last)]);
+    if (page?.lines) yield page.lines;
   }
-}
-
-function streamOf(pool: pg.Pool, executionId: string, format: (l: LogLine) => string): Readable {
-  return Readable.from(
-    (async function* () {
-      for await (const line of storedLines(pool, executionId)) yield format(line) + '\n';
-    })(),
-  );
 }
 
 /**
@@ -43,12 +52,8 @@ function streamOf(pool: pg.Pool, executionId: string, format: (l: LogLine) => st
  */
 export async function archiveLogToStore(pool: pg.Pool, store: ArtifactStore, executionId: string): Promise<string> {
   const keys = logKeys(executionId);
-  await store.put(
-    keys.ndjson,
-    streamOf(pool, executionId, (l) => JSON.stringify({ seq: l.seq, stream: l.stream, step: l.step, text: l.text, at: new Date(l.at).toISOString() })),
-    { contentType: 'application/x-ndjson' },
-  );
-  await store.put(keys.text, streamOf(pool, executionId, renderLine), { contentType: 'text/plain; charset=utf-8' });
+  await store.put(keys.ndjson, Readable.from(storedPages(pool, executionId, 'ndjson')), { contentType: 'application/x-ndjson' });
+  await store.put(keys.text, Readable.from(storedPages(pool, executionId, 'text')), { contentType: 'text/plain; charset=utf-8' });
   return keys.ndjson;
 }
 

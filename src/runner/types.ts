@@ -1,17 +1,23 @@
+import type { Readable } from 'node:stream';
+
 /**
  * The seam between Kiln and whatever runs containers. The lifecycle is explicit:
- * prepare (image + create) -> start -> exec each step (streaming output) -> destroy.
- * `destroy` is idempotent and safe to call at any point, including after a failed prepare.
+ *
+ *   prepare (image + create) -> start -> [copyIn] -> exec each step -> [copyOut] -> destroy
+ *
+ * `exec` is the stream-and-wait of one step: it delivers the step's output as it comes and
+ * resolves with its exit status once the output is complete. `destroy` is idempotent and safe to
+ * call at any point, including after a failed prepare; it kills whatever still runs.
  */
 
 export type OutputStream = 'STDOUT' | 'STDERR';
 
-/** What a container needs, already resolved from an ExecutionPlan. */
+/** What a container needs, already resolved from an ExecutionPlan and the server's settings. */
 export interface ContainerSpec {
   image: string;
-  /** Environment for the container (steps may add their own). */
+  /** Environment of the container (steps may add their own; secrets are given per step). */
   env: Record<string, string>;
-  /** Labels that let a reaper find the container: kiln, kiln.job, kiln.execution, kiln.attempt, kiln.worker. */
+  /** Labels that let a reaper find the container: kiln, kiln.job, kiln.execution, kiln.attempt, kiln.worker... */
   labels: Record<string, string>;
   network: 'none' | 'bridge';
   workdir: string;
@@ -19,10 +25,27 @@ export interface ContainerSpec {
   cpus: number | null;
   /** Optional container name; unique per attempt. */
   name?: string;
+  /** Most processes and threads in the container (default 512). */
+  pidsLimit?: number;
+  /** Open files per process (default 65536). */
+  nofileLimit?: number;
+  /** Root filesystem read-only; `workdir`, /tmp and `writablePaths` stay writable (default false). */
+  readOnlyRootfs?: boolean;
+  /** Writable directories besides `workdir` and /tmp, each a volume of its own. */
+  writablePaths?: string[];
+  /** User the steps run as; default the image's. */
+  user?: string | null;
+  /**
+   * Seconds after which the container stops by itself even if no worker is left to stop it:
+   * the backstop under the worker's own timeouts (default: a day).
+   */
+  maxLifetimeSec?: number;
 }
 
 export interface ContainerHandle {
   id: string;
+  /** The user the steps run as (`name`, `uid` or `uid:gid`; empty = root), when the backend knows it. */
+  user?: string;
 }
 
 export interface StepCommand {
@@ -32,20 +55,49 @@ export interface StepCommand {
   workdir: string;
 }
 
-/** Raw output as the engine delivers it; line splitting happens in src/logs. */
-export type OutputSink = (stream: OutputStream, data: Buffer) => void;
+/** How a step ended. */
+export interface StepResult {
+  exitCode: number;
+  /** The kernel killed a process of the container for lack of memory while the step ran. */
+  oomKilled: boolean;
+}
+
+/**
+ * Raw output as the engine delivers it; line splitting happens in src/logs. A returned promise
+ * asks the backend to stop reading until it settles (back-pressure, so memory stays bounded).
+ */
+export type OutputSink = (stream: OutputStream, data: Buffer) => void | Promise<void>;
+
+/** A container found by its labels. */
+export interface ContainerSummary {
+  id: string;
+  labels: Record<string, string>;
+  /** e.g. `running`, `exited`, `created`. */
+  state: string;
+  createdAt: Date;
+}
 
 export interface ContainerBackend {
-  /** Makes sure the image is there and creates the container (not started). */
-  prepare(spec: ContainerSpec): Promise<ContainerHandle>;
-  start(handle: ContainerHandle): Promise<void>;
   /**
-   * Runs one step and resolves with its exit code once its output has been fully delivered
-   * to `sink`. Aborting `signal` stops waiting (the caller then destroys the container).
+   * Makes sure the image is there (pulling it when missing) and creates the container, not
+   * started. Aborting `signal` abandons a pull.
    */
-  exec(handle: ContainerHandle, step: StepCommand, sink: OutputSink, signal?: AbortSignal): Promise<{ exitCode: number }>;
-  /** Stops (if running) and removes the container; never throws for a missing container. */
+  prepare(spec: ContainerSpec, signal?: AbortSignal): Promise<ContainerHandle>;
+  start(handle: ContainerHandle): Promise<void>;
+  /** Unpacks a tar archive into directory `dir` of the container (the workspace checkout). */
+  copyIn(handle: ContainerHandle, dir: string, tar: Readable): Promise<void>;
+  /**
+   * Runs one step and resolves once its output has been fully delivered to `sink`. Aborting
+   * `signal` stops the step: SIGTERM to every process of the container, output still delivered
+   * for the grace period, then SIGKILL; it then rejects with an AbortError.
+   */
+  exec(handle: ContainerHandle, step: StepCommand, sink: OutputSink, signal?: AbortSignal): Promise<StepResult>;
+  /** A tar archive of `path` in the container, or null when there is no such path. */
+  copyOut(handle: ContainerHandle, path: string): Promise<Readable | null>;
+  /** Stops (if running) and removes the container and its volumes; never throws for a missing container. */
   destroy(handle: ContainerHandle): Promise<void>;
+  /** Every container, running or not, that carries all of `labels`. */
+  list(labels: Record<string, string>): Promise<ContainerSummary[]>;
   /** Throws when the engine cannot be reached. */
   ping(): Promise<void>;
 }

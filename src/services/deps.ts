@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Orm } from '../db/orm.js';
+import type { SecretBox } from '../secrets/SecretBox.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 
 /** What the use cases need; built once in the composition root. */
@@ -9,4 +10,6 @@ export interface Deps {
   pool: pg.Pool;
   store: ArtifactStore;
   config: Readonly<Config>;
+  /** Seals secrets before they are stored (setSecret). */
+  secretBox: SecretBox;
 }

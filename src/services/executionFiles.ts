@@ -1,6 +1,9 @@
+import type { Readable } from 'node:stream';
 import type { Execution } from '../entities/index.js';
+import { NotFoundError } from '../errors.js';
 import { logKeys } from '../logs/archive.js';
-import type { ArtifactStore } from '../storage/ArtifactStore.js';
+import { ObjectNotFoundError, type ArtifactStore } from '../storage/ArtifactStore.js';
+import type { Deps } from './deps.js';
 
 /** The plain-text archived log's address: presigned on S3, else Kiln's own download route. */
 export async function logUrlOf(store: ArtifactStore, execution: Execution): Promise<string | null> {
@@ -17,4 +20,16 @@ export async function artifactsOf(store: ArtifactStore, execution: Execution): P
       url: (await store.url(a.key)) ?? `/api/v1/executions/${execution.id}/artifacts/${encodeURIComponent(a.path)}`,
     })),
   );
+}
+
+/** One stored artifact of an execution (a tar.gz) by the path the job file lists; NOT_FOUND when there is none. */
+export async function openArtifact(deps: Deps, execution: Execution, artifactPath: string): Promise<{ stream: Readable; fileName: string }> {
+  const artifact = execution.artifacts.find((a) => a.path === artifactPath);
+  if (artifact === undefined) throw new NotFoundError(`artifact of execution ${execution.id}`, artifactPath);
+  try {
+    return { stream: await deps.store.getStream(artifact.key), fileName: artifact.key.split('/').pop()! };
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) throw new NotFoundError(`artifact of execution ${execution.id}`, artifactPath);
+    throw err;
+  }
 }

@@ -1,18 +1,38 @@
 import type pg from 'pg';
-import type { ContainerBackend, ContainerHandle, OutputStream } from '../runner/types.js';
-import { LogStream } from '../entities/enums.js';
-import { LineSplitter } from '../logs/lines.js';
+import type { ContainerBackend, ContainerHandle, StepResult } from '../runner/types.js';
 import { LogWriter, type LogFlushListener } from '../logs/LogWriter.js';
-import { claimExecution, finishExecution, markStep, pendingStop, type ClaimedExecution } from './executionState.js';
+import { SecretMasker } from '../logs/mask.js';
+import { OutputBudget, StepOutput } from '../logs/stepOutput.js';
+import { ArtifactError, collectArtifacts, recordArtifacts } from '../runner/artifacts.js';
+import { containerSpecFor } from '../runner/containerSpec.js';
+import { stepFailure } from '../runner/failures.js';
+import { checkoutInto, redactUrl } from '../runner/workspace.js';
+import { loadExecutionSecrets } from '../secrets/executionSecrets.js';
+import { claimExecution, finishExecution, markStep, type ClaimedExecution, type Outcome } from './executionState.js';
+import type { LeaseKeeper } from './leases.js';
+import type { RunnerServices } from './runnerRuntime.js';
 
 /** What running an execution needs from the worker process. */
 export interface RunnerDeps {
   pool: pg.Pool;
   backend: ContainerBackend;
   workerId: string;
-  /** How often a running execution checks for a cancel request. */
-  cancelPollMs?: number;
   onLogFlush?: LogFlushListener;
+  /** Container settings, cancel requests (LISTEN/NOTIFY), secrets and the artifact store. */
+  runner: RunnerServices;
+  /** Renews this worker's claims; a lost claim stops its execution at once. */
+  leases: LeaseKeeper;
+  /** For retries queued when a run fails. */
+  defaultImage: string;
+  retryBaseMs: number;
+}
+
+/** Thrown when another execution of the same job is running: graphile-worker retries later. */
+export class JobBusyError extends Error {
+  constructor(executionId: string) {
+    super(`execution ${executionId} waits: another execution of its job is running`);
+    this.name = 'JobBusyError';
+  }
 }
 
 type FinalStatus = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
@@ -24,47 +44,96 @@ type FinalStatus = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
  * The container is destroyed on every path.
  */
 export async function runExecution(deps: RunnerDeps, executionId: string): Promise<void> {
-  const claimed = await claimExecution(deps.pool, executionId, deps.workerId);
-  if (claimed === null) return; // cancelled before it started, already run, or deleted
+  const claim = await claimExecution(deps.pool, executionId, deps.workerId, deps.leases.leaseMs);
+  if (claim.kind === 'busy') throw new JobBusyError(executionId);
+  if (claim.kind === 'gone') return; // cancelled before it started, already run, or deleted
+  const claimed = claim.execution;
   const { plan } = claimed;
-  const log = new LogWriter(deps.pool, claimed.id, claimed.lastSeq, { onFlush: deps.onLogFlush });
+  const startedAt = Date.now();
+  // Secrets are known once loaded (inside the try below); Kiln's own lines are masked from then on.
+  let masker: SecretMasker | null = null;
+  const log = new LogWriter(deps.pool, claimed.id, claimed.lastSeq, {
+    onFlush: deps.onLogFlush,
+    fence: claimed,
+    mask: (text) => (masker ? masker.line(text) : text),
+  });
   const stop = new AbortController();
-  let stopReason: 'TIMED_OUT' | 'CANCELLED' | null = null;
+  let stopReason: 'TIMED_OUT' | 'CANCELLED' | 'LOST' | null = null;
   let stopMessage = '';
-  const halt = (reason: 'TIMED_OUT' | 'CANCELLED', message: string) => {
+  let handle: ContainerHandle | null = null;
+  const halt = (reason: 'TIMED_OUT' | 'CANCELLED' | 'LOST', message: string) => {
     if (stopReason === null) [stopReason, stopMessage] = [reason, message];
     stop.abort(new Error(reason));
+    // A timeout or a cancel stops the step gracefully (SIGTERM, grace, SIGKILL: see
+    // ContainerBackend.exec); a lost claim gets no grace, the next attempt may start any moment.
+    if (reason === 'LOST' && handle !== null) void deps.backend.destroy(handle).catch(() => {});
   };
   // `timeout` counts from the start of the run, not from the queue.
   const deadline = setTimeout(() => halt('TIMED_OUT', `timed out after ${plan.timeoutMs} ms`), plan.timeoutMs);
-  const cancelWatch = setInterval(() => {
-    pendingStop(deps.pool, claimed.id).then((s) => s && halt('CANCELLED', 'cancelled'), () => {});
-  }, deps.cancelPollMs ?? 1000);
+  // Cancel requests arrive by LISTEN/NOTIFY from whichever API process took them.
+  const unwatch = deps.runner.cancels.watch(claimed.id, () => halt('CANCELLED', 'cancelled'));
 
-  let handle: ContainerHandle | null = null;
+  // A lost claim kills the container at once: another worker may take the execution over.
+  deps.leases.hold(claimed, (reason) => halt('LOST', reason));
+  let completed = false;
+  let destroyLater = false;
   let outcome: { status: FinalStatus; exitCode: number | null; error: string | null } = { status: 'SUCCEEDED', exitCode: 0, error: null };
   try {
     log.system(`execution #${claimed.number} (attempt ${claimed.attempt}) on worker ${deps.workerId}, image ${plan.image}`);
-    handle = await deps.backend.prepare({
-      image: plan.image,
-      env: plan.env,
-      labels: containerLabels(claimed, deps.workerId),
-      network: plan.network,
-      workdir: plan.workdir,
-      memoryBytes: plan.resources.memoryBytes,
-      cpus: plan.resources.cpus,
-      name: `kiln-${claimed.id}-${claimed.attempt}`,
-    });
+    const secrets = await loadExecutionSecrets(deps.pool, deps.runner.secretBox, claimed.id, plan.secrets);
+    masker = SecretMasker.of(secrets.values());
+    const spec = containerSpecFor(
+      plan,
+      { executionId: claimed.id, jobId: claimed.jobId, attempt: claimed.attempt, workerId: deps.workerId, installationId: deps.runner.installationId },
+      deps.runner.settings,
+      startedAt,
+    );
+    if (claimed.attempt > 1) {
+      // An earlier attempt's worker died; its container may still run a step on this engine.
+      // Never two at once: it goes before this attempt starts.
+      for (const c of await deps.backend.list({ 'kiln.execution': claimed.id })) {
+        if (Number(c.labels['kiln.attempt']) < claimed.attempt) await deps.backend.destroy({ id: c.id });
+      }
+    }
+    handle = await deps.backend.prepare(spec, stop.signal);
+    stop.signal.throwIfAborted(); // stopped while the image was pulled: never start it
     await deps.backend.start(handle);
+    if (plan.repository !== null) {
+      log.system(`checking out ${redactUrl(plan.repository.url)} at ${plan.repository.ref} into ${plan.workdir}`);
+      const commit = await checkoutInto(deps.backend, handle, plan.workdir, plan.repository, {
+        protocols: deps.runner.settings.gitProtocols,
+        signal: stop.signal,
+      });
+      log.system(`checked out commit ${commit}`);
+    }
+    const io: StepIo = { masker, budget: new OutputBudget(deps.runner.settings.maxLogBytes), secretEnv: Object.fromEntries(secrets) };
     for (const step of plan.steps) {
       if (stop.signal.aborted) break;
-      const exitCode = await runStep(deps, handle, claimed, step, log, stop.signal, (ms) => halt('TIMED_OUT', `step "${step.name}" timed out after ${ms} ms`));
-      if (exitCode === null) break; // stopped by timeout or cancel
-      if (exitCode !== 0) {
-        outcome = { status: 'FAILED', exitCode, error: `step "${step.name}" exited with code ${exitCode}` };
+      const result = await runStep(deps, handle, claimed, step, log, io, stop.signal, (ms) => halt('TIMED_OUT', `step "${step.name}" timed out after ${ms} ms`));
+      if (result === null) break; // stopped by timeout or cancel
+      if (result.exitCode !== 0) {
+        outcome = { status: 'FAILED', exitCode: result.exitCode, error: stepFailure(step.name, result, spec.memoryBytes) };
         break;
       }
     }
+    // Artifacts are kept after a failed step too (test reports, core files), not after a stop.
+    if (plan.artifacts.length > 0 && !stop.signal.aborted) {
+      try {
+        const stored = await collectArtifacts(deps.backend, handle, deps.runner.store, plan.artifacts, {
+          executionId: claimed.id,
+          workdir: plan.workdir,
+          maxBytes: deps.runner.settings.maxArtifactBytes,
+          log: (message) => log.system(message),
+          signal: stop.signal,
+        });
+        await recordArtifacts(deps.pool, claimed, stored);
+      } catch (err) {
+        if (!(err instanceof ArtifactError)) throw err;
+        log.system(`error: ${err.message}`);
+        if (outcome.status === 'SUCCEEDED') outcome = { status: 'FAILED', exitCode: null, error: err.message };
+      }
+    }
+    completed = true;
   } catch (err) {
     if (!stop.signal.aborted) {
       const message = err instanceof Error ? err.message : String(err);
@@ -73,71 +142,81 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
     }
   } finally {
     clearTimeout(deadline);
-    clearInterval(cancelWatch);
-    if (handle !== null) await deps.backend.destroy(handle).catch(() => {});
+    // A run that was stopped, or broke, may still have processes: they die before its status is
+    // final. A run whose steps all ended has only its idle process left: its container goes right
+    // after the status is recorded, so reporting the outcome does not wait for the engine.
+    destroyLater = completed && !stop.signal.aborted && handle !== null;
+    if (handle !== null && !destroyLater) await deps.backend.destroy(handle).catch(() => {});
+    if (!destroyLater) unwatch();
+    deps.leases.release(claimed.id);
   }
+  if (stopReason === 'LOST') return; // fenced: the execution is no longer ours to write
   if (stopReason !== null) {
     outcome = { status: stopReason, exitCode: null, error: stopMessage };
     log.system(stopMessage);
   } else {
     log.system(outcome.status === 'SUCCEEDED' ? 'execution succeeded' : `execution failed: ${outcome.error}`);
   }
+  // `error` is shown by the API too: no secret in it either.
+  if (masker !== null && outcome.error !== null) outcome = { ...outcome, error: (masker as SecretMasker).line(outcome.error) };
   await log.flush().catch(() => {}); // a deleted execution's lines have nowhere to go
-  await finishExecution(deps.pool, claimed.id, outcome);
+  try {
+    await finishExecution(deps.pool, claimed, outcome as Outcome, { defaultImage: deps.defaultImage, baseMs: deps.retryBaseMs });
+  } finally {
+    if (destroyLater) {
+      await deps.backend.destroy(handle!).catch(() => {});
+      unwatch(); // until now the reaper knew the container as this process's own
+    }
+  }
 }
 
-/** Runs one step; resolves with its exit code, or null when the run was stopped meanwhile. */
+/** What every step of one execution shares on the way in and out of the container. */
+interface StepIo {
+  masker: SecretMasker | null;
+  budget: OutputBudget;
+  /** The job's secrets, given to each step's process only (not to the container's config). */
+  secretEnv: Record<string, string>;
+}
+
+/** Runs one step; resolves with how it ended, or null when the run was stopped meanwhile. */
 async function runStep(
   deps: RunnerDeps,
   handle: ContainerHandle,
   claimed: ClaimedExecution,
   step: ClaimedExecution['plan']['steps'][number],
   log: LogWriter,
+  io: StepIo,
   runSignal: AbortSignal,
   onStepTimeout: (ms: number) => void,
-): Promise<number | null> {
-  await markStep(deps.pool, claimed.id, step.index, { status: 'RUNNING' });
+): Promise<StepResult | null> {
+  await markStep(deps.pool, claimed, step.index, { status: 'RUNNING' });
   log.system(`step ${step.index + 1}/${claimed.plan.steps.length}: ${step.name}`, step.index);
-  const splitters: Record<OutputStream, LineSplitter> = { STDOUT: new LineSplitter(), STDERR: new LineSplitter() };
-  const emit = (stream: OutputStream, lines: string[]) => {
-    for (const line of lines) log.append(stream === 'STDOUT' ? LogStream.STDOUT : LogStream.STDERR, step.index, line);
-  };
+  const output = new StepOutput(log, step.index, io.masker, io.budget);
   const signals = [runSignal];
   if (step.timeoutMs !== null) signals.push(AbortSignal.timeout(step.timeoutMs));
   const signal = AbortSignal.any(signals);
-  let exitCode: number;
+  let result: StepResult;
   try {
-    ({ exitCode } = await deps.backend.exec(
+    result = await deps.backend.exec(
       handle,
-      { command: step.run, env: step.env, workdir: claimed.plan.workdir },
-      (stream, data) => emit(stream, splitters[stream].push(data)),
+      { command: step.run, env: { ...step.env, ...io.secretEnv }, workdir: claimed.plan.workdir },
+      (stream, data) => output.push(stream, data),
       signal,
-    ));
+    );
   } catch (err) {
-    emit('STDOUT', splitters.STDOUT.flush());
-    emit('STDERR', splitters.STDERR.flush());
+    output.end();
     if (!signal.aborted) throw err;
-    await markStep(deps.pool, claimed.id, step.index, { status: 'FAILED', exitCode: null });
+    await markStep(deps.pool, claimed, step.index, { status: 'FAILED', exitCode: null });
     if (!runSignal.aborted) {
       // Only the step's own timeout fired: the execution ends TIMED_OUT all the same.
       onStepTimeout(step.timeoutMs ?? 0);
     }
     return null;
   }
-  emit('STDOUT', splitters.STDOUT.flush());
-  emit('STDERR', splitters.STDERR.flush());
-  await markStep(deps.pool, claimed.id, step.index, { status: exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode });
+  output.end();
+  const { exitCode } = result;
+  await markStep(deps.pool, claimed, step.index, { status: exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode });
+  if (result.oomKilled) log.system(`step "${step.name}" was killed by the kernel: out of memory`, step.index);
   log.system(`step "${step.name}" exited with code ${exitCode}`, step.index);
-  return exitCode;
-}
-
-/** Labels that let a reaper find the container and tell whose it is (DESIGN.md section 5). */
-export function containerLabels(claimed: Pick<ClaimedExecution, 'id' | 'jobId' | 'attempt'>, workerId: string): Record<string, string> {
-  return {
-    kiln: 'true',
-    'kiln.execution': claimed.id,
-    'kiln.job': claimed.jobId,
-    'kiln.attempt': String(claimed.attempt),
-    'kiln.worker': workerId,
-  };
+  return result;
 }

@@ -4,6 +4,9 @@ import type { ContainerSpec, OutputSink, OutputStream } from '../../src/runner/t
 /** The image scripts/build-test-images.sh builds: static busybox, /workspace, /tmp, no registry. */
 export const TEST_IMAGE = 'kiln-test/busybox:latest';
 
+/** Like TEST_IMAGE, but its user is `builder` (1000:1000), who owns /workspace and /home/builder. */
+export const NONROOT_TEST_IMAGE = 'kiln-test/busybox-nonroot:latest';
+
 /** Every container a test creates carries this label, so leftovers can be found and removed. */
 export const TEST_LABEL = 'kiln.test';
 
@@ -26,10 +29,12 @@ export async function requireDocker(): Promise<Dockerode> {
       { cause: err },
     );
   }
-  try {
-    await docker.getImage(TEST_IMAGE).inspect();
-  } catch (err) {
-    throw new Error(`the test image ${TEST_IMAGE} is missing: run scripts/build-test-images.sh`, { cause: err });
+  for (const image of [TEST_IMAGE, NONROOT_TEST_IMAGE]) {
+    try {
+      await docker.getImage(image).inspect();
+    } catch (err) {
+      throw new Error(`the test image ${image} is missing: run scripts/build-test-images.sh`, { cause: err });
+    }
   }
   return docker;
 }

@@ -11,6 +11,8 @@ import { TEST_IMAGE } from './docker.js';
 
 /** The local-mode secret every test Kiln uses. */
 export const TEST_SECRET = 'kiln-test-secret-that-is-at-least-32-bytes-long';
+/** The key sealing stored secrets in every test Kiln, so processes sharing a database agree. */
+export const TEST_SECRETS_KEY = Buffer.alloc(32, 7).toString('base64');
 
 export interface GqlResponse<T = Record<string, unknown>> {
   status: number;
@@ -32,8 +34,18 @@ export interface TestKiln {
  * An in-process Kiln (API + worker) on a database of its own, port 0, local auth and a
  * temporary data directory. Extra environment variables override the defaults.
  */
-export async function startTestKiln(opts: { env?: Record<string, string>; store?: ArtifactStore; backend?: ContainerBackend; api?: boolean; worker?: boolean } = {}): Promise<TestKiln> {
-  const db = await createTestDatabase();
+export async function startTestKiln(
+  opts: {
+    env?: Record<string, string>;
+    store?: ArtifactStore;
+    backend?: ContainerBackend;
+    api?: boolean;
+    worker?: boolean;
+    /** Run on this database (of another TestKiln) instead of a new one; it is not dropped on stop. */
+    databaseUrl?: string;
+  } = {},
+): Promise<TestKiln> {
+  const db = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => {} } : await createTestDatabase();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-test-'));
   const config = loadConfig({
     DATABASE_URL: db.url,
@@ -44,6 +56,7 @@ export async function startTestKiln(opts: { env?: Record<string, string>; store?
     KILN_DEFAULT_IMAGE: TEST_IMAGE,
     KILN_WORKER_CONCURRENCY: '2',
     KILN_POLL_INTERVAL_MS: '200',
+    KILN_SECRETS_KEY: TEST_SECRETS_KEY,
     ...opts.env,
   });
   const kiln = await startKiln({

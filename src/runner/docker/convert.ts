@@ -1,45 +1,74 @@
 import type Dockerode from 'dockerode';
 import type { ContainerSpec } from '../types.js';
 
-/**
- * The container's main process. It only keeps the container alive: steps run beside it
- * through exec. It exits 0 on SIGTERM (forwarded by docker-init, which is PID 1 and reaps
- * the orphans steps leave behind), so `docker stop` is quick. `sleep` in the background
- * with `wait` lets the trap run at once instead of after the sleep.
- */
-export const IDLE_COMMAND: readonly string[] = [
-  '/bin/sh',
-  '-c',
-  'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done',
-];
-
-/** Upper bound on processes (and threads) in one container: stops fork bombs. */
+/** Default upper bound on processes (and threads) in one container: stops fork bombs. */
 export const PIDS_LIMIT = 512;
+/** Default open files per process; an engine started by hand (as .ci/run does) may allow little more. */
+export const NOFILE_LIMIT = 8192;
+/** Default lifetime of a container whose spec names none: a day. */
+export const DEFAULT_MAX_LIFETIME_SEC = 24 * 3600;
+/** Always writable, besides the workdir: where tools put temporary files. */
+export const TMP_DIR = '/tmp';
+/**
+ * Makes containers the preferred victims of a host-wide out-of-memory kill, before the worker
+ * and the engine (the kernel's scale is -1000..1000).
+ */
+export const OOM_SCORE_ADJ = 500;
+
+/**
+ * The container's main process. It only keeps the container alive (steps run beside it through
+ * exec) and it ignores SIGTERM, so that a graceful stop (`kill -TERM -1` from an exec) reaches
+ * the steps and not it; SIG_IGN survives the `exec` into `sleep`. docker-init is PID 1 above it
+ * and reaps the orphans steps leave behind. When `lifetimeSec` runs out the sleep ends, the
+ * container stops and every process in it dies: the backstop that holds even when no worker is
+ * left to stop it.
+ */
+export function idleCommand(lifetimeSec: number): string[] {
+  return ['/bin/sh', '-c', 'trap "" TERM INT HUP; exec sleep "$0"', String(Math.max(1, Math.ceil(lifetimeSec)))];
+}
 
 /** `KEY=value` list, the shape the Engine API wants for environments. */
 export function toEnvList(env: Record<string, string>): string[] {
   return Object.entries(env).map(([key, value]) => `${key}=${value}`);
 }
 
+/** The directories a container may write to, each once, in a stable order: workdir, /tmp, extras. */
+export function writableDirs(spec: Pick<ContainerSpec, 'workdir' | 'writablePaths'>): string[] {
+  const dirs = [spec.workdir, TMP_DIR, ...(spec.writablePaths ?? [])].map((d) => d.replace(/\/+$/, '') || '/');
+  return [...new Set(dirs)].filter((d) => d !== '/');
+}
+
 /**
  * Translates a ContainerSpec into Engine API create options. Pure: no I/O, the same spec
  * always yields the same options, so the whole security posture is unit-tested here.
  *
- * Invariants: never privileged, every capability dropped, no privilege gain through setuid
- * binaries, a process limit, no host path mounted, no swap beyond the memory limit, and
- * the network exactly as the spec says (`none` unless the server allowed `bridge`).
+ * Invariants, whatever the spec says: never privileged, every capability dropped, no privilege
+ * gain through setuid binaries, the engine's default seccomp profile (never `unconfined`), a
+ * process limit, ulimits, an init process, nothing from the host mounted (the writable
+ * directories are anonymous volumes, removed with the container), no swap beyond the memory
+ * limit, and the network exactly as the spec says (`none` unless the server allowed `bridge`).
  */
 export function toCreateOptions(spec: ContainerSpec): Dockerode.ContainerCreateOptions {
+  const nofile = spec.nofileLimit ?? NOFILE_LIMIT;
   const hostConfig: Dockerode.HostConfig = {
     NetworkMode: spec.network,
     Init: true,
     Privileged: false,
     CapDrop: ['ALL'],
+    CapAdd: [],
     SecurityOpt: ['no-new-privileges'],
-    PidsLimit: PIDS_LIMIT,
+    PidsLimit: spec.pidsLimit ?? PIDS_LIMIT,
+    Ulimits: [
+      { Name: 'nofile', Soft: nofile, Hard: nofile },
+      { Name: 'core', Soft: 0, Hard: 0 },
+    ],
+    OomScoreAdj: OOM_SCORE_ADJ,
     IpcMode: 'private',
+    ReadonlyRootfs: spec.readOnlyRootfs ?? false,
     Binds: [],
-    Mounts: [],
+    // A volume with an empty Source is anonymous: the engine creates it empty, fills it from the
+    // image's own directory (so /root or /go keep their content) and `remove -v` deletes it.
+    Mounts: writableDirs(spec).map((target) => ({ Type: 'volume' as const, Source: '', Target: target })),
     AutoRemove: false,
     RestartPolicy: { Name: 'no' },
   };
@@ -54,7 +83,7 @@ export function toCreateOptions(spec: ContainerSpec): Dockerode.ContainerCreateO
   const options: Dockerode.ContainerCreateOptions = {
     Image: spec.image,
     // An explicit entrypoint also discards the image's own ENTRYPOINT and CMD.
-    Entrypoint: [...IDLE_COMMAND],
+    Entrypoint: idleCommand(spec.maxLifetimeSec ?? DEFAULT_MAX_LIFETIME_SEC),
     Cmd: [],
     Env: toEnvList(spec.env),
     Labels: { ...spec.labels },
@@ -64,9 +93,10 @@ export function toCreateOptions(spec: ContainerSpec): Dockerode.ContainerCreateO
     AttachStdin: false,
     AttachStdout: false,
     AttachStderr: false,
-    StopSignal: 'SIGTERM',
+    StopSignal: 'SIGKILL',
     HostConfig: hostConfig,
   };
+  if (spec.user) options.User = spec.user;
   // dockerode copies every option into the query string, so an absent name must be absent,
   // not `name=` (which the engine would reject or treat as a name).
   if (spec.name !== undefined) options.name = spec.name;

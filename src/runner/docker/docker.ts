@@ -1,20 +1,28 @@
 import Dockerode from 'dockerode';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { RegistryCredentials } from '../settings.js';
 import type {
   ContainerBackend,
   ContainerHandle,
   ContainerSpec,
+  ContainerSummary,
   OutputSink,
   OutputStream,
   StepCommand,
+  StepResult,
 } from '../types.js';
 import { toCreateOptions, toEnvList } from './convert.js';
+import { ensureImage, messageOf, statusOf } from './images.js';
+
+export { ImageUnavailableError } from './images.js';
 
 /** Tuning of a {@link DockerBackend}; every wait it makes is bounded by one of these. */
 export interface DockerBackendOptions {
   /** Longest a pull of a missing image may take, progress included (default 10 min). */
   pullTimeoutMs?: number;
+  /** Registry host -> credentials used to pull missing images (default none). */
+  registryAuth?: Readonly<Record<string, RegistryCredentials>>;
   /** Longest `ping` waits for the engine (default 5 s). */
   pingTimeoutMs?: number;
   /**
@@ -24,6 +32,8 @@ export interface DockerBackendOptions {
   exitCodeTimeoutMs?: number;
   /** When another call is already removing the container, how long to wait for it (default 30 s). */
   removeTimeoutMs?: number;
+  /** When a step is stopped: how long its processes get between SIGTERM and SIGKILL (default 10 s). */
+  stopGraceMs?: number;
 }
 
 /** The step (or operation) stopped because its AbortSignal fired; `cause` is the signal's reason. */
@@ -35,23 +45,19 @@ export class AbortError extends Error {
   }
 }
 
-/**
- * The image is neither present on the engine nor pullable. A property of the job (a typo,
- * a private image), not of the worker: retrying on another worker will not help.
- */
-export class ImageUnavailableError extends Error {
-  constructor(readonly image: string, reason: string, options?: { cause?: unknown }) {
-    super(`image "${image}" is not available locally and could not be pulled: ${reason}`, options);
-    this.name = 'ImageUnavailableError';
-  }
-}
-
 const DEFAULTS: Required<DockerBackendOptions> = {
   pullTimeoutMs: 10 * 60_000,
+  registryAuth: {},
   pingTimeoutMs: 5_000,
   exitCodeTimeoutMs: 5_000,
   removeTimeoutMs: 30_000,
+  stopGraceMs: 10_000,
 };
+
+/** After SIGKILL, how long the engine gets to close a step's output before Kiln drops it. */
+const KILL_SETTLE_MS = 5_000;
+/** Exit status of a process killed by SIGKILL, which is what the kernel's OOM killer sends. */
+const SIGKILL_STATUS = 137;
 
 /**
  * ContainerBackend on a Docker engine, through dockerode. One long-lived container per
@@ -71,10 +77,11 @@ export class DockerBackend implements ContainerBackend {
     this.options = { ...DEFAULTS, ...options };
   }
 
-  async prepare(spec: ContainerSpec): Promise<ContainerHandle> {
-    await this.ensureImage(spec.image);
+  async prepare(spec: ContainerSpec, signal?: AbortSignal): Promise<ContainerHandle> {
+    const image = await ensureImage(this.docker, spec.image, { timeoutMs: this.options.pullTimeoutMs, auth: this.options.registryAuth, signal });
     const container = await this.docker.createContainer(toCreateOptions(spec));
-    return { id: container.id };
+    // What steps run as: the configured user, else the image's USER.
+    return { id: container.id, user: spec.user || image.user };
   }
 
   async start(handle: ContainerHandle): Promise<void> {
@@ -85,15 +92,20 @@ export class DockerBackend implements ContainerBackend {
     }
   }
 
-  async exec(
-    handle: ContainerHandle,
-    step: StepCommand,
-    sink: OutputSink,
-    signal?: AbortSignal,
-  ): Promise<{ exitCode: number }> {
+  async copyIn(handle: ContainerHandle, dir: string, tar: Readable): Promise<void> {
+    // The engine unpacks through its own view of the container's filesystem, so a path in the
+    // archive can never land outside the container.
+    await this.docker.getContainer(handle.id).putArchive(tar as unknown as NodeJS.ReadableStream, { path: dir });
+  }
+
+  async exec(handle: ContainerHandle, step: StepCommand, sink: OutputSink, signal?: AbortSignal): Promise<StepResult> {
     throwIfAborted(signal);
+    const container = this.docker.getContainer(handle.id);
+    const startedAt = Date.now();
+    let exec: Dockerode.Exec;
+    let stream: Duplex;
     try {
-      const exec = await this.docker.getContainer(handle.id).exec({
+      exec = await container.exec({
         Cmd: ['sh', '-c', step.command],
         AttachStdin: false,
         AttachStdout: true,
@@ -101,19 +113,38 @@ export class DockerBackend implements ContainerBackend {
         Tty: false,
         Env: toEnvList(step.env),
         WorkingDir: step.workdir,
-        ...(signal ? { abortSignal: signal } : {}),
       });
-      const stream = await exec.start({
-        hijack: true,
-        stdin: false,
-        Detach: false,
-        Tty: false,
-        ...(signal ? { abortSignal: signal } : {}),
-      });
-      await this.deliver(stream, sink, signal);
-      return { exitCode: await this.exitCodeOf(exec, signal) };
+      stream = await exec.start({ hijack: true, stdin: false, Detach: false, Tty: false });
     } catch (err) {
       if (signal?.aborted) throw abortErrorOf(signal);
+      throw err;
+    }
+    const delivered = this.deliver(stream, sink);
+    let stopping: Promise<void> | null = null;
+    const onAbort = (): void => {
+      stopping ??= this.stopGracefully(container, delivered, stream);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    try {
+      await delivered;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (stopping !== null) {
+      await stopping;
+      throw abortErrorOf(signal!);
+    }
+    const exitCode = await this.exitCodeOf(exec);
+    const oomKilled = exitCode === SIGKILL_STATUS && (await this.oomSince(handle.id, startedAt));
+    return { exitCode, oomKilled };
+  }
+
+  async copyOut(handle: ContainerHandle, path: string): Promise<Readable | null> {
+    try {
+      return (await this.docker.getContainer(handle.id).getArchive({ path })) as unknown as Readable;
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
       throw err;
     }
   }
@@ -134,6 +165,14 @@ export class DockerBackend implements ContainerBackend {
     }
   }
 
+  async list(labels: Record<string, string>): Promise<ContainerSummary[]> {
+    const containers = await this.docker.listContainers({
+      all: true,
+      filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+    });
+    return containers.map((c) => ({ id: c.Id, labels: c.Labels ?? {}, state: c.State, createdAt: new Date(c.Created * 1000) }));
+  }
+
   async ping(): Promise<void> {
     // dockerode accepts an abortSignal here; its typings do not say so.
     const ping = this.docker.ping.bind(this.docker) as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
@@ -144,6 +183,50 @@ export class DockerBackend implements ContainerBackend {
         cause: err,
       });
     }
+  }
+
+  /**
+   * SIGTERM to every process of the container but its init and idle process (which ignores it),
+   * then SIGKILL once the grace period is over. The step's output keeps flowing to the sink
+   * meanwhile, so what a process prints while it shuts down is kept. Resolves once the output
+   * has ended, or was dropped because the engine did not end it.
+   */
+  private async stopGracefully(container: Dockerode.Container, delivered: Promise<void>, stream: Duplex): Promise<void> {
+    const ended = delivered.then(
+      () => true,
+      () => true,
+    );
+    // Fails when the container is at its process limit (a fork bomb): SIGKILL follows anyway.
+    await this.signalAll(container, 'TERM').catch(() => undefined);
+    if (await settlesWithin(ended, this.options.stopGraceMs)) return;
+    await container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+    if (await settlesWithin(ended, KILL_SETTLE_MS)) return;
+    stream.destroy();
+    await ended;
+  }
+
+  /** `kill -<signal> -1` inside the container, as the steps' user: every process it may signal. */
+  private async signalAll(container: Dockerode.Container, signal: 'TERM'): Promise<void> {
+    const exec = await container.exec({ Cmd: ['sh', '-c', `kill -${signal} -1`], AttachStdout: false, AttachStderr: false });
+    await exec.start({ Detach: true });
+  }
+
+  /** Whether the engine reported an out-of-memory kill in the container since `sinceMs`. */
+  private async oomSince(id: string, sinceMs: number): Promise<boolean> {
+    // The engine may record the OOM event a moment after the killed process's output ended.
+    for (const pause of [0, 200, 800]) {
+      if (pause > 0) await delay(pause);
+      // Fractional seconds are accepted by the engine; the typings only know whole numbers.
+      const stream = (await this.docker.getEvents({
+        since: ((sinceMs - 1000) / 1000).toFixed(3),
+        until: (Date.now() / 1000).toFixed(3),
+        filters: { container: [id], event: ['oom'] },
+      } as unknown as Dockerode.GetEventsOptions)) as NodeJS.ReadableStream;
+      let text = '';
+      for await (const chunk of stream) text += chunk.toString();
+      if (text.includes('"oom"')) return true;
+    }
+    return false;
   }
 
   private async waitUntilGone(id: string): Promise<void> {
@@ -164,56 +247,19 @@ export class DockerBackend implements ContainerBackend {
     }
   }
 
-  /** Pulls the image only when it is not present locally. */
-  private async ensureImage(image: string): Promise<void> {
-    if (await this.hasImage(image)) return;
-    try {
-      await this.pull(image);
-    } catch (err) {
-      throw new ImageUnavailableError(image, messageOf(err), { cause: err });
-    }
-    if (!(await this.hasImage(image))) {
-      throw new ImageUnavailableError(image, 'the pull ended but the engine still has no such image');
-    }
-  }
-
-  private async hasImage(image: string): Promise<boolean> {
-    try {
-      await this.docker.getImage(image).inspect();
-      return true;
-    } catch (err) {
-      if (statusOf(err) === 404) return false;
-      throw err;
-    }
-  }
-
-  private async pull(image: string): Promise<void> {
-    const timeout = AbortSignal.timeout(this.options.pullTimeoutMs);
-    const stream = await this.docker.pull(image, { abortSignal: timeout });
-    // Errors met after the pull started arrive as progress objects, not as stream errors,
-    // and an aborted stream just closes: both must be checked once it is over.
-    const output = await new Promise<Array<{ error?: string; errorDetail?: { message?: string } }>>(
-      (resolve, reject) => {
-        this.docker.modem.followProgress(stream, (err, result) => (err ? reject(err) : resolve(result)));
-      },
-    );
-    if (timeout.aborted) throw new Error(`the pull did not finish within ${this.options.pullTimeoutMs} ms`);
-    const failure = output.find((event) => event.error !== undefined || event.errorDetail !== undefined);
-    if (failure) throw new Error(failure.errorDetail?.message ?? failure.error ?? 'the pull failed');
-  }
-
   /**
    * Demultiplexes the exec's stream into the sink and resolves when the stream has ended
-   * (demuxStream never ends anything itself). A throwing sink fails the step instead of
-   * escaping from a socket event handler.
+   * (demuxStream never ends anything itself). A sink that returns a promise pauses the stream
+   * until it settles, so a slow consumer slows the step down instead of filling memory. A
+   * throwing (or rejecting) sink fails the step instead of escaping from a socket event handler.
    */
-  private deliver(stream: Duplex, sink: OutputSink, signal?: AbortSignal): Promise<void> {
+  private deliver(stream: Duplex, sink: OutputSink): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      let waiting = 0;
       const finish = (err?: unknown): void => {
         if (settled) return;
         settled = true;
-        signal?.removeEventListener('abort', onAbort);
         stream.removeListener('end', onEnd);
         stream.removeListener('close', onEnd);
         stream.removeListener('error', finish);
@@ -223,16 +269,23 @@ export class DockerBackend implements ContainerBackend {
         else reject(err);
       };
       const onEnd = (): void => finish();
-      const onAbort = (): void => finish(abortErrorOf(signal!));
       const to = (name: OutputStream): NodeJS.WritableStream =>
         // demuxStream only calls write(); a whole Writable would add buffering for nothing.
         ({
           write(data: Buffer): boolean {
             if (settled) return true;
+            let pending: void | Promise<void>;
             try {
-              sink(name, data);
+              pending = sink(name, data);
             } catch (err) {
               finish(err);
+              return true;
+            }
+            if (pending) {
+              if (waiting++ === 0) stream.pause();
+              pending.then(() => {
+                if (--waiting === 0 && !settled) stream.resume();
+              }, finish);
             }
             return true;
           },
@@ -241,27 +294,33 @@ export class DockerBackend implements ContainerBackend {
       stream.once('end', onEnd);
       stream.once('close', onEnd);
       stream.once('error', finish);
-      signal?.addEventListener('abort', onAbort, { once: true });
       this.docker.modem.demuxStream(stream, to('STDOUT'), to('STDERR'));
-      if (signal?.aborted) onAbort();
     });
   }
 
-  private async exitCodeOf(exec: Dockerode.Exec, signal?: AbortSignal): Promise<number> {
+  private async exitCodeOf(exec: Dockerode.Exec): Promise<number> {
     const deadline = Date.now() + this.options.exitCodeTimeoutMs;
     let pause = 5;
     for (;;) {
-      const info = await exec.inspect(signal ? { abortSignal: signal } : {});
+      const info = await exec.inspect();
       if (!info.Running && typeof info.ExitCode === 'number') return info.ExitCode;
       if (Date.now() >= deadline) {
         throw new Error(
           `exec ${exec.id}: output ended but the engine reported no exit code within ${this.options.exitCodeTimeoutMs} ms`,
         );
       }
-      await delay(pause, undefined, signal ? { signal } : {});
+      await delay(pause);
       pause = Math.min(pause * 2, 100);
     }
   }
+}
+
+/** True when `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timer = new AbortController();
+  const result = await Promise.race([promise.then(() => true), delay(ms, false, { signal: timer.signal }).catch(() => false)]);
+  timer.abort();
+  return result;
 }
 
 function throwIfAborted(signal?: AbortSignal): void {
@@ -270,19 +329,6 @@ function throwIfAborted(signal?: AbortSignal): void {
 
 function abortErrorOf(signal: AbortSignal): AbortError {
   return new AbortError('the step was aborted', { cause: signal.reason });
-}
-
-function statusOf(err: unknown): number | undefined {
-  const status = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof status === 'number' ? status : undefined;
-}
-
-/** The engine's own words, without dockerode's "(HTTP code 500) server error - " prefix. */
-function messageOf(err: unknown): string {
-  const json = (err as { json?: { message?: unknown } } | null)?.json;
-  if (json && typeof json.message === 'string') return json.message.trim();
-  const message = err instanceof Error ? err.message : String(err);
-  return message.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
 }
 
 function describeEngine(docker: Dockerode): string {

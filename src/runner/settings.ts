@@ -1,0 +1,81 @@
+import { availableParallelism, totalmem } from 'node:os';
+
+/** Credentials for one image registry, as the Engine API's `X-Registry-Auth` takes them. */
+export interface RegistryCredentials {
+  username?: string;
+  password?: string;
+  /** An OAuth identity token instead of a password. */
+  identitytoken?: string;
+}
+
+/**
+ * How a worker runs containers: the hardening an operator may change and the server-side limits
+ * on what a job may ask for. Built once by loadConfig from `KILN_*` variables (see README,
+ * "Containers"); what is not here (no privileges, every capability dropped, no-new-privileges,
+ * the default seccomp profile, no host mounts, an init process) cannot be turned off.
+ */
+export interface RunnerSettings {
+  /** Whether a job may ask for `network: bridge` (KILN_ALLOW_BRIDGE). Otherwise it fails. */
+  allowBridge: boolean;
+  /** CPUs of a job that sets no `resources.cpus` (KILN_DEFAULT_CPUS). */
+  defaultCpus: number;
+  /** Most CPUs a job may ask for (KILN_MAX_CPUS); asking for more fails the execution. */
+  maxCpus: number;
+  /** Memory of a job that sets no `resources.memory` (KILN_DEFAULT_MEMORY). */
+  defaultMemoryBytes: number;
+  /** Most memory a job may ask for (KILN_MAX_MEMORY). Swap is never added on top. */
+  maxMemoryBytes: number;
+  /** Most processes and threads in one container (KILN_PIDS_LIMIT): stops fork bombs. */
+  pidsLimit: number;
+  /** Open files per process (KILN_NOFILE_LIMIT). */
+  nofileLimit: number;
+  /** Root filesystem mounted read-only (KILN_READ_ONLY_ROOTFS); /workspace and /tmp stay writable. */
+  readOnlyRootfs: boolean;
+  /**
+   * Extra writable directories on a read-only root (KILN_WRITABLE_PATHS), each a fresh volume
+   * filled from the image's own content: caches and homes that build tools write to.
+   */
+  writablePaths: string[];
+  /** Run steps as this user (`uid[:gid]` or a name) instead of the image's (KILN_CONTAINER_USER). */
+  user: string | null;
+  /** After SIGTERM, how long processes get to exit before SIGKILL (KILN_STOP_GRACE_MS). */
+  stopGraceMs: number;
+  /** Bytes of output stored per execution, null = no cap (KILN_MAX_LOG_BYTES). */
+  maxLogBytes: number | null;
+  /** Bytes one artifact may take once compressed (KILN_MAX_ARTIFACT_BYTES). */
+  maxArtifactBytes: number;
+  /** Longest an image pull may take (KILN_PULL_TIMEOUT_MS). */
+  pullTimeoutMs: number;
+  /** Registry host -> credentials for pulls (KILN_REGISTRY_AUTH, JSON). `docker.io` for Docker Hub. */
+  registryAuth: Readonly<Record<string, RegistryCredentials>>;
+  /** How often the worker looks for orphaned containers (KILN_REAP_INTERVAL_MS). */
+  reapIntervalMs: number;
+  /** Transports `repository.url` may use (KILN_GIT_PROTOCOLS), as git's GIT_ALLOW_PROTOCOL names them. */
+  gitProtocols: string[];
+}
+
+const GiB = 1024 ** 3;
+
+/** The defaults loadConfig starts from; every one can be overridden by its variable. */
+export function defaultRunnerSettings(): RunnerSettings {
+  const cpus = Math.max(1, availableParallelism());
+  return {
+    allowBridge: false,
+    defaultCpus: Math.min(2, cpus),
+    maxCpus: cpus,
+    defaultMemoryBytes: 2 * GiB,
+    maxMemoryBytes: Math.max(2 * GiB, Math.floor(totalmem() / GiB) * GiB),
+    pidsLimit: 512,
+    nofileLimit: 8192,
+    readOnlyRootfs: true,
+    writablePaths: ['/root', '/home', '/go'],
+    user: null,
+    stopGraceMs: 10_000,
+    maxLogBytes: null,
+    maxArtifactBytes: GiB,
+    pullTimeoutMs: 10 * 60_000,
+    registryAuth: {},
+    reapIntervalMs: 30_000,
+    gitProtocols: ['https', 'ssh', 'git', 'file'],
+  };
+}

@@ -1,0 +1,72 @@
+import type pg from 'pg';
+import { installationId } from '../runner/installation.js';
+import { Reaper } from '../runner/reaper.js';
+import type { RunnerSettings } from '../runner/settings.js';
+import type { ContainerBackend } from '../runner/types.js';
+import type { SecretBox } from '../secrets/SecretBox.js';
+import type { ArtifactStore } from '../storage/ArtifactStore.js';
+import { CancelListener } from './cancelListener.js';
+
+/** What running an execution needs beyond the claim: the worker process's runner services. */
+export interface RunnerServices {
+  settings: Readonly<RunnerSettings>;
+  /** Where artifacts go. */
+  store: ArtifactStore;
+  /** Opens the owner's secrets for the build. */
+  secretBox: SecretBox;
+  /** Cancel requests from any API process. */
+  cancels: CancelListener;
+  /** Label value that scopes the reaper to this installation's containers. */
+  installationId: string;
+}
+
+/** The runner services of a worker process, running. */
+export interface RunnerRuntime {
+  services: RunnerServices;
+  reaper: Reaper;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts what the runner needs in a worker process, before the worker takes any execution: the
+ * cancel listener, and the orphan reaper, which sweeps once now (containers left by a dead
+ * worker go before new ones start) and then every `settings.reapIntervalMs`.
+ */
+export async function startRunnerRuntime(opts: {
+  pool: pg.Pool;
+  /** The listener's own connection (LISTEN needs a session of its own). */
+  connection: pg.ClientConfig;
+  backend: ContainerBackend;
+  store: ArtifactStore;
+  secretBox: SecretBox;
+  settings: Readonly<RunnerSettings>;
+  workerId: string;
+  log: (message: string) => void;
+}): Promise<RunnerRuntime> {
+  const installation = await installationId(opts.pool);
+  const cancels = new CancelListener(opts.pool, opts.connection, opts.log);
+  await cancels.start();
+  const reaper = new Reaper({
+    backend: opts.backend,
+    pool: opts.pool,
+    installationId: installation,
+    workerId: opts.workerId,
+    runsHere: (id) => cancels.runs(id),
+    log: opts.log,
+  });
+  try {
+    await reaper.sweep();
+  } catch (err) {
+    // A worker without Docker must still start (and report not ready); the next sweep retries.
+    opts.log(`reaper: first sweep failed: ${(err as Error).message}`);
+  }
+  reaper.start(opts.settings.reapIntervalMs);
+  return {
+    services: { settings: opts.settings, store: opts.store, secretBox: opts.secretBox, cancels, installationId: installation },
+    reaper,
+    async stop() {
+      await reaper.stop();
+      await cancels.stop();
+    },
+  };
+}

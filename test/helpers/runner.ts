@@ -1,0 +1,111 @@
+import type Dockerode from 'dockerode';
+import { expect } from 'vitest';
+import { waitFor, type TestKiln } from './kiln.js';
+
+/** The fields of an execution the runner tests look at. */
+export const EXECUTION_FIELDS = `id number status attempt exitCode error startedAt finishedAt logUrl
+  steps { index name status exitCode }
+  artifacts { path size url }`;
+
+export interface ExecutionView {
+  id: string;
+  number: number;
+  status: string;
+  attempt: number;
+  exitCode: number | null;
+  error: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  logUrl: string | null;
+  steps: Array<{ index: number; name: string; status: string; exitCode: number | null }>;
+  artifacts: Array<{ path: string; size: number; url: string | null }>;
+}
+
+export interface LogLineView {
+  seq: number;
+  stream: 'STDOUT' | 'STDERR' | 'SYSTEM';
+  step: number | null;
+  text: string;
+}
+
+const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
+
+/** Submits a job file and returns the first job's id and its queued execution's id. */
+export async function submitJob(k: TestKiln, token: string, yaml: string): Promise<{ jobId: string; executionId: string }> {
+  const res = await k.gql(`mutation($s: String!) { submitJob(spec: $s) { jobs { id lastExecution { id } } } }`, { s: yaml }, token);
+  expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
+  const job = res.data!.submitJob.jobs[0];
+  return { jobId: job.id, executionId: job.lastExecution.id };
+}
+
+export async function getExecution(k: TestKiln, token: string, id: string): Promise<ExecutionView> {
+  const res = await k.gql(`query($id: ID!) { execution(id: $id) { ${EXECUTION_FIELDS} } }`, { id }, token);
+  expect(res.errors).toBeUndefined();
+  return res.data!.execution;
+}
+
+/** Polls until the execution reaches a final status. */
+export function waitForEnd(k: TestKiln, token: string, id: string, timeoutMs = 60_000): Promise<ExecutionView> {
+  return waitFor(
+    async () => {
+      const e = await getExecution(k, token, id);
+      return FINAL.has(e.status) ? e : undefined;
+    },
+    timeoutMs,
+    `execution ${id} to finish`,
+  );
+}
+
+export function waitForStatus(k: TestKiln, token: string, id: string, status: string, timeoutMs = 60_000): Promise<ExecutionView> {
+  return waitFor(
+    async () => {
+      const e = await getExecution(k, token, id);
+      if (e.status === status) return e;
+      if (FINAL.has(e.status)) throw new Error(`execution ${id} ended ${e.status} (${e.error}) instead of reaching ${status}`);
+      return undefined;
+    },
+    timeoutMs,
+    `execution ${id} to be ${status}`,
+  );
+}
+
+/** Every log line through the GraphQL `logs` field, paging past its 10,000-line limit. */
+export async function logsOf(k: TestKiln, token: string, id: string): Promise<LogLineView[]> {
+  const lines: LogLineView[] = [];
+  for (;;) {
+    const res = await k.gql(`query($id: ID!, $after: Int!) { execution(id: $id) { logs(afterSeq: $after, limit: 10000) { seq stream step text } } }`, { id, after: lines.at(-1)?.seq ?? 0 }, token);
+    expect(res.errors).toBeUndefined();
+    const page = res.data!.execution.logs as LogLineView[];
+    lines.push(...page);
+    if (page.length < 10_000) return lines;
+  }
+}
+
+/** Submits a one-step-or-more job and waits for its end. */
+export async function runJob(k: TestKiln, token: string, yaml: string, timeoutMs = 60_000): Promise<ExecutionView & { logs: LogLineView[] }> {
+  const { executionId } = await submitJob(k, token, yaml);
+  const e = await waitForEnd(k, token, executionId, timeoutMs);
+  return { ...e, logs: await logsOf(k, token, executionId) };
+}
+
+/** The build's own output lines (no SYSTEM lines), as text. */
+export function outputOf(logs: LogLineView[], stream?: 'STDOUT' | 'STDERR'): string[] {
+  return logs.filter((l) => (stream ? l.stream === stream : l.stream !== 'SYSTEM')).map((l) => l.text);
+}
+
+/** Kiln's containers (label `kiln`) of one execution, running or not. */
+export async function containersOf(docker: Dockerode, executionId: string): Promise<Dockerode.ContainerInfo[]> {
+  return docker.listContainers({ all: true, filters: { label: [`kiln.execution=${executionId}`] } });
+}
+
+/** A job file of one job named `name` whose steps are `steps` (shell commands), plus extra YAML lines. */
+export function jobYaml(name: string, steps: string[], extra: string[] = []): string {
+  return [
+    'jobs:',
+    `  - name: ${name}`,
+    ...extra.map((l) => `    ${l}`),
+    '    steps:',
+    ...steps.map((run) => `      - run: ${JSON.stringify(run)}`),
+    '',
+  ].join('\n');
+}

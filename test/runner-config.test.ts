@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { defaultRunnerSettings } from '../src/runner/settings.js';
+import { containerSpecFor, limitsFor, RunRefusedError } from '../src/runner/containerSpec.js';
+import type { ExecutionPlan } from '../src/spec/types.js';
+
+const plan: ExecutionPlan = {
+  image: 'kiln-test/busybox:latest',
+  workdir: '/workspace',
+  env: { A: '1' },
+  secrets: [],
+  network: 'none',
+  resources: { cpus: null, memoryBytes: null },
+  timeoutMs: 60_000,
+  repository: null,
+  artifacts: [],
+  steps: [],
+};
+const owner = { executionId: 'e-1', jobId: 'j-1', attempt: 2, workerId: 'w-1', installationId: 'i-1' };
+
+describe('the runner configuration', () => {
+  it('hardens by default: read-only root, no bridge, limits on memory, cpus and processes', () => {
+    const { runner } = loadConfig({});
+    expect(runner).toMatchObject({ allowBridge: false, readOnlyRootfs: true, pidsLimit: 512, defaultMemoryBytes: 2 * 1024 ** 3, maxLogBytes: null, stopGraceMs: 10_000 });
+    expect(runner.defaultCpus).toBeGreaterThan(0);
+    expect(runner.defaultCpus).toBeLessThanOrEqual(runner.maxCpus);
+    expect(loadConfig({}).secretsKey).toBeNull();
+  });
+
+  it('reads every operator setting', () => {
+    const { runner, secretsKey } = loadConfig({
+      KILN_ALLOW_BRIDGE: 'true',
+      KILN_MAX_CPUS: '4',
+      KILN_DEFAULT_CPUS: '0.5',
+      KILN_MAX_MEMORY: '8g',
+      KILN_DEFAULT_MEMORY: '512m',
+      KILN_PIDS_LIMIT: '256',
+      KILN_READ_ONLY_ROOTFS: 'false',
+      KILN_WRITABLE_PATHS: '/go,/root/.cache',
+      KILN_CONTAINER_USER: '1000:1000',
+      KILN_STOP_GRACE_MS: '2500',
+      KILN_MAX_LOG_BYTES: '100m',
+      KILN_MAX_ARTIFACT_BYTES: '1g',
+      KILN_REGISTRY_AUTH: '{"ghcr.io": {"username": "u", "password": "p"}}',
+      KILN_GIT_PROTOCOLS: 'https,ssh',
+      KILN_SECRETS_KEY: Buffer.alloc(32, 1).toString('base64'),
+    });
+    expect(runner).toMatchObject({
+      allowBridge: true, maxCpus: 4, defaultCpus: 0.5, maxMemoryBytes: 8 * 1024 ** 3, defaultMemoryBytes: 512 * 1024 ** 2,
+      pidsLimit: 256, readOnlyRootfs: false, writablePaths: ['/go', '/root/.cache'], user: '1000:1000', stopGraceMs: 2500,
+      maxLogBytes: 100 * 1024 ** 2, maxArtifactBytes: 1024 ** 3, registryAuth: { 'ghcr.io': { username: 'u', password: 'p' } },
+      gitProtocols: ['https', 'ssh'],
+    });
+    expect(secretsKey).toEqual(new Uint8Array(32).fill(1));
+  });
+
+  it.each([
+    [{ KILN_DEFAULT_CPUS: '8', KILN_MAX_CPUS: '2' }, /^KILN_DEFAULT_CPUS: must not exceed KILN_MAX_CPUS/],
+    [{ KILN_MAX_MEMORY: 'lots' }, /^KILN_MAX_MEMORY: "lots" is not a memory size/],
+    [{ KILN_PIDS_LIMIT: '3' }, /^KILN_PIDS_LIMIT: must be between 16/],
+    [{ KILN_WRITABLE_PATHS: 'relative/dir' }, /^KILN_WRITABLE_PATHS: "relative\/dir" is not an absolute path/],
+    [{ KILN_REGISTRY_AUTH: '{"ghcr.io": {"token": 1}}' }, /^KILN_REGISTRY_AUTH: unknown key "token"/],
+    [{ KILN_REGISTRY_AUTH: 'user:pass' }, /^KILN_REGISTRY_AUTH: is not JSON/],
+    [{ KILN_GIT_PROTOCOLS: 'https,ext' }, /^KILN_GIT_PROTOCOLS: "ext" is not an allowed git transport/],
+    [{ KILN_SECRETS_KEY: 'c2hvcnQ=' }, /^KILN_SECRETS_KEY: must be 32 bytes/],
+  ])('names the bad variable: %o', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});
+
+describe('containerSpecFor', () => {
+  const settings = { ...defaultRunnerSettings(), maxCpus: 4, defaultCpus: 1, maxMemoryBytes: 4 * 1024 ** 3, defaultMemoryBytes: 1024 ** 3 };
+
+  it('applies the server defaults, the hardening settings and the labels of the attempt', () => {
+    const spec = containerSpecFor(plan, owner, settings, 1_000_000);
+    expect(spec).toMatchObject({
+      image: plan.image,
+      env: { A: '1' },
+      network: 'none',
+      memoryBytes: 1024 ** 3,
+      cpus: 1,
+      pidsLimit: settings.pidsLimit,
+      readOnlyRootfs: true,
+      name: 'kiln-e-1-2',
+      labels: { kiln: 'true', 'kiln.execution': 'e-1', 'kiln.job': 'j-1', 'kiln.attempt': '2', 'kiln.worker': 'w-1', 'kiln.installation': 'i-1' },
+    });
+    // The container outlives the run's own timeout and grace only by the slack.
+    expect(Number(spec.labels['kiln.deadline'])).toBe(1_000_000 + 60_000 + settings.stopGraceMs + 60_000);
+    expect(spec.maxLifetimeSec).toBe((60_000 + settings.stopGraceMs + 60_000) / 1000);
+  });
+
+  it('refuses bridge unless allowed, and more than the maxima', () => {
+    expect(() => containerSpecFor({ ...plan, network: 'bridge' }, owner, settings, 0)).toThrow(RunRefusedError);
+    expect(containerSpecFor({ ...plan, network: 'bridge' }, owner, { ...settings, allowBridge: true }, 0).network).toBe('bridge');
+    expect(() => limitsFor({ cpus: 8, memoryBytes: null }, settings)).toThrow("resources.cpus 8 exceeds this server's maximum of 4 (KILN_MAX_CPUS)");
+    expect(() => limitsFor({ cpus: null, memoryBytes: 8 * 1024 ** 3 }, settings)).toThrow("resources.memory 8g exceeds this server's maximum of 4g (KILN_MAX_MEMORY)");
+    expect(limitsFor({ cpus: 2, memoryBytes: 256 * 1024 ** 2 }, settings)).toEqual({ cpus: 2, memoryBytes: 256 * 1024 ** 2 });
+  });
+});

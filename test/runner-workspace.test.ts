@@ -1,0 +1,153 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NoopBackend } from '../src/runner/noop.js';
+import { checkoutInto, CheckoutError, redactUrl } from '../src/runner/workspace.js';
+import { NONROOT_TEST_IMAGE, requireDocker } from './helpers/docker.js';
+import { startTestKiln, type TestKiln } from './helpers/kiln.js';
+import { jobYaml, outputOf, runJob } from './helpers/runner.js';
+
+/** A git repository on disk with a tag, two branches and known commits. */
+interface TestRepo {
+  dir: string;
+  url: string;
+  commits: { v1: string; main: string; feature: string };
+}
+
+function git(dir: string, ...args: string[]): string {
+  return execFileSync('git', ['-C', dir, '-c', 'user.name=Kiln Test', '-c', 'user.email=test@kiln.invalid', '-c', 'init.defaultBranch=main', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' },
+  }).trim();
+}
+
+async function makeRepo(): Promise<TestRepo> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'kiln-repo-'));
+  git(dir, 'init', '-q');
+  await writeFile(path.join(dir, 'version.txt'), 'one\n');
+  await writeFile(path.join(dir, 'build.sh'), '#!/bin/sh\necho "building version $(cat version.txt)"\n', { mode: 0o755 });
+  git(dir, 'add', '.');
+  git(dir, 'commit', '-q', '-m', 'first');
+  const v1 = git(dir, 'rev-parse', 'HEAD');
+  git(dir, 'tag', '-a', 'v1', '-m', 'version one');
+  git(dir, 'checkout', '-q', '-b', 'feature');
+  await writeFile(path.join(dir, 'version.txt'), 'feature\n');
+  git(dir, 'commit', '-q', '-am', 'feature work');
+  const feature = git(dir, 'rev-parse', 'HEAD');
+  git(dir, 'checkout', '-q', 'main');
+  await writeFile(path.join(dir, 'version.txt'), 'two\n');
+  git(dir, 'commit', '-q', '-am', 'second');
+  const main = git(dir, 'rev-parse', 'HEAD');
+  return { dir, url: `file://${dir}`, commits: { v1, main, feature } };
+}
+
+function checkoutJob(name: string, repo: TestRepo, ref: string, steps = ['./build.sh', 'cat version.txt'], extra: string[] = []): string {
+  return jobYaml(name, steps, [`repository: { url: "${repo.url}", ref: "${ref}" }`, ...extra]);
+}
+
+describe('the workspace checkout', () => {
+  let repo: TestRepo;
+
+  beforeAll(async () => {
+    repo = await makeRepo();
+  });
+
+  afterAll(async () => {
+    if (repo) await rm(repo.dir, { recursive: true, force: true });
+  });
+
+  describe('in jobs on the real Docker engine', () => {
+    let k: TestKiln;
+    let token: string;
+
+    beforeAll(async () => {
+      await requireDocker();
+      k = await startTestKiln();
+      token = await k.token('builder');
+    });
+
+    afterAll(async () => {
+      await k?.stop();
+    });
+
+    it.each([
+      ['a tag', 'v1', 'one', 'v1'],
+      ['a branch', 'feature', 'feature', 'feature'],
+      ['the default branch', 'main', 'two', 'main'],
+      ['a commit id', 'V1_COMMIT', 'one', 'v1'],
+    ] as const)('builds from a file:// repository checked out at %s', async (_what, ref, version, commit) => {
+      const actualRef = ref === 'V1_COMMIT' ? repo.commits.v1 : ref;
+      const e = await runJob(k, token, checkoutJob(`Checkout-${version}-${ref.slice(0, 8)}`, repo, actualRef));
+      expect(e.status, e.error ?? '').toBe('SUCCEEDED');
+      expect(outputOf(e.logs)).toEqual([`building version ${version}`, version]);
+      const system = e.logs.filter((l) => l.stream === 'SYSTEM').map((l) => l.text);
+      expect(system).toContain(`checked out commit ${repo.commits[commit]}`);
+    });
+
+    it('copies the repository with its history, so builds can ask git about it', async () => {
+      const e = await runJob(k, token, checkoutJob('WithHistory', repo, 'main', ['test -d .git && echo has-git', 'cat .git/HEAD']));
+      expect(e.status, e.error ?? '').toBe('SUCCEEDED');
+      expect(outputOf(e.logs)).toEqual(['has-git', repo.commits.main]);
+    });
+
+    it('fails with the reason when the ref does not exist, before any step runs', async () => {
+      const e = await runJob(k, token, checkoutJob('NoSuchRef', repo, 'no-such-branch'));
+      expect(e.status).toBe('FAILED');
+      expect(e.error).toBe(`${repo.url} has no branch, tag or commit "no-such-branch"`);
+      expect(e.steps.every((s) => s.status === 'SKIPPED')).toBe(true);
+    });
+
+    it('fails with the reason when the repository does not exist', async () => {
+      const e = await runJob(k, token, jobYaml('NoRepo', ['true'], [`repository: { url: "file://${repo.dir}-missing" }`]));
+      expect(e.status).toBe('FAILED');
+      expect(e.error).toMatch(/^cannot fetch file:\/\/.*-missing: .*(does not appear to be a git repository|not found|No such)/);
+    });
+
+    it('hands the files to the user an image runs as, who can then change them', async () => {
+      const e = await runJob(
+        k,
+        token,
+        checkoutJob('NonRootCheckout', repo, 'main', ['ls -ln version.txt | tr -s " " | cut -d" " -f3,4', 'echo three > version.txt && ./build.sh'], [`image: ${NONROOT_TEST_IMAGE}`]),
+      );
+      expect(e.status, e.error ?? '').toBe('SUCCEEDED');
+      expect(outputOf(e.logs)).toEqual(['1000 1000', 'building version three']);
+    });
+  });
+
+  describe('on the worker host', () => {
+    it('refuses a transport the operator did not allow', async () => {
+      const attempt = checkoutInto(new NoopBackend(), { id: 'unused' }, '/workspace', { url: repo.url, ref: 'main' }, { protocols: ['https'] });
+      await expect(attempt).rejects.toBeInstanceOf(CheckoutError);
+      await expect(attempt).rejects.toThrow(/cannot fetch file:\/\/.*transport 'file' not allowed/);
+    });
+
+    it('stops git when the run is stopped', async () => {
+      const controller = new AbortController();
+      controller.abort();
+      const attempt = checkoutInto(new NoopBackend(), { id: 'unused' }, '/workspace', { url: repo.url, ref: 'main' }, { protocols: ['file'], signal: controller.signal });
+      await expect(attempt).rejects.toMatchObject({ name: 'AbortError' });
+    });
+
+    it('hands the container a tar archive of the tree', async () => {
+      const received: Buffer[] = [];
+      const backend = new NoopBackend();
+      backend.copyIn = async (_handle, dir, tar: Readable) => {
+        expect(dir).toBe('/workspace');
+        for await (const chunk of tar) received.push(chunk as Buffer);
+      };
+      const commit = await checkoutInto(backend, { id: 'unused' }, '/workspace', { url: repo.url, ref: 'v1' }, { protocols: ['file'] });
+      expect(commit).toBe(repo.commits.v1);
+      const archive = Buffer.concat(received).toString('latin1');
+      expect(archive).toContain('./version.txt');
+      expect(archive).toContain('one\n');
+    });
+
+    it('never shows credentials of a repository URL', () => {
+      expect(redactUrl('https://user:s3cret@git.example.com/org/repo.git')).toBe('https://***@git.example.com/org/repo.git');
+      expect(redactUrl('file:///srv/repo')).toBe('file:///srv/repo');
+    });
+  });
+});
