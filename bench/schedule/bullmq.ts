@@ -1,0 +1,142 @@
+import { randomBytes } from 'node:crypto';
+import { Queue, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Probe } from '../lib/probe.js';
+import { load1, sleep } from '../lib/stats.js';
+import { planWindow, Samples, type LatenessOptions, type LatenessRun, type ThroughputOptions, type ThroughputRun } from './common.js';
+
+/**
+ * BullMQ against the Redis at 127.0.0.1:6379, under a key prefix of its own (`kilnbench`) and a
+ * fresh queue name; the queue is obliterated afterwards (never FLUSHALL: others share Redis).
+ *
+ * Its scheduler: one job scheduler per schedule, `every: 1000` with a common `startDate` on a
+ * whole second, so all fire at the same instants as Kiln's `*\/1 * * * * *` jobs. BullMQ adds a
+ * scheduler's next job when the current one starts, as a delayed job whose id carries its
+ * intended time (`repeat:<scheduler>:<millis>`); a late iteration's missed slots are skipped.
+ * Lateness = `processedOn` (when the worker took the job) - that intended time.
+ */
+
+const CONNECTION = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null } as const;
+const PREFIX = 'kilnbench';
+
+async function withQueue<T>(label: string, fn: (queue: Queue, name: string) => Promise<T>): Promise<T> {
+  const name = `${label}-${randomBytes(4).toString('hex')}`;
+  const queue = new Queue(name, { connection: CONNECTION, prefix: PREFIX });
+  try {
+    return await fn(queue, name);
+  } finally {
+    await queue.obliterate({ force: true }).catch((err: Error) => console.error(`bullmq obliterate: ${err.message}`));
+    await queue.close();
+    await removeLeftovers(name);
+  }
+}
+
+/** Deletes whatever keys of this queue obliterate left (scheduler hashes), by SCAN of its own prefix only. */
+async function removeLeftovers(name: string): Promise<void> {
+  const redis = new Redis(CONNECTION);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}:${name}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function intendedMillis(job: Job): number {
+  return Number(String(job.id).split(':').pop());
+}
+
+export async function bullmqLateness(o: LatenessOptions): Promise<LatenessRun> {
+  return withQueue('late', async (queue, name) => {
+    // Schedulers are created before the first fire time; allow ~0.5 ms each, measured below.
+    const first = Math.ceil((Date.now() + 1500 + o.schedules * 0.5) / 1000) * 1000;
+    const w = planWindow(first, o);
+    const samples = new Samples(w);
+    let unaligned = 0;
+    const errors: string[] = [];
+    const worker = new Worker(
+      name,
+      async (job) => {
+        const at = intendedMillis(job);
+        if (at % 1000 !== 0) unaligned++;
+        samples.add(at, job.processedOn ?? Date.now());
+      },
+      { connection: CONNECTION, prefix: PREFIX, concurrency: o.concurrency },
+    );
+    worker.on('error', (err) => errors.push(err.message));
+    try {
+      await worker.waitUntilReady();
+      const t0 = Date.now();
+      for (let i = 0; i < o.schedules; i += 500) {
+        await Promise.all(
+          Array.from({ length: Math.min(500, o.schedules - i) }, (_, j) =>
+            queue.upsertJobScheduler(`s${i + j}`, { every: 1000, startDate: first }, { name: 'tick', data: {} }),
+          ),
+        );
+      }
+      const createMs = Date.now() - t0;
+      await sleep(w.end - Date.now());
+      const expected = o.schedules * (o.windowMs / 1000);
+      await samples.drain(expected, w.end + o.drainMs);
+      const values = [...samples.values];
+      return {
+        system: 'BullMQ',
+        schedules: o.schedules,
+        expected,
+        samples: values,
+        load: load1(),
+        detail: [
+          `created ${o.schedules} job scheduler(s) in ${createMs} ms (first fire ${first - t0 - createMs} ms after); fires off the whole second: ${unaligned}`,
+          ...(errors.length ? [`worker errors: ${errors.length}, first: ${errors[0]!.slice(0, 160)}`] : []),
+        ],
+      };
+    } finally {
+      await worker.close();
+    }
+  });
+}
+
+/** `jobs` jobs added with `addBulk`; the time until the worker has completed all (completed jobs are kept). */
+export async function bullmqThroughput(o: ThroughputOptions): Promise<ThroughputRun> {
+  return withQueue('tp', async (queue, name) => {
+    let completed = 0;
+    let lastAt = 0;
+    const worker = new Worker(name, async () => {}, { connection: CONNECTION, prefix: PREFIX, concurrency: o.concurrency });
+    worker.on('completed', () => {
+      completed++;
+      lastAt = Date.now();
+    });
+    try {
+      await worker.waitUntilReady();
+      await sleep(500);
+      const probe = await Probe.start(null);
+      const t0 = Date.now();
+      for (let i = 0; i < o.jobs; i += 1000) {
+        await queue.addBulk(Array.from({ length: Math.min(1000, o.jobs - i) }, (_, j) => ({ name: 'noop', data: { i: i + j } })));
+      }
+      while (completed < o.jobs && Date.now() - t0 < o.timeoutMs) await sleep(20);
+      const seconds = ((completed >= o.jobs ? lastAt : Date.now()) - t0) / 1000;
+      const usage = await probe.stop();
+      return {
+        system: 'BullMQ',
+        jobs: completed,
+        seconds,
+        perSecond: completed / seconds,
+        statementsPerJob: NaN,
+        transactionsPerJob: NaN,
+        nodeCpuMsPerJob: usage.nodeCpuMs / Math.max(1, completed),
+        serverCpuMsPerJob: usage.serverCpuMs / Math.max(1, completed),
+        history: 'job hash kept in the completed set',
+        load: load1(),
+        error: completed < o.jobs ? `${o.jobs - completed} of ${o.jobs} not completed within ${o.timeoutMs / 1000} s` : undefined,
+        detail: ['server CPU = redis-server (the whole server: other users of this Redis count too)'],
+      };
+    } finally {
+      await worker.close();
+    }
+  });
+}

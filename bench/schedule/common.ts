@@ -1,0 +1,111 @@
+import { load1, nextSecond, sleep } from '../lib/stats.js';
+
+/**
+ * What the schedule benchmark asks of each system (Kiln and its anchors), and the pieces they
+ * share: the measurement window, the per-second driver and the lateness collector.
+ */
+
+export interface LatenessOptions {
+  /** Per-second schedules (or their equivalent) running at once. */
+  schedules: number;
+  /** Runs before the window, so start-up and first-fire effects are not measured. */
+  warmupMs: number;
+  /** Fires whose intended time lies in the window are measured; a multiple of 1000. */
+  windowMs: number;
+  /** How long after the window fires may still start and be counted. */
+  drainMs: number;
+  concurrency: number;
+  pollMs: number;
+}
+
+export interface ThroughputOptions {
+  jobs: number;
+  concurrency: number;
+  pollMs: number;
+  timeoutMs: number;
+}
+
+/** One lateness measurement: every fire in the window, and how late the ones that ran started. */
+export interface LatenessRun {
+  system: string;
+  schedules: number;
+  /** Fires whose intended time lies in the window (schedules x window seconds). */
+  expected: number;
+  /** Lateness (ms, start - intended time) of the window's fires that started by the deadline. */
+  samples: number[];
+  /** Extra lines for the report (method, outcomes, breakdown). */
+  detail: string[];
+  /** 1-minute load average when the measurement ended. */
+  load: string;
+  error?: string;
+}
+
+export interface ThroughputRun {
+  system: string;
+  jobs: number;
+  /** From enqueueing the first job to the last one recorded as done. */
+  seconds: number;
+  perSecond: number;
+  /** Statements sent through `pg` per finished job (NaN for Redis). */
+  statementsPerJob: number;
+  transactionsPerJob: number;
+  /** CPU per finished job of this Node process, and of the database backends or redis-server. */
+  nodeCpuMsPerJob: number;
+  serverCpuMsPerJob: number;
+  /** What each system keeps of a finished job. */
+  history: string;
+  detail: string[];
+  load: string;
+  error?: string;
+}
+
+/** The window: whole seconds [start, end), starting once the warm-up after `readyAt` is over. */
+export interface Window {
+  start: number;
+  end: number;
+}
+
+export function planWindow(readyAt: number, o: LatenessOptions): Window {
+  const start = nextSecond(readyAt + o.warmupMs);
+  return { start, end: start + o.windowMs };
+}
+
+export const inWindow = (w: Window, t: number) => t >= w.start && t < w.end;
+
+/** Lateness samples of fires in the window, reported by an in-process handler. */
+export class Samples {
+  readonly values: number[] = [];
+  constructor(private readonly window: Window) {}
+  add(intendedMs: number, startedMs: number): void {
+    if (inWindow(this.window, intendedMs)) this.values.push(startedMs - intendedMs);
+  }
+  /** Resolves when `expected` fires were seen or `deadline` (epoch ms) passed. */
+  async drain(expected: number, deadline: number): Promise<void> {
+    while (this.values.length < expected && Date.now() < deadline) await sleep(50);
+  }
+}
+
+/**
+ * Calls `fire(t)` for each whole second t in [first, until), at `t - leadMs`. Calls run one after
+ * the other: a slow call delays the next, as it would delay a real scheduler built this way.
+ */
+export function secondDriver(first: number, until: number, leadMs: number, fire: (t: number) => Promise<void>): { done: Promise<void>; stop(): void } {
+  let stopped = false;
+  const done = (async () => {
+    for (let t = first; t < until && !stopped; t += 1000) {
+      await sleep(t - leadMs - Date.now());
+      if (!stopped) await fire(t);
+    }
+  })();
+  return { done, stop: () => void (stopped = true) };
+}
+
+/** Runs `fn`, turning a failure into a row that says so, so one broken system does not hide the others. */
+export async function guarded<T extends { error?: string; load: string }>(fn: () => Promise<T>, fallback: Omit<T, 'error' | 'load'>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    console.error(err);
+    return { ...fallback, error: (err as Error).message, load: load1() } as T;
+  }
+}

@@ -1,0 +1,122 @@
+import { PgBoss } from 'pg-boss';
+import { createDatabase, countFromHere } from '../lib/pg.js';
+import { Probe, waitsLine } from '../lib/probe.js';
+import { load1, sleep } from '../lib/stats.js';
+import { planWindow, Samples, secondDriver, type LatenessOptions, type LatenessRun, type ThroughputOptions, type ThroughputRun } from './common.js';
+
+/**
+ * pg-boss. Its scheduler (`schedule()`) matches cron occurrences per minute, in a pass every
+ * `cronMonitorIntervalSeconds` (30 s by default): it cannot express a per-second schedule. What
+ * it offers below a minute is the delayed job: `startAfter`. So each "schedule" here is a job per
+ * second sent 2 s ahead with startAfter = the fire time (what a per-second scheduler on pg-boss
+ * would do), and lateness = the handler's start - startAfter. Workers find a job whose startAfter
+ * has come only by polling (no NOTIFY fires then): `pollingIntervalSeconds` at its minimum, 0.5.
+ */
+
+export const PGBOSS_LIMITS = 'pg-boss schedule() is cron with minute granularity; per-second figures use startAfter jobs found by polling (>= 0.5 s)';
+
+/** Sends happen this long before the fire time. */
+const LEAD_MS = 2000;
+
+async function withBoss<T>(label: string, max: number, fn: (boss: PgBoss, db: { url: string; name: string }, errors: string[]) => Promise<T>): Promise<T> {
+  const db = await createDatabase(label);
+  const errors: string[] = [];
+  const boss = new PgBoss({ connectionString: db.url, max, schedule: false, useListenNotify: true });
+  boss.on('error', (err: Error) => errors.push(err.message));
+  try {
+    await boss.start();
+    return await fn(boss, db, errors);
+  } finally {
+    await boss.stop({ graceful: true, timeout: 10_000, close: true }).catch((err: Error) => console.error(`pg-boss stop: ${err.message}`));
+    await db.drop();
+  }
+}
+
+const errorLine = (errors: string[]) => (errors.length ? [`pg-boss emitted ${errors.length} error(s), first: ${errors[0]!.slice(0, 160)}`] : []);
+
+export async function pgbossLateness(o: LatenessOptions & { batchSize: number }): Promise<LatenessRun> {
+  return withBoss('pgboss_late', o.concurrency + 6, async (boss, _db, errors) => {
+    const queue = 'late';
+    await boss.createQueue(queue);
+    const first = Math.ceil((Date.now() + LEAD_MS + 500) / 1000) * 1000;
+    const w = planWindow(first, o);
+    const samples = new Samples(w);
+    await boss.work<{ at: number }>(
+      queue,
+      { localConcurrency: o.concurrency, batchSize: o.batchSize, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 0.5, burstWhenBatchFull: o.batchSize > 1 },
+      async (jobs) => {
+        const now = Date.now();
+        for (const job of jobs) samples.add(job.data.at, now);
+      },
+    );
+    let sendMsMax = 0;
+    const driver = secondDriver(first, w.end, LEAD_MS, async (t) => {
+      const started = Date.now();
+      const jobs = Array.from({ length: o.schedules }, () => ({ data: { at: t }, startAfter: new Date(t) }));
+      for (let i = 0; i < jobs.length; i += 5000) await boss.insert(queue, jobs.slice(i, i + 5000));
+      sendMsMax = Math.max(sendMsMax, Date.now() - started);
+    });
+    await driver.done;
+    const expected = o.schedules * (o.windowMs / 1000);
+    await samples.drain(expected, w.end + o.drainMs);
+    return {
+      system: 'pg-boss',
+      schedules: o.schedules,
+      expected,
+      samples: [...samples.values],
+      load: load1(),
+      detail: [`slowest insert of one second's ${o.schedules} job(s): ${sendMsMax} ms (sent ${LEAD_MS} ms ahead)`, ...errorLine(errors)],
+    };
+  });
+}
+
+/** `jobs` jobs inserted at once into a NOTIFY-enabled queue; the time until all are completed. */
+export async function pgbossThroughput(o: ThroughputOptions & { batchSize: number }): Promise<ThroughputRun> {
+  return withBoss('pgboss_tp', o.concurrency + 6, async (boss, db, errors) => {
+    const queue = 'tp';
+    await boss.createQueue(queue, { notify: true });
+    let ran = 0;
+    await boss.work(
+      queue,
+      { localConcurrency: o.concurrency, batchSize: o.batchSize, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 0.5, burstWhenBatchFull: o.batchSize > 1 },
+      async (jobs) => void (ran += jobs.length),
+    );
+    await sleep(500);
+    let polls = 0;
+    const probe = await Probe.start(db.name);
+    const counted = countFromHere();
+    const t0 = Date.now();
+    const jobs = Array.from({ length: o.jobs }, (_, i) => ({ data: { i } }));
+    for (let i = 0; i < jobs.length; i += 5000) await boss.insert(queue, jobs.slice(i, i + 5000));
+    let done = 0;
+    // Completion is read from pg-boss's own counts (completed jobs stay in its table: history).
+    while (Date.now() - t0 < o.timeoutMs) {
+      polls++;
+      done = await countCompleted(boss, queue);
+      if (done >= o.jobs) break;
+      await sleep(50);
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    const stmts = counted(polls);
+    const usage = await probe.stop();
+    return {
+      system: 'pg-boss',
+      jobs: done,
+      seconds,
+      perSecond: done / seconds,
+      statementsPerJob: stmts.statements / Math.max(1, done),
+      transactionsPerJob: stmts.transactions / Math.max(1, done),
+      nodeCpuMsPerJob: usage.nodeCpuMs / Math.max(1, done),
+      serverCpuMsPerJob: usage.serverCpuMs / Math.max(1, done),
+      history: 'job row kept as completed',
+      load: load1(),
+      error: done < o.jobs ? `${o.jobs - done} of ${o.jobs} not completed within ${o.timeoutMs / 1000} s` : undefined,
+      detail: [`handler saw ${ran} job(s); localConcurrency ${o.concurrency}, batchSize ${o.batchSize}; Postgres backends: ${waitsLine(usage.waits)}`, ...errorLine(errors)],
+    };
+  });
+}
+
+async function countCompleted(boss: PgBoss, queue: string): Promise<number> {
+  const jobs = await boss.getDb().executeSql(`select count(*)::int as n from pgboss.job where name = $1 and state = 'completed'`, [queue]);
+  return (jobs.rows[0] as { n: number }).n;
+}
