@@ -1,7 +1,13 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261127000000_init } from './Migration20261127000000_init.js';
+import { Migration20261127010000_scheduling } from './Migration20261127010000_scheduling.js';
+import { Migration20261127020000_runner } from './Migration20261127020000_runner.js';
+import { Migration20261127030000_events } from './Migration20261127030000_events.js';
 
 /** Every migration, oldest first. Listed explicitly so `dist/` needs no folder scanning. */
 export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261127000000_init', class: Migration20261127000000_init },
+  { name: 'Migration20261127010000_scheduling', class: Migration20261127010000_scheduling },
+  { name: 'Migration20261127020000_runner', class: Migration20261127020000_runner },
+  { name: 'Migration20261127030000_events', class: Migration20261127030000_events },
 ];

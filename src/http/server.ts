@@ -6,15 +6,17 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
 import type { TokenVerifier } from '../auth/types.js';
-import { bearerToken } from '../auth/token.js';
 import { DomainError } from '../errors.js';
+import { EventHub } from '../events/EventHub.js';
 import { buildContext, type Context } from '../resolvers/context.js';
 import { formatError } from '../resolvers/formatError.js';
+import { resolveSubscriptionPayloadsDirectly } from '../resolvers/subscription.resolver.js';
 import type { Deps } from '../services/deps.js';
+import { playgroundRouter } from './playground.js';
+import { operationGuard } from './queryLimits.js';
 import { restRouter } from './rest.js';
+import { startGraphqlWs } from './websocket.js';
 
 export interface HttpOptions {
   deps: Deps;
@@ -52,36 +54,36 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
   app.disable('x-powered-by');
   const httpServer = createServer(app);
 
-  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql' });
-  const wsCleanup = useServer<Record<string, unknown>, { principal?: Context['principal'] }>(
-    {
-      schema,
-      // Returning false closes the socket with 4403 Forbidden.
-      onConnect: async (ctx) => {
-        const token = bearerToken(typeof ctx.connectionParams?.authorization === 'string' ? ctx.connectionParams.authorization : undefined);
-        if (token === null) return false;
-        try {
-          ctx.extra.principal = await verifier.verify(token);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      context: (ctx) => ({ principal: ctx.extra.principal!, em: deps.orm.em.fork(), deps }),
-    },
-    wsServer,
-  );
+  resolveSubscriptionPayloadsDirectly(schema);
+  const guard = operationGuard(deps.config.queryLimits, { introspection: deps.config.introspection });
+  const events = await EventHub.start({ orm: deps.orm, pool: deps.pool, store: deps.store, log });
+  const ws = startGraphqlWs({ httpServer, schema, deps, verifier, events, guard, log });
+  let liveClosed: Promise<void> | null = null;
+  const closeLive = (): Promise<void> => {
+    liveClosed ??= Promise.resolve(ws.dispose()).then(() => events.stop());
+    return liveClosed;
+  };
 
   const apollo = new ApolloServer<Context>({
     schema,
     formatError: (formatted, error) => formatError(formatted, error, log),
+    // The same limits as the socket's (queryLimits.ts).
+    validationRules: guard.rules,
+    parseOptions: guard.parseOptions,
+    introspection: deps.config.introspection,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       ApolloServerPluginLandingPageDisabled(),
-      { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
+      // Sockets and the event listener close with the HTTP server, before the database does.
+      { serverWillStart: async () => ({ drainServer: closeLive }) },
     ],
   });
-  await apollo.start();
+  try {
+    await apollo.start();
+  } catch (err) {
+    await closeLive();
+    throw err;
+  }
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -106,6 +108,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
   });
   app.use('/api/v1', restRouter(deps, verifier, log));
+  if (deps.config.playground) app.use(playgroundRouter());
   app.use(
     '/graphql',
     express.json({ limit: '1mb' }),
@@ -120,10 +123,16 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
     }),
   );
 
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(opts.port, opts.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(opts.port, opts.host, () => resolve());
+    });
+  } catch (err) {
+    await apollo.stop().catch(() => {});
+    await closeLive();
+    throw err;
+  }
   const port = (httpServer.address() as AddressInfo).port;
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return {

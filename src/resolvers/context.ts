@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Principal, TokenVerifier } from '../auth/types.js';
 import { bearerToken } from '../auth/token.js';
 import { UnauthenticatedError } from '../errors.js';
+import type { EventHub } from '../events/EventHub.js';
 import type { Deps } from '../services/deps.js';
 
 /** What every resolver gets: the verified caller, a request-scoped EntityManager, the services' deps. */
@@ -9,6 +10,8 @@ export interface Context {
   principal: Principal;
   em: EntityManager;
   deps: Deps;
+  /** The process's live events; present on the graphql-ws transport, where subscriptions run. */
+  events?: EventHub;
 }
 
 /**

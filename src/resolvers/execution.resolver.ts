@@ -1,5 +1,6 @@
 import { Arg, Ctx, FieldResolver, Float, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Execution, ExecutionStep, Job, LogChunk } from '../entities/index.js';
+import { stepsOfSnapshot } from '../events/executionSnapshot.js';
 import { cancelExecution } from '../services/cancelExecution.js';
 import { artifactsOf, logUrlOf } from '../services/executionFiles.js';
 import { DEFAULT_LOG_LIMIT, listExecutions, logsOf, stepsOf } from '../services/executionQueries.js';
@@ -38,6 +39,11 @@ export class ExecutionResolver {
     return ctx.em.findOneOrFail(Job, { id: execution.job.id });
   }
 
+  @FieldResolver(() => ExecutionType, { nullable: true, description: 'For a RETRY: the first execution of the chain.' })
+  retryOf(@Root() execution: Execution, @Ctx() ctx: Context): Promise<Execution | null> | null {
+    return execution.retryOf === null ? null : ctx.em.findOne(Execution, { id: execution.retryOf, owner: ctx.principal.sub });
+  }
+
   @FieldResolver(() => Float, { nullable: true, description: 'finishedAt - startedAt in milliseconds.' })
   durationMs(@Root() execution: Execution): number | null {
     if (!execution.startedAt || !execution.finishedAt) return null;
@@ -45,8 +51,9 @@ export class ExecutionResolver {
   }
 
   @FieldResolver(() => [StepType])
-  steps(@Root() execution: Execution, @Ctx() ctx: Context): Promise<ExecutionStep[]> {
-    return stepsOf(ctx.em, execution.id);
+  async steps(@Root() execution: Execution, @Ctx() ctx: Context): Promise<ExecutionStep[]> {
+    // An executionUpdated event carries its steps as of that event.
+    return stepsOfSnapshot(execution) ?? stepsOf(ctx.em, execution.id);
   }
 
   @FieldResolver(() => [LogChunkType], { description: 'Lines with seq > afterSeq, in order; limit at most 10000.' })

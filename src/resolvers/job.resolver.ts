@@ -3,7 +3,9 @@ import { Execution, Job } from '../entities/index.js';
 import { listExecutions } from '../services/executionQueries.js';
 import { findJob } from '../services/findOwned.js';
 import { deleteJob, pauseJob, resumeJob } from '../services/jobLifecycle.js';
-import { lastExecutionOf, listJobs, nextRunsOf } from '../services/jobQueries.js';
+import { lastExecutionOf, listJobs, listTicks, nextRunsOf } from '../services/jobQueries.js';
+import { visibleNextRunAt } from '../services/schedules.js';
+import { TickConnection } from './types/tick.js';
 import { submitJobs } from '../services/submitJobs.js';
 import { triggerJob } from '../services/triggerJob.js';
 import { toConnection } from './connection.js';
@@ -56,6 +58,21 @@ export class JobResolver {
   @FieldResolver(() => String, { description: 'The image the steps run in (the server default when the job names none).' })
   image(@Root() job: Job, @Ctx() ctx: Context): string {
     return job.definition.image ?? ctx.deps.config.defaultImage;
+  }
+
+  @FieldResolver(() => Date, { nullable: true, description: 'null when paused, one-off, or a run_once job that has fired' })
+  nextRunAt(@Root() job: Job): Date | null {
+    return visibleNextRunAt(job);
+  }
+
+  @FieldResolver(() => TickConnection, { description: 'The tick ledger: every fire time since creation with its outcome, newest first.' })
+  async ticks(
+    @Root() job: Job,
+    @Arg('first', () => Int, { nullable: true }) first: number | null,
+    @Arg('after', () => String, { nullable: true }) after: string | null,
+    @Ctx() ctx: Context,
+  ) {
+    return toConnection(await listTicks(ctx.em, job.id, first, after));
   }
 
   @FieldResolver(() => [Date], { description: 'The next fire times; empty when paused or one-off.' })

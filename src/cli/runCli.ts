@@ -1,0 +1,103 @@
+import { parseArgs } from 'node:util';
+import { KilnApiError, KilnSocketClosedError, type KilnClient } from '../sdk/client.js';
+import { clientFrom, DEFAULT_SERVER, UsageError } from './clientConfig.js';
+import * as commands from './commands.js';
+import { Output, type TextStream } from './output.js';
+
+/** The client commands `kiln` dispatches here (the server roles stay in main.ts). */
+export const CLI_COMMANDS = ['submit', 'validate', 'jobs', 'history', 'logs', 'status', 'trigger', 'cancel'] as const;
+export type CliCommand = (typeof CLI_COMMANDS)[number];
+
+export const CLI_USAGE = `client commands (server from --server or KILN_URL, default ${DEFAULT_SERVER}; token from --token or KILN_TOKEN):
+  kiln submit <jobs.yaml> [--follow]    store the jobs; --follow prints each one-off run's log, exits 0 only if all succeed
+  kiln validate <jobs.yaml>             check a job file offline: file:line:col: message, exit 1 on errors
+  kiln jobs                             your jobs, their schedule, next run and last outcome
+  kiln history <job> [--limit 20]       a job's executions, newest first (<job> = id or name)
+  kiln logs <execution> [--follow] [--after <seq>]   an execution's log; --follow until it ends
+  kiln status <execution>               an execution and its steps
+  kiln trigger <job> [--follow]         run a job now
+  kiln cancel <execution>               cancel a queued or running execution`;
+
+/** Where the CLI writes and what it reads; process.* in production, captured in tests. */
+export interface CliIo {
+  stdout: TextStream;
+  stderr: TextStream;
+  env: Record<string, string | undefined>;
+}
+
+/** Runs one client command; resolves with the process's exit code (never throws). */
+export async function runCli(command: CliCommand, argv: string[], io: CliIo): Promise<number> {
+  const out = new Output(io.stdout, io.stderr, io.env);
+  let client: KilnClient | null = null;
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        server: { type: 'string', short: 's' },
+        token: { type: 'string', short: 't' },
+        follow: { type: 'boolean', short: 'f', default: false },
+        after: { type: 'string' },
+        limit: { type: 'string' },
+      },
+    });
+    const ctx: commands.CommandContext = {
+      out,
+      client: () => (client ??= clientFrom(values, io.env)),
+    };
+    const follow = values.follow ?? false;
+    switch (command) {
+      case 'submit':
+        return await commands.submit(ctx, positionals, { follow });
+      case 'validate':
+        return await commands.validate(ctx, positionals);
+      case 'jobs':
+        return await commands.jobs(ctx);
+      case 'history':
+        return await commands.history(ctx, positionals, { limit: count(values.limit, '--limit', 20) });
+      case 'logs':
+        return await commands.logs(ctx, positionals, { follow, after: count(values.after, '--after', 0) });
+      case 'status':
+        return await commands.status(ctx, positionals);
+      case 'trigger':
+        return await commands.trigger(ctx, positionals, { follow });
+      case 'cancel':
+        return await commands.cancel(ctx, positionals);
+      default:
+        throw new UsageError(`unknown command "${String(command)}"`);
+    }
+  } catch (err) {
+    out.stopSpinner();
+    return report(out, err);
+  } finally {
+    await (client as KilnClient | null)?.close();
+  }
+}
+
+function count(raw: string | undefined, flag: string, def: number): number {
+  if (raw === undefined) return def;
+  if (!/^\d+$/.test(raw)) throw new UsageError(`${flag} takes a whole number, got "${raw}"`);
+  return Number(raw);
+}
+
+function report(out: Output, err: unknown): number {
+  const red = (s: string) => out.paintErr('red', s);
+  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    out.note(`${red('kiln:')} ${(err as Error).message}\n\n${CLI_USAGE}`);
+    return 2;
+  }
+  if (err instanceof KilnApiError) {
+    const hint = err.code === 'UNAUTHENTICATED' ? ' (check --token or KILN_TOKEN)' : '';
+    out.note(`${red('kiln:')} ${err.message} [${err.code}]${hint}`);
+    return 1;
+  }
+  if (err instanceof KilnSocketClosedError) {
+    out.note(`${red('kiln:')} ${err.message}${err.code === 4403 ? ' (token refused or expired)' : ''}`);
+    return 1;
+  }
+  const cause = (err as { cause?: { code?: string } }).cause?.code;
+  const message = cause === 'ECONNREFUSED' ? 'cannot reach the server (connection refused): is `kiln start` running? (--server, KILN_URL)' : (err as Error).message;
+  out.note(`${red('kiln:')} ${message}`);
+  return 1;
+}

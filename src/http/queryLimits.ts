@@ -1,0 +1,75 @@
+import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
+import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
+import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
+import {
+  GraphQLError,
+  NoSchemaIntrospectionCustomRule,
+  parse,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type GraphQLSchema,
+  type ParseOptions,
+  type ValidationContext,
+  type ValidationRule,
+} from 'graphql';
+import type { QueryLimits } from '../config.js';
+
+/** The limits of one server, as both transports apply them. */
+export interface OperationGuard {
+  /** For graphql-js `parse` (Apollo's `parseOptions`): refuses oversized documents while lexing. */
+  parseOptions: ParseOptions;
+  /** Validation rules on top of graphql-js's own (Apollo's `validationRules`). */
+  rules: ValidationRule[];
+  /**
+   * Parses and validates an operation the way Apollo does over HTTP, for the WebSocket
+   * transport: the document, or the errors to answer with (codes as Apollo sets them).
+   */
+  check(schema: GraphQLSchema, query: string): { document: DocumentNode } | { errors: GraphQLError[] };
+}
+
+/**
+ * graphql-armor's rules throw by default, which aborts validation with an exception; reported
+ * instead, they come back as ordinary validation errors next to graphql-js's own.
+ */
+const report = { propagateOnRejection: false, onReject: [(ctx: ValidationContext | null, err: GraphQLError) => ctx?.reportError(err)] };
+
+/**
+ * Depth, alias, cost, directive and token limits (graphql-armor and graphql-js), plus the
+ * introspection switch, built once and applied identically over HTTP and over the socket.
+ * Introspection itself is exempt from the depth and cost limits (its type query nests deeply).
+ */
+export function operationGuard(limits: QueryLimits, opts: { introspection: boolean }): OperationGuard {
+  const rules: ValidationRule[] = [
+    maxDepthRule({ n: limits.maxDepth, ...report }),
+    maxAliasesRule({ n: limits.maxAliases, ...report }),
+    costLimitRule({ maxCost: limits.maxCost, ...report }),
+    maxDirectivesRule({ n: limits.maxDirectives, ...report }),
+  ] as ValidationRule[];
+  if (!opts.introspection) rules.push(NoSchemaIntrospectionCustomRule);
+  const parseOptions: ParseOptions = { maxTokens: limits.maxTokens };
+  const allRules = [...specifiedRules, ...rules];
+  return {
+    parseOptions,
+    rules,
+    check(schema, query) {
+      let document: DocumentNode;
+      try {
+        document = parse(query, parseOptions);
+      } catch (err) {
+        const e = err as GraphQLError;
+        return { errors: [new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { code: 'GRAPHQL_PARSE_FAILED' } })] };
+      }
+      const errors = validate(schema, document, allRules);
+      if (errors.length > 0) {
+        return {
+          errors: errors.map(
+            (e) => new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }),
+          ),
+        };
+      }
+      return { document };
+    },
+  };
+}

@@ -1,0 +1,128 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { GraphQLError, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import { CloseCode } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { bearerToken } from '../auth/token.js';
+import type { Principal, TokenVerifier } from '../auth/types.js';
+import type { EventHub } from '../events/EventHub.js';
+import type { Context } from '../resolvers/context.js';
+import { formatError } from '../resolvers/formatError.js';
+import type { Deps } from '../services/deps.js';
+import type { OperationGuard } from './queryLimits.js';
+import { sharedResultSubscribe } from './sharedSubscribe.js';
+import { keepSocketAlive } from './socketKeepAlive.js';
+import { batchSocketWrites } from './socketWrites.js';
+
+/** What the graphql-ws transport needs. */
+export interface WebSocketOptions {
+  httpServer: Server;
+  schema: GraphQLSchema;
+  deps: Deps;
+  verifier: TokenVerifier;
+  events: EventHub;
+  guard: OperationGuard;
+  log: (message: string) => void;
+  /** Most operations one socket may run at once; default 100. */
+  maxOperationsPerSocket?: number;
+}
+
+/** Kept per socket: who it is, and the timer that closes it when their token expires. */
+type SocketState = {
+  principal?: Principal;
+  expiry?: NodeJS.Timeout;
+};
+
+/** Close code and reason of a refused or expired socket (DESIGN.md section 5). */
+export const FORBIDDEN = { code: CloseCode.Forbidden, reason: 'Forbidden' } as const;
+export const TOKEN_EXPIRED_REASON = 'Forbidden: token expired';
+
+/** setTimeout holds at most ~24.8 days; longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function closeAtExpiry(state: SocketState, expSeconds: number, close: () => void): void {
+  const wait = expSeconds * 1000 - Date.now();
+  state.expiry = setTimeout(
+    () => (wait > MAX_TIMER_MS ? closeAtExpiry(state, expSeconds, close) : close()),
+    Math.max(0, Math.min(wait, MAX_TIMER_MS)),
+  );
+}
+
+function formatted(errors: readonly GraphQLError[], log: (m: string) => void): GraphQLFormattedError[] {
+  return errors.map((e) => formatError(e.toJSON(), e, log));
+}
+
+/**
+ * graphql-ws on the HTTP server's `/graphql` path. The token in
+ * `connectionParams.authorization` is verified on connect (a refusal closes with 4403), the
+ * socket is closed with 4403 when that token expires, every operation passes the same limits
+ * as over HTTP, and errors carry the same codes (formatError).
+ */
+export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Promise<void> } {
+  const { schema, deps, verifier, events, guard, log } = opts;
+  const maxOperations = opts.maxOperationsPerSocket ?? 100;
+  // 1 MiB, like the HTTP body limit: an operation is a few kilobytes.
+  const wsServer = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  // Upgrades are taken here rather than by `ws` itself, to reach each TCP socket (batchSocketWrites).
+  const onUpgrade = (request: IncomingMessage, socket: Socket, head: Buffer) => {
+    if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/graphql') {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wsServer.handleUpgrade(request, socket, head, (ws) => {
+      batchSocketWrites(ws, socket);
+      keepSocketAlive(ws, socket, deps.config.wsKeepAliveMs);
+      wsServer.emit('connection', ws, request);
+    });
+  };
+  opts.httpServer.on('upgrade', onUpgrade);
+  const server = useServer<Record<string, unknown> | undefined, SocketState>(
+    {
+      schema,
+      subscribe: sharedResultSubscribe(),
+      // Returning false closes the socket with 4403 Forbidden.
+      onConnect: async (ctx) => {
+        const auth = ctx.connectionParams?.authorization;
+        const token = bearerToken(typeof auth === 'string' ? auth : undefined);
+        if (token === null) return false;
+        let principal: Principal;
+        try {
+          principal = await verifier.verify(token);
+        } catch {
+          return false;
+        }
+        ctx.extra.principal = principal;
+        closeAtExpiry(ctx.extra, principal.exp, () => ctx.extra.socket.close(FORBIDDEN.code, TOKEN_EXPIRED_REASON));
+        return true;
+      },
+      onClose: (ctx) => {
+        if (ctx.extra.expiry !== undefined) clearTimeout(ctx.extra.expiry);
+      },
+      onSubscribe: (ctx, _id, payload) => {
+        if (Object.keys(ctx.subscriptions).length > maxOperations) {
+          return [new GraphQLError(`at most ${maxOperations} operations may run at once on one socket`, { extensions: { code: 'BAD_REQUEST' } })];
+        }
+        const checked = guard.check(schema, payload.query);
+        if ('errors' in checked) return checked.errors;
+        return { schema, document: checked.document, variableValues: payload.variables, operationName: payload.operationName };
+      },
+      context: (ctx): Context => ({ principal: ctx.extra.principal!, em: deps.orm.em.fork(), deps, events }),
+      onNext: (_ctx, _id, _payload, _args, result) => {
+        const r = result as ExecutionResult;
+        if (!r.errors) return undefined;
+        return { ...r, errors: formatted(r.errors, log) } as unknown as ExecutionResult;
+      },
+      onError: (_ctx, _id, _payload, errors) => formatted(errors, log) as unknown as GraphQLError[],
+    },
+    wsServer,
+    // Off: keepSocketAlive does it, counting a slow reader's progress as a sign of life.
+    Infinity,
+  );
+  return {
+    dispose: async () => {
+      opts.httpServer.off('upgrade', onUpgrade);
+      await server.dispose();
+    },
+  };
+}
