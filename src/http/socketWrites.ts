@@ -8,7 +8,7 @@ type SendCallback = (err?: Error) => void;
  * it the sender waits until its frame has really been written. Small on purpose: the unsent
  * frames are strings on the heap, and a thousand slow subscribers hold a thousand times this.
  */
-export const SOCKET_LOW_WATER = 64 * 1024;
+export const SOCKET_LOW_WATER = 16 * 1024;
 
 /**
  * Makes `ws.send` cheap for a stream of small messages, keeping back-pressure:
