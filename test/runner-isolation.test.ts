@@ -135,9 +135,10 @@ describe('the isolation of a job container (real Docker engine)', () => {
     // step's own shell forks nothing once the bomb is lit (a shell that cannot fork exits), it
     // waits for a sleep started before, so the bomb runs until the timeout.
     const bomb = 'sleep 120 & keep=$!; bomb() { while :; do bomb & done; }; bomb & wait $keep';
-    const { executionId } = await submitJob(k, token, jobYaml('ForkBomb', [bomb], ['timeout: 8s', 'resources: { cpus: 0.5 }']));
+    const { executionId } = await submitJob(k, token, jobYaml('ForkBomb', [bomb], ['timeout: 20s', 'resources: { cpus: 0.5 }']));
     await waitForStatus(k, token, executionId, 'RUNNING');
-    // From the host: the container's process count reaches the limit and never passes it.
+    // From the host: the container's process count reaches the limit and never passes it. The
+    // job's timeout outlasts this window, so a slow (loaded) machine still sees the bomb running.
     let highest = 0;
     await waitFor(async () => {
       const [c] = await containersOf(docker, executionId);
@@ -145,11 +146,11 @@ describe('the isolation of a job container (real Docker engine)', () => {
       const stats = await docker.getContainer(c.Id).stats({ stream: false });
       highest = Math.max(highest, stats.pids_stats?.current ?? 0);
       return highest >= PIDS_LIMIT - 10 ? true : undefined;
-    }, 20_000, 'the fork bomb to fill its PID limit');
+    }, 18_000, 'the fork bomb to fill its PID limit');
     expect(highest).toBeLessThanOrEqual(PIDS_LIMIT);
     expect(await hostProcessCount()).toBeLessThan(before + PIDS_LIMIT + 50);
 
-    const ended = await waitForEnd(k, token, executionId, 40_000);
+    const ended = await waitForEnd(k, token, executionId, 45_000);
     expect(ended.status, ended.error ?? '').toBe('TIMED_OUT');
     expect(await containersOf(docker, executionId)).toEqual([]);
     const logs = outputOf(await logsOf(k, token, executionId), 'STDERR').join('\n');
