@@ -46,6 +46,11 @@ async function* storedPages(pool: pg.Pool, executionId: string, format: keyof ty
   }
 }
 
+/** The plain-text log of the lines stored so far in Postgres (a log not archived yet). */
+export function storedTextLog(pool: pg.Pool, executionId: string): Readable {
+  return Readable.from(storedPages(pool, executionId, 'text'));
+}
+
 /**
  * Copies an execution's log from Postgres to the store, both forms. Idempotent: the objects
  * are rewritten whole, so a retry after a partial failure converges.
