@@ -145,8 +145,11 @@ describe('the isolation of a job container (real Docker engine)', () => {
       if (!c || c.State !== 'running') return undefined;
       const stats = await docker.getContainer(c.Id).stats({ stream: false });
       highest = Math.max(highest, stats.pids_stats?.current ?? 0);
-      return highest >= PIDS_LIMIT - 10 ? true : undefined;
-    }, 18_000, 'the fork bomb to fill its PID limit');
+      // Bomb processes whose fork fails exit, so the count hovers under the limit and one stats
+      // sample rarely lands on it: half the limit shows the bomb is going; the "can't fork"
+      // errors asserted below show it hit the limit.
+      return highest >= PIDS_LIMIT / 2 ? true : undefined;
+    }, 18_000, 'the fork bomb to spread');
     expect(highest).toBeLessThanOrEqual(PIDS_LIMIT);
     expect(await hostProcessCount()).toBeLessThan(before + PIDS_LIMIT + 50);
 
