@@ -21,7 +21,7 @@ interface Ran {
 /** Runs the real `kiln` binary (dist/, so `npm run build` first) with pipes: not a terminal. */
 function kiln(args: string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [KILN_BIN, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [KILN_BIN, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', KILN_CREDENTIALS_FILE: path.join(dir, 'no-login.json'), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -87,7 +87,7 @@ describe('kiln against a server', () => {
   it('refuses to run without a token (exit 2) and reports a refused token (exit 1)', async () => {
     const none = await kiln(['jobs'], { KILN_URL: k.url });
     expect(none.code).toBe(2);
-    expect(none.stderr).toMatch(/no token: pass --token <jwt> or set KILN_TOKEN/);
+    expect(none.stderr).toMatch(/no token: pass --token <jwt> or set KILN_TOKEN, or sign in with `kiln login`/);
     const bad = await kiln(['jobs', '--token', 'nope', '--server', k.url]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/UNAUTHENTICATED/);

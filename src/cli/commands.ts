@@ -18,10 +18,13 @@ import { formatDuration, table, type Output } from './output.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** What every command gets. `client` is created on first use: `validate` needs no server. */
+/**
+ * What every command gets. `client` is created on first use (`validate` needs no server), and
+ * asynchronously: a token stored by `kiln login` may need refreshing first.
+ */
 export interface CommandContext {
   out: Output;
-  client(): KilnClient;
+  client(): Promise<KilnClient>;
 }
 
 /** Exit status of a command. */
@@ -78,7 +81,7 @@ export async function validate(ctx: CommandContext, [file]: string[]): Promise<E
 /** `kiln submit <file> [--follow]`: stores the jobs; with --follow, prints each one-off run's log. */
 export async function submit(ctx: CommandContext, [file]: string[], opts: { follow: boolean }): Promise<ExitCode> {
   const source = await readJobFile(file);
-  const client = ctx.client();
+  const client = await ctx.client();
   let jobs: JobFieldsFragment[];
   try {
     ({ submitJob: { jobs } } = await client.request(SubmitJobDocument, { spec: source }));
@@ -111,7 +114,7 @@ export async function submit(ctx: CommandContext, [file]: string[], opts: { foll
 
 /** `kiln jobs`: the caller's jobs with their schedule, next run and last outcome. */
 export async function jobs(ctx: CommandContext): Promise<ExitCode> {
-  const client = ctx.client();
+  const client = await ctx.client();
   const rows = [['NAME', 'SCHEDULE', 'NEXT RUN', 'LAST', 'ID']];
   for (let after: string | null = null; ; ) {
     const { jobs: page }: { jobs: { edges: Array<{ node: JobFieldsFragment }>; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } =
@@ -130,7 +133,7 @@ export async function jobs(ctx: CommandContext): Promise<ExitCode> {
 
 /** `kiln history <job> [--limit n]`: the job's executions, newest first. */
 export async function history(ctx: CommandContext, [ref]: string[], opts: { limit: number }): Promise<ExitCode> {
-  const client = ctx.client();
+  const client = await ctx.client();
   const job = await resolveJob(client, ref);
   const { executions } = await client.request(ExecutionsDocument, { jobId: job.id, first: Math.min(Math.max(opts.limit, 1), 100) });
   if (executions.edges.length === 0) {
@@ -148,7 +151,7 @@ export async function history(ctx: CommandContext, [ref]: string[], opts: { limi
 /** `kiln logs <execution> [--follow] [--after n]`: the log so far, or followed to its end. */
 export async function logs(ctx: CommandContext, [id]: string[], opts: { follow: boolean; after: number }): Promise<ExitCode> {
   if (!id) throw new UsageError('name the execution (its id)');
-  const client = ctx.client();
+  const client = await ctx.client();
   if (opts.follow) {
     const e = await followExecution(client, ctx.out, id, `execution ${id}`, opts.after);
     reportOutcome(ctx.out, `#${e.number}`, e);
@@ -165,7 +168,7 @@ export async function logs(ctx: CommandContext, [id]: string[], opts: { follow: 
 
 /** `kiln trigger <job> [--follow]`: runs the job now. */
 export async function trigger(ctx: CommandContext, [ref]: string[], opts: { follow: boolean }): Promise<ExitCode> {
-  const client = ctx.client();
+  const client = await ctx.client();
   const job = await resolveJob(client, ref);
   const { triggerJob: e } = await client.request(TriggerJobDocument, { id: job.id });
   ctx.out.note(`${ctx.out.paintErr('green', 'queued')} ${job.name} #${e.number}`);
@@ -180,7 +183,7 @@ export async function trigger(ctx: CommandContext, [ref]: string[], opts: { foll
 /** `kiln cancel <execution>`: cancels a queued or running execution. */
 export async function cancel(ctx: CommandContext, [id]: string[]): Promise<ExitCode> {
   if (!id) throw new UsageError('name the execution (its id)');
-  const client = ctx.client();
+  const client = await ctx.client();
   const { cancelExecution: e } = await client.request(CancelExecutionDocument, { id });
   const state = e.status === 'RUNNING' ? `${ctx.out.status(e.status)} (cancel requested; it stops shortly)` : ctx.out.status(e.status);
   ctx.out.line(`#${e.number} ${e.id} ${state}`);
@@ -190,7 +193,7 @@ export async function cancel(ctx: CommandContext, [id]: string[]): Promise<ExitC
 /** `kiln status <execution>`: one execution and its steps. */
 export async function status(ctx: CommandContext, [id]: string[]): Promise<ExitCode> {
   if (!id) throw new UsageError('name the execution (its id)');
-  const { execution: e } = await ctx.client().request(ExecutionDocument, { id });
+  const { execution: e } = await (await ctx.client()).request(ExecutionDocument, { id });
   if (e === null) throw new KilnApiError(`execution ${id} not found`, 'NOT_FOUND');
   ctx.out.line(`${e.job.name} #${e.number} ${ctx.out.status(e.status)} (${e.trigger}, attempt ${e.attempt}) ${formatDuration(e.durationMs)}${e.error ? `: ${e.error}` : ''}`);
   for (const s of e.steps) ctx.out.line(`  ${s.index + 1}. ${ctx.out.status(s.status)} ${s.name}${s.exitCode !== null ? ` (exit ${s.exitCode})` : ''}`);

@@ -1,14 +1,17 @@
 import { parseArgs } from 'node:util';
 import { KilnApiError, KilnSocketClosedError, type KilnClient } from '../sdk/client.js';
-import { clientFrom, DEFAULT_SERVER, UsageError } from './clientConfig.js';
+import { clientFrom, DEFAULT_SERVER, UsageError, type TokenSource } from './clientConfig.js';
 import * as commands from './commands.js';
+import { login, logout, whoami } from './login.js';
+import { LoginError } from './oidc.js';
 import { Output, type TextStream } from './output.js';
 
 /** The client commands `kiln` dispatches here (the server roles stay in main.ts). */
-export const CLI_COMMANDS = ['submit', 'validate', 'jobs', 'history', 'logs', 'status', 'trigger', 'cancel'] as const;
+export const CLI_COMMANDS = ['submit', 'validate', 'jobs', 'history', 'logs', 'status', 'trigger', 'cancel', 'login', 'logout', 'whoami'] as const;
 export type CliCommand = (typeof CLI_COMMANDS)[number];
 
-export const CLI_USAGE = `client commands (server from --server or KILN_URL, default ${DEFAULT_SERVER}; token from --token or KILN_TOKEN):
+export const CLI_USAGE = `client commands (server from --server or KILN_URL, default ${DEFAULT_SERVER}; token from --token or KILN_TOKEN,
+else the one stored by \`kiln login\`, which also brings the server named at login):
   kiln submit <jobs.yaml> [--follow]    store the jobs; --follow prints each one-off run's log, exits 0 only if all succeed
   kiln validate <jobs.yaml>             check a job file offline: file:line:col: message, exit 1 on errors
   kiln jobs                             your jobs, their schedule, next run and last outcome
@@ -16,7 +19,16 @@ export const CLI_USAGE = `client commands (server from --server or KILN_URL, def
   kiln logs <execution> [--follow] [--after <seq>]   an execution's log; --follow until it ends
   kiln status <execution>               an execution and its steps
   kiln trigger <job> [--follow]         run a job now
-  kiln cancel <execution>               cancel a queued or running execution`;
+  kiln cancel <execution>               cancel a queued or running execution
+  kiln login [--issuer <url>] [--client-id <id>] [--audience <api>] [--scope "openid offline_access"]
+             [--audience-param auto|audience|resource] [--server <url>]
+                                        sign in at the identity provider (OAuth device flow: open the printed
+                                        URL, confirm the code) and store the token; flags default to
+                                        KILN_OIDC_ISSUER, KILN_OIDC_CLIENT_ID, KILN_OIDC_AUDIENCE, KILN_OIDC_SCOPE,
+                                        KILN_OIDC_AUDIENCE_PARAM; the file is KILN_CREDENTIALS_FILE, else
+                                        $XDG_CONFIG_HOME/kiln/credentials.json (~/.config/kiln/credentials.json)
+  kiln logout                           revoke the stored refresh token and remove the stored credentials
+  kiln whoami                           the user Kiln sees for your token (its subject)`;
 
 /** Where the CLI writes and what it reads; process.* in production, captured in tests. */
 export interface CliIo {
@@ -29,6 +41,7 @@ export interface CliIo {
 export async function runCli(command: CliCommand, argv: string[], io: CliIo): Promise<number> {
   const out = new Output(io.stdout, io.stderr, io.env);
   let client: KilnClient | null = null;
+  let tokenSource: TokenSource | null = null;
   try {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -40,11 +53,19 @@ export async function runCli(command: CliCommand, argv: string[], io: CliIo): Pr
         follow: { type: 'boolean', short: 'f', default: false },
         after: { type: 'string' },
         limit: { type: 'string' },
+        issuer: { type: 'string' },
+        'client-id': { type: 'string' },
+        audience: { type: 'string' },
+        'audience-param': { type: 'string' },
+        scope: { type: 'string' },
       },
     });
     const ctx: commands.CommandContext = {
       out,
-      client: () => (client ??= clientFrom(values, io.env)),
+      client: async () => {
+        if (client === null) ({ client, source: tokenSource } = await clientFrom(values, io.env));
+        return client;
+      },
     };
     const follow = values.follow ?? false;
     switch (command) {
@@ -64,12 +85,18 @@ export async function runCli(command: CliCommand, argv: string[], io: CliIo): Pr
         return await commands.trigger(ctx, positionals, { follow });
       case 'cancel':
         return await commands.cancel(ctx, positionals);
+      case 'login':
+        return await login(ctx, values, io.env);
+      case 'logout':
+        return await logout(ctx, io.env);
+      case 'whoami':
+        return await whoami(ctx);
       default:
         throw new UsageError(`unknown command "${String(command)}"`);
     }
   } catch (err) {
     out.stopSpinner();
-    return report(out, err);
+    return report(out, err, tokenSource);
   } finally {
     await (client as KilnClient | null)?.close();
   }
@@ -81,15 +108,19 @@ function count(raw: string | undefined, flag: string, def: number): number {
   return Number(raw);
 }
 
-function report(out: Output, err: unknown): number {
+function report(out: Output, err: unknown, tokenSource: TokenSource | null): number {
   const red = (s: string) => out.paintErr('red', s);
   if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     out.note(`${red('kiln:')} ${(err as Error).message}\n\n${CLI_USAGE}`);
     return 2;
   }
   if (err instanceof KilnApiError) {
-    const hint = err.code === 'UNAUTHENTICATED' ? ' (check --token or KILN_TOKEN)' : '';
+    const hint = err.code !== 'UNAUTHENTICATED' ? '' : tokenSource === 'login' ? ' (the token from `kiln login` was refused: run `kiln login` again, or check --audience)' : ' (check --token or KILN_TOKEN)';
     out.note(`${red('kiln:')} ${err.message} [${err.code}]${hint}`);
+    return 1;
+  }
+  if (err instanceof LoginError) {
+    out.note(`${red('kiln:')} ${err.message}`);
     return 1;
   }
   if (err instanceof KilnSocketClosedError) {
