@@ -57,10 +57,10 @@ describe('logs archived to an S3-compatible store (s3rver)', () => {
         () =>
           withDb(k.databaseUrl, async (db) => {
             const { rows } = await db.query(
-              `select attempts, last_error, run_at from graphile_worker.jobs where task_identifier = 'kiln_archive_log' and key = 'archive:' || $1`,
+              `select (payload->>'failures')::int as failures, run_at from graphile_worker._private_jobs where key = 'archive:' || $1`,
               [executionId],
             );
-            return rows[0]?.attempts >= 1 && rows[0]?.last_error ? rows[0] : undefined;
+            return rows[0]?.failures >= 1 ? rows[0] : undefined;
           }),
         30_000,
         'the archive to fail while the store is down',

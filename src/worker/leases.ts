@@ -69,6 +69,9 @@ export class LeaseKeeper {
     }
     if (this.renewing) return; // a renewal still in flight (slow or cut link): the watchdog above decides
     this.renewing = true;
+    // The lease runs from when Postgres executed the renewal, which is after it was sent: the
+    // watchdog counts from the send, so a slow answer never makes it trust a lease longer than it is.
+    const sentAt = Date.now();
     const fences = [...this.held.values()].map((h) => h.fence);
     this.pool
       .query<{ id: string }>(
@@ -80,7 +83,7 @@ export class LeaseKeeper {
       )
       .then(
         ({ rows }) => {
-          this.lastRenewal = Date.now();
+          this.lastRenewal = sentAt;
           const renewed = new Set(rows.map((r) => r.id));
           this.lose(fences.map((f) => f.id).filter((id) => !renewed.has(id)), 're-queued, finished or deleted elsewhere');
         },

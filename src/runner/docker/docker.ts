@@ -14,6 +14,7 @@ import type {
 } from '../types.js';
 import { toCreateOptions, toEnvList } from './convert.js';
 import { ensureImage, messageOf, statusOf } from './images.js';
+import { InfrastructureError } from '../infrastructure.js';
 
 export { ImageUnavailableError } from './images.js';
 
@@ -56,6 +57,8 @@ const DEFAULTS: Required<DockerBackendOptions> = {
 
 /** After SIGKILL, how long the engine gets to close a step's output before Kiln drops it. */
 const KILL_SETTLE_MS = 5_000;
+/** How long a step killed by a signal is watched for its container stopping too (an engine shutting down). */
+const SIGNAL_EXIT_SETTLE_MS = 3_000;
 /** Exit status of a process killed by SIGKILL, which is what the kernel's OOM killer sends. */
 const SIGKILL_STATUS = 137;
 
@@ -126,18 +129,51 @@ export class DockerBackend implements ContainerBackend {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) onAbort();
+    let exitCode: number;
     try {
-      await delivered;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
+      try {
+        await delivered;
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+      if (stopping !== null) {
+        await stopping;
+        throw abortErrorOf(signal!);
+      }
+      exitCode = await this.exitCodeOf(exec);
+    } catch (err) {
+      if (err instanceof AbortError) throw err;
+      await this.assertRunning(container, err);
+      throw err;
     }
-    if (stopping !== null) {
-      await stopping;
-      throw abortErrorOf(signal!);
-    }
-    const exitCode = await this.exitCodeOf(exec);
+    // A step killed because its container went away (the engine restarted, someone removed it)
+    // says nothing about the build: the container's idle init only stops when it is stopped.
+    if (exitCode !== 0) await this.assertRunning(container, null, exitCode > 128 ? SIGNAL_EXIT_SETTLE_MS : 0);
     const oomKilled = exitCode === SIGKILL_STATUS && (await this.oomSince(handle.id, startedAt));
     return { exitCode, oomKilled };
+  }
+
+  /**
+   * Throws an InfrastructureError when the container is gone, stopped, or the engine does not
+   * answer, now or within `settleMs`: an engine that shuts down kills the steps' processes a moment
+   * before it stops their container, so a step killed by a signal is watched a little longer.
+   */
+  private async assertRunning(container: Dockerode.Container, cause: unknown, settleMs = 0): Promise<void> {
+    const deadline = Date.now() + settleMs;
+    for (;;) {
+      let running: boolean;
+      try {
+        running = (await container.inspect()).State.Running === true;
+      } catch (err) {
+        const why = statusOf(err) === 404 ? 'the container disappeared' : `the Docker engine does not answer (${messageOf(err)})`;
+        throw new InfrastructureError(`${why} while a step ran`, { cause: cause ?? err });
+      }
+      if (!running) {
+        throw new InfrastructureError('the container stopped while a step ran (was the Docker engine restarted?)', { cause });
+      }
+      if (Date.now() >= deadline) return;
+      await delay(250);
+    }
   }
 
   async copyOut(handle: ContainerHandle, path: string): Promise<Readable | null> {
