@@ -49,7 +49,7 @@ async function startKiln(role: 'serve' | 'worker', env: Record<string, string>):
       if (process.env.BENCH_VERBOSE) console.error(`[${role}] ${line}`);
       const api = /GraphQL at (http:\/\/\S+)\/graphql/.exec(line);
       if (api) resolve(api[1]!);
-      if (role === 'worker' && /^\S+ worker .* running/.test(line)) resolve(null);
+      if (role === 'worker' && /worker .* running/.test(line)) resolve(null);
       if (api || /worker .* running/.test(line)) clearTimeout(timer);
     });
     child.once('exit', (code) => reject(new Error(`kiln ${role} exited with ${code}:\n${output}`)));

@@ -154,7 +154,9 @@ export async function main(argv: string[]): Promise<void> {
   const db = await createDatabase('logs');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-bench-logs-'));
   const apiHeapMb = Math.round(positive(args['api-heap-mb'], 'api-heap-mb'));
-  const env = { DATABASE_URL: db.url, KILN_DATA_DIR: dataDir, KILN_JWT_SECRET: SECRET, KILN_DEFAULT_IMAGE: IMAGE, HOST: '127.0.0.1', PORT: '0', KILN_POLL_INTERVAL_MS: '200' };
+  const env = { DATABASE_URL: db.url, KILN_DATA_DIR: dataDir, KILN_JWT_SECRET: SECRET, KILN_DEFAULT_IMAGE: IMAGE, HOST: '127.0.0.1', PORT: '0', KILN_POLL_INTERVAL_MS: '200',
+    // 1,000 subscribers of one user: the benchmark measures fan-out, not the per-user rate limit.
+    KILN_RATE_LIMIT_RPS: '0' };
   let api: KilnProcess | null = null;
   let worker: KilnProcess | null = null;
   let client: KilnClient | null = null;

@@ -21,7 +21,7 @@ const owner = { executionId: 'e-1', jobId: 'j-1', attempt: 2, workerId: 'w-1', i
 describe('the runner configuration', () => {
   it('hardens by default: read-only root, no bridge, limits on memory, cpus and processes', () => {
     const { runner } = loadConfig({});
-    expect(runner).toMatchObject({ allowBridge: false, readOnlyRootfs: true, pidsLimit: 512, defaultMemoryBytes: 2 * 1024 ** 3, maxLogBytes: null, stopGraceMs: 10_000 });
+    expect(runner).toMatchObject({ allowBridge: false, readOnlyRootfs: true, pidsLimit: 512, defaultMemoryBytes: 2 * 1024 ** 3, maxLogBytes: 100 * 1024 ** 2, stopGraceMs: 10_000 });
     expect(runner.defaultCpus).toBeGreaterThan(0);
     expect(runner.defaultCpus).toBeLessThanOrEqual(runner.maxCpus);
     expect(loadConfig({}).secretsKey).toBeNull();

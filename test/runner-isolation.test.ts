@@ -35,6 +35,19 @@ describe('the isolation of a job container (real Docker engine)', () => {
     await k?.stop();
   });
 
+  /**
+   * After a hostile job: the API answers over HTTP (health and a GraphQL query) and this Kiln's
+   * one worker runs a next job to SUCCEEDED.
+   */
+  async function expectHealthyAfter(name: string): Promise<void> {
+    expect((await fetch(`${k.url}/healthz`)).status).toBe(200);
+    const me = await k.gql(`{ me { id } }`, {}, token);
+    expect(me.data).toEqual({ me: { id: 'isolation' } });
+    const next = await runJob(k, token, jobYaml(name, ['echo still here']));
+    expect(next.status).toBe('SUCCEEDED');
+    expect(outputOf(next.logs)).toEqual(['still here']);
+  }
+
   describe('seen from inside', () => {
     let probe: { status: string; logs: LogLineView[] };
     /** The STDOUT lines of step `index`. */
@@ -159,11 +172,8 @@ describe('the isolation of a job container (real Docker engine)', () => {
     const logs = outputOf(await logsOf(k, token, executionId), 'STDERR').join('\n');
     expect(logs).toMatch(/can't fork|Resource temporarily unavailable/);
 
-    // The worker goes on: it answers, and it runs the next job.
-    expect((await fetch(`${k.url}/healthz`)).status).toBe(200);
-    const next = await runJob(k, token, jobYaml('AfterTheBomb', ['echo still here']));
-    expect(next.status).toBe('SUCCEEDED');
-    expect(outputOf(next.logs)).toEqual(['still here']);
+    // The worker goes on: it runs the next job, and the API answers.
+    await expectHealthyAfter('AfterTheBomb');
     expect(await hostProcessCount()).toBeLessThan(before + 50);
   });
 
@@ -175,6 +185,8 @@ describe('the isolation of a job container (real Docker engine)', () => {
     expect(e.error).toMatch(/memory limit 64m/);
     expect(e.steps[0]).toMatchObject({ status: 'FAILED', exitCode: 137 });
     expect(e.logs.filter((l) => l.stream === 'SYSTEM').map((l) => l.text).join('\n')).toMatch(/killed by the kernel: out of memory/);
+    // Only the container was killed: the worker runs the next job, and the API answers.
+    await expectHealthyAfter('AfterTheHog');
   });
 
   it('refuses network bridge unless the server allows it', async () => {

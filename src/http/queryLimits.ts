@@ -14,7 +14,35 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { QueryLimits } from '../config.js';
+
+/**
+ * Largest GraphQL request body over HTTP, and largest message on the socket. An operation is a
+ * few kilobytes; the biggest legitimate variable is a job file (256 KiB, a little more once
+ * JSON-escaped).
+ */
+export const MAX_GRAPHQL_BODY_BYTES = 1024 * 1024;
+
+/**
+ * The JSON body parser of `/graphql`, and what it answers when it refuses a body: an oversized
+ * one is a 413, malformed JSON a 400, both with a GraphQL-shaped JSON error (Express's default
+ * would be an HTML page). The refusal comes before any operation runs, so nothing is stored.
+ */
+export function graphqlBody(): [RequestHandler, ErrorRequestHandler] {
+  const refuse: ErrorRequestHandler = (err, _req, res, next) => {
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e.type === 'entity.too.large') {
+      const message = `the request body is larger than ${MAX_GRAPHQL_BODY_BYTES} bytes (1 MiB), the limit of a GraphQL request`;
+      res.status(413).json({ errors: [{ message, extensions: { code: 'PAYLOAD_TOO_LARGE', limitBytes: MAX_GRAPHQL_BODY_BYTES } }] });
+    } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+      res.status(e.status).json({ errors: [{ message: `bad request body: ${e.message ?? 'unreadable'}`, extensions: { code: 'BAD_REQUEST' } }] });
+    } else {
+      next(err);
+    }
+  };
+  return [express.json({ limit: MAX_GRAPHQL_BODY_BYTES }), refuse];
+}
 
 /** The limits of one server, as both transports apply them. */
 export interface OperationGuard {

@@ -8,13 +8,15 @@ import express from 'express';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { TokenVerifier } from '../auth/types.js';
 import { DomainError } from '../errors.js';
+import { opsMiddleware, processOps, type OpsEndpoints } from '../ops/endpoints.js';
 import { EventHub } from '../events/EventHub.js';
 import { buildContext, type Context } from '../resolvers/context.js';
 import { formatError } from '../resolvers/formatError.js';
 import { resolveSubscriptionPayloadsDirectly } from '../resolvers/subscription.resolver.js';
 import type { Deps } from '../services/deps.js';
 import { playgroundRouter } from './playground.js';
-import { operationGuard } from './queryLimits.js';
+import { graphqlBody, operationGuard } from './queryLimits.js';
+import { RateLimiter } from './rateLimit.js';
 import { restRouter } from './rest.js';
 import { startGraphqlWs } from './websocket.js';
 
@@ -25,8 +27,8 @@ export interface HttpOptions {
   host: string;
   port: number;
   log: (message: string) => void;
-  /** Extra readiness checks (e.g. the Docker engine when the worker runs in this process). */
-  readiness?: Array<{ name: string; check: () => Promise<void> }>;
+  /** /healthz, /readyz and /metrics of this process (default: Postgres and store checks, fresh metrics). */
+  ops?: OpsEndpoints;
 }
 
 export interface HttpRole {
@@ -57,7 +59,9 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
   resolveSubscriptionPayloadsDirectly(schema);
   const guard = operationGuard(deps.config.queryLimits, { introspection: deps.config.introspection });
   const events = await EventHub.start({ orm: deps.orm, pool: deps.pool, store: deps.store, log });
-  const ws = startGraphqlWs({ httpServer, schema, deps, verifier, events, guard, log });
+  // One set of buckets for GraphQL over HTTP, REST and socket operations (per process: rateLimit.ts).
+  const limiter = new RateLimiter(deps.config.rateLimit);
+  const ws = startGraphqlWs({ httpServer, schema, deps, verifier, events, guard, log, limiter });
   let liveClosed: Promise<void> | null = null;
   const closeLive = (): Promise<void> => {
     liveClosed ??= Promise.resolve(ws.dispose()).then(() => events.stop());
@@ -85,33 +89,15 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
     throw err;
   }
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
-    const checks: Array<{ name: string; check: () => Promise<void> }> = [
-      { name: 'postgres', check: async () => void (await deps.pool.query('select 1')) },
-      { name: 'store', check: () => deps.store.check() },
-      ...(opts.readiness ?? []),
-    ];
-    const results = await Promise.all(
-      checks.map(async (c) => {
-        try {
-          await c.check();
-          return [c.name, 'ok'] as const;
-        } catch (err) {
-          return [c.name, err instanceof Error ? err.message : String(err)] as const;
-        }
-      }),
-    );
-    const ready = results.every(([, r]) => r === 'ok');
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
-  });
-  app.use('/api/v1', restRouter(deps, verifier, log));
+  // Before the rate limiter and the routes: probes and scrapes need no token and are never limited.
+  app.use(opsMiddleware(opts.ops ?? processOps(deps, log)));
+  app.use('/api/v1', limiter.middleware(verifier, 'rest'), restRouter(deps, verifier, log));
   if (deps.config.playground) app.use(playgroundRouter());
   app.use(
     '/graphql',
-    express.json({ limit: '1mb' }),
+    // Counted before the body is read: a flood costs a token check each, not a JSON parse.
+    limiter.middleware(verifier, 'graphql'),
+    ...graphqlBody(),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         try {

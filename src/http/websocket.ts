@@ -10,7 +10,8 @@ import type { EventHub } from '../events/EventHub.js';
 import type { Context } from '../resolvers/context.js';
 import { formatError } from '../resolvers/formatError.js';
 import type { Deps } from '../services/deps.js';
-import type { OperationGuard } from './queryLimits.js';
+import { MAX_GRAPHQL_BODY_BYTES, type OperationGuard } from './queryLimits.js';
+import { userKey, type RateLimiter } from './rateLimit.js';
 import { sharedResultSubscribe } from './sharedSubscribe.js';
 import { keepSocketAlive } from './socketKeepAlive.js';
 import { batchSocketWrites } from './socketWrites.js';
@@ -26,7 +27,12 @@ export interface WebSocketOptions {
   log: (message: string) => void;
   /** Most operations one socket may run at once; default 100. */
   maxOperationsPerSocket?: number;
+  /** Counts each operation (`subscribe` message) against its user's bucket, shared with HTTP. */
+  limiter?: RateLimiter;
 }
+
+/** Close code of a socket that sent a message over MAX_GRAPHQL_BODY_BYTES (RFC 6455 "Message Too Big"). */
+export const MESSAGE_TOO_BIG = 1009;
 
 /** Kept per socket: who it is, and the timer that closes it when their token expires. */
 type SocketState = {
@@ -62,8 +68,9 @@ function formatted(errors: readonly GraphQLError[], log: (m: string) => void): G
 export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Promise<void> } {
   const { schema, deps, verifier, events, guard, log } = opts;
   const maxOperations = opts.maxOperationsPerSocket ?? 100;
-  // 1 MiB, like the HTTP body limit: an operation is a few kilobytes.
-  const wsServer = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  // Like the HTTP body limit. A bigger message is never buffered: `ws` closes the socket with
+  // 1009 (Message Too Big) as soon as the frame header announces it; other sockets go on.
+  const wsServer = new WebSocketServer({ noServer: true, maxPayload: MAX_GRAPHQL_BODY_BYTES });
   // Upgrades are taken here rather than by `ws` itself, to reach each TCP socket (batchSocketWrites).
   const onUpgrade = (request: IncomingMessage, socket: Socket, head: Buffer) => {
     if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/graphql') {
@@ -74,6 +81,18 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
       batchSocketWrites(ws, socket);
       keepSocketAlive(ws, socket, deps.config.wsKeepAliveMs);
       wsServer.emit('connection', ws, request);
+      // graphql-ws reports every socket error as an internal one ("check your implementation")
+      // and closes with 4500; an oversized message is the client's doing, and `ws` has already
+      // closed that socket with 1009. Replaces its handler, keeping the 4500 for anything else.
+      ws.removeAllListeners('error');
+      ws.on('error', (err: Error & { code?: string }) => {
+        if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+          log(`closed a WebSocket with ${MESSAGE_TOO_BIG}: a message over ${MAX_GRAPHQL_BODY_BYTES} bytes`);
+        } else {
+          log(`WebSocket error: ${err.message}`);
+          ws.close(CloseCode.InternalServerError, 'Internal server error');
+        }
+      });
     });
   };
   opts.httpServer.on('upgrade', onUpgrade);
@@ -103,6 +122,9 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
         if (Object.keys(ctx.subscriptions).length > maxOperations) {
           return [new GraphQLError(`at most ${maxOperations} operations may run at once on one socket`, { extensions: { code: 'BAD_REQUEST' } })];
         }
+        // Each operation counts like an HTTP request of the same user (rateLimit.ts).
+        const refusal = opts.limiter?.take(userKey(ctx.extra.principal!.sub)) ?? null;
+        if (refusal !== null) return [opts.limiter!.graphqlError(refusal)];
         const checked = guard.check(schema, payload.query);
         if ('errors' in checked) return checked.errors;
         return { schema, document: checked.document, variableValues: payload.variables, operationName: payload.operationName };

@@ -48,6 +48,11 @@ export class StepOutput {
   }
 
   push(stream: OutputStream, data: Buffer): Promise<void> | undefined {
+    // Past the limit nothing more is stored, so nothing needs masking or splitting: the bytes are
+    // dropped untouched. A build printing gigabytes then costs the worker only the reading (a
+    // scan of every byte for secrets would cost a core), and no promise is returned, so the
+    // container's output is drained as fast as the engine delivers it.
+    if (this.budget.truncated) return undefined;
     this.store(stream, this.maskers ? this.maskers[stream].push(data) : data);
     return this.log.backpressure();
   }
@@ -55,7 +60,8 @@ export class StepOutput {
   /** The step's output has ended: releases what masking and splitting held back. */
   end(): void {
     for (const stream of ['STDOUT', 'STDERR'] as const) {
-      if (this.maskers) this.store(stream, this.maskers[stream].end());
+      // After truncation what masking held back is dropped like the rest (see push).
+      if (this.maskers && !this.budget.truncated) this.store(stream, this.maskers[stream].end());
       this.emit(stream, this.splitters[stream].flush());
     }
   }

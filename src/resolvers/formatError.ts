@@ -3,7 +3,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { DomainError, ValidationError } from '../errors.js';
 
 /** Codes Apollo and graphql-js produce themselves, passed through unchanged. */
-const PASS_THROUGH = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'BAD_REQUEST', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE', 'UNAUTHENTICATED']);
+const PASS_THROUGH = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'BAD_REQUEST', 'PERSISTED_QUERY_NOT_FOUND', 'OPERATION_RESOLUTION_FAILURE', 'UNAUTHENTICATED', 'RATE_LIMITED']);
 
 /**
  * The one place domain errors become GraphQL errors: each DomainError's code goes to

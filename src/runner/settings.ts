@@ -40,7 +40,7 @@ export interface RunnerSettings {
   user: string | null;
   /** After SIGTERM, how long processes get to exit before SIGKILL (KILN_STOP_GRACE_MS). */
   stopGraceMs: number;
-  /** Bytes of output stored per execution, null = no cap (KILN_MAX_LOG_BYTES). */
+  /** Bytes of output stored per execution, null = no cap (KILN_MAX_LOG_BYTES; `0` = no cap). */
   maxLogBytes: number | null;
   /** Bytes one artifact may take once compressed (KILN_MAX_ARTIFACT_BYTES). */
   maxArtifactBytes: number;
@@ -71,7 +71,8 @@ export function defaultRunnerSettings(): RunnerSettings {
     writablePaths: ['/root', '/home', '/go'],
     user: null,
     stopGraceMs: 10_000,
-    maxLogBytes: null,
+    // A CI log past 100 MiB is noise, and one build must not be able to fill Postgres.
+    maxLogBytes: 100 * 1024 * 1024,
     maxArtifactBytes: GiB,
     pullTimeoutMs: 10 * 60_000,
     registryAuth: {},

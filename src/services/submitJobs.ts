@@ -2,9 +2,8 @@ import { ExecutionTrigger, Job } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
 import { compileJobFile } from '../spec/compile.js';
 import type { JobFileResult, JobSpec } from '../spec/types.js';
-import { createExecution } from './createExecution.js';
 import type { Deps } from './deps.js';
-import { notifySchedulesChanged } from '../queue/executionQueue.js';
+import { insertExecutions, notifySchedulesChanged } from '../queue/executionQueue.js';
 import { sqlOfEm } from '../queue/sql.js';
 import { upcomingRuns } from './schedules.js';
 
@@ -13,13 +12,41 @@ export function validateJobFile(source: string): JobFileResult {
   return compileJobFile(source);
 }
 
+/** Files from this size on are compiled one at a time (see compileTakingTurns). */
+const LARGE_FILE_CHARS = 32 * 1024;
+/** Between two large compiles, the event loop is left to other requests for this long. */
+const TURN_GAP_MS = 20;
+let compileTurn: Promise<void> = Promise.resolve();
+
+/**
+ * Compiles a job file; a large one waits for the large ones before it and for a turn of the event
+ * loop. Compiling is synchronous: the largest file (256 KiB) holds the event loop for a few
+ * hundred milliseconds, mostly in the YAML parser. Without turns, N big files arriving together
+ * would stall every other request for N times that; with them, for at most one compile.
+ */
+async function compileTakingTurns(source: string): Promise<JobFileResult> {
+  if (source.length < LARGE_FILE_CHARS) return compileJobFile(source);
+  const before = compileTurn;
+  let done!: () => void;
+  compileTurn = new Promise((resolve) => (done = resolve));
+  try {
+    await before;
+    // A short pause, not just one turn: a request that waited needs a few turns (and maybe a
+    // database round trip) to be answered before the loop is held again.
+    await new Promise((resolve) => setTimeout(resolve, TURN_GAP_MS));
+    return compileJobFile(source);
+  } finally {
+    done();
+  }
+}
+
 /**
  * Stores every job of a file for `owner`, all or nothing. A job whose name exists is updated;
  * a one-off job (no schedule) is queued at once. Invalid files store nothing and raise a
  * ValidationError carrying every diagnostic. Returns the jobs in the file's order.
  */
 export async function submitJobs(deps: Deps, owner: string, source: string): Promise<Job[]> {
-  const result = compileJobFile(source);
+  const result = await compileTakingTurns(source);
   if (!result.ok) {
     const n = result.diagnostics.length;
     throw new ValidationError(`the job file has ${n} error${n === 1 ? '' : 's'}: ${result.diagnostics[0]!.message}`, result.diagnostics);
@@ -27,15 +54,24 @@ export async function submitJobs(deps: Deps, owner: string, source: string): Pro
   const em = deps.orm.em.fork();
   return em.transactional(async (tem) => {
     const now = new Date();
-    const jobs: Job[] = [];
-    for (const spec of result.jobs) {
-      // Serialise concurrent submits of the same name: the second waits, then updates.
-      await tem.execute(`select pg_advisory_xact_lock(hashtext(?), hashtext(?))`, [owner, spec.name]);
-      let job = await tem.findOne(Job, { owner, name: spec.name });
+    const sql = sqlOfEm(tem);
+    // Serialise concurrent submits of the same names: the second waits, then updates. One
+    // statement takes every lock of the file, in one fixed order, so that two files naming the
+    // same jobs in different orders cannot deadlock.
+    const names = result.jobs.map((spec) => spec.name);
+    await sql(
+      `select count(pg_advisory_xact_lock(hashtext($1), hashtext(n)))
+         from (select n from unnest($2::text[]) as n order by n collate "C") as sorted`,
+      [owner, names],
+    );
+    // A full file (MAX_JOBS_PER_FILE) is a handful of statements, not a few per job.
+    const existing = new Map((await tem.find(Job, { owner, name: { $in: names } })).map((job) => [job.name, job]));
+    const jobs = result.jobs.map((spec) => {
+      let job = existing.get(spec.name);
       // A new or changed schedule starts its ledger at its first fire time after now; an
       // unchanged one keeps its cursor, so resubmitting a file never drops a due tick.
       let rearm = true;
-      if (job === null) {
+      if (job === undefined) {
         job = tem.create(Job, { owner, name: spec.name, ...fieldsOf(spec), scheduleAnchor: now });
       } else {
         rearm = job.schedule !== spec.schedule || job.timezone !== spec.timezone || job.runOnce !== spec.runOnce;
@@ -43,13 +79,12 @@ export async function submitJobs(deps: Deps, owner: string, source: string): Pro
         if (rearm) job.scheduleAnchor = now;
       }
       if (rearm) job.nextRunAt = upcomingRuns(job, now, 1)[0] ?? null;
-      await tem.flush();
-      if (spec.schedule === null) {
-        await createExecution(tem, job, ExecutionTrigger.SUBMIT, { defaultImage: deps.config.defaultImage });
-      }
-      jobs.push(job);
-    }
-    await notifySchedulesChanged(sqlOfEm(tem));
+      return job;
+    });
+    await tem.flush();
+    const oneOffs = jobs.filter((job) => job.schedule === null);
+    await insertExecutions(sql, deps.config.defaultImage, oneOffs.map((job) => ({ job, trigger: ExecutionTrigger.SUBMIT })));
+    await notifySchedulesChanged(sql);
     return jobs;
   });
 }

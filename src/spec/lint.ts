@@ -195,7 +195,17 @@ function lintName(r: Reader, field: Field, names: Map<string, string>): string |
   return name;
 }
 
-function lintJob(r: Reader, field: Field, names: Map<string, string>): JobDraft | undefined {
+/**
+ * What the jobs of one file share while they are linted: the names taken so far (a duplicate is
+ * one lookup, so a full file costs linear time) and the schedules already parsed (validating a
+ * cron expression costs about a quarter of a millisecond, and a big file repeats a few schedules).
+ */
+interface FileScope {
+  names: Map<string, string>;
+  schedules: Map<string, ReturnType<typeof parseSchedule>>;
+}
+
+function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefined {
   const map = r.map(field, 'a mapping with at least "name" and "steps"');
   if (map === undefined) return undefined;
   const errorsBefore = r.errorCount;
@@ -206,14 +216,15 @@ function lintJob(r: Reader, field: Field, names: Map<string, string>): JobDraft 
 
   const nameField = opt('name');
   if (nameField === undefined) missing(r, fields, map, path, 'name');
-  else job.name = lintName(r, nameField, names);
+  else job.name = lintName(r, nameField, scope.names);
 
   const schedule = opt('schedule');
   if (schedule !== undefined) {
     const text = r.string(schedule);
     if (text !== undefined && text.trim() === '') r.error(schedule.at, schedule.path, 'schedule is empty; leave it out for a one-off job');
     else if (text !== undefined) {
-      const parsed = parseSchedule(text);
+      let parsed = scope.schedules.get(text);
+      if (parsed === undefined) scope.schedules.set(text, (parsed = parseSchedule(text)));
       if (parsed.ok) job.schedule = text.trim();
       else r.error(schedule.at, schedule.path, `schedule: ${parsed.error}`);
     }
@@ -290,9 +301,9 @@ export function lintJobFile(file: ParsedJobFile): LintResult {
   else if (list.items.length > MAX_JOBS_PER_FILE) {
     r.error(jobsField.at, 'jobs', `a file may hold at most ${MAX_JOBS_PER_FILE} jobs, found ${list.items.length}`);
   } else {
-    const names = new Map<string, string>();
+    const scope: FileScope = { names: new Map(), schedules: new Map() };
     for (const item of r.items(list, jobsField)) {
-      const job = lintJob(r, item, names);
+      const job = lintJob(r, item, scope);
       if (job !== undefined) jobs.push(job);
     }
   }
