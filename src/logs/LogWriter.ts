@@ -60,6 +60,8 @@ export class LogWriter {
       fence?: { attempt: number; workerId: string };
       /** Applied to SYSTEM lines (Kiln's own messages): the build's output is masked upstream, as bytes. */
       mask?: (text: string) => string;
+      /** Told the UTF-8 bytes of each batch actually stored (not of one fenced off): metrics. */
+      onStored?: (bytes: number) => void;
     } = {},
   ) {
     this.seq = lastSeq;
@@ -141,7 +143,7 @@ export class LogWriter {
 
   private async write(batch: LogLine[]): Promise<void> {
     if (this.failure) return;
-    await this.pool.query(
+    const result = await this.pool.query(
       // A worker whose claim was lost (re-queued as a next attempt) must not write: its seqs
       // would collide with the new attempt's.
       `with allowed as (
@@ -166,6 +168,8 @@ export class LogWriter {
         this.opts.fence?.workerId ?? null,
       ],
     );
+    // The update matches a row only when the batch was inserted (the fence allowed it).
+    if (this.opts.onStored && result.rowCount) this.opts.onStored(batch.reduce((n, l) => n + Buffer.byteLength(l.text, 'utf8'), 0));
     this.opts.onFlush?.(batch);
   }
 }

@@ -31,7 +31,7 @@ export interface S3StoreOptions {
   socketTimeoutMs?: number;
   /** Attempts per request, first included. Default 3. */
   maxAttempts?: number;
-  /** Overall deadline of check(), milliseconds. Default 5000. */
+  /** Overall deadline of check(), milliseconds, retries included. Default 2000: /readyz waits at most that long for any check. */
   checkTimeoutMs?: number;
   /** Multipart part size in bytes for streamed puts. Default 8 MiB (S3's minimum is 5 MiB). */
   partSize?: number;
@@ -60,7 +60,7 @@ export class S3Store implements ArtifactStore {
     if (!opts.bucket) throw new Error('S3Store: bucket is required');
     this.bucket = opts.bucket;
     this.description = `s3://${opts.bucket}` + (opts.endpoint ? ` at ${opts.endpoint}` : '');
-    this.checkTimeoutMs = opts.checkTimeoutMs ?? 5000;
+    this.checkTimeoutMs = opts.checkTimeoutMs ?? 2000;
     this.partSize = Math.max(opts.partSize ?? 8 * MiB, 5 * MiB);
     this.queueSize = Math.max(opts.queueSize ?? 4, 1);
     this.client = new S3Client({

@@ -1,5 +1,6 @@
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
+import type { Log } from '../ops/log.js';
 import { fireDue, type FireOptions } from '../worker/fireDue.js';
 import { requeueExpired } from '../worker/requeueExpired.js';
 
@@ -8,7 +9,7 @@ import { requeueExpired } from '../worker/requeueExpired.js';
  * leader's precise loop. It fires anything due that no leader fired (fireDue is idempotent and
  * skips rows a leader holds) and re-queues executions whose lease expired.
  */
-export function housekeepingTask(pool: pg.Pool, fire: FireOptions, log: (m: string) => void): Task {
+export function housekeepingTask(pool: pg.Pool, fire: FireOptions, log: Log): Task {
   return async () => {
     let fired = 0;
     let n: number;

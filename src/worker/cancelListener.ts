@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { PgListener } from '../events/PgListener.js';
+import type { Log } from '../ops/log.js';
 
 /** The channel `cancelExecutions` (src/queue/executionQueue.ts) notifies with an execution id. */
 export const CANCEL_CHANNEL = 'kiln_cancel';
@@ -23,7 +24,7 @@ export class CancelListener {
   constructor(
     private readonly pool: pg.Pool,
     connection: pg.ClientConfig,
-    private readonly log: (message: string) => void,
+    private readonly log: Log,
   ) {
     this.listener = new PgListener({
       connection,
@@ -66,7 +67,10 @@ export class CancelListener {
   }
 
   private cancel(executionId: string): void {
-    this.watched.get(executionId)?.();
+    const fire = this.watched.get(executionId);
+    if (fire === undefined) return; // another worker's execution
+    this.log(`execution ${executionId}: cancel requested; stopping it`, { executionId });
+    fire();
   }
 
   private recheck(ids: string[]): void {
@@ -75,7 +79,7 @@ export class CancelListener {
       .query<{ id: string }>(`select id from executions where id = any($1::uuid[]) and cancel_requested_at is not null`, [ids])
       .then(
         ({ rows }) => rows.forEach((r) => this.cancel(r.id)),
-        (err: Error) => this.log(`cancel check failed: ${err.message}`),
+        (err: Error) => this.log(`cancel check failed: ${err.message}`, { level: 'warn', err, executionIds: ids }),
       );
   }
 }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { Log } from '../ops/log.js';
 import { ExecutionTrigger } from '../entities/enums.js';
 import { enqueueArchive, insertExecutions } from '../queue/executionQueue.js';
 import { inTransaction, type Sql } from '../queue/sql.js';
@@ -21,6 +22,11 @@ export interface ClaimedExecution extends Fence {
   number: number;
   lastSeq: number;
   plan: ExecutionPlan;
+  /**
+   * Seconds from the scheduled fire time to this claim (Postgres's clock for both) for the first
+   * attempt of a SCHEDULE execution; null for any other (fire lateness, see KilnMetrics).
+   */
+  fireLatenessSec: number | null;
 }
 
 export type ClaimResult = { kind: 'claimed'; execution: ClaimedExecution } | { kind: 'busy' } | { kind: 'gone' };
@@ -41,11 +47,13 @@ export async function claimExecution(pool: pg.Pool, executionId: string, workerI
     );
     if (!job) return { kind: 'gone' };
     const [busy] = await sql(`select 1 from executions where job_id = $1 and status = 'RUNNING' and id <> $2 limit 1`, [job.id, executionId]);
-    const rows = await sql<{ id: string; job_id: string; number: number; attempt: number; last_seq: number; plan: ExecutionPlan }>(
+    const rows = await sql<{ id: string; job_id: string; number: number; attempt: number; last_seq: number; plan: ExecutionPlan; lateness: number | null }>(
       `update executions set status = 'RUNNING', started_at = now(), worker_id = $2,
               lease_expires_at = now() + $3 * interval '1 millisecond'
         where id = $1 and status = 'QUEUED' and cancel_requested_at is null and $4::boolean
-        returning id, job_id, number, attempt, last_seq, plan`,
+        returning id, job_id, number, attempt, last_seq, plan,
+                  case when trigger = 'SCHEDULE' and attempt = 1 and scheduled_for is not null
+                       then extract(epoch from started_at - scheduled_for)::float8 end as lateness`,
       [executionId, workerId, leaseMs, !busy],
     );
     const r = rows[0];
@@ -55,7 +63,10 @@ export async function claimExecution(pool: pg.Pool, executionId: string, workerI
     }
     return {
       kind: 'claimed',
-      execution: { id: r.id, jobId: r.job_id, number: r.number, attempt: r.attempt, workerId, lastSeq: r.last_seq, plan: r.plan },
+      execution: {
+        id: r.id, jobId: r.job_id, number: r.number, attempt: r.attempt, workerId, lastSeq: r.last_seq, plan: r.plan,
+        fireLatenessSec: r.lateness === null ? null : Number(r.lateness),
+      },
     };
   });
 }
@@ -104,9 +115,10 @@ export async function finishExecution(
   pool: pg.Pool,
   fence: Fence,
   outcome: Outcome,
-  retry: { defaultImage: string; baseMs: number },
+  retry: { defaultImage: string; baseMs: number; log?: Log },
 ): Promise<boolean> {
-  return inTransaction(pool, async (sql) => {
+  let retryId: string | null = null;
+  const finished = await inTransaction(pool, async (sql) => {
     const done = await sql<{ job_id: string; retry_of: string | null; retry_number: number }>(
       `update executions set status = $4, exit_code = $5, error = $6, finished_at = now(), lease_expires_at = null
         where ${FENCED} returning job_id, retry_of, retry_number`,
@@ -120,9 +132,19 @@ export async function finishExecution(
       [fence.id],
     );
     await enqueueArchive(sql, fence.id);
-    if (outcome.status === 'FAILED' || outcome.status === 'TIMED_OUT') await queueRetry(sql, fence.id, row, retry);
+    if (outcome.status === 'FAILED' || outcome.status === 'TIMED_OUT') retryId = await queueRetry(sql, fence.id, row, retry);
     return true;
   });
+  if (!finished) {
+    retry.log?.(`execution ${fence.id}: attempt ${fence.attempt} was no longer this worker's; its outcome ${outcome.status} was not recorded`, {
+      level: 'warn', executionId: fence.id, attempt: fence.attempt, workerId: fence.workerId,
+    });
+  } else if (retryId !== null) {
+    retry.log?.(`execution ${fence.id} ${outcome.status}: retry queued as execution ${retryId}`, {
+      executionId: fence.id, attempt: fence.attempt, workerId: fence.workerId, retryExecutionId: retryId,
+    });
+  }
+  return finished;
 }
 
 /** Queues the next retry of a failed execution when its job allows one more. */
@@ -131,14 +153,14 @@ async function queueRetry(
   executionId: string,
   row: { job_id: string; retry_of: string | null; retry_number: number },
   retry: { defaultImage: string; baseMs: number },
-): Promise<void> {
+): Promise<string | null> {
   const [job] = await sql<{ id: string; owner: string; priority: number; definition: JobSpec }>(
     `select id, owner, priority, definition from jobs where id = $1 for update`,
     [row.job_id],
   );
   const next = row.retry_number + 1;
-  if (!job || next > job.definition.retries) return;
-  await insertExecutions(sql, retry.defaultImage, [
+  if (!job || next > job.definition.retries) return null;
+  const [created] = await insertExecutions(sql, retry.defaultImage, [
     {
       job,
       trigger: ExecutionTrigger.RETRY,
@@ -147,4 +169,5 @@ async function queueRetry(
       runAt: new Date(Date.now() + retryDelayMs(retry.baseMs, next)),
     },
   ]);
+  return created?.id ?? null;
 }

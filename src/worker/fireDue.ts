@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { Log } from '../ops/log.js';
 import { ExecutionTrigger } from '../entities/enums.js';
 import { activeExecutions, cancelExecutions, insertExecutions, type NewExecution } from '../queue/executionQueue.js';
 import { inTransaction } from '../queue/sql.js';
@@ -10,6 +11,8 @@ export interface FireOptions extends PlanOptions {
   defaultImage: string;
   /** Jobs per transaction. */
   batchSize: number;
+  /** Told about each execution fired and each run replaced, after the commit (debug level for fires). */
+  log?: Log;
 }
 
 interface DueJob {
@@ -46,7 +49,9 @@ function scheduleOf(text: string): Schedule | null {
  * Returns how many jobs it processed (batchSize means: call again).
  */
 export async function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Date.now()): Promise<number> {
-  return inTransaction(pool, async (sql) => {
+  const fired: Array<{ executionId: string; jobId: string; scheduledFor: string }> = [];
+  const replaced: string[] = [];
+  const processed = await inTransaction(pool, async (sql) => {
     const jobs = await sql<DueJob>(
       `select id, owner, priority, definition, schedule, timezone, run_once, paused, next_run_at, schedule_anchor
          from jobs where next_run_at <= $1 order by next_run_at limit $2 for update skip locked`,
@@ -99,6 +104,8 @@ export async function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Da
     }
     await cancelExecutions(sql, cancel, 'replaced by a newer run (concurrency: replace)');
     const created = await insertExecutions(sql, opts.defaultImage, toRun);
+    replaced.push(...cancel);
+    created.forEach((c, i) => fired.push({ executionId: c.id, jobId: c.jobId, scheduledFor: runKeys[i]!.split('|')[1]! }));
     if (created.length > 0) {
       await sql(
         `update ticks t set execution_id = u.e from unnest($1::uuid[], $2::timestamptz[], $3::uuid[]) as u(j, f, e)
@@ -112,5 +119,9 @@ export async function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Da
     );
     return jobs.length;
   });
+  // Logged once committed: a pass that rolled back fired nothing.
+  for (const f of fired) opts.log?.(`fired execution ${f.executionId} for ${f.scheduledFor}`, { level: 'debug', ...f });
+  for (const id of replaced) opts.log?.(`execution ${id} replaced by a newer run (concurrency: replace)`, { executionId: id });
+  return processed;
 }
 

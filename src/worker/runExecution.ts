@@ -2,10 +2,14 @@ import type pg from 'pg';
 import type { ContainerBackend, ContainerHandle, StepResult } from '../runner/types.js';
 import { LogWriter, type LogFlushListener } from '../logs/LogWriter.js';
 import { SecretMasker } from '../logs/mask.js';
+import type { Log } from '../ops/log.js';
+import type { RunMetrics } from '../ops/metrics.js';
 import { OutputBudget, StepOutput } from '../logs/stepOutput.js';
 import { ArtifactError, collectArtifacts, recordArtifacts } from '../runner/artifacts.js';
 import { containerSpecFor } from '../runner/containerSpec.js';
 import { stepFailure } from '../runner/failures.js';
+import { isInfrastructureError, waitForEngine } from '../runner/infrastructure.js';
+import { handBack } from '../ops/handBack.js';
 import { checkoutInto, redactUrl } from '../runner/workspace.js';
 import { loadExecutionSecrets } from '../secrets/executionSecrets.js';
 import { claimExecution, finishExecution, markStep, type ClaimedExecution, type Outcome } from './executionState.js';
@@ -25,7 +29,19 @@ export interface RunnerDeps {
   /** For retries queued when a run fails. */
   defaultImage: string;
   retryBaseMs: number;
+  /** The process log (Kiln's own, not the execution's): start, outcome, with the execution's ids. */
+  log?: Log;
+  /** Fire lateness, durations, log bytes. */
+  metrics?: RunMetrics;
 }
+
+/**
+ * A run broken by the infrastructure (engine restart, Postgres unreachable) is handed to a next
+ * attempt, up to this attempt number; after that it is recorded FAILED with the error.
+ */
+export const MAX_INFRASTRUCTURE_ATTEMPTS = 5;
+/** How long a run broken by the engine waits for it to answer again before removing its container. */
+const ENGINE_WAIT_MS = 60_000;
 
 /** Thrown when another execution of the same job is running: graphile-worker retries later. */
 export class JobBusyError extends Error {
@@ -50,12 +66,16 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
   const claimed = claim.execution;
   const { plan } = claimed;
   const startedAt = Date.now();
+  const ids = { executionId: claimed.id, jobId: claimed.jobId, attempt: claimed.attempt, workerId: deps.workerId };
+  if (claimed.fireLatenessSec !== null) deps.metrics?.fireLateness(claimed.fireLatenessSec);
+  deps.log?.(`execution ${claimed.id} started: #${claimed.number}, attempt ${claimed.attempt}, image ${plan.image}`, ids);
   // Secrets are known once loaded (inside the try below); Kiln's own lines are masked from then on.
   let masker: SecretMasker | null = null;
   const log = new LogWriter(deps.pool, claimed.id, claimed.lastSeq, {
     onFlush: deps.onLogFlush,
     fence: claimed,
     mask: (text) => (masker ? masker.line(text) : text),
+    onStored: deps.metrics ? (bytes) => deps.metrics!.logBytes(bytes) : undefined,
   });
   const stop = new AbortController();
   let stopReason: 'TIMED_OUT' | 'CANCELLED' | 'LOST' | null = null;
@@ -76,6 +96,7 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
   // A lost claim kills the container at once: another worker may take the execution over.
   deps.leases.hold(claimed, (reason) => halt('LOST', reason));
   let completed = false;
+  let infraError: string | null = null;
   let destroyLater = false;
   let outcome: { status: FinalStatus; exitCode: number | null; error: string | null } = { status: 'SUCCEEDED', exitCode: 0, error: null };
   try {
@@ -139,6 +160,7 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
       const message = err instanceof Error ? err.message : String(err);
       log.system(`error: ${message}`);
       outcome = { status: 'FAILED', exitCode: null, error: message };
+      if (isInfrastructureError(err)) infraError = message;
     }
   } finally {
     clearTimeout(deadline);
@@ -146,11 +168,16 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
     // final. A run whose steps all ended has only its idle process left: its container goes right
     // after the status is recorded, so reporting the outcome does not wait for the engine.
     destroyLater = completed && !stop.signal.aborted && handle !== null;
+    // Never two at once: a container the engine could not remove yet is removed once it is back.
+    if (infraError !== null && handle !== null) await waitForEngine(deps.backend, ENGINE_WAIT_MS);
     if (handle !== null && !destroyLater) await deps.backend.destroy(handle).catch(() => {});
     if (!destroyLater) unwatch();
     deps.leases.release(claimed.id);
   }
-  if (stopReason === 'LOST') return; // fenced: the execution is no longer ours to write
+  if (stopReason === 'LOST') {
+    deps.log?.(`execution ${claimed.id} stopped without an outcome: ${stopMessage}`, { ...ids, level: 'warn' });
+    return; // fenced: the execution is no longer ours to write
+  }
   if (stopReason !== null) {
     outcome = { status: stopReason, exitCode: null, error: stopMessage };
     log.system(stopMessage);
@@ -159,9 +186,29 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
   }
   // `error` is shown by the API too: no secret in it either.
   if (masker !== null && outcome.error !== null) outcome = { ...outcome, error: (masker as SecretMasker).line(outcome.error) };
-  await log.flush().catch(() => {}); // a deleted execution's lines have nowhere to go
+  // A deleted execution's lines go nowhere without an error; a failed write is Postgres failing.
+  const unstored = await log.flush().then(() => null, (err: Error) => err);
+  if (unstored !== null && stopReason === null) infraError ??= `log lines could not be stored: ${unstored.message}`;
+  if (infraError !== null && stopReason === null && claimed.attempt < MAX_INFRASTRUCTURE_ATTEMPTS) {
+    // Not the build's failure: the container is gone, the execution goes to its next attempt (if
+    // Postgres cannot take that now, the lease expires and the leader re-queues it just the same).
+    if (destroyLater) {
+      await deps.backend.destroy(handle!).catch(() => {});
+      unwatch();
+    }
+    await handBack(deps.pool, [claimed], `infrastructure error: ${infraError}`, deps.log ?? (() => {})).catch(() => {});
+    return;
+  }
   try {
-    await finishExecution(deps.pool, claimed, outcome as Outcome, { defaultImage: deps.defaultImage, baseMs: deps.retryBaseMs });
+    const recorded = await finishExecution(deps.pool, claimed, outcome as Outcome, { defaultImage: deps.defaultImage, baseMs: deps.retryBaseMs, log: deps.log });
+    if (recorded) {
+      const seconds = (Date.now() - startedAt) / 1000;
+      deps.metrics?.executionFinished(outcome.status, seconds);
+      deps.log?.(`execution ${claimed.id} ${outcome.status} in ${seconds.toFixed(1)} s${outcome.error ? `: ${outcome.error}` : ''}`, {
+        ...ids, status: outcome.status, durationMs: Math.round(seconds * 1000),
+        ...(outcome.status === 'SUCCEEDED' ? {} : { level: 'warn' as const }),
+      });
+    }
   } finally {
     if (destroyLater) {
       await deps.backend.destroy(handle!).catch(() => {});
@@ -195,6 +242,7 @@ async function runStep(
   const signals = [runSignal];
   if (step.timeoutMs !== null) signals.push(AbortSignal.timeout(step.timeoutMs));
   const signal = AbortSignal.any(signals);
+  const stepStarted = Date.now();
   let result: StepResult;
   try {
     result = await deps.backend.exec(
@@ -215,6 +263,7 @@ async function runStep(
   }
   output.end();
   const { exitCode } = result;
+  deps.metrics?.stepFinished(exitCode === 0 ? 'SUCCEEDED' : 'FAILED', (Date.now() - stepStarted) / 1000);
   await markStep(deps.pool, claimed, step.index, { status: exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode });
   if (result.oomKilled) log.system(`step "${step.name}" was killed by the kernel: out of memory`, step.index);
   log.system(`step "${step.name}" exited with code ${exitCode}`, step.index);

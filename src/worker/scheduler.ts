@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { Log } from '../ops/log.js';
 import { fireDue, type FireOptions } from './fireDue.js';
 import { requeueExpired } from './requeueExpired.js';
 
@@ -13,7 +14,9 @@ export interface SchedulerOptions extends FireOptions {
   requeueEveryMs?: number;
   /** Longest sleep of the leader even with nothing due (a safety net under the notifications). */
   maxSleepMs?: number;
-  log: (message: string) => void;
+  log: Log;
+  /** Told how many executions each pass re-queued from expired leases (metrics). */
+  onRequeued?: (count: number) => void;
 }
 
 /**
@@ -57,7 +60,7 @@ export class Scheduler {
       try {
         sleepMs = (await this.ensureLeader()) ? await this.lead() : (this.opts.followerRetryMs ?? 500);
       } catch (err) {
-        this.opts.log(`scheduler: ${(err as Error).message}`);
+        this.opts.log(`scheduler: ${(err as Error).message}`, { level: 'error', err });
         await this.resign();
         sleepMs = this.opts.followerRetryMs ?? 500;
       }
@@ -73,7 +76,7 @@ export class Scheduler {
     }
     if (now - this.lastRequeue >= (this.opts.requeueEveryMs ?? 1000)) {
       this.lastRequeue = now;
-      await requeueExpired(this.opts.pool, this.opts.log);
+      this.opts.onRequeued?.(await requeueExpired(this.opts.pool, this.opts.log));
     }
     const { rows } = await this.opts.pool.query<{ at: Date | null }>(`select min(next_run_at) as at from jobs where next_run_at is not null`);
     const cap = Math.min(this.opts.maxSleepMs ?? 1000, this.opts.requeueEveryMs ?? 1000);

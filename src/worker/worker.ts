@@ -1,13 +1,17 @@
 import { Logger, run, type Runner } from 'graphile-worker';
 import type pg from 'pg';
 import type { LogFlushListener } from '../logs/LogWriter.js';
+import { handBack, WorkerLeases } from '../ops/handBack.js';
+import type { Log } from '../ops/log.js';
+import type { KilnMetrics } from '../ops/metrics.js';
+import { settlesWithin } from '../ops/timeout.js';
 import { TASKS } from '../queue/queue.js';
 import type { ContainerBackend } from '../runner/types.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { archiveLogTask } from '../tasks/archive-log.js';
 import { housekeepingTask } from '../tasks/housekeeping.js';
 import { runExecutionTask } from '../tasks/run-execution.js';
-import { LeaseKeeper } from './leases.js';
+import type { LeaseKeeper } from './leases.js';
 import type { RunnerServices } from './runnerRuntime.js';
 import { Scheduler } from './scheduler.js';
 
@@ -25,15 +29,22 @@ export interface WorkerOptions {
   retryBaseMs: number;
   /** Container settings, cancel listener, secrets and artifacts (see startRunnerRuntime). */
   runner: RunnerServices;
-  log: (message: string) => void;
+  log: Log;
   onLogFlush?: LogFlushListener;
+  /** Where the runner and the scheduler report (the process's registry); none in some tests. */
+  metrics?: KilnMetrics;
 }
 
 /** A running worker role: the scheduler, the execution runner and housekeeping. */
 export interface WorkerRole {
   scheduler: Scheduler;
   leases: LeaseKeeper;
-  stop(): Promise<void>;
+  /**
+   * Stops taking work at once (the queue stops fetching, the scheduler resigns its leadership so a
+   * follower takes over), lets running executions finish for `graceMs`, then stops the ones still
+   * running and hands them back to the queue as their next attempt. Idempotent.
+   */
+  stop(opts?: { graceMs?: number }): Promise<void>;
 }
 
 /** A comment line: graphile-worker reads a crontab file when given an empty string. */
@@ -41,10 +52,17 @@ const NO_CRONTAB = '# kiln schedules its jobs itself';
 /** Housekeeping every minute; graphile-worker runs each cron tick once across all workers. */
 const HOUSEKEEPING_CRONTAB = `* * * * * ${TASKS.housekeeping} ?max=1`;
 
-function quietLogger(log: (m: string) => void): Logger {
+/** Without a grace period given, running executions get this long (the KILN_SHUTDOWN_GRACE_MS default). */
+const DEFAULT_GRACE_MS = 30_000;
+/** How long stopped executions get to destroy their containers, and other parts to stop, at shutdown. */
+const STOP_WAIT_MS = 15_000;
+
+function quietLogger(log: Log): Logger {
   return new Logger(() => (level, message) => {
     // A busy job's run entry is retried by design (see JobBusyError); that is not an error.
-    if ((level === 'error' || level === 'warning') && !message.includes('JobBusyError')) log(`queue ${level}: ${message}`);
+    if ((level === 'error' || level === 'warning') && !message.includes('JobBusyError')) {
+      log(`queue ${level}: ${message}`, { level: level === 'error' ? 'error' : 'warn' });
+    }
   });
 }
 
@@ -55,8 +73,14 @@ function quietLogger(log: (m: string) => void): Logger {
  */
 export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
   const logger = quietLogger(opts.log);
-  const common = { pgPool: opts.pool, noHandleSignals: true, pollInterval: opts.pollIntervalMs, crontab: NO_CRONTAB, logger };
-  const leases = new LeaseKeeper(opts.pool, opts.leaseMs, opts.log);
+  const common = {
+    pgPool: opts.pool, noHandleSignals: true, pollInterval: opts.pollIntervalMs, crontab: NO_CRONTAB, logger,
+    // Unbatched, graphile-worker neither awaits nor retries (on a lost connection) the statement
+    // that completes or fails a job: a Postgres restart or a cut link would crash the process with
+    // an unhandled rejection. Batched (even with no delay), it retries with backoff.
+    preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+  };
+  const leases = new WorkerLeases(opts.pool, opts.leaseMs, opts.log);
   leases.start();
   const runners: Runner[] = [];
   runners.push(
@@ -67,6 +91,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
         [TASKS.runExecution]: runExecutionTask({
           pool: opts.pool, backend: opts.backend, workerId: opts.workerId, onLogFlush: opts.onLogFlush,
           leases, defaultImage: opts.defaultImage, retryBaseMs: opts.retryBaseMs, runner: opts.runner,
+          log: opts.log, metrics: opts.metrics,
         }),
       },
     }),
@@ -78,7 +103,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
       concurrency: 2,
       crontab: HOUSEKEEPING_CRONTAB,
       taskList: {
-        [TASKS.archiveLog]: archiveLogTask(opts.pool, opts.store),
+        [TASKS.archiveLog]: archiveLogTask(opts.pool, opts.store, opts.log),
         [TASKS.housekeeping]: housekeepingTask(opts.pool, fire, opts.log),
       },
     }),
@@ -86,15 +111,48 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
   const scheduler = new Scheduler({
     pool: opts.pool, log: opts.log, ...fire,
     requeueEveryMs: Math.max(250, Math.min(1000, Math.floor(opts.leaseMs / 4))),
+    onRequeued: (n) => opts.metrics?.executionsRequeued('lease_expired', n),
   });
   scheduler.start();
+  opts.metrics?.watchLeader(() => scheduler.leader);
+  opts.metrics?.watchRunning(() => leases.size);
+  const [executions, housekeeping] = runners as [Runner, Runner];
+
+  const drain = async (graceMs: number): Promise<void> => {
+    const log = opts.log;
+    // runner.stop() deactivates its pool at once (no job is fetched from here on) and then waits for
+    // the tasks in flight to return, so no queue entry is left locked; it resolves when they have.
+    const stopped = (r: Runner, what: string) => r.stop().catch((err: Error) => log(`shutdown: ${what}: ${err.message}`, { level: 'error', err }));
+    const executionsStopped = stopped(executions, 'execution runner');
+    const housekeepingStopped = stopped(housekeeping, 'housekeeping runner');
+    if (!(await settlesWithin(scheduler.stop(), STOP_WAIT_MS))) log('shutdown: the scheduler did not stop in time', { level: 'warn' });
+    const running = leases.size;
+    if (running > 0) log(`shutdown: waiting up to ${graceMs} ms for ${running} running execution(s)`, { workerId: opts.workerId });
+    if (!(await settlesWithin(executionsStopped, graceMs))) {
+      const reason = `worker ${opts.workerId} shut down before it finished (grace ${graceMs} ms)`;
+      log(`shutdown: ${leases.size} execution(s) still running after the grace period; stopping their containers and handing them back`, {
+        level: 'warn', workerId: opts.workerId,
+      });
+      // Containers first, then the queue: never two attempts at once.
+      const ended = await leases.stopAll(reason, STOP_WAIT_MS);
+      const requeued = await handBack(opts.pool, ended, reason, log).catch((err: Error) => {
+        // The lease expires and the leader re-queues them within KILN_LEASE_MS instead.
+        log(`shutdown: handing executions back failed: ${err.message}`, { level: 'error', err });
+        return [];
+      });
+      opts.metrics?.executionsRequeued('shutdown', requeued.length);
+      if (!(await settlesWithin(executionsStopped, STOP_WAIT_MS))) log('shutdown: the execution runner did not stop in time', { level: 'warn' });
+    }
+    if (!(await settlesWithin(housekeepingStopped, STOP_WAIT_MS))) log('shutdown: the housekeeping runner did not stop in time', { level: 'warn' });
+    leases.stop();
+  };
+  let stopping: Promise<void> | null = null;
   return {
     scheduler,
     leases,
-    async stop() {
-      await scheduler.stop();
-      await Promise.all(runners.map((r) => r.stop()));
-      leases.stop();
+    stop(stopOpts = {}) {
+      stopping ??= drain(stopOpts.graceMs ?? DEFAULT_GRACE_MS);
+      return stopping;
     },
   };
 }

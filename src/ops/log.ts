@@ -1,0 +1,19 @@
+/** Levels a log call may ask for in its fields (`{ level: 'warn' }`); `info` when absent. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/**
+ * Structured context of one log line: `jobId`, `executionId`, `attempt`, `workerId` where they
+ * apply, `err` for an Error (serialized with its stack), and optionally `level`.
+ */
+export type LogFields = Record<string, unknown> & { level?: LogLevel };
+
+/**
+ * How every Kiln module logs. A plain `(message) => void` (what the tests pass) is a valid Log:
+ * it simply ignores the fields. In `kiln start|serve|worker` it is the pino adapter (pinoLog.ts),
+ * which writes one JSON object per line on stderr.
+ */
+export type Log = (message: string, fields?: LogFields) => void;
+
+/** Levels KILN_LOG_LEVEL accepts, lowest first. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type ConfiguredLogLevel = (typeof LOG_LEVELS)[number];

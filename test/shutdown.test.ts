@@ -1,0 +1,147 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type Dockerode from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
+import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
+import { startWorkerProcess, type WorkerProcess } from './helpers/workerProcess.js';
+
+const EXECUTION = `query($id: ID!) { execution(id: $id) {
+  id status attempt error steps { status } logs { stream text }
+} }`;
+
+function sleeper(name: string, seconds: number): string {
+  return `jobs:\n  - name: ${name}\n    image: ${TEST_IMAGE}\n    steps:\n      - run: echo started; sleep ${seconds}; echo done\n`;
+}
+
+/** Resolves with the exit code and how long after `since` the process exited. */
+function exited(worker: WorkerProcess, since: number): Promise<{ code: number | null; signal: string | null; ms: number }> {
+  const { child } = worker;
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode, ms: Date.now() - since });
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - since })));
+}
+
+/** The JSON lines of a process's stderr, parsed (every line that looks like JSON must parse). */
+function jsonLines(output: string): Array<Record<string, any>> {
+  return output
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, any>);
+}
+
+// The API runs in this process (worker: false) on a database of its own; the workers under test
+// are `kiln worker` child processes (compiled: `npm run build` first) that get SIGTERM mid-step.
+describe('graceful shutdown of `kiln worker`', () => {
+  let api: TestKiln;
+  let token: string;
+  let docker: Dockerode;
+  let dataDir: string;
+  const workers: WorkerProcess[] = [];
+  beforeAll(async () => {
+    docker = await requireDocker();
+    api = await startTestKiln({ worker: false });
+    token = await api.token('shutdown-user');
+    dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-shutdown-'));
+  });
+  afterAll(async () => {
+    for (const w of workers) await w.stop();
+    await api?.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  async function submit(spec: string): Promise<string> {
+    const res = await api.gql(`mutation($s: String!) { submitJob(spec: $s) { jobs { lastExecution { id } } } }`, { s: spec }, token);
+    expect(res.errors).toBeUndefined();
+    return res.data!.submitJob.jobs[0].lastExecution.id;
+  }
+
+  async function execution(id: string): Promise<any> {
+    return (await api.gql(EXECUTION, { id }, token)).data!.execution;
+  }
+
+  /** Waits until the execution's step has printed its first line: the step is under way. */
+  function midStep(id: string): Promise<unknown> {
+    return waitFor(async () => ((await execution(id)).logs.some((l: any) => l.text === 'started') ? true : undefined), 60_000, 'the step to start');
+  }
+
+  async function startWorker(env: Record<string, string>): Promise<{ worker: WorkerProcess; opsUrl: string }> {
+    const worker = await startWorkerProcess(api.databaseUrl, dataDir, { KILN_WORKER_PORT: '0', ...env });
+    workers.push(worker);
+    const opsUrl = await waitFor(async () => /health and metrics at (http:\/\/[\d.:]+)/.exec(worker.output())?.[1], 10_000, 'the listener address');
+    return { worker, opsUrl };
+  }
+
+  it('lets a running execution finish, answers 503 on /readyz meanwhile, and exits 0', async () => {
+    const { worker, opsUrl } = await startWorker({});
+    const id = await submit(sleeper('FinishesInGrace', 5));
+    await midStep(id);
+    const signalled = Date.now();
+    worker.child.kill('SIGTERM');
+    const exit = exited(worker, signalled);
+    // The listener stays up while the execution drains, and says it is not ready.
+    const readyz = await waitFor(
+      async () => {
+        const res = await fetch(`${opsUrl}/readyz`).catch(() => null);
+        return res?.status === 503 ? ((await res.json()) as { failed: string[] }) : undefined;
+      },
+      4_000,
+      '/readyz to answer 503',
+    );
+    expect(readyz.failed).toEqual(['shutdown']);
+    expect(await exit).toMatchObject({ code: 0, signal: null });
+    expect((await exit).ms).toBeLessThan(30_000);
+    const e = await execution(id);
+    expect(e).toMatchObject({ status: 'SUCCEEDED', attempt: 1, error: null });
+    expect(e.logs.map((l: any) => l.text)).toContain('done');
+
+    // Its log is JSON lines; those about the execution carry its ids.
+    const lines = jsonLines(worker.output());
+    expect(lines.length).toBeGreaterThan(3);
+    for (const line of lines) expect(line).toMatchObject({ level: expect.any(String), time: expect.any(String), msg: expect.any(String) });
+    const started = lines.find((l) => l.executionId === id && /started/.test(l.msg));
+    expect(started).toMatchObject({ level: 'info', executionId: id, attempt: 1, workerId: expect.any(String), jobId: expect.any(String) });
+    expect(lines.find((l) => l.executionId === id && /SUCCEEDED/.test(l.msg))).toMatchObject({ status: 'SUCCEEDED', durationMs: expect.any(Number) });
+    expect(lines.some((l) => /shutting down/.test(l.msg))).toBe(true);
+  });
+
+  it('stops an execution that outlasts the grace period, exits 0, and hands it to another worker as attempt 2', async () => {
+    const { worker } = await startWorker({ KILN_SHUTDOWN_GRACE_MS: '2000' });
+    // Long enough that the step outlasts the grace even when the test sees it start late (busy machine).
+    const id = await submit(sleeper('OutlastsGrace', 12));
+    await midStep(id);
+    const signalled = Date.now();
+    worker.child.kill('SIGTERM');
+    const exit = await exited(worker, signalled);
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    // 2 s of grace, then the container is killed without its own grace: well under the 12 s step.
+    expect(exit.ms).toBeGreaterThanOrEqual(1_900);
+    expect(exit.ms).toBeLessThan(15_000);
+
+    const containers = await docker.listContainers({ all: true, filters: { label: [`kiln.execution=${id}`] } });
+    expect(containers).toEqual([]);
+    const handed = await execution(id);
+    expect(handed).toMatchObject({ status: 'QUEUED', attempt: 2 });
+    expect(handed.error).toMatch(/attempt 1 handed back: worker .* shut down before it finished \(grace 2000 ms\); re-queued as attempt 2/);
+    expect(handed.steps.map((s: any) => s.status)).toEqual(['PENDING']);
+    expect(handed.logs.filter((l: any) => l.stream === 'SYSTEM').map((l: any) => l.text)).toContain(handed.error);
+    expect(jsonLines(worker.output()).find((l) => l.executionId === id && /handed back/.test(l.msg))).toMatchObject({ level: 'warn', attempt: 1 });
+
+    // Another worker takes it over at once (no lease to wait for) and runs it to the end.
+    const other = await startTestKiln({ databaseUrl: api.databaseUrl, api: false });
+    try {
+      const done = await waitFor(
+        async () => {
+          const e = await execution(id);
+          return ['QUEUED', 'RUNNING'].includes(e.status) ? undefined : e;
+        },
+        60_000,
+        'attempt 2 to finish',
+      );
+      expect(done).toMatchObject({ status: 'SUCCEEDED', attempt: 2 });
+      expect(done.logs.filter((l: any) => l.text === 'started')).toHaveLength(2);
+    } finally {
+      await other.stop();
+    }
+  });
+});
