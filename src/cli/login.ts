@@ -1,7 +1,7 @@
 import { MeDocument } from '../sdk/generated.js';
 import { UsageError } from './clientConfig.js';
 import type { CommandContext, ExitCode } from './commands.js';
-import { credentialsPath, readCredentials, removeCredentials, withTokens, writeCredentials } from './credentials.js';
+import { credentialsPath, readCredentials, removeCredentials, withCredentialsLock, withTokens, writeCredentials } from './credentials.js';
 import { defaultAudienceParam, discover, LoginError, pollForToken, requestDeviceCode, requireSecureUrl, revokeToken, unverifiedClaims, type AudienceParam, type Sleep } from './oidc.js';
 
 /** Without offline_access most providers issue no refresh token, and every hour means a new login. */
@@ -49,24 +49,24 @@ export async function login(ctx: CommandContext, flags: LoginFlags, env: Record<
   const claims = unverifiedClaims(tokens.accessToken);
   const subject = pickString(unverifiedClaims(tokens.idToken ?? '')?.sub) ?? pickString(claims?.sub);
   const file = credentialsPath(env);
-  await writeCredentials(
-    file,
-    withTokens(
-      {
-        version: 1,
-        issuer: endpoints.issuer,
-        clientId,
-        audience,
-        audienceParam,
-        scope,
-        tokenEndpoint: endpoints.tokenEndpoint,
-        revocationEndpoint: endpoints.revocationEndpoint,
-        server,
-        subject,
-      },
-      tokens,
-    ),
+  // Under the lock, so that a refresh of the previous login running meanwhile cannot put its
+  // tokens back over these (a wedged lock does not cost the user this sign-in, though).
+  const creds = withTokens(
+    {
+      version: 1,
+      issuer: endpoints.issuer,
+      clientId,
+      audience,
+      audienceParam,
+      scope,
+      tokenEndpoint: endpoints.tokenEndpoint,
+      revocationEndpoint: endpoints.revocationEndpoint,
+      server,
+      subject,
+    },
+    tokens,
   );
+  await withCredentialsLock(file, () => writeCredentials(file, creds), { onTimeout: 'proceed' });
   const expires = tokens.expiresAt === null ? '' : `, the token expires at ${new Date(tokens.expiresAt).toISOString()}${tokens.refreshToken ? ' and is refreshed automatically' : ''}`;
   out.note(`${out.paintErr('green', 'Logged in')}${subject ? ` as ${subject}` : ''} at ${endpoints.issuer} (stored in ${file}${expires})`);
   // Kiln verifies JWTs against the issuer's keys; an opaque token (Auth0 without an audience,
@@ -83,20 +83,37 @@ export async function login(ctx: CommandContext, flags: LoginFlags, env: Record<
   return 0;
 }
 
-/** `kiln logout`: revokes the refresh token at the provider (best effort) and forgets the tokens. */
+/**
+ * `kiln logout`: revokes the refresh token at the provider (best effort) and forgets the tokens.
+ * It takes the lock a refresh takes: a refresh running meanwhile finishes first (and its new
+ * refresh token is the one revoked), and none can write the file back after it is removed.
+ */
 export async function logout(ctx: CommandContext, env: Record<string, string | undefined>): Promise<ExitCode> {
   const file = credentialsPath(env);
-  let creds = null;
-  try {
-    creds = await readCredentials(file);
-  } catch {
-    // A damaged file is removed all the same: that is what logging out is for.
+  if ((await readCredentials(file).catch(() => undefined)) === null) {
+    ctx.out.note(`Not logged in (no ${file})`);
+    return 0;
   }
-  if (creds?.refreshToken && creds.revocationEndpoint) {
-    const failure = await revokeToken(creds.revocationEndpoint, creds.clientId, creds.refreshToken, 'refresh_token');
-    if (failure !== null) ctx.out.note(ctx.out.paintErr('yellow', `warning: the provider did not confirm revoking the refresh token (${failure}); it stays valid until it expires`));
-  }
-  if (await removeCredentials(file)) ctx.out.note(`Logged out: removed ${file}`);
+  const removed = await withCredentialsLock(
+    file,
+    async () => {
+      let creds = null;
+      try {
+        creds = await readCredentials(file);
+      } catch {
+        // A damaged file is removed all the same: that is what logging out is for.
+      }
+      if (creds?.refreshToken && creds.revocationEndpoint) {
+        const failure = await revokeToken(creds.revocationEndpoint, creds.clientId, creds.refreshToken, 'refresh_token');
+        if (failure !== null) ctx.out.note(ctx.out.paintErr('yellow', `warning: the provider did not confirm revoking the refresh token (${failure}); it stays valid until it expires`));
+      }
+      return removeCredentials(file);
+    },
+    // Logging out must work even with a wedged lock; a refresh that finishes later does not
+    // write its tokens over a file that changed (or vanished) since it read it.
+    { onTimeout: 'proceed' },
+  );
+  if (removed) ctx.out.note(`Logged out: removed ${file}`);
   else ctx.out.note(`Not logged in (no ${file})`);
   return 0;
 }

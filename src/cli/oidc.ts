@@ -54,11 +54,16 @@ export interface DeviceAuthorization {
   intervalSeconds: number;
 }
 
-const REQUEST_TIMEOUT_MS = 30_000;
+/** Every request to the provider gives up after this long (the refresh lock relies on it). */
+export const REQUEST_TIMEOUT_MS = 30_000;
 /** RFC 8628 §3.2: the interval when the provider names none; §3.5: slow_down adds 5 s. */
 const DEFAULT_INTERVAL_S = 5;
 const SLOW_DOWN_STEP_S = 5;
 const MAX_BACKOFF_S = 60;
+/** The longest Retry-After honoured as given; a provider asking for more is polled this often. */
+const MAX_RETRY_AFTER_S = 300;
+/** Redirects followed when reading the discovery document (each hop is checked). */
+const MAX_DISCOVERY_REDIRECTS = 5;
 /** When the provider does not say how long its codes last. */
 const DEFAULT_DEVICE_CODE_TTL_S = 900;
 const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -80,9 +85,13 @@ export function requireSecureUrl(raw: string, what: string): URL {
   } catch {
     throw new LoginError(`${what} is not a URL: "${raw}"`);
   }
-  if (url.protocol === 'https:') return url;
-  if (url.protocol === 'http:' && isLoopback(url.hostname)) return url;
+  if (isSecureUrl(url)) return url;
   throw new LoginError(`${what} must use https:// (plain http is allowed for loopback hosts only), got "${raw}"`);
+}
+
+/** https, or plain http to a loopback host: where a bearer token may travel. */
+export function isSecureUrl(url: URL): boolean {
+  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname));
 }
 
 function isLoopback(hostname: string): boolean {
@@ -95,11 +104,23 @@ export async function discover(issuerUrl: string): Promise<IssuerEndpoints> {
   const issuer = requireSecureUrl(issuerUrl, 'the issuer URL');
   const base = issuer.href.replace(/\/+$/, '');
   const where = `${base}/.well-known/openid-configuration`;
+  // Redirects are followed by hand, so that no hop leaves https (a downgraded hop could hand
+  // the CLI a forged document naming an attacker's token endpoint).
   let res: Response;
-  try {
-    res = await fetch(where, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  } catch (err) {
-    throw new LoginError(`cannot reach the issuer at ${where}: ${networkReason(err)}`);
+  let at = where;
+  for (let hops = 0; ; hops++) {
+    try {
+      res = await fetch(at, { headers: { accept: 'application/json' }, redirect: 'manual', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    } catch (err) {
+      throw new LoginError(`cannot reach the issuer at ${at}: ${networkReason(err)}`);
+    }
+    const location = isRedirect(res.status) ? res.headers.get('location') : null;
+    if (location === null) break;
+    await res.body?.cancel().catch(() => undefined);
+    if (hops >= MAX_DISCOVERY_REDIRECTS) throw new LoginError(`the issuer's discovery document ${where} redirects too many times`);
+    const next = new URL(location, at).href;
+    requireSecureUrl(next, `the discovery document ${where} redirects to ${next}, which`);
+    at = next;
   }
   if (!res.ok) throw new LoginError(`the issuer's discovery document ${where} answered HTTP ${res.status}`);
   const doc = (await res.json().catch(() => null)) as Record<string, unknown> | null;
@@ -179,7 +200,7 @@ export async function pollForToken(endpoints: IssuerEndpoints, client: ClientPar
     new LoginError(`the code ${device.userCode} expired before the sign-in was approved; run \`kiln login\` again`);
   for (;;) {
     await sleep(wait * 1000);
-    let answer: { status: number; body: Record<string, unknown> };
+    let answer: FormAnswer;
     try {
       answer = await postForm(endpoints.tokenEndpoint, {
         grant_type: DEVICE_CODE_GRANT,
@@ -193,11 +214,19 @@ export async function pollForToken(endpoints: IssuerEndpoints, client: ClientPar
       wait = Math.min(wait * 2, MAX_BACKOFF_S);
       continue;
     }
-    const { status, body } = answer;
+    const { status, body, retryAfterSeconds } = answer;
     if (status === 200) return tokenSet(body);
+    if (status === 429) {
+      // Rate limited (some providers say so with HTTP 429 instead of slow_down): the same
+      // remedy as slow_down, and no sooner than the provider's Retry-After.
+      if (Date.now() > deadline) throw expired();
+      interval += SLOW_DOWN_STEP_S;
+      wait = Math.max(interval, retryAfterSeconds ?? 0);
+      continue;
+    }
     if (status >= 500) {
       if (Date.now() > deadline) throw expired();
-      wait = Math.min(wait * 2, MAX_BACKOFF_S);
+      wait = Math.max(Math.min(wait * 2, MAX_BACKOFF_S), retryAfterSeconds ?? 0);
       continue;
     }
     switch (body.error) {
@@ -209,7 +238,7 @@ export async function pollForToken(endpoints: IssuerEndpoints, client: ClientPar
         continue;
       case 'slow_down':
         interval += SLOW_DOWN_STEP_S;
-        wait = interval;
+        wait = Math.max(interval, retryAfterSeconds ?? 0);
         continue;
       case 'expired_token':
         throw expired();
@@ -227,7 +256,7 @@ export async function pollForToken(endpoints: IssuerEndpoints, client: ClientPar
 
 /** Exchanges a refresh token for new tokens (RFC 6749 §6); the refresh token may rotate. */
 export async function refreshTokens(tokenEndpoint: string, client: ClientParams, refreshToken: string): Promise<TokenSet> {
-  let answer: { status: number; body: Record<string, unknown> };
+  let answer: FormAnswer;
   try {
     answer = await postForm(tokenEndpoint, {
       grant_type: 'refresh_token',
@@ -237,6 +266,11 @@ export async function refreshTokens(tokenEndpoint: string, client: ClientParams,
     });
   } catch (err) {
     throw new LoginError(`cannot refresh the stored token: ${(err as Error).message}`);
+  }
+  if (answer.status === 429) {
+    // The refresh token was not used up: trying again later is safe.
+    const after = answer.retryAfterSeconds === null ? 'later' : `in ${answer.retryAfterSeconds} s`;
+    throw new LoginError(`cannot refresh the stored token: the provider is rate limiting requests (HTTP 429); try again ${after}`);
   }
   if (answer.status !== 200) {
     const ended = answer.body.error === 'invalid_grant' ? '; the session has ended: run `kiln login` again' : '';
@@ -294,18 +328,43 @@ function jwtExpiry(token: string): number | null {
 /** A failure worth retrying: the network, not the provider's answer. */
 class TransientError extends Error {}
 
-async function postForm(url: string, fields: Record<string, string>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<{ status: number; body: Record<string, unknown> }> {
+/** The provider's answer to a form post. */
+interface FormAnswer {
+  status: number;
+  body: Record<string, unknown>;
+  /** The Retry-After header in seconds (RFC 9110 §10.2.3: seconds or an HTTP date), else null. */
+  retryAfterSeconds: number | null;
+}
+
+function isRedirect(status: number): boolean {
+  return status >= 300 && status < 400;
+}
+
+/**
+ * POSTs a form to the provider. Redirects are refused, not followed: fetch would re-send the
+ * body (a device code, a refresh token) on a 307/308, wherever it points, even to plain http.
+ */
+async function postForm(url: string, fields: Record<string, string>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<FormAnswer> {
   let res: Response;
   try {
     res = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
       body: new URLSearchParams(fields).toString(),
+      redirect: 'manual',
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
     throw new TransientError(`cannot reach ${url}: ${networkReason(err)}`);
   }
+  if (isRedirect(res.status)) {
+    await res.body?.cancel().catch(() => undefined);
+    const location = res.headers.get('location');
+    throw new LoginError(
+      `${url} answered HTTP ${res.status}${location ? ` redirecting to ${location}` : ''}; kiln does not follow redirects with codes or tokens: configure the provider's endpoint URL itself (is the issuer URL right?)`,
+    );
+  }
+  const retryAfterSeconds = retryAfter(res.headers.get('retry-after'));
   const text = await res.text();
   let body: unknown = null;
   try {
@@ -313,7 +372,15 @@ async function postForm(url: string, fields: Record<string, string>, timeoutMs =
   } catch {
     // A non-JSON answer (an HTML error page, a proxy) is described by its status alone.
   }
-  return { status: res.status, body: typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {} };
+  return { status: res.status, body: typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {}, retryAfterSeconds };
+}
+
+function retryAfter(raw: string | null): number | null {
+  if (raw === null || raw.trim() === '') return null;
+  const value = raw.trim();
+  const seconds = /^\d+$/.test(value) ? Number(value) : Math.ceil((Date.parse(value) - Date.now()) / 1000);
+  if (!Number.isFinite(seconds)) return null;
+  return Math.min(Math.max(seconds, 0), MAX_RETRY_AFTER_S);
 }
 
 function oauthReason(status: number, body: Record<string, unknown>): string {

@@ -11,7 +11,8 @@ export const CLI_COMMANDS = ['submit', 'validate', 'jobs', 'history', 'logs', 's
 export type CliCommand = (typeof CLI_COMMANDS)[number];
 
 export const CLI_USAGE = `client commands (server from --server or KILN_URL, default ${DEFAULT_SERVER}; token from --token or KILN_TOKEN,
-else the one stored by \`kiln login\`, which also brings the server named at login):
+else the one stored by \`kiln login\`, which also brings the server named at login; the stored token is sent to that
+server only, over https or to a loopback host, unless --trust-server is given):
   kiln submit <jobs.yaml> [--follow]    store the jobs; --follow prints each one-off run's log, exits 0 only if all succeed
   kiln validate <jobs.yaml>             check a job file offline: file:line:col: message, exit 1 on errors
   kiln jobs                             your jobs, their schedule, next run and last outcome
@@ -58,6 +59,7 @@ export async function runCli(command: CliCommand, argv: string[], io: CliIo): Pr
         audience: { type: 'string' },
         'audience-param': { type: 'string' },
         scope: { type: 'string' },
+        'trust-server': { type: 'boolean', default: false },
       },
     });
     const ctx: commands.CommandContext = {
