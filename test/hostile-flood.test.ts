@@ -1,9 +1,12 @@
+import { gzipSync } from 'node:zlib';
 import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { loadConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
-import { RateLimiter } from '../src/http/rateLimit.js';
+import { MAX_GRAPHQL_BODY_BYTES } from '../src/http/queryLimits.js';
+import { addressKey, bodyCost, RateLimiter } from '../src/http/rateLimit.js';
+import { TRY_AGAIN_LATER } from '../src/http/websocket.js';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
 
 const RPS = 20;
@@ -45,13 +48,55 @@ describe('the token bucket', () => {
     expect([limiter.take('a'), limiter.take('a'), limiter.take('a'), limiter.take('a')].filter((r) => r === null)).toHaveLength(3);
   });
 
-  it('charges a heavier request more, never more than a full bucket', () => {
+  it('charges a heavier request more: it needs at most a full bucket, and pays its whole cost in debt', () => {
     let now = 0;
     const limiter = new RateLimiter({ rps: 1, burst: 5 }, () => now);
     expect(limiter.take('a', 4)).toBeNull();
     expect(limiter.take('a', 4)).toEqual({ retryAfterMs: 3000, retryAfterSeconds: 3 });
     now = 10_000;
-    expect(limiter.take('a', 1000)).toBeNull();
+    expect(limiter.take('a', 17)).toBeNull();
+    expect(limiter.tokens('a')).toBe(-12);
+    // In debt: the next request waits for the debt and its own token to refill.
+    expect(limiter.take('a')).toEqual({ retryAfterMs: 13_000, retryAfterSeconds: 13 });
+    now = 23_000;
+    expect(limiter.take('a')).toBeNull();
+  });
+
+  it('charges work already done as debt, refusing nothing', () => {
+    let now = 0;
+    const limiter = new RateLimiter({ rps: 2, burst: 4 }, () => now);
+    limiter.charge('a', 200);
+    expect(limiter.tokens('a')).toBe(-196);
+    expect(limiter.take('a')).toEqual({ retryAfterMs: 98_500, retryAfterSeconds: 99 });
+    // Not forgotten by a sweep while in debt.
+    now = 61_000;
+    limiter.take('other');
+    expect(limiter.size).toBe(2);
+    expect(limiter.tokens('a')).toBe(-74);
+    expect(bodyCost(0)).toBe(1);
+    expect(bodyCost(64 * 1024 - 1)).toBe(1);
+    expect(bodyCost(MAX_GRAPHQL_BODY_BYTES)).toBe(17);
+  });
+
+  it('keys an IPv6 client by its /64 and an IPv4 one (however written) by its address', () => {
+    expect(addressKey('203.0.113.7')).toBe('ip:203.0.113.7');
+    expect(addressKey('::ffff:203.0.113.7')).toBe('ip:203.0.113.7');
+    expect(addressKey('::FFFF:cb00:7107')).toBe('ip:203.0.113.7');
+    expect(addressKey('::ffff:203.0.113.8')).not.toBe(addressKey('::ffff:203.0.113.7'));
+    expect(addressKey('2001:db8:1:2::1')).toBe('ip:2001:db8:1:2::/64');
+    expect(addressKey('2001:0DB8:0001:0002:ffff:ffff:ffff:fffe')).toBe('ip:2001:db8:1:2::/64');
+    expect(addressKey('2001:db8:1:2:a:b:1.2.3.4')).toBe('ip:2001:db8:1:2::/64');
+    expect(addressKey('fe80::1%eth0')).toBe('ip:fe80:0:0:0::/64');
+    expect(addressKey('2001:db8:1:3::1')).not.toBe(addressKey('2001:db8:1:2::1'));
+    expect(addressKey('::1')).toBe('ip:0:0:0:0::/64');
+    expect(addressKey(undefined)).toBe('ip:unknown');
+
+    // Rotating through addresses of one /64 gets no fresh burst.
+    const limiter = new RateLimiter({ rps: 1, burst: 10 }, () => 0);
+    const allowed = Array.from({ length: 100 }, (_, i) => limiter.take(addressKey(`2001:db8:aa:bb:${i.toString(16)}::${i}`))).filter((r) => r === null);
+    expect(allowed).toHaveLength(10);
+    expect(limiter.size).toBe(1);
+    expect(limiter.take(addressKey('2001:db8:aa:bc::1'))).toBeNull();
   });
 
   it('forgets callers whose bucket is full again, so memory follows the recent callers', () => {
@@ -90,11 +135,17 @@ describe('1,000 concurrent requests from one user', () => {
   it('answers some, refuses the rest with 429 RATE_LIMITED, and serves another user meanwhile', { timeout: 120_000 }, async () => {
     const t0 = performance.now();
     const flood = Promise.all(Array.from({ length: 1000 }, () => post(k.url, alice)));
-    // Bob's requests, one after the other, for as long as the flood lasts (at least 10).
+    // Bob's requests, one after the other, for as long as the flood lasts (at least 10), paced
+    // well under his own limit: an unpaced loop of 3 ms requests would exhaust his bucket on a
+    // slow run and be refused for his own sake, not because of alice.
     let flooding = true;
     void flood.finally(() => (flooding = false));
     const bobs: Answer[] = [];
-    while (flooding || bobs.length < 10) bobs.push(await post(k.url, bob));
+    while (flooding || bobs.length < 10) {
+      const started = performance.now();
+      bobs.push(await post(k.url, bob));
+      await new Promise((r) => setTimeout(r, Math.max(0, 1000 / (RPS / 2) - (performance.now() - started))));
+    }
     const answers = await flood;
     const elapsedS = (performance.now() - t0) / 1000;
 
@@ -157,6 +208,8 @@ describe('1,000 concurrent requests from one user', () => {
 
   it('counts operations over graphql-ws per user, refusing the excess with RATE_LIMITED on the socket', async () => {
     const dave = await k.token('dave');
+    // The unauthenticated flood above drained this address's bucket, which the upgrade takes from.
+    await new Promise((r) => setTimeout(r, 500));
     const client: Client = createClient({
       url: `${k.url.replace('http', 'ws')}/graphql`,
       webSocketImpl: WebSocket,
@@ -182,7 +235,8 @@ describe('1,000 concurrent requests from one user', () => {
       );
       const outcomes = countBy(results, (r) => r);
       expect(Object.keys(outcomes).sort()).toEqual(['OK', 'RATE_LIMITED']);
-      expect(outcomes.OK).toBeGreaterThanOrEqual(BURST);
+      // The burst, less the token connection_init took.
+      expect(outcomes.OK).toBeGreaterThanOrEqual(BURST - 1);
       // The socket itself stays open for the operations allowed later.
       await new Promise((r) => setTimeout(r, 1000));
       const later = await new Promise<string>((resolve) =>
@@ -191,6 +245,174 @@ describe('1,000 concurrent requests from one user', () => {
       expect(later).toBe('OK');
     } finally {
       await client.dispose();
+    }
+  });
+});
+
+/** A graphql-transport-ws socket: opened, and past connection_init when given a token. */
+async function openSocket(url: string, token: string): Promise<{ ws: WebSocket; outcomes: Map<string, string> }> {
+  const ws = new WebSocket(`${url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('message', (data) => (JSON.parse(String(data)).type === 'connection_ack' ? resolve() : reject(new Error(String(data)))));
+    ws.once('close', (code) => reject(new Error(`closed with ${code}`)));
+  });
+  // Each operation's outcome by id: OK, or the code of its error.
+  const outcomes = new Map<string, string>();
+  ws.on('message', (data) => {
+    const m = JSON.parse(String(data)) as { id: string; type: string; payload?: Array<{ extensions?: { code?: string } }> };
+    if (m.type === 'error') outcomes.set(m.id, m.payload?.[0]?.extensions?.code ?? 'ERROR');
+    else if (m.type === 'complete' && !outcomes.has(m.id)) outcomes.set(m.id, 'OK');
+  });
+  return { ws, outcomes };
+}
+
+/** A JSON GraphQL request of `{ me { id } }` padded (with an unused variable) to exactly `bytes` bytes. */
+function paddedRequest(bytes: number, wrap: (body: object) => object = (b) => b): string {
+  const empty = JSON.stringify(wrap({ query: ME, variables: { pad: '' } }));
+  return JSON.stringify(wrap({ query: ME, variables: { pad: 'x'.repeat(bytes - empty.length) } }));
+}
+
+describe('bodies, messages and sockets, charged by what they cost', () => {
+  // One token a second: what a test spends is what it measures, give or take a refill or two.
+  const SLOW_BURST = 40;
+  let k: TestKiln;
+
+  beforeAll(async () => {
+    k = await startTestKiln({ worker: false, env: { KILN_RATE_LIMIT_RPS: '1', KILN_RATE_LIMIT_BURST: String(SLOW_BURST) } });
+  });
+  afterAll(async () => {
+    await k?.stop();
+  });
+
+  /** How many of `n` small requests at once `token` gets answered (the rest: 429). */
+  async function allowedNow(token: string, n = SLOW_BURST): Promise<number> {
+    const answers = await Promise.all(Array.from({ length: n }, () => post(k.url, token)));
+    expect(answers.every((a) => a.status === 200 || a.status === 429)).toBe(true);
+    return answers.filter((a) => a.status === 200).length;
+  }
+
+  it('charges a chunked 1 MiB body (no Content-Length) 17 tokens, like one that declares its length', async () => {
+    const token = await k.token('erin');
+    const body = paddedRequest(MAX_GRAPHQL_BODY_BYTES);
+    expect(Buffer.byteLength(body)).toBe(MAX_GRAPHQL_BODY_BYTES);
+    // A stream body goes out with Transfer-Encoding: chunked, in 64 KiB pieces.
+    const chunks = Array.from({ length: 16 }, (_, i) => body.slice(i * 65536, (i + 1) * 65536));
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = chunks.shift();
+        if (next === undefined) controller.close();
+        else controller.enqueue(new TextEncoder().encode(next));
+      },
+    });
+    const res = await fetch(`${k.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as Answer['body']).data).toEqual({ me: { id: 'erin' } });
+    // 40 - 17 = 23 left, plus a token a second meanwhile; charged 1, it would leave 39.
+    const allowed = await allowedNow(token);
+    expect(allowed).toBeGreaterThanOrEqual(SLOW_BURST - 17 - 1);
+    expect(allowed).toBeLessThanOrEqual(SLOW_BURST - 17 + 5);
+  });
+
+  it('charges a gzipped body by its decompressed size', async () => {
+    const token = await k.token('zip');
+    const zipped = gzipSync(paddedRequest(MAX_GRAPHQL_BODY_BYTES));
+    expect(zipped.length).toBeLessThan(65536);
+    const res = await fetch(`${k.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', authorization: `Bearer ${token}` },
+      body: zipped,
+    });
+    expect(res.status).toBe(200);
+    const allowed = await allowedNow(token);
+    expect(allowed).toBeGreaterThanOrEqual(SLOW_BURST - 17 - 1);
+    expect(allowed).toBeLessThanOrEqual(SLOW_BURST - 17 + 5);
+  });
+
+  it('charges a 1 MiB subscribe message 17 tokens, and connection_init one', async () => {
+    const token = await k.token('frank');
+    const { ws, outcomes } = await openSocket(k.url, token);
+    try {
+      const big = paddedRequest(MAX_GRAPHQL_BODY_BYTES, (payload) => ({ id: 'big', type: 'subscribe', payload }));
+      expect(Buffer.byteLength(big)).toBe(MAX_GRAPHQL_BODY_BYTES);
+      ws.send(big);
+      for (let i = 0; i < SLOW_BURST; i++) ws.send(JSON.stringify({ id: `op${i}`, type: 'subscribe', payload: { query: ME } }));
+      const deadline = Date.now() + 30_000;
+      while (outcomes.size < SLOW_BURST + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(outcomes.get('big')).toBe('OK');
+      const small = [...outcomes].filter(([id]) => id !== 'big').map(([, outcome]) => outcome);
+      expect(new Set(small)).toEqual(new Set(['OK', 'RATE_LIMITED']));
+      // 40 - 1 (connection_init) - 17 = 22 left, plus a token a second meanwhile.
+      const ok = small.filter((o) => o === 'OK').length;
+      expect(ok).toBeGreaterThanOrEqual(SLOW_BURST - 18 - 1);
+      expect(ok).toBeLessThanOrEqual(SLOW_BURST - 18 + 5);
+    } finally {
+      ws.close();
+    }
+  });
+
+  it("refuses connection_init over its user's limit with 1013 (Try Again Later)", async () => {
+    const token = await k.token('gina');
+    const ws = new WebSocket(`${k.url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    // Her bucket is emptied over HTTP, just before connection_init: the socket shares it.
+    expect(await allowedNow(token, SLOW_BURST + 10)).toBeLessThan(SLOW_BURST + 10);
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+    ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+    const { code, reason } = await closed;
+    expect(code).toBe(TRY_AGAIN_LATER);
+    expect(reason).toMatch(/^rate limit exceeded: .*; retry in \d+ s$/);
+  });
+
+  it('counts WebSocket upgrades by client address, refusing the excess with 429 before the handshake', async () => {
+    const attempts = 2 * SLOW_BURST;
+    const results = await Promise.all(
+      Array.from(
+        { length: attempts },
+        () =>
+          new Promise<{ status: number; retryAfter?: string; body?: string; ws?: WebSocket }>((resolve, reject) => {
+            const ws = new WebSocket(`${k.url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
+            ws.once('open', () => resolve({ status: 101, ws }));
+            ws.once('unexpected-response', (_req, res) => {
+              let body = '';
+              res.setEncoding('utf8');
+              res.on('data', (c: string) => (body += c));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], body }));
+              res.on('error', reject);
+            });
+            ws.once('error', reject);
+          }),
+      ),
+    );
+    try {
+      const statuses = countBy(results, (r) => r.status);
+      console.log(`${attempts} WebSocket upgrades at once from one address: ${JSON.stringify(statuses)}`);
+      expect(Object.keys(statuses).sort()).toEqual(['101', '429']);
+      // Earlier tests' upgrades took a few tokens already; a token a second refills meanwhile.
+      expect(statuses['101']).toBeLessThanOrEqual(SLOW_BURST + 3);
+      expect(statuses['429']).toBeGreaterThanOrEqual(attempts - SLOW_BURST - 3);
+      for (const r of results.filter((x) => x.status === 429)) {
+        expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1);
+        expect(JSON.parse(r.body!)).toEqual({
+          errors: [{ message: expect.stringMatching(/^rate limit exceeded: .*; retry in \d+ s$/), extensions: { code: 'RATE_LIMITED', retryAfterSeconds: Number(r.retryAfter) } }],
+        });
+      }
+      // HTTP requests with a token are not the address's: still served.
+      expect((await post(k.url, await k.token('henry'))).status).toBe(200);
+    } finally {
+      for (const r of results) r.ws?.terminate();
     }
   });
 });

@@ -1,8 +1,10 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateJobFile } from '../src/services/submitJobs.js';
 import { compileJobFile } from '../src/spec/compile.js';
 import { MAX_JOBS_PER_FILE } from '../src/spec/lint.js';
 import { MAX_JOB_FILE_BYTES } from '../src/spec/parse.js';
-import { startTestKiln, type TestKiln } from './helpers/kiln.js';
+import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 
 /** Short distinct job names: j0, j1, ... in base 36. */
 const nameOf = (i: number) => `j${i.toString(36)}`;
@@ -69,6 +71,32 @@ describe('the job file limits, in the compiler', () => {
     expect(diagnostics[0]!.message).toBe('duplicate job name "same": jobs[0] has it already');
     expect(ms).toBeLessThan(5_000);
   });
+
+  it('validates large files (validateJobSpec) one at a time, leaving the event loop to others in between', async () => {
+    const big = compactFile(10_000);
+    const compileMs = Math.max(...[0, 1].map(() => timed(() => compileJobFile(big)).ms));
+    // The longest the event loop went without running a timer while six files were validated.
+    let last = performance.now();
+    let longest = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 2);
+    try {
+      await new Promise((r) => setTimeout(r, 20));
+      last = performance.now();
+      longest = 0;
+      const results = await Promise.all(Array.from({ length: 6 }, () => validateJobFile(big)));
+      expect(results.every((r) => !r.ok && r.diagnostics[0]!.message === `a file may hold at most ${MAX_JOBS_PER_FILE} jobs, found 10000`)).toBe(true);
+      await new Promise((r) => setTimeout(r, 10));
+    } finally {
+      clearInterval(ticker);
+    }
+    console.log(`6 large files validated at once: one compile ${compileMs.toFixed(0)} ms, longest stall ${longest.toFixed(0)} ms`);
+    // One compile at a time with turns between: never six back to back (generous for a loaded machine).
+    expect(longest).toBeLessThan(3 * compileMs);
+  });
 });
 
 describe('a 10,000-job file submitted to the API', () => {
@@ -102,12 +130,13 @@ describe('a 10,000-job file submitted to the API', () => {
     const t0 = performance.now();
     // Four at once: the API compiles big files one at a time, serving other requests in between.
     const restSubmit = () => fetch(`${k.url}/api/v1/submit_job`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/yaml' }, body: big });
-    const [gql, , rest] = await Promise.all([k.gql(SUBMIT, { spec: big }, token), k.gql(SUBMIT, { spec: big }, token), restSubmit(), restSubmit()]);
+    const validate = () => k.gql(`query($s: String!) { validateJobSpec(spec: $s) { valid diagnostics { message } } }`, { s: big }, token);
+    const [gql, , rest, , checked] = await Promise.all([k.gql(SUBMIT, { spec: big }, token), k.gql(SUBMIT, { spec: big }, token), restSubmit(), restSubmit(), validate()]);
     const ms = performance.now() - t0;
     submitting = false;
     await bystander;
     console.log(
-      `10,000-job file compiled in ${compileMs.toFixed(0)} ms; 4 submitted at once (GraphQL and REST): all refused after ${ms.toFixed(0)} ms; ` +
+      `10,000-job file compiled in ${compileMs.toFixed(0)} ms; 4 submitted and 1 validated at once (GraphQL and REST): all refused after ${ms.toFixed(0)} ms; ` +
         `bystander: ${latencies.length} queries, median ${[...latencies].sort((x, y) => x - y)[latencies.length >> 1]!.toFixed(0)} ms, max ${Math.max(...latencies).toFixed(0)} ms`,
     );
 
@@ -119,6 +148,8 @@ describe('a 10,000-job file submitted to the API', () => {
     const body = (await rest.json()) as { code: string; diagnostics: Array<{ message: string }> };
     expect(body.code).toBe('BAD_USER_INPUT');
     expect(body.diagnostics[0]!.message).toMatch(`at most ${MAX_JOBS_PER_FILE} jobs`);
+    expect(checked.errors).toBeUndefined();
+    expect(checked.data!.validateJobSpec).toEqual({ valid: false, diagnostics: [{ message: `a file may hold at most ${MAX_JOBS_PER_FILE} jobs, found 10000` }] });
     expect(ms).toBeLessThan(10_000);
     // Big files are compiled one at a time with pauses between: a bystander waits for one compile at
     // most, not for all four (generous margins for a loaded machine).
@@ -163,5 +194,52 @@ describe('a 10,000-job file submitted to the API', () => {
     const twins = images.data!.jobs.edges.map((e: { node: { name: string; image: string } }) => e.node);
     expect(twins).toHaveLength(50);
     expect(new Set(twins.map((j: { image: string }) => j.image)).size).toBe(1);
+  });
+
+  it('takes the locks of names whose lock keys collide in one order, without a deadlock', { timeout: 60_000 }, async () => {
+    const owner = 'collider';
+    const collider = await k.token(owner);
+    const db = new pg.Client({ connectionString: k.databaseUrl });
+    await db.connect();
+    try {
+      // Two names of the same lock key (hashtext is 32 bits: among 400,000 names, a pair is all
+      // but certain), a < c, and a third b between them, of another key.
+      const { rows } = await db.query<{ a: string; c: string }>(
+        `select min(n collate "C") as a, max(n collate "C") as c
+           from (select 'h' || lpad(i::text, 7, '0') as n from generate_series(1, 400000) as i) as names
+          group by hashtext(n) having count(*) = 2 limit 1`,
+      );
+      const { a, c } = rows[0]!;
+      const b = `${a}m`;
+      const keys = (await db.query<{ a: number; b: number; c: number }>('select hashtext($1) as a, hashtext($2) as b, hashtext($3) as c', [a, b, c])).rows[0]!;
+      expect(keys.a).toBe(keys.c);
+      expect(keys.b).not.toBe(keys.a);
+      expect([a, b, c]).toEqual([a, b, c].sort());
+      const file = (names: string[]) => `jobs:\n${names.map((n) => `  - {name: ${n}, schedule: "0 0 1 1 *", steps: [{run: "true"}]}\n`).join('')}`;
+      const waiting = async (n: number) => {
+        const { rows: w } = await db.query<{ n: number }>(
+          `select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted
+              and database = (select oid from pg_database where datname = current_database())`,
+        );
+        return w[0]!.n >= n ? true : undefined;
+      };
+
+      // Hold the shared key so both submits queue on it: {a, b} first, then {b, c}. Locking by
+      // name, {b, c} would hold b's key while waiting for c's, and {a, b}, served first, would
+      // then wait for b's: a deadlock (40P01) once the key is released.
+      await db.query('select pg_advisory_lock(hashtext($1), hashtext($2))', [owner, a]);
+      const first = k.gql(SUBMIT, { spec: file([a, b]) }, collider);
+      await waitFor(() => waiting(1), 20_000, 'the first submit to wait for its lock');
+      const second = k.gql(SUBMIT, { spec: file([b, c]) }, collider);
+      await waitFor(() => waiting(2), 20_000, 'the second submit to wait for its lock');
+      await db.query('select pg_advisory_unlock(hashtext($1), hashtext($2))', [owner, a]);
+
+      const results = await Promise.all([first, second]);
+      expect(results.map((r) => r.errors)).toEqual([undefined, undefined]);
+      const stored = await k.gql(`{ jobs(first: 10) { edges { node { name } } } }`, {}, collider);
+      expect(stored.data!.jobs.edges.map((e: { node: { name: string } }) => e.node.name).sort()).toEqual([a, b, c].sort());
+    } finally {
+      await db.end();
+    }
   });
 });

@@ -28,8 +28,9 @@ export const MAX_GRAPHQL_BODY_BYTES = 1024 * 1024;
  * The JSON body parser of `/graphql`, and what it answers when it refuses a body: an oversized
  * one is a 413, malformed JSON a 400, both with a GraphQL-shaped JSON error (Express's default
  * would be an HTML page). The refusal comes before any operation runs, so nothing is stored.
+ * `onBody` learns the size of each body read, after decompression (RateLimiter.chargeBody).
  */
-export function graphqlBody(): [RequestHandler, ErrorRequestHandler] {
+export function graphqlBody(onBody?: (req: object, bytes: number) => void): [RequestHandler, ErrorRequestHandler] {
   const refuse: ErrorRequestHandler = (err, _req, res, next) => {
     const e = err as { type?: string; status?: number; message?: string };
     if (e.type === 'entity.too.large') {
@@ -41,7 +42,8 @@ export function graphqlBody(): [RequestHandler, ErrorRequestHandler] {
       next(err);
     }
   };
-  return [express.json({ limit: MAX_GRAPHQL_BODY_BYTES }), refuse];
+  const verify = onBody && ((req: object, _res: unknown, body: Buffer) => onBody(req, body.length));
+  return [express.json({ limit: MAX_GRAPHQL_BODY_BYTES, ...(verify ? { verify } : {}) }), refuse];
 }
 
 /** The limits of one server, as both transports apply them. */

@@ -1,4 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { isIPv4, isIPv6 } from 'node:net';
 import { GraphQLError } from 'graphql';
 import { bearerToken } from '../auth/token.js';
 import type { TokenVerifier } from '../auth/types.js';
@@ -52,6 +53,8 @@ const SWEEP_AT_SIZE = 50_000;
  */
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
+  /** Per request let through by `middleware`: its key, the body bytes seen and the tokens paid. */
+  private readonly meters = new WeakMap<object, { key: string; bytes: number; paid: number }>();
   private lastSweep: number;
 
   constructor(
@@ -66,11 +69,43 @@ export class RateLimiter {
     return this.settings.rps > 0;
   }
 
-  /** Takes `cost` tokens (at most a full bucket) from `key`'s bucket: null when allowed, else the refusal. */
+  /**
+   * Charges `cost` tokens to `key`'s bucket: null when allowed, else the refusal (nothing is
+   * charged). A request is let through when the bucket holds `cost` tokens, or is full when the
+   * cost is more than a full bucket; either way it pays its whole cost, which may leave the
+   * bucket in debt (negative) until enough has refilled.
+   */
   take(key: string, cost = 1): Refusal | null {
     if (!this.enabled) return null;
     const { rps, burst } = this.settings;
-    const need = Math.min(Math.max(1, cost), burst);
+    const full = Math.max(1, cost);
+    const need = Math.min(full, burst);
+    const bucket = this.refilled(key);
+    if (bucket.tokens >= need) {
+      bucket.tokens -= full;
+      return null;
+    }
+    const retryAfterMs = Math.ceil(((need - bucket.tokens) * 1000) / rps);
+    return { retryAfterMs, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) };
+  }
+
+  /**
+   * Charges `cost` tokens for work already done (a body read, a socket message parsed), refusing
+   * nothing: the bucket may go into debt, and the caller's next requests wait for it to refill.
+   */
+  charge(key: string, cost: number): void {
+    if (!this.enabled || !(cost > 0)) return;
+    this.refilled(key).tokens -= cost;
+  }
+
+  /** The tokens left in `key`'s bucket, negative in debt (for tests). */
+  tokens(key: string): number {
+    return this.enabled ? this.refilled(key).tokens : Infinity;
+  }
+
+  /** `key`'s bucket brought up to date (a full one when the key is new). */
+  private refilled(key: string): Bucket {
+    const { rps, burst } = this.settings;
     const now = this.now();
     const sinceSweep = now - this.lastSweep;
     // At most one sweep a second however many callers: a sweep is O(callers).
@@ -83,12 +118,7 @@ export class RateLimiter {
       bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) * rps) / 1000);
       bucket.at = now;
     }
-    if (bucket.tokens >= need) {
-      bucket.tokens -= need;
-      return null;
-    }
-    const retryAfterMs = Math.ceil(((need - bucket.tokens) * 1000) / rps);
-    return { retryAfterMs, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) };
+    return bucket;
   }
 
   /** How many callers are tracked (for tests). */
@@ -113,6 +143,10 @@ export class RateLimiter {
    * tokens still cost a verification each). Over the limit: 429 with `Retry-After` and a body
    * in the surface's error shape, before the body is even read.
    *
+   * A declared `Content-Length` is charged up front (at most a full bucket); the bytes actually
+   * read are charged as they arrive, as debt beyond that: a chunked body, which declares no
+   * length, costs the same as the same body with one.
+   *
    * The token is verified here and again by the route's own authentication; a verification
    * costs microseconds with a cached key, and only requests that pass are verified twice.
    */
@@ -121,9 +155,14 @@ export class RateLimiter {
       if (!this.enabled) return next();
       void this.keyOf(req, verifier).then((key) => {
         const length = Number(req.headers['content-length'] ?? 0);
-        const cost = 1 + (Number.isFinite(length) && length > 0 ? Math.floor(length / BODY_BYTES_PER_TOKEN) : 0);
-        const refusal = this.take(key, cost);
-        if (refusal === null) return next();
+        const declared = Number.isFinite(length) && length > 0 ? length : 0;
+        // A declared length the route may refuse unread (413) costs at most a full bucket.
+        const upFront = Math.min(bodyCost(declared), this.settings.burst);
+        const refusal = this.take(key, upFront);
+        if (refusal === null) {
+          this.meterBody(req, key, upFront);
+          return next();
+        }
         res.setHeader('Retry-After', String(refusal.retryAfterSeconds));
         const message = this.message(refusal);
         res
@@ -137,6 +176,43 @@ export class RateLimiter {
     };
   }
 
+  /**
+   * Charges a request let through by `middleware` for `bytes` of body, if that is more than it
+   * has paid for: the body parser of `/graphql` reports the decompressed size here (a gzipped
+   * body is read small and parsed large). Requests not counted by `middleware` are ignored.
+   */
+  chargeBody(req: object, bytes: number): void {
+    const meter = this.meters.get(req);
+    if (meter === undefined || bytes <= meter.bytes) return;
+    meter.bytes = bytes;
+    const cost = bodyCost(bytes);
+    if (cost > meter.paid) {
+      this.charge(meter.key, cost - meter.paid);
+      meter.paid = cost;
+    }
+  }
+
+  /**
+   * Counts the body bytes of `req` as they are consumed, whoever reads them (a parser, a route,
+   * or Node discarding an unread body). Every chunk a readable stream hands out passes through
+   * `emit('data')`, in flowing and paused mode alike; listening for 'data' instead would switch
+   * the stream to flowing before the route's parser is attached, and lose the first chunks.
+   */
+  private meterBody(req: Request, key: string, paid: number): void {
+    this.meters.set(req, { key, bytes: 0, paid });
+    let read = 0;
+    const emit = req.emit;
+    const limiter = this;
+    req.emit = function (this: Request, event: string | symbol, ...args: unknown[]): boolean {
+      if (event === 'data') {
+        const chunk = args[0];
+        read += typeof chunk === 'string' ? Buffer.byteLength(chunk) : ((chunk as { length?: number } | null)?.length ?? 0);
+        limiter.chargeBody(req, read);
+      }
+      return emit.call(this, event, ...args);
+    } as Request['emit'];
+  }
+
   private async keyOf(req: Request, verifier: TokenVerifier): Promise<string> {
     const token = bearerToken(req.headers.authorization);
     if (token !== null) {
@@ -148,7 +224,7 @@ export class RateLimiter {
     }
     // Without `trust proxy` this is the peer's address: behind a reverse proxy, every
     // unauthenticated caller shares the proxy's bucket, which only makes them stricter.
-    return `ip:${req.ip ?? req.socket.remoteAddress ?? 'unknown'}`;
+    return addressKey(req.ip ?? req.socket.remoteAddress);
   }
 
   private sweep(now: number): void {
@@ -163,4 +239,48 @@ export class RateLimiter {
 /** The bucket key of an authenticated caller, the same over HTTP and the socket. */
 export function userKey(sub: string): string {
   return `user:${sub}`;
+}
+
+/** What a body or message of `bytes` bytes costs: one token, plus one per BODY_BYTES_PER_TOKEN. */
+export function bodyCost(bytes: number): number {
+  return 1 + Math.floor(Math.max(0, bytes) / BODY_BYTES_PER_TOKEN);
+}
+
+/**
+ * The bucket key of a caller without a valid token, by client address, the same over HTTP and
+ * the socket. An IPv4 address is one caller (also written IPv4-mapped, `::ffff:a.b.c.d`); an
+ * IPv6 caller is its /64, the smallest block a site is given: one host can rotate through the
+ * 2^64 addresses of its own /64 at will, and would otherwise get a fresh bucket with each.
+ */
+export function addressKey(address: string | undefined): string {
+  if (address === undefined || address === '') return 'ip:unknown';
+  const bare = address.split('%')[0]!;
+  if (isIPv4(bare)) return `ip:${bare}`;
+  if (!isIPv6(bare)) return `ip:${bare}`;
+  const groups = ipv6Groups(bare);
+  if (groups === null) return `ip:${bare}`;
+  // ::ffff:0:0/96 holds IPv4 addresses, however written (::ffff:7f00:1 is 127.0.0.1).
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `ip:${groups[6]! >> 8}.${groups[6]! & 255}.${groups[7]! >> 8}.${groups[7]! & 255}`;
+  }
+  return `ip:${groups
+    .slice(0, 4)
+    .map((g) => g.toString(16))
+    .join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (`::` expanded, a dotted IPv4 tail split). */
+function ipv6Groups(address: string): number[] | null {
+  let text = address.toLowerCase();
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted !== null) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const part = (s: string | undefined) => (s === undefined || s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)));
+  const left = part(head);
+  const right = part(tail);
+  const groups = tail === undefined ? left : [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
+  return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : null;
 }

@@ -97,7 +97,8 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
     '/graphql',
     // Counted before the body is read: a flood costs a token check each, not a JSON parse.
     limiter.middleware(verifier, 'graphql'),
-    ...graphqlBody(),
+    // ...and charged for the body it turns out to have, decompressed (rateLimit.ts).
+    ...graphqlBody((req, bytes) => limiter.chargeBody(req, bytes)),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         try {

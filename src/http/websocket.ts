@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { GraphQLError, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { bearerToken } from '../auth/token.js';
 import type { Principal, TokenVerifier } from '../auth/types.js';
 import type { EventHub } from '../events/EventHub.js';
@@ -11,7 +11,7 @@ import type { Context } from '../resolvers/context.js';
 import { formatError } from '../resolvers/formatError.js';
 import type { Deps } from '../services/deps.js';
 import { MAX_GRAPHQL_BODY_BYTES, type OperationGuard } from './queryLimits.js';
-import { userKey, type RateLimiter } from './rateLimit.js';
+import { addressKey, bodyCost, RATE_LIMITED, userKey, type RateLimiter, type Refusal } from './rateLimit.js';
 import { sharedResultSubscribe } from './sharedSubscribe.js';
 import { keepSocketAlive } from './socketKeepAlive.js';
 import { batchSocketWrites } from './socketWrites.js';
@@ -27,12 +27,17 @@ export interface WebSocketOptions {
   log: (message: string) => void;
   /** Most operations one socket may run at once; default 100. */
   maxOperationsPerSocket?: number;
-  /** Counts each operation (`subscribe` message) against its user's bucket, shared with HTTP. */
+  /**
+   * The buckets shared with HTTP: each upgrade costs its client address a token, connection_init
+   * and each operation (`subscribe`) their user one, and every message one more per 64 KiB.
+   */
   limiter?: RateLimiter;
 }
 
 /** Close code of a socket that sent a message over MAX_GRAPHQL_BODY_BYTES (RFC 6455 "Message Too Big"). */
 export const MESSAGE_TOO_BIG = 1009;
+/** Close code of a socket whose connection_init is over its user's rate limit (RFC 6455 "Try Again Later"). */
+export const TRY_AGAIN_LATER = 1013;
 
 /** Kept per socket: who it is, and the timer that closes it when their token expires. */
 type SocketState = {
@@ -55,6 +60,32 @@ function closeAtExpiry(state: SocketState, expSeconds: number, close: () => void
   );
 }
 
+/**
+ * Answers an upgrade over its address's rate limit with 429 and `Retry-After` in the GraphQL
+ * error shape of HTTP, written on the raw socket (there is no response object before the
+ * handshake), and drops the connection once it is sent.
+ */
+function refuseUpgrade(socket: Socket, limiter: RateLimiter, refusal: Refusal): void {
+  const body = JSON.stringify({
+    errors: [{ message: limiter.message(refusal), extensions: { code: RATE_LIMITED, retryAfterSeconds: refusal.retryAfterSeconds } }],
+  });
+  socket.on('error', () => socket.destroy());
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    'HTTP/1.1 429 Too Many Requests\r\n' +
+      `Retry-After: ${refusal.retryAfterSeconds}\r\n` +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}
+
+function messageBytes(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
+  return data instanceof ArrayBuffer ? data.byteLength : data.length;
+}
+
 function formatted(errors: readonly GraphQLError[], log: (m: string) => void): GraphQLFormattedError[] {
   return errors.map((e) => formatError(e.toJSON(), e, log));
 }
@@ -71,15 +102,31 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
   // Like the HTTP body limit. A bigger message is never buffered: `ws` closes the socket with
   // 1009 (Message Too Big) as soon as the frame header announces it; other sockets go on.
   const wsServer = new WebSocketServer({ noServer: true, maxPayload: MAX_GRAPHQL_BODY_BYTES });
+  // Whose bucket each socket's messages are charged to: its client address until connection_init
+  // names a user, that user's afterwards.
+  const payers = new WeakMap<WebSocket, { key: string }>();
   // Upgrades are taken here rather than by `ws` itself, to reach each TCP socket (batchSocketWrites).
   const onUpgrade = (request: IncomingMessage, socket: Socket, head: Buffer) => {
     if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/graphql') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
+    // A socket costs a handshake, buffers and a token verification: each costs its client address
+    // a token (there is no identity before connection_init), refused before any of that is done.
+    const payer = { key: addressKey(socket.remoteAddress) };
+    const refusal = opts.limiter?.take(payer.key) ?? null;
+    if (refusal !== null) {
+      refuseUpgrade(socket, opts.limiter!, refusal);
+      return;
+    }
     wsServer.handleUpgrade(request, socket, head, (ws) => {
       batchSocketWrites(ws, socket);
       keepSocketAlive(ws, socket, deps.config.wsKeepAliveMs);
+      payers.set(ws, payer);
+      // Before graphql-ws's own listener, which parses every message whatever its type: each one
+      // costs a token per 64 KiB on top of the token its operation or connection_init takes, so a
+      // message costs 1 + bytes / 64 KiB like an HTTP body. Charged as debt, since it is parsed anyway.
+      ws.on('message', (data: RawData) => opts.limiter?.charge(payer.key, bodyCost(messageBytes(data)) - 1));
       wsServer.emit('connection', ws, request);
       // graphql-ws reports every socket error as an internal one ("check your implementation")
       // and closes with 4500; an oversized message is the client's doing, and `ws` has already
@@ -111,6 +158,16 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
         } catch {
           return false;
         }
+        // connection_init counts like a request of this user (the upgrade was its address's).
+        const key = userKey(principal.sub);
+        const refusal = opts.limiter?.take(key) ?? null;
+        if (refusal !== null) {
+          // Closed before graphql-ws's 4403 for a refusal (a second close is ignored).
+          ctx.extra.socket.close(TRY_AGAIN_LATER, Buffer.from(opts.limiter!.message(refusal)).subarray(0, 123).toString());
+          return false;
+        }
+        const payer = payers.get(ctx.extra.socket);
+        if (payer !== undefined) payer.key = key;
         ctx.extra.principal = principal;
         closeAtExpiry(ctx.extra, principal.exp, () => ctx.extra.socket.close(FORBIDDEN.code, TOKEN_EXPIRED_REASON));
         return true;

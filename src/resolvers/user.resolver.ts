@@ -12,8 +12,8 @@ export class UserResolver {
   }
 
   @Query(() => ValidationResult, { description: 'Checks a job file without storing anything.' })
-  validateJobSpec(@Arg('spec') spec: string): ValidationResult {
-    const result = validateJobFile(spec);
+  async validateJobSpec(@Arg('spec') spec: string): Promise<ValidationResult> {
+    const result = await validateJobFile(spec);
     return result.ok ? { valid: true, diagnostics: result.warnings } : { valid: false, diagnostics: result.diagnostics };
   }
 

@@ -7,9 +7,12 @@ import { insertExecutions, notifySchedulesChanged } from '../queue/executionQueu
 import { sqlOfEm } from '../queue/sql.js';
 import { upcomingRuns } from './schedules.js';
 
-/** Checks a job file without storing anything (`validateJobSpec`). */
-export function validateJobFile(source: string): JobFileResult {
-  return compileJobFile(source);
+/**
+ * Checks a job file without storing anything (`validateJobSpec`). Compiling costs the same as
+ * for a submit, so a large file takes its turn like one (compileTakingTurns).
+ */
+export function validateJobFile(source: string): Promise<JobFileResult> {
+  return compileTakingTurns(source);
 }
 
 /** Files from this size on are compiled one at a time (see compileTakingTurns). */
@@ -56,12 +59,18 @@ export async function submitJobs(deps: Deps, owner: string, source: string): Pro
     const now = new Date();
     const sql = sqlOfEm(tem);
     // Serialise concurrent submits of the same names: the second waits, then updates. One
-    // statement takes every lock of the file, in one fixed order, so that two files naming the
-    // same jobs in different orders cannot deadlock.
+    // statement takes every lock of the file in the order of the lock keys themselves, so that
+    // two files naming the same jobs in any orders cannot deadlock. Not in the order of the
+    // names: two names whose hashtext collide share a lock, and {a, b} and {b, c} with
+    // hashtext(a) = hashtext(c) would lock in opposite orders. The key is (hashtext(owner),
+    // hashtext(name)), the same for every file of the owner; `distinct` takes a shared key once.
+    // The outer `order by` decides the order of the calls: Postgres evaluates a volatile
+    // function in the select list after the sort, unlike inside an aggregate over a subquery.
     const names = result.jobs.map((spec) => spec.name);
     await sql(
-      `select count(pg_advisory_xact_lock(hashtext($1), hashtext(n)))
-         from (select n from unnest($2::text[]) as n order by n collate "C") as sorted`,
+      `select pg_advisory_xact_lock(hashtext($1), k)
+         from (select distinct hashtext(n) as k from unnest($2::text[]) as n) as keys
+        order by k`,
       [owner, names],
     );
     // A full file (MAX_JOBS_PER_FILE) is a handful of statements, not a few per job.
