@@ -1,7 +1,9 @@
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerBackend } from '../src/runner/docker/docker.js';
-import { InfrastructureError, isInfrastructureError } from '../src/runner/infrastructure.js';
+import pg from 'pg';
+import { atPostgresBoundary, InfrastructureError, isInfrastructureError } from '../src/runner/infrastructure.js';
+import { CheckoutError } from '../src/runner/workspace.js';
 import { NoopBackend } from '../src/runner/noop.js';
 import type { ContainerHandle, OutputSink, StepCommand, StepResult } from '../src/runner/types.js';
 import { captureOutput, removeTestContainers, requireDocker, testContainerSpec } from './helpers/docker.js';
@@ -28,9 +30,26 @@ describe('infrastructure failures', () => {
     expect(isInfrastructureError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }))).toBe(true);
     expect(isInfrastructureError(Object.assign(new Error('connect ENOENT /var/run/docker.sock'), { code: 'ENOENT', syscall: 'connect' }))).toBe(true);
     expect(isInfrastructureError(Object.assign(new Error('the database system is starting up'), { code: '57P03' }))).toBe(true);
-    expect(isInfrastructureError(new Error('Connection terminated unexpectedly'))).toBe(true);
+    // By origin, never by text: a message that merely says so (git's, a build's) is not the infrastructure.
+    expect(isInfrastructureError(new Error('Connection terminated unexpectedly'))).toBe(false);
+    expect(isInfrastructureError(new CheckoutError('cannot fetch https://example.test/r.git: socket hang up'))).toBe(false);
+    expect(isInfrastructureError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))).toBe(true);
     expect(isInfrastructureError(Object.assign(new Error('no such file'), { code: 'ENOENT', syscall: 'open' }))).toBe(false);
     expect(isInfrastructureError(new Error('step "build" exited with code 2'))).toBe(false);
+  });
+
+  it('classifies what the pg client throws by its origin', async () => {
+    const failing = (err: Error) => atPostgresBoundary({ query: () => Promise.reject(err), connect: () => Promise.reject(err) } as unknown as pg.Pool);
+    // The client lost its connection: the infrastructure.
+    await expect(failing(new Error('Connection terminated unexpectedly')).query('select 1')).rejects.toBeInstanceOf(InfrastructureError);
+    await expect(failing(new Error('timeout exceeded when trying to connect')).connect()).rejects.toBeInstanceOf(InfrastructureError);
+    // The server answered with an error of the statement: not the infrastructure.
+    const unique = Object.assign(new pg.DatabaseError('duplicate key value violates unique constraint', 0, 'error'), { code: '23505' });
+    const caught = await failing(unique).query('select 1').catch((e: unknown) => e);
+    expect(caught).toBe(unique);
+    expect(isInfrastructureError(caught)).toBe(false);
+    const shuttingDown = Object.assign(new pg.DatabaseError('terminating connection due to administrator command', 0, 'error'), { code: '57P01' });
+    await expect(failing(shuttingDown).query('select 1')).rejects.toBeInstanceOf(InfrastructureError);
   });
 
   describe('Docker backend', () => {
@@ -92,6 +111,16 @@ describe('infrastructure failures', () => {
       ]);
       const { rows } = await pool.query(`select count(*)::int as n from executions where job_id = $1`, [jobId]);
       expect(rows[0].n).toBe(1); // no retry execution
+    }, 60_000);
+
+    it('records a checkout whose error merely mentions a lost connection as FAILED, not as the infrastructure\'s', async () => {
+      const { executionId } = await submitJob(k, token, 'jobs:\n  - name: BadRepo\n    repository: { url: "file:///nonexistent/socket hang up/Connection terminated" }\n    steps: [{run: "true"}]\n');
+      const pool = k.kiln.deps.pool;
+      const done = await waitFor(async () => {
+        const { rows } = await pool.query(`select status, attempt, error from executions where id = $1`, [executionId]);
+        return ['QUEUED', 'RUNNING'].includes(rows[0].status) ? undefined : rows[0];
+      }, 30_000, 'the execution to end');
+      expect(done).toMatchObject({ status: 'FAILED', attempt: 1, error: expect.stringMatching(/socket hang up/) });
     }, 60_000);
   });
 });

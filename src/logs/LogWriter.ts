@@ -47,6 +47,7 @@ export class LogWriter {
   private drained: Array<() => void> = [];
   private timer: NodeJS.Timeout | null = null;
   private failure: Error | null = null;
+  private closed = false;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -73,6 +74,7 @@ export class LogWriter {
   }
 
   append(stream: LogStream, step: number | null, text: string, at: Date = new Date()): void {
+    if (this.closed) return; // the run is over: nothing more of it is written
     // Postgres text cannot hold NUL; a build's binary garbage must not fail the run.
     const clean = text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
     this.pending.push({ seq: ++this.seq, stream, step, text: clean, at });
@@ -113,9 +115,25 @@ export class LogWriter {
     if (this.failure) throw this.failure;
   }
 
+  /**
+   * Stops the writer for good: its timer is cancelled, lines not written yet are dropped, later
+   * appends are ignored and no batch starts any more. Resolves once a batch in flight has settled
+   * (call `flush` first to keep what was appended). Idempotent.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    for (const line of this.pending.splice(0)) this.unwritten -= line.text.length + LINE_OVERHEAD_BYTES;
+    for (const resolve of this.drained.splice(0)) resolve();
+    await this.writing;
+  }
+
   /** Starts writing the next batch unless one is in flight; the batch's end starts the next. */
   private pump(): void {
-    if (this.writing !== null || this.pending.length === 0) return;
+    if (this.closed || this.writing !== null || this.pending.length === 0) return;
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -145,10 +163,14 @@ export class LogWriter {
     if (this.failure) return;
     const result = await this.pool.query(
       // A worker whose claim was lost (re-queued as a next attempt) must not write: its seqs
-      // would collide with the new attempt's.
+      // would collide with the new attempt's. The execution's row is locked before any line is
+      // inserted: a hand-back holding it (which adds its own line at last_seq + 1) is waited for,
+      // and then this claim no longer matches, so nothing is inserted; inserting first and waiting
+      // for the row at the update would deadlock with it.
       `with allowed as (
          select 1 from executions
           where id = $1 and ($7::int is null or (attempt = $7 and worker_id = $8 and status = 'RUNNING'))
+            for no key update
        ), inserted as (
          insert into log_chunks (execution_id, seq, stream, step, text, at)
          select $1, s, st, sp, tx, a

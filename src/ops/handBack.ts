@@ -4,6 +4,10 @@ import type { Fence } from '../worker/executionState.js';
 import { LeaseKeeper } from '../worker/leases.js';
 import { requeueAsNextAttempt, type LostAttempt } from '../worker/requeueExpired.js';
 import type { Log } from './log.js';
+import type { KilnMetrics } from './metrics.js';
+
+/** How long stopped executions get to destroy their containers before they are handed back. */
+export const HAND_BACK_WAIT_MS = 15_000;
 
 /**
  * The worker's LeaseKeeper, which also knows every execution running in this process (each holds
@@ -12,20 +16,27 @@ import type { Log } from './log.js';
  */
 export class WorkerLeases extends LeaseKeeper {
   private readonly running = new Map<string, { fence: Fence; onLost: (reason: string) => void }>();
-  /** Executions being handed back whose runs have not ended yet, with what to call when they have. */
-  private readonly stopping = new Map<string, () => void>();
+  /**
+   * Executions being handed back whose runs have not ended yet, with what to call when they have
+   * (several callers may wait: the worker's drain and a shortened grace, see handBackNow).
+   */
+  private readonly stopping = new Map<string, Array<(containerGone: boolean) => void>>();
 
   override hold(fence: Fence, onLost: (reason: string) => void): void {
     super.hold(fence, onLost);
     this.running.set(fence.id, { fence, onLost });
   }
 
-  /** Called by runExecution once the execution's container is destroyed (or never existed). */
-  override release(executionId: string): void {
-    super.release(executionId);
+  /**
+   * Called by runExecution once its run is over: `containerGone` says whether its container is
+   * confirmed removed (or never existed). Only such a run may be handed back at once.
+   */
+  override release(executionId: string, containerGone = true): void {
+    super.release(executionId, containerGone);
     this.running.delete(executionId);
-    this.stopping.get(executionId)?.();
+    const waiting = this.stopping.get(executionId) ?? [];
     this.stopping.delete(executionId);
+    for (const ended of waiting) ended(containerGone);
   }
 
   /** How many executions run in this process now. */
@@ -36,9 +47,13 @@ export class WorkerLeases extends LeaseKeeper {
   /**
    * Stops every execution still running here as if its claim were lost: its container is destroyed
    * at once and the run ends without writing an outcome. Resolves, within `waitMs`, with the fences
-   * of the runs that ended (their containers are gone): those are the ones to hand back.
+   * of the runs that ended with their containers confirmed gone: those are the ones to hand back.
+   * A run whose container could not be removed by then is not among them: it stops trying at the
+   * deadline (see LeaseKeeper.shutDownBy) and its lease is left to expire (never two at once).
    */
   async stopAll(reason: string, waitMs: number): Promise<Fence[]> {
+    // Runs end a moment before the wait does, so a run that gives up is not mistaken for one still going.
+    this.shutDownBy(Date.now() + Math.max(0, waitMs - 1000));
     const runs = [...this.running.values()];
     const ended: Fence[] = [];
     await Promise.all(
@@ -46,9 +61,11 @@ export class WorkerLeases extends LeaseKeeper {
         ({ fence, onLost }) =>
           new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, waitMs);
-            this.stopping.set(fence.id, () => {
+            const waiting = this.stopping.get(fence.id) ?? [];
+            this.stopping.set(fence.id, waiting);
+            waiting.push((containerGone) => {
               clearTimeout(timer);
-              ended.push(fence);
+              if (containerGone) ended.push(fence);
               resolve();
             });
             onLost(reason);
@@ -85,4 +102,29 @@ export async function handBack(pool: pg.Pool, fences: readonly Fence[], reason: 
     });
   }
   return rows;
+}
+
+/**
+ * Ends the grace of a shutting-down worker early (a second SIGTERM/SIGINT): stops every execution
+ * still running in it at once and hands them back to the queue, as the worker's drain does at the
+ * end of its grace (the drain then finds nothing left to wait for). Safe alongside that drain: a
+ * run is stopped once and handed back once (handBack changes only rows still RUNNING under the
+ * claim). Resolves with how many were handed back; never rejects (failures are logged: the leases
+ * then expire and the leader re-queues them).
+ */
+export async function handBackNow(
+  leases: unknown,
+  opts: { pool: pg.Pool; reason: string; log: Log; metrics?: Pick<KilnMetrics, 'executionsRequeued'> },
+): Promise<number> {
+  if (!(leases instanceof WorkerLeases) || leases.size === 0) return 0;
+  opts.log(`shutdown: stopping ${leases.size} running execution(s) now and handing them back`, { level: 'warn' });
+  try {
+    const ended = await leases.stopAll(opts.reason, HAND_BACK_WAIT_MS);
+    const requeued = await handBack(opts.pool, ended, opts.reason, opts.log);
+    opts.metrics?.executionsRequeued('shutdown', requeued.length);
+    return requeued.length;
+  } catch (err) {
+    opts.log(`shutdown: handing executions back failed: ${(err as Error).message}`, { level: 'error', err });
+    return 0;
+  }
 }

@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import pg from 'pg';
 import type { ContainerBackend } from './types.js';
 
 /**
@@ -17,9 +18,11 @@ export class InfrastructureError extends Error {
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNABORTED']);
 
 /**
- * Whether `err` says the infrastructure failed: an InfrastructureError, a lost or refused
- * connection (a missing Unix socket included), or Postgres refusing work while it shuts down or
- * starts (SQLSTATE classes 08 and 57P).
+ * Whether `err` says the infrastructure failed, judged by where it comes from, never by its text
+ * (a build's own messages, git's among them, may say anything): an InfrastructureError (raised at
+ * the Docker and Postgres boundaries, see DockerBackend and {@link atPostgresBoundary}), a socket
+ * error code of a lost or refused connection (a missing Unix socket included), or Postgres
+ * refusing work while it shuts down or starts (SQLSTATE classes 08 and 57P).
  */
 export function isInfrastructureError(err: unknown): boolean {
   if (err instanceof InfrastructureError) return true;
@@ -28,8 +31,61 @@ export function isInfrastructureError(err: unknown): boolean {
   const code = typeof e.code === 'string' ? e.code : '';
   if (CONNECTION_CODES.has(code)) return true;
   if (code === 'ENOENT' && e.syscall === 'connect') return true;
-  if (/^08|^57P0[1-4]$/.test(code)) return true;
-  return /Connection terminated|not queryable|socket hang up|Client was closed/i.test(e.message);
+  return /^08|^57P0[1-4]$/.test(code);
+}
+
+/**
+ * What the pg client threw, classified by its origin: an error the server answered with is the
+ * statement's (unless its SQLSTATE says the server cannot serve now); anything else the client
+ * throws ("Connection terminated unexpectedly", a connection timeout, a closed client) is about the
+ * connection, so an InfrastructureError with the same message.
+ */
+export function fromPostgres(err: unknown): unknown {
+  if (err instanceof InfrastructureError) return err;
+  if (err instanceof pg.DatabaseError && !isInfrastructureError(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new InfrastructureError(message, { cause: err });
+}
+
+type Queryable = { query: (...args: unknown[]) => unknown };
+
+function classifiedQuery(target: Queryable): (...args: unknown[]) => unknown {
+  return (...args) => {
+    const result = target.query(...args);
+    // A callback or a Submittable (cursor) is left alone; Kiln's runner awaits promises only.
+    return result instanceof Promise ? result.catch((err: unknown) => Promise.reject(fromPostgres(err))) : result;
+  };
+}
+
+/** `target` with `query` classified and every other member as it is (methods bound to it). */
+function withClassifiedQuery<T extends object>(target: T, extra: Partial<Record<PropertyKey, unknown>> = {}): T {
+  return new Proxy(target, {
+    get(obj, prop) {
+      if (prop === 'query') return classifiedQuery(obj as unknown as Queryable);
+      if (prop in extra) return extra[prop as string];
+      const value = Reflect.get(obj, prop, obj) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(obj) : value;
+    },
+  });
+}
+
+/**
+ * The pool as the runner uses it while an execution runs: errors of the pg client itself (a lost
+ * connection) surface as InfrastructureErrors, on `pool.query` and on the clients `pool.connect`
+ * hands out (transactions), so that a run broken by Postgres is handed to a next attempt while
+ * everything else keeps its own class (see isInfrastructureError).
+ */
+export function atPostgresBoundary(pool: pg.Pool): pg.Pool {
+  const connect = async (): Promise<pg.PoolClient> => {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw fromPostgres(err);
+    }
+    return withClassifiedQuery(client);
+  };
+  return withClassifiedQuery(pool, { connect });
 }
 
 /**

@@ -20,6 +20,7 @@ export class LeaseKeeper {
   private lastRenewal = Date.now();
   private timer: NodeJS.Timeout | null = null;
   private renewing = false;
+  private stopBy: number | null = null;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -44,8 +45,32 @@ export class LeaseKeeper {
     this.held.set(fence.id, { fence, onLost });
   }
 
-  release(executionId: string): void {
+  /**
+   * Stops renewing the claim. `containerGone` says whether the execution's container is confirmed
+   * removed (see runExecution): only then may it be handed to a next attempt at once; otherwise its
+   * lease is left to expire (see WorkerLeases.stopAll).
+   */
+  release(executionId: string, containerGone = true): void {
+    void containerGone;
     this.held.delete(executionId);
+  }
+
+  /** Whether the claim on `executionId` is still held and renewed (not released, not lost). */
+  holds(executionId: string): boolean {
+    return this.held.has(executionId);
+  }
+
+  /**
+   * The process shuts down and must be gone by `deadline` (epoch ms): runs waiting for their
+   * containers to be removed stop waiting then (see runExecution). Earlier deadlines win.
+   */
+  shutDownBy(deadline: number): void {
+    this.stopBy = this.stopBy === null ? deadline : Math.min(this.stopBy, deadline);
+  }
+
+  /** When the process must be done (epoch ms) once it shuts down; null until then. */
+  get shutdownDeadline(): number | null {
+    return this.stopBy;
   }
 
   private lose(ids: string[], reason: string): void {

@@ -8,8 +8,10 @@ import { OutputBudget, StepOutput } from '../logs/stepOutput.js';
 import { ArtifactError, collectArtifacts, recordArtifacts } from '../runner/artifacts.js';
 import { containerSpecFor } from '../runner/containerSpec.js';
 import { stepFailure } from '../runner/failures.js';
-import { isInfrastructureError, waitForEngine } from '../runner/infrastructure.js';
+import { atPostgresBoundary, isInfrastructureError } from '../runner/infrastructure.js';
+import { removeUntilGone } from '../runner/removal.js';
 import { handBack } from '../ops/handBack.js';
+import { settlesWithin, withTimeout } from '../ops/timeout.js';
 import { checkoutInto, redactUrl } from '../runner/workspace.js';
 import { loadExecutionSecrets } from '../secrets/executionSecrets.js';
 import { claimExecution, finishExecution, markStep, type ClaimedExecution, type Outcome } from './executionState.js';
@@ -40,8 +42,13 @@ export interface RunnerDeps {
  * attempt, up to this attempt number; after that it is recorded FAILED with the error.
  */
 export const MAX_INFRASTRUCTURE_ATTEMPTS = 5;
-/** How long a run broken by the engine waits for it to answer again before removing its container. */
-const ENGINE_WAIT_MS = 60_000;
+/**
+ * How long a run whose claim was lost keeps trying to remove its container (the reaper goes on
+ * after that). While the claim is held, a run tries as long as it takes, or until its shutdown deadline.
+ */
+const LOST_REMOVAL_MS = 60_000;
+/** How long the end of a run waits for its last log lines to be stored (Postgres may be what broke). */
+const LOG_CLOSE_WAIT_MS = 10_000;
 
 /** Thrown when another execution of the same job is running: graphile-worker retries later. */
 export class JobBusyError extends Error {
@@ -97,11 +104,14 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
   deps.leases.hold(claimed, (reason) => halt('LOST', reason));
   let completed = false;
   let infraError: string | null = null;
-  let destroyLater = false;
   let outcome: { status: FinalStatus; exitCode: number | null; error: string | null } = { status: 'SUCCEEDED', exitCode: 0, error: null };
+  // Postgres failing under the run is the infrastructure's failure, told by where the error comes
+  // from (see atPostgresBoundary), never by what it says.
+  const pool = atPostgresBoundary(deps.pool);
+  const runDeps: RunnerDeps = { ...deps, pool };
   try {
     log.system(`execution #${claimed.number} (attempt ${claimed.attempt}) on worker ${deps.workerId}, image ${plan.image}`);
-    const secrets = await loadExecutionSecrets(deps.pool, deps.runner.secretBox, claimed.id, plan.secrets);
+    const secrets = await loadExecutionSecrets(pool, deps.runner.secretBox, claimed.id, plan.secrets);
     masker = SecretMasker.of(secrets.values());
     const spec = containerSpecFor(
       plan,
@@ -130,7 +140,7 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
     const io: StepIo = { masker, budget: new OutputBudget(deps.runner.settings.maxLogBytes), secretEnv: Object.fromEntries(secrets) };
     for (const step of plan.steps) {
       if (stop.signal.aborted) break;
-      const result = await runStep(deps, handle, claimed, step, log, io, stop.signal, (ms) => halt('TIMED_OUT', `step "${step.name}" timed out after ${ms} ms`));
+      const result = await runStep(runDeps, handle, claimed, step, log, io, stop.signal, (ms) => halt('TIMED_OUT', `step "${step.name}" timed out after ${ms} ms`));
       if (result === null) break; // stopped by timeout or cancel
       if (result.exitCode !== 0) {
         outcome = { status: 'FAILED', exitCode: result.exitCode, error: stepFailure(step.name, result, spec.memoryBytes) };
@@ -147,7 +157,7 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
           log: (message) => log.system(message),
           signal: stop.signal,
         });
-        await recordArtifacts(deps.pool, claimed, stored);
+        await recordArtifacts(pool, claimed, stored);
       } catch (err) {
         if (!(err instanceof ArtifactError)) throw err;
         log.system(`error: ${err.message}`);
@@ -164,56 +174,111 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
     }
   } finally {
     clearTimeout(deadline);
+  }
+
+  // From here on: the container goes (confirmed, see removeContainer), the log is flushed and
+  // closed, then the outcome is recorded or the execution handed back, and only then is the claim
+  // released. A container that cannot be confirmed gone blocks every hand-back: attempt N + 1 must
+  // never start while attempt N's container may still run.
+  let released = false;
+  const release = (containerGone: boolean) => {
+    if (released) return;
+    released = true;
+    deps.leases.release(claimed.id, containerGone);
+  };
+  const removeContainer = async (h: ContainerHandle): Promise<boolean> => {
+    const since = Date.now();
+    const removal = await removeUntilGone(deps.backend, h, {
+      labels: { 'kiln.execution': claimed.id },
+      deadline: () => deps.leases.shutdownDeadline,
+      // While the claim is held (and renewed) the tries go on as long as it takes; a lost claim is
+      // the next attempt's already, and the reaper takes over after a while.
+      giveUp: () =>
+        !deps.leases.holds(claimed.id) && Date.now() - since >= LOST_REMOVAL_MS ? `the claim is no longer held and ${LOST_REMOVAL_MS} ms have passed` : null,
+      log: (m) => deps.log?.(`execution ${claimed.id}: ${m}`, { ...ids, level: 'warn' }),
+    });
+    if (removal.gone) return true;
+    deps.log?.(
+      `execution ${claimed.id}: its container ${h.id.slice(0, 12)} could not be confirmed removed after ${removal.tries} tries ` +
+        `(${removal.lastError}); stopped trying: ${removal.reason}. The execution is NOT handed back: its lease expires, ` +
+        `the leader re-queues it, and the reaper and the next attempt's cleanup remove the container`,
+      { ...ids, level: 'error' },
+    );
+    return false;
+  };
+  /** Flushes what the run wrote (bounded: Postgres may be what broke), then stops the writer. */
+  const closeLog = async (flush: boolean): Promise<Error | null> => {
+    const unstored = flush ? await withTimeout(log.flush(), LOG_CLOSE_WAIT_MS, 'storing the last log lines').then(() => null, (err: Error) => err) : null;
+    await settlesWithin(log.close(), LOG_CLOSE_WAIT_MS);
+    return unstored;
+  };
+  try {
     // A run that was stopped, or broke, may still have processes: they die before its status is
     // final. A run whose steps all ended has only its idle process left: its container goes right
     // after the status is recorded, so reporting the outcome does not wait for the engine.
-    destroyLater = completed && !stop.signal.aborted && handle !== null;
-    // Never two at once: a container the engine could not remove yet is removed once it is back.
-    if (infraError !== null && handle !== null) await waitForEngine(deps.backend, ENGINE_WAIT_MS);
-    if (handle !== null && !destroyLater) await deps.backend.destroy(handle).catch(() => {});
-    if (!destroyLater) unwatch();
-    deps.leases.release(claimed.id);
-  }
-  if (stopReason === 'LOST') {
-    deps.log?.(`execution ${claimed.id} stopped without an outcome: ${stopMessage}`, { ...ids, level: 'warn' });
-    return; // fenced: the execution is no longer ours to write
-  }
-  if (stopReason !== null) {
-    outcome = { status: stopReason, exitCode: null, error: stopMessage };
-    log.system(stopMessage);
-  } else {
-    log.system(outcome.status === 'SUCCEEDED' ? 'execution succeeded' : `execution failed: ${outcome.error}`);
-  }
-  // `error` is shown by the API too: no secret in it either.
-  if (masker !== null && outcome.error !== null) outcome = { ...outcome, error: (masker as SecretMasker).line(outcome.error) };
-  // A deleted execution's lines go nowhere without an error; a failed write is Postgres failing.
-  const unstored = await log.flush().then(() => null, (err: Error) => err);
-  if (unstored !== null && stopReason === null) infraError ??= `log lines could not be stored: ${unstored.message}`;
-  if (infraError !== null && stopReason === null && claimed.attempt < MAX_INFRASTRUCTURE_ATTEMPTS) {
-    // Not the build's failure: the container is gone, the execution goes to its next attempt (if
-    // Postgres cannot take that now, the lease expires and the leader re-queues it just the same).
-    if (destroyLater) {
-      await deps.backend.destroy(handle!).catch(() => {});
-      unwatch();
-    }
-    await handBack(deps.pool, [claimed], `infrastructure error: ${infraError}`, deps.log ?? (() => {})).catch(() => {});
-    return;
-  }
-  try {
-    const recorded = await finishExecution(deps.pool, claimed, outcome as Outcome, { defaultImage: deps.defaultImage, baseMs: deps.retryBaseMs, log: deps.log });
-    if (recorded) {
-      const seconds = (Date.now() - startedAt) / 1000;
-      deps.metrics?.executionFinished(outcome.status, seconds);
-      deps.log?.(`execution ${claimed.id} ${outcome.status} in ${seconds.toFixed(1)} s${outcome.error ? `: ${outcome.error}` : ''}`, {
-        ...ids, status: outcome.status, durationMs: Math.round(seconds * 1000),
-        ...(outcome.status === 'SUCCEEDED' ? {} : { level: 'warn' as const }),
+    const destroyLater = completed && !stop.signal.aborted && handle !== null;
+    let containerGone = handle === null;
+    if (handle !== null && !destroyLater) containerGone = await removeContainer(handle);
+    if (stopReason === 'LOST' || (handle !== null && !destroyLater && !containerGone)) {
+      // (A claim lost just after the steps ended still has its container to remove.)
+      if (handle !== null && destroyLater) containerGone = await removeContainer(handle);
+      // Fenced, or being handed back by a shutdown (which needs the container gone), or the container
+      // may still run: no outcome is written. The lines so far are kept while the claim holds.
+      await closeLog(deps.leases.holds(claimed.id));
+      release(containerGone);
+      deps.log?.(`execution ${claimed.id} stopped without an outcome: ${stopReason === 'LOST' ? stopMessage : 'its container could not be confirmed removed'}`, {
+        ...ids,
+        level: 'warn',
       });
+      return;
+    }
+    if (stopReason !== null) {
+      outcome = { status: stopReason, exitCode: null, error: stopMessage };
+      log.system(stopMessage);
+    } else {
+      log.system(outcome.status === 'SUCCEEDED' ? 'execution succeeded' : `execution failed: ${outcome.error}`);
+    }
+    // `error` is shown by the API too: no secret in it either.
+    if (masker !== null && outcome.error !== null) outcome = { ...outcome, error: (masker as SecretMasker).line(outcome.error) };
+    // A deleted execution's lines go nowhere without an error; a failed write is Postgres failing.
+    const unstored = await closeLog(true);
+    if (unstored !== null && stopReason === null) infraError ??= `log lines could not be stored: ${unstored.message}`;
+    if (infraError !== null && stopReason === null && claimed.attempt < MAX_INFRASTRUCTURE_ATTEMPTS) {
+      // Not the build's failure: once the container is confirmed gone, the execution goes to its next
+      // attempt (if Postgres cannot take that now, the lease expires and the leader re-queues it).
+      if (destroyLater && !(await removeContainer(handle!))) {
+        release(false);
+        return;
+      }
+      const reason = `infrastructure error: ${infraError}`;
+      const requeued = await handBack(deps.pool, [claimed], reason, deps.log ?? (() => {})).catch((err: Error) => {
+        deps.log?.(`execution ${claimed.id}: handing it back failed (${err.message}); its lease expires and the leader re-queues it`, { ...ids, level: 'warn' });
+        return [];
+      });
+      deps.metrics?.executionsRequeued?.('infrastructure', requeued.length);
+      release(true);
+      return;
+    }
+    let recorded = false;
+    try {
+      recorded = await finishExecution(deps.pool, claimed, outcome as Outcome, { defaultImage: deps.defaultImage, baseMs: deps.retryBaseMs, log: deps.log });
+      if (recorded) {
+        const seconds = (Date.now() - startedAt) / 1000;
+        deps.metrics?.executionFinished(outcome.status, seconds);
+        deps.log?.(`execution ${claimed.id} ${outcome.status} in ${seconds.toFixed(1)} s${outcome.error ? `: ${outcome.error}` : ''}`, {
+          ...ids, status: outcome.status, durationMs: Math.round(seconds * 1000),
+          ...(outcome.status === 'SUCCEEDED' ? {} : { level: 'warn' as const }),
+        });
+      }
+    } finally {
+      // Recorded, the claim has nothing left to guard; otherwise it is released once the container is gone.
+      if (recorded || !destroyLater) release(true);
+      if (destroyLater) release(await removeContainer(handle!));
     }
   } finally {
-    if (destroyLater) {
-      await deps.backend.destroy(handle!).catch(() => {});
-      unwatch(); // until now the reaper knew the container as this process's own
-    }
+    await settlesWithin(log.close(), LOG_CLOSE_WAIT_MS);
+    release(false); // only on an unexpected error: the lease then expires
+    unwatch(); // until now the reaper knew the container as this process's own
   }
 }
 

@@ -133,8 +133,15 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
       log(`shutdown: ${leases.size} execution(s) still running after the grace period; stopping their containers and handing them back`, {
         level: 'warn', workerId: opts.workerId,
       });
-      // Containers first, then the queue: never two attempts at once.
+      // Containers first, then the queue: never two attempts at once. Only runs whose containers are
+      // confirmed gone come back from stopAll; the others' leases expire and the leader re-queues them.
+      const stopping = leases.size;
       const ended = await leases.stopAll(reason, STOP_WAIT_MS);
+      if (ended.length < stopping) {
+        log(`shutdown: ${stopping - ended.length} execution(s) not handed back: their containers could not be confirmed removed in time; their leases expire and the leader re-queues them (the reaper and the next attempt remove the containers)`, {
+          level: 'error', workerId: opts.workerId,
+        });
+      }
       const requeued = await handBack(opts.pool, ended, reason, log).catch((err: Error) => {
         // The lease expires and the leader re-queues them within KILN_LEASE_MS instead.
         log(`shutdown: handing executions back failed: ${err.message}`, { level: 'error', err });
