@@ -10,10 +10,13 @@ import { createOrm, migrateOrm, type Orm } from './db/orm.js';
 import { createPool } from './db/pool.js';
 import { startHttp, type HttpRole } from './http/server.js';
 import { startOpsServer, type OpsEndpoints, type OpsServer } from './ops/endpoints.js';
+import { handBackNow } from './ops/handBack.js';
 import type { Log } from './ops/log.js';
 import { KilnMetrics } from './ops/metrics.js';
+import { createOpsPool } from './ops/opsPool.js';
 import { processReadiness } from './ops/processOps.js';
 import type { Readiness } from './ops/readiness.js';
+import { StartInterrupted, type StopRequest } from './ops/shutdown.js';
 import { migrateQueue } from './queue/queue.js';
 import { buildKilnSchema } from './resolvers/schema.js';
 import { DockerBackend } from './runner/docker/docker.js';
@@ -35,6 +38,12 @@ export interface KilnOptions {
   store?: ArtifactStore;
   /** Replaces the configured container backend (tests). */
   backend?: ContainerBackend;
+  /**
+   * Stop requests (signals) that may come during start-up: the worker, if started, begins its
+   * drain at once; start-up goes no further than its current step, stops what has started and
+   * throws StartInterrupted. Watched only until startKiln settles.
+   */
+  stopRequest?: StopRequest;
 }
 
 /** A running Kiln process with its roles. */
@@ -51,10 +60,11 @@ export interface Kiln {
   /**
    * Graceful shutdown, idempotent: /readyz answers 503 at once; the API stops accepting connections,
    * lets requests in flight finish and closes its sockets, while the worker stops taking work and
-   * gives running executions KILN_SHUTDOWN_GRACE_MS before handing them back; then everything else
-   * closes, the database last.
+   * gives running executions KILN_SHUTDOWN_GRACE_MS (or `graceMs`) before handing them back; then
+   * everything else closes, the database last. A later call with a shorter grace (a second signal:
+   * 0) stops the executions still running and hands them back at once.
    */
-  stop(): Promise<void>;
+  stop(opts?: { graceMs?: number }): Promise<void>;
 }
 
 /** Arbitrary constant: serialises migrations of processes that start together. */
@@ -95,6 +105,10 @@ async function resolveSecretBox(config: Readonly<Config>, log: Log): Promise<Sec
  */
 export async function startKiln(opts: KilnOptions): Promise<Kiln> {
   const { config, log } = opts;
+  const interrupted = () => {
+    if (opts.stopRequest?.requested) throw new StartInterrupted();
+  };
+  interrupted();
   let embedded: EmbeddedDatabase | null = null;
   let databaseUrl = config.databaseUrl;
   if (databaseUrl === null) {
@@ -103,10 +117,13 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
     log(`embedded Postgres on 127.0.0.1:${config.embeddedPgPort} (data in ${config.dataDir})`);
   }
   const pool = createPool(databaseUrl, config.workerConcurrency + 10, `kiln ${config.workerId}`);
+  // Probes and scrapes query on a connection of their own: see createOpsPool.
+  const opsPool = createOpsPool(databaseUrl, `kiln ops ${config.workerId}`);
   const orm = await createOrm(databaseUrl);
   const stops: Array<() => Promise<void>> = [
     async () => embedded?.stop(),
     async () => void (await pool.end()),
+    async () => void (await opsPool.end()),
     () => orm.close(),
   ];
   // The roles drain together (the worker must stop taking work at once, not after the API has
@@ -114,16 +131,48 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
   let http: HttpRole | null = null;
   let worker: WorkerRole | null = null;
   let readiness: Readiness | null = null;
+  let metrics: KilnMetrics | null = null;
   let stopping: Promise<void> | null = null;
-  const stopAll = (): Promise<void> =>
-    (stopping ??= (async () => {
-      readiness?.shutDown();
-      const failed = (err: Error) => log(`shutdown: ${err.message}`, { level: 'error', err });
-      await Promise.all([http?.stop().catch(failed), worker?.stop({ graceMs: config.shutdownGraceMs }).catch(failed)]);
+  const failed = (err: Error) => log(`shutdown: ${err.message}`, { level: 'error', err });
+  // The worker drains once, with the grace of the first stop; a shorter grace asked for later hands
+  // the executions still running back at once (handingBack: awaited before the database closes).
+  let workerStop: { done: Promise<void>; graceMs: number } | null = null;
+  let handingBack: Promise<unknown> = Promise.resolve();
+  const stopWorker = (graceMs: number): Promise<void> => {
+    if (worker === null) return Promise.resolve();
+    if (workerStop === null) {
+      workerStop = { done: worker.stop({ graceMs }).catch(failed), graceMs };
+    } else if (graceMs < workerStop.graceMs) {
+      workerStop.graceMs = graceMs;
+      const reason = `worker ${config.workerId} shut down before it finished (grace cut to ${graceMs} ms)`;
+      handingBack = Promise.all([handingBack, handBackNow(worker.leases, { pool, reason, log, metrics: metrics ?? undefined })]);
+    }
+    return workerStop.done;
+  };
+  const stopAll = (stopOpts: { graceMs?: number } = {}): Promise<void> => {
+    const graceMs = stopOpts.graceMs ?? config.shutdownGraceMs;
+    readiness?.shutDown();
+    if (stopping !== null) {
+      void stopWorker(graceMs);
+      return stopping;
+    }
+    stopping = (async () => {
+      await Promise.all([http?.stop().catch(failed), stopWorker(graceMs)]);
+      await handingBack;
       for (const stop of stops.reverse()) await stop().catch(failed);
-    })());
+    })();
+    return stopping;
+  };
+  // A stop asked for during start-up: probes fail and the worker stops taking work at once.
+  const unwatch =
+    opts.stopRequest?.watch((graceMs) => {
+      readiness?.shutDown();
+      void stopWorker(graceMs);
+    }) ?? (() => {});
   try {
+    interrupted();
     await migrate(pool, orm);
+    interrupted();
     const store =
       opts.store ??
       createArtifactStore(
@@ -132,8 +181,10 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
           : { kind: 'filesystem', dir: path.join(config.dataDir, 'artifacts') },
       );
     const deps: Deps = { orm, pool, store, config, secretBox: await resolveSecretBox(config, log) };
-    const metrics = new KilnMetrics();
-    metrics.watchDatabase(pool);
+    metrics = new KilnMetrics();
+    const kilnMetrics = metrics;
+    stops.push(async () => kilnMetrics.close());
+    metrics.watchDatabase(opsPool);
     const backend =
       opts.backend ??
       (config.executor === 'noop'
@@ -144,7 +195,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
             stopGraceMs: config.runner.stopGraceMs,
           }));
 
-    readiness = processReadiness({ pool, store, backend: opts.worker ? backend : null });
+    readiness = processReadiness({ pool: opsPool, store, backend: opts.worker ? backend : null });
     const ops: OpsEndpoints = { readiness, metrics, log };
     if (opts.worker) {
       const runner = await startRunnerRuntime({
@@ -155,6 +206,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
         workerId: config.workerId,
       });
       stops.push(() => runner.stop());
+      interrupted();
       worker = await startWorker({
         pool, store, backend, log,
         runner: runner.services,
@@ -168,6 +220,8 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
         retryBaseMs: config.retryBaseMs,
         metrics,
       });
+      // A stop asked for while it started: its drain begins now.
+      if (opts.stopRequest?.requested) void stopWorker(opts.stopRequest.graceMs ?? config.shutdownGraceMs);
       log(`worker ${config.workerId} running up to ${config.workerConcurrency} executions at once (${config.executor} executor)`, { workerId: config.workerId });
     }
 
@@ -183,19 +237,24 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
     let auth: AuthConfig | null = null;
     if (opts.api) {
       auth = await resolveAuth(config, log);
+      const schema = await buildKilnSchema();
+      interrupted();
       http = await startHttp({
         deps, log,
         verifier: createVerifier(auth),
-        schema: await buildKilnSchema(),
+        schema,
         host: config.host,
         port: config.port,
         ops,
       });
       log(`GraphQL at ${http.url}/graphql, REST at ${http.url}/api/v1`);
     }
+    interrupted();
     return { deps, auth, http, worker, metrics, readiness, opsServer, stop: stopAll };
   } catch (err) {
-    await stopAll();
+    await stopAll({ graceMs: opts.stopRequest?.graceMs ?? config.shutdownGraceMs });
     throw err;
+  } finally {
+    unwatch();
   }
 }

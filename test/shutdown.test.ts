@@ -1,8 +1,12 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from './helpers/db.js';
 import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { startWorkerProcess, type WorkerProcess } from './helpers/workerProcess.js';
@@ -16,7 +20,7 @@ function sleeper(name: string, seconds: number): string {
 }
 
 /** Resolves with the exit code and how long after `since` the process exited. */
-function exited(worker: WorkerProcess, since: number): Promise<{ code: number | null; signal: string | null; ms: number }> {
+function exited(worker: Pick<WorkerProcess, 'child'>, since: number): Promise<{ code: number | null; signal: string | null; ms: number }> {
   const { child } = worker;
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode, ms: Date.now() - since });
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - since })));
@@ -144,4 +148,132 @@ describe('graceful shutdown of `kiln worker`', () => {
       await other.stop();
     }
   });
+
+  it('on a second SIGTERM stops the running execution at once, hands it back, and exits 0 long before the grace', async () => {
+    const { worker } = await startWorker({ KILN_SHUTDOWN_GRACE_MS: '120000' });
+    const id = await submit(sleeper('SecondSignal', 90));
+    await midStep(id);
+    const signalled = Date.now();
+    worker.child.kill('SIGTERM');
+    await waitFor(async () => (/shutting down/.test(worker.output()) ? true : undefined), 10_000, 'the first signal to be taken');
+    worker.child.kill('SIGTERM');
+    const exit = await exited(worker, signalled);
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    // Nowhere near the 120 s grace nor the 90 s step (generous: a busy 2-core machine).
+    expect(exit.ms).toBeLessThan(45_000);
+    const lines = jsonLines(worker.output());
+    expect(lines.find((l) => /SIGTERM again/.test(l.msg))).toMatchObject({ level: 'warn' });
+    expect(lines.some((l) => l.msg === 'stopped')).toBe(true);
+
+    const containers = await docker.listContainers({ all: true, filters: { label: [`kiln.execution=${id}`] } });
+    expect(containers).toEqual([]);
+    const handed = await execution(id);
+    expect(handed).toMatchObject({ status: 'QUEUED', attempt: 2 });
+    expect(handed.error).toMatch(/attempt 1 handed back: worker .* shut down before it finished \(grace cut to 0 ms\); re-queued as attempt 2/);
+    // Not run to its end here: the step never printed "done".
+    expect(handed.logs.map((l: any) => l.text)).not.toContain('done');
+  });
+});
+
+const KILN_BIN = fileURLToPath(new URL('../bin/kiln.js', import.meta.url));
+
+/** `kiln worker` spawned as is (the helper waits for it to run; these tests signal it earlier). */
+function spawnWorker(env: Record<string, string>): { child: ChildProcess; output(): string } {
+  const child = spawn(process.execPath, [KILN_BIN, 'worker'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', KILN_EXECUTOR: 'noop', KILN_POLL_INTERVAL_MS: '200', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let output = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  return { child, output: () => output };
+}
+
+/** A "Postgres" on loopback that accepts connections and never answers: start-up hangs on it. */
+async function hungPostgres(): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `postgres://kiln:kiln@127.0.0.1:${port}/kiln`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+// No Docker needed: the noop executor, and a database that answers or one that hangs.
+describe('signals around start-up and a shutdown that hangs', () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  const children: ChildProcess[] = [];
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const cleanup of cleanups) await cleanup().catch(() => {});
+  });
+
+  async function dataDir(): Promise<string> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'kiln-signals-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    return dir;
+  }
+
+  function started(p: { output(): string }): Promise<unknown> {
+    return waitFor(async () => (/starting kiln worker/.test(p.output()) ? true : undefined), 30_000, 'the worker to start starting');
+  }
+
+  it('SIGTERM during start-up stops what has started and exits 0 (not killed by the signal)', async () => {
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    const p = spawnWorker({ DATABASE_URL: db.url, KILN_DATA_DIR: await dataDir() });
+    children.push(p.child);
+    await started(p);
+    const signalled = Date.now();
+    p.child.kill('SIGTERM');
+    const exit = await exited(p, signalled);
+    expect(exit, p.output()).toMatchObject({ code: 0, signal: null });
+    expect(exit.ms).toBeLessThan(30_000);
+    const msgs = jsonLines(p.output()).map((l) => l.msg);
+    expect(msgs.some((m) => /^SIGTERM: shutting down/.test(m))).toBe(true);
+    // Either start-up was cut short, or it had just finished and the worker stopped as usual.
+    expect(msgs.some((m) => m === 'stopped during start-up' || m === 'stopped')).toBe(true);
+  });
+
+  it('a third signal exits 1 at once, with a log line, even while start-up hangs', async () => {
+    const pg = await hungPostgres();
+    cleanups.push(() => pg.close());
+    const p = spawnWorker({ DATABASE_URL: pg.url, KILN_DATA_DIR: await dataDir() });
+    children.push(p.child);
+    await started(p);
+    const signalled = Date.now();
+    p.child.kill('SIGTERM');
+    await waitFor(async () => (/shutting down/.test(p.output()) ? true : undefined), 10_000, 'the first signal');
+    p.child.kill('SIGINT');
+    await waitFor(async () => (/SIGINT again/.test(p.output()) ? true : undefined), 10_000, 'the second signal');
+    p.child.kill('SIGTERM');
+    const exit = await exited(p, signalled);
+    expect(exit, p.output()).toMatchObject({ code: 1, signal: null });
+    expect(exit.ms).toBeLessThan(20_000);
+    expect(jsonLines(p.output()).find((l) => /a third time: exiting now/.test(l.msg))).toMatchObject({ level: 'error' });
+  });
+
+  it('exits 1 with a log line once the shutdown outlasts grace + 30 s (a dependency hangs)', async () => {
+    const pg = await hungPostgres();
+    cleanups.push(() => pg.close());
+    const p = spawnWorker({ DATABASE_URL: pg.url, KILN_DATA_DIR: await dataDir(), KILN_SHUTDOWN_GRACE_MS: '0' });
+    children.push(p.child);
+    await started(p);
+    const signalled = Date.now();
+    p.child.kill('SIGTERM');
+    const exit = await exited(p, signalled);
+    expect(exit, p.output()).toMatchObject({ code: 1, signal: null });
+    expect(exit.ms).toBeGreaterThanOrEqual(29_000);
+    expect(exit.ms).toBeLessThan(55_000);
+    expect(jsonLines(p.output()).find((l) => /did not finish within 30000 ms/.test(l.msg))).toMatchObject({ level: 'error' });
+  }, 90_000);
 });

@@ -5,7 +5,7 @@ import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import type { Log } from './log.js';
 import { KilnMetrics } from './metrics.js';
 import { processReadiness } from './processOps.js';
-import type { Readiness } from './readiness.js';
+import { capText, type Readiness } from './readiness.js';
 
 /** What the operational endpoints read: one per process, shared by its listeners. */
 export interface OpsEndpoints {
@@ -14,7 +14,11 @@ export interface OpsEndpoints {
   log: Log;
 }
 
-/** Endpoints for an API process started on its own (no composition root): Postgres and store checks, fresh metrics. */
+/**
+ * Endpoints for an API process started on its own (no composition root): Postgres and store checks,
+ * fresh metrics. They query `deps.pool`, coalesced (one query per check or scrape at a time, with
+ * timeouts); startKiln gives its endpoints a pool of their own instead (createOpsPool).
+ */
 export function processOps(deps: { pool: pg.Pool; store: ArtifactStore }, log: Log): OpsEndpoints {
   const metrics = new KilnMetrics({ defaultMetrics: false });
   metrics.watchDatabase(deps.pool);
@@ -44,7 +48,7 @@ export function handleOpsRequest(ops: OpsEndpoints, req: IncomingMessage, res: S
     case '/readyz':
       ops.readiness.report().then(
         (r) => send(res, r.ready ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify({ status: r.status, checks: r.checks, failed: r.failed })),
-        (err: Error) => send(res, 503, 'application/json; charset=utf-8', JSON.stringify({ status: 'not ready', error: err.message })),
+        (err: Error) => send(res, 503, 'application/json; charset=utf-8', JSON.stringify({ status: 'not ready', error: capText(err.message) })),
       );
       return true;
     case '/metrics':
@@ -52,7 +56,7 @@ export function handleOpsRequest(ops: OpsEndpoints, req: IncomingMessage, res: S
         ({ contentType, body }) => send(res, 200, contentType, body),
         (err: Error) => {
           ops.log(`metrics: ${err.message}`, { level: 'error', err });
-          send(res, 500, 'text/plain; charset=utf-8', `metrics failed: ${err.message}\n`);
+          send(res, 500, 'text/plain; charset=utf-8', `metrics failed: ${capText(err.message)}\n`);
         },
       );
       return true;

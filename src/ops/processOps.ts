@@ -1,16 +1,21 @@
 import type pg from 'pg';
 import type { ContainerBackend } from '../runner/types.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
-import { CHECK_TIMEOUT_MS, Readiness, type ReadinessCheck } from './readiness.js';
+import { OPS_QUERY_TIMEOUT_MS } from './opsPool.js';
+import { Readiness, type ReadinessCheck } from './readiness.js';
 
-/** Postgres answers `select 1` within the check deadline (the pool's own connect included). */
+/**
+ * Postgres answers `select 1` within the check deadline (the pool's own connect included). Give it
+ * the ops pool (createOpsPool), not the one that renews leases.
+ */
 export function postgresCheck(pool: pg.Pool): ReadinessCheck {
   return {
     name: 'postgres',
     check: async () => {
-      // query_timeout ends the wait on a connection that accepts but never answers; Readiness's own
-      // deadline covers a connect that hangs.
-      await pool.query({ text: 'select 1', query_timeout: CHECK_TIMEOUT_MS } as pg.QueryConfig);
+      // query_timeout ends the wait on a connection that accepts but never answers (and drops that
+      // connection); the ops pool's connectionTimeoutMillis ends a connect that hangs. Readiness's
+      // own deadline answers the probe meanwhile.
+      await pool.query({ text: 'select 1', query_timeout: OPS_QUERY_TIMEOUT_MS } as pg.QueryConfig);
     },
   };
 }

@@ -17,19 +17,37 @@ export interface ReadinessReport {
 
 /** Each check's deadline: /readyz must answer well within a probe's own timeout. */
 export const CHECK_TIMEOUT_MS = 2000;
+/** How long a settled check's result answers later probes: a loop of probes costs a check a second. */
+export const CHECK_CACHE_MS = 1000;
+/** Longest reason /readyz gives for a failed check (the rest is cut, with an ellipsis). */
+export const MAX_REASON_CHARS = 200;
+
+/** `text` cut to `max` characters, the last one an ellipsis when anything was cut. */
+export function capText(text: string, max = MAX_REASON_CHARS): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function reason(err: unknown): string {
+  return capText((err instanceof Error ? err.message : String(err)) || 'failed');
+}
 
 /**
  * A process's readiness: every check answers within its deadline, and the process is not shutting
- * down. Checks run in parallel; a check still in flight from an earlier probe is joined rather
- * than started again, so probes of a hung dependency do not pile up connections.
+ * down. Checks run in parallel. A check is never run twice at once: a probe that comes while one is
+ * in flight joins it, until that check itself settles (not merely until its deadline passed), so
+ * probes of a hung dependency do not pile up connections; a probe joining a check already past its
+ * deadline answers at once. A settled result also answers the probes of the next `cacheMs`.
  */
 export class Readiness {
   private stopping = false;
+  /** Per check: the answer of the run in flight (settles at the latest at its deadline). */
   private readonly inFlight = new Map<string, Promise<string>>();
+  private readonly settled = new Map<string, { result: string; at: number }>();
 
   constructor(
     private readonly checks: ReadinessCheck[],
     private readonly timeoutMs = CHECK_TIMEOUT_MS,
+    private readonly cacheMs = CHECK_CACHE_MS,
   ) {}
 
   /** From now on the process answers 503: it is shutting down. */
@@ -50,16 +68,23 @@ export class Readiness {
   }
 
   private run(c: ReadinessCheck): Promise<string> {
-    let pending = this.inFlight.get(c.name);
-    if (pending === undefined) {
-      pending = withTimeout(Promise.resolve().then(() => c.check()), this.timeoutMs, c.name)
-        .then(
-          () => 'ok',
-          (err: unknown) => (err instanceof Error ? err.message : String(err)) || 'failed',
-        )
-        .finally(() => this.inFlight.delete(c.name));
-      this.inFlight.set(c.name, pending);
-    }
-    return pending;
+    const pending = this.inFlight.get(c.name);
+    if (pending !== undefined) return pending;
+    const last = this.settled.get(c.name);
+    if (last !== undefined && Date.now() - last.at < this.cacheMs) return Promise.resolve(last.result);
+    const raw = Promise.resolve().then(() => c.check());
+    const answer = withTimeout(raw, this.timeoutMs, c.name).then(() => 'ok', reason);
+    this.inFlight.set(c.name, answer);
+    // The run ends when the check itself settles: only then may a later probe start another.
+    raw.then(
+      () => this.finished(c.name, 'ok'),
+      (err: unknown) => this.finished(c.name, reason(err)),
+    );
+    return answer;
+  }
+
+  private finished(name: string, result: string): void {
+    this.inFlight.delete(name);
+    this.settled.set(name, { result, at: Date.now() });
   }
 }
