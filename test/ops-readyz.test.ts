@@ -82,6 +82,18 @@ describe('/readyz', () => {
       expect(text).toContain('kiln_process_cpu_seconds_total');
       expect(text).not.toMatch(/^kiln_queue_depth /m);
       expect(text).not.toMatch(/^kiln_executions_running /m);
+      // Requests that need the database say so: retry later (503), not a bug (500).
+      const token = await k.token('outage-user');
+      const rest = await fetch(`${k.url}/api/v1/submit_job`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/yaml' },
+        body: `jobs:\n  - name: DuringOutage\n    steps: [{run: "true"}]\n`,
+      });
+      expect(rest.status).toBe(503);
+      expect(Number(rest.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(await rest.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE', error: expect.stringMatching(/database cannot be reached/) });
+      const gql = await k.gql(`{ jobs(first: 1) { edges { node { id } } } }`, {}, token);
+      expect(gql.errors?.[0]?.extensions).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
     } finally {
       await cluster.start();
     }

@@ -3,6 +3,7 @@ import type { Principal, TokenVerifier } from '../auth/types.js';
 import { bearerToken } from '../auth/token.js';
 import { Execution } from '../entities/index.js';
 import { DomainError, NotFoundError, UnauthenticatedError, ValidationError } from '../errors.js';
+import { databaseUnavailable, UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_AFTER_S } from './unavailable.js';
 import { archivedOrStoredLog } from '../services/readLog.js';
 import type { Deps } from '../services/deps.js';
 import { listExecutions } from '../services/executionQueries.js';
@@ -132,6 +133,7 @@ export function restRouter(deps: Deps, verifier: TokenVerifier, log: (m: string)
   });
   router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const [status, body] = restError(err, log);
+    if (status === 503) res.setHeader('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
     res.status(status).json(body);
   });
   return router;
@@ -151,6 +153,7 @@ function restError(err: unknown, log: (m: string) => void): [number, Record<stri
   if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
     return [e.status, { error: e.message ?? 'bad request', code: 'BAD_REQUEST' }];
   }
+  if (databaseUnavailable(err)) return [503, { error: UNAVAILABLE_MESSAGE, code: 'SERVICE_UNAVAILABLE', retry_after_seconds: UNAVAILABLE_RETRY_AFTER_S }];
   log(`internal error on REST: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   return [500, { error: 'internal server error', code: 'INTERNAL_SERVER_ERROR' }];
 }
