@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from './helpers/db.js';
 import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
+import { startKilnProcess } from './helpers/processes.js';
 import { startWorkerProcess, type WorkerProcess } from './helpers/workerProcess.js';
 
 const EXECUTION = `query($id: ID!) { execution(id: $id) {
@@ -172,6 +173,45 @@ describe('graceful shutdown of `kiln worker`', () => {
     expect(handed.error).toMatch(/attempt 1 handed back: worker .* shut down before it finished \(grace cut to 0 ms\); re-queued as attempt 2/);
     // Not run to its end here: the step never printed "done".
     expect(handed.logs.map((l: any) => l.text)).not.toContain('done');
+  });
+});
+
+// `kiln start` on a database of its own, so that nothing left by the tests above runs in it.
+describe('graceful shutdown of `kiln start`', () => {
+  let api: TestKiln;
+  let token: string;
+  beforeAll(async () => {
+    await requireDocker();
+    api = await startTestKiln({ worker: false });
+    token = await api.token('start-shutdown-user');
+  });
+  afterAll(async () => api?.stop());
+
+  async function submitTo(k: TestKiln, t: string, spec: string): Promise<string> {
+    const res = await k.gql(`mutation($s: String!) { submitJob(spec: $s) { jobs { lastExecution { id } } } }`, { s: spec }, t);
+    expect(res.errors).toBeUndefined();
+    return res.data!.submitJob.jobs[0].lastExecution.id;
+  }
+
+  it('`kiln start` (API and worker in one process) lets the execution finish, closes its API, and exits 0', async () => {
+    const proc = startKilnProcess('start', api.databaseUrl, 'start-shutdown', { HOST: '127.0.0.1', KILN_DEFAULT_IMAGE: TEST_IMAGE });
+    try {
+      const url = await waitFor(async () => /GraphQL at (http:\/\/[\d.:]+)\/graphql/.exec(proc.output())?.[1], 30_000, 'kiln start to serve');
+      const id = await submitTo(api, token, sleeper('StartFinishes', 5));
+      await waitFor(async () => ((await api.gql(EXECUTION, { id }, token)).data!.execution.logs.some((l: any) => l.text === 'started') ? true : undefined), 60_000, 'the step to start');
+      const signalled = Date.now();
+      proc.child.kill('SIGTERM');
+      const exit = await exited(proc, signalled);
+      expect(exit).toMatchObject({ code: 0, signal: null });
+      expect(exit.ms).toBeLessThan(30_000);
+      expect((await api.gql(EXECUTION, { id }, token)).data!.execution).toMatchObject({ status: 'SUCCEEDED', attempt: 1, error: null });
+      const ran = await api.kiln.deps.pool.query(`select worker_id from executions where id = $1`, [id]);
+      expect(ran.rows[0].worker_id).toBe('start-shutdown');
+      // Its API is gone with it.
+      await expect(fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) })).rejects.toThrow();
+    } finally {
+      proc.kill();
+    }
   });
 });
 
