@@ -7,6 +7,7 @@ import { ScenarioRun, startWorld } from './lib/world.js';
 import { killWorker } from './scenarios/killWorker.js';
 import { pgRestart } from './scenarios/pgRestart.js';
 import { partition } from './scenarios/partition.js';
+import { blackhole } from './scenarios/blackhole.js';
 import { dockerRestart } from './scenarios/dockerRestart.js';
 import { storeOutage } from './scenarios/storeOutage.js';
 import { burst } from './scenarios/burst.js';
@@ -21,6 +22,7 @@ const SCENARIOS: Record<string, { what: string; env?: Record<string, string>; ru
   'kill-worker': { what: 'SIGKILL a worker mid-step, 3 times', run: killWorker },
   'pg-restart': { what: 'pg_ctl restart -m immediate while 200 jobs are submitted and run', run: pgRestart },
   partition: { what: 'the link between a worker and Postgres cut for longer than the lease', run: partition },
+  blackhole: { what: 'the scheduler leader\'s link to Postgres blackholed (packets dropped, sockets left open) for 40 s', run: blackhole },
   'docker-restart': { what: 'the Docker daemon restarted during a run', run: dockerRestart },
   'store-outage': { what: 'the S3-compatible store down for 60 s while executions finish', run: storeOutage },
   burst: { what: '1,000 executions over 50 jobs, retries and timeouts, 3 workers', run: burst },

@@ -167,12 +167,13 @@ export function numberedStep(tag: string, lines: number, perSleep = 0, sleepSec 
 }
 
 /** YAML of one job; `steps` are shell commands. */
-export function jobYaml(job: { name: string; steps: string[]; schedule?: string; retries?: number; timeout?: string; concurrency?: string }): string {
+export function jobYaml(job: { name: string; steps: string[]; schedule?: string; retries?: number; timeout?: string; concurrency?: string; misfire?: string }): string {
   const lines = [`  - name: ${job.name}`, `    image: ${CHAOS_IMAGE}`];
   if (job.schedule) lines.push(`    schedule: "${job.schedule}"`);
   if (job.retries !== undefined) lines.push(`    retries: ${job.retries}`);
   if (job.timeout) lines.push(`    timeout: ${job.timeout}`);
   if (job.concurrency) lines.push(`    concurrency: ${job.concurrency}`);
+  if (job.misfire) lines.push(`    misfire: ${job.misfire}`);
   lines.push('    steps:');
   for (const s of job.steps) lines.push(`      - run: ${JSON.stringify(s)}`);
   return lines.join('\n') + '\n';
