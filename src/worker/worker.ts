@@ -1,4 +1,4 @@
-import { Logger, run, type Runner } from 'graphile-worker';
+import { Logger } from 'graphile-worker';
 import type pg from 'pg';
 import type { LogFlushListener } from '../logs/LogWriter.js';
 import { handBack, WorkerLeases } from '../ops/handBack.js';
@@ -14,6 +14,7 @@ import { runExecutionTask } from '../tasks/run-execution.js';
 import type { LeaseKeeper } from './leases.js';
 import type { RunnerServices } from './runnerRuntime.js';
 import { Scheduler } from './scheduler.js';
+import { SupervisedRunner } from './supervisedRunner.js';
 
 export interface WorkerOptions {
   pool: pg.Pool;
@@ -77,14 +78,15 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
     pgPool: opts.pool, noHandleSignals: true, pollInterval: opts.pollIntervalMs, crontab: NO_CRONTAB, logger,
     // Unbatched, graphile-worker neither awaits nor retries (on a lost connection) the statement
     // that completes or fails a job: a Postgres restart or a cut link would crash the process with
-    // an unhandled rejection. Batched (even with no delay), it retries with backoff.
+    // an unhandled rejection. Batched (even with no delay), a failed completion shuts the worker
+    // pool down instead (0.18 does not retry it), and SupervisedRunner starts it again.
     preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
   };
   const leases = new WorkerLeases(opts.pool, opts.leaseMs, opts.log);
   leases.start();
-  const runners: Runner[] = [];
+  const runners: SupervisedRunner[] = [];
   runners.push(
-    await run({
+    await SupervisedRunner.start('execution', {
       ...common,
       concurrency: opts.concurrency,
       taskList: {
@@ -94,11 +96,11 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
           log: opts.log, metrics: opts.metrics,
         }),
       },
-    }),
+    }, opts.pool, opts.log),
   );
   const fire = { defaultImage: opts.defaultImage, graceMs: opts.misfireGraceMs, runAllMax: opts.runAllMax, maxTicks: 1000, batchSize: 500 };
   runners.push(
-    await run({
+    await SupervisedRunner.start('housekeeping', {
       ...common,
       concurrency: 2,
       crontab: HOUSEKEEPING_CRONTAB,
@@ -106,7 +108,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
         [TASKS.archiveLog]: archiveLogTask(opts.pool, opts.store, opts.log),
         [TASKS.housekeeping]: housekeepingTask(opts.pool, fire, opts.log),
       },
-    }),
+    }, opts.pool, opts.log),
   );
   const scheduler = new Scheduler({
     pool: opts.pool, log: opts.log, ...fire,
@@ -116,13 +118,13 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
   scheduler.start();
   opts.metrics?.watchLeader(() => scheduler.leader);
   opts.metrics?.watchRunning(() => leases.size);
-  const [executions, housekeeping] = runners as [Runner, Runner];
+  const [executions, housekeeping] = runners as [SupervisedRunner, SupervisedRunner];
 
   const drain = async (graceMs: number): Promise<void> => {
     const log = opts.log;
     // runner.stop() deactivates its pool at once (no job is fetched from here on) and then waits for
     // the tasks in flight to return, so no queue entry is left locked; it resolves when they have.
-    const stopped = (r: Runner, what: string) => r.stop().catch((err: Error) => log(`shutdown: ${what}: ${err.message}`, { level: 'error', err }));
+    const stopped = (r: SupervisedRunner, what: string) => r.stop().catch((err: Error) => log(`shutdown: ${what}: ${err.message}`, { level: 'error', err }));
     const executionsStopped = stopped(executions, 'execution runner');
     const housekeepingStopped = stopped(housekeeping, 'housekeeping runner');
     if (!(await settlesWithin(scheduler.stop(), STOP_WAIT_MS))) log('shutdown: the scheduler did not stop in time', { level: 'warn' });
