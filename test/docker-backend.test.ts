@@ -141,7 +141,7 @@ describe('DockerBackend', () => {
 
   it('creates the container with the labels, limits and hardening of the spec', async () => {
     const info = await docker.getContainer(shared.id).inspect();
-    expect(info.Config.Labels).toMatchObject({ 'kiln.test': 'true' });
+    expect(info.Config.Labels).toMatchObject({ 'kiln.test': String(process.pid) });
     expect(info.HostConfig.Privileged).toBe(false);
     expect(info.HostConfig.CapDrop).toEqual(['ALL']);
     expect(info.HostConfig.SecurityOpt).toEqual(['no-new-privileges']);
@@ -299,10 +299,10 @@ describe('DockerBackend', () => {
   });
 
   it('lists the containers that carry all the given labels', async () => {
-    const listed = await backend.list({ 'kiln.test': 'true' });
+    const listed = await backend.list({ 'kiln.test': String(process.pid) });
     expect(listed.map((c) => c.id)).toContain(shared.id);
-    expect(listed.find((c) => c.id === shared.id)).toMatchObject({ state: 'running', labels: { 'kiln.test': 'true' } });
-    await expect(backend.list({ 'kiln.test': 'true', 'kiln.no-such-label': 'x' })).resolves.toEqual([]);
+    expect(listed.find((c) => c.id === shared.id)).toMatchObject({ state: 'running', labels: { 'kiln.test': String(process.pid) } });
+    await expect(backend.list({ 'kiln.test': String(process.pid), 'kiln.no-such-label': 'x' })).resolves.toEqual([]);
   });
 
   it('reports a step killed for lack of memory as out of memory', async () => {

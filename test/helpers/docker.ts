@@ -44,7 +44,9 @@ export function testContainerSpec(overrides: Partial<ContainerSpec> = {}): Conta
   return {
     image: TEST_IMAGE,
     env: {},
-    labels: { [TEST_LABEL]: 'true' },
+    // The value names the test process, so that one file's clean-up never removes the containers of
+    // a file running beside it (see removeTestContainers).
+    labels: { [TEST_LABEL]: String(process.pid) },
     network: 'none',
     workdir: '/workspace',
     memoryBytes: 256 * 1024 * 1024,
@@ -73,15 +75,34 @@ export function captureOutput(): CapturedOutput {
   };
 }
 
-/** Force-removes every container carrying TEST_LABEL (leftovers of an interrupted run). */
+/** Whether a process with this pid is alive (signal 0 probes without signalling). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Force-removes the containers made by testContainerSpec in this test process, and those of test
+ * processes that are gone (leftovers of an interrupted run). Never another live process's: test
+ * files run two at a time, and removing a neighbour's containers mid-test breaks it.
+ */
 export async function removeTestContainers(docker: Dockerode): Promise<void> {
   const containers = await docker.listContainers({ all: true, filters: { label: [TEST_LABEL] } });
   await Promise.all(
-    containers.map((c) =>
-      docker
-        .getContainer(c.Id)
-        .remove({ force: true, v: true })
-        .catch(() => undefined),
-    ),
+    containers
+      .filter((c) => {
+        const pid = Number(c.Labels[TEST_LABEL]);
+        return Number.isInteger(pid) && pid > 0 && (pid === process.pid || !alive(pid));
+      })
+      .map((c) =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true, v: true })
+          .catch(() => undefined),
+      ),
   );
 }
