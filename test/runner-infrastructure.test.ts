@@ -65,10 +65,15 @@ describe('infrastructure failures', () => {
       try {
         await backend.start(handle);
         const out = captureOutput();
-        const step = backend.exec(handle, { command: 'echo up; sleep 30', env: {}, workdir: '/workspace' }, out.sink);
+        // Its outcome is taken at once: the step may reject while the kill below is still awaited.
+        const outcome = backend.exec(handle, { command: 'echo up; sleep 30', env: {}, workdir: '/workspace' }, out.sink).then(
+          (result) => ({ result }),
+          (error: unknown) => ({ error }),
+        );
         await waitFor(async () => (out.text('STDOUT').includes('up') ? true : undefined), 10_000, 'the step to start');
         await docker.getContainer(handle.id).kill({ signal: 'SIGKILL' });
-        await expect(step).rejects.toBeInstanceOf(InfrastructureError);
+        const ended = await outcome;
+        expect('error' in ended && ended.error).toBeInstanceOf(InfrastructureError);
       } finally {
         await backend.destroy(handle);
       }
