@@ -1,6 +1,7 @@
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { openGraphqlWs } from './helpers/graphqlWs.js';
 import { MAX_GRAPHQL_BODY_BYTES } from '../src/http/queryLimits.js';
 import { MESSAGE_TOO_BIG } from '../src/http/websocket.js';
 import { MAX_JOB_FILE_BYTES } from '../src/spec/parse.js';
@@ -13,20 +14,6 @@ const JOBS = `{ jobs(first: 10) { edges { node { name } } } }`;
 function paddedFile(name: string, bytes: number): string {
   const head = `jobs:\n  - name: ${name}\n    steps: [{run: "true"}]\n#`;
   return head + 'x'.repeat(bytes - head.length - 1) + '\n';
-}
-
-/** A graphql-transport-ws socket past its handshake. */
-async function openSocket(url: string, token: string): Promise<WebSocket> {
-  const ws = new WebSocket(`${url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
-  ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('message', (data) => (JSON.parse(String(data)).type === 'connection_ack' ? resolve() : reject(new Error(String(data)))));
-  });
-  return ws;
 }
 
 describe('request bodies over the limits', () => {
@@ -109,7 +96,7 @@ describe('request bodies over the limits', () => {
       });
     try {
       expect(await ask()).toEqual({ me: { id: 'big-bodies' } });
-      const ws = await openSocket(k.url, token);
+      const ws = await openGraphqlWs(k.url, token);
       const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
       ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: SUBMIT, variables: { spec: paddedFile('OverSocket', MAX_GRAPHQL_BODY_BYTES + 1024) } } }));
       expect((await closed).code).toBe(MESSAGE_TOO_BIG);
@@ -117,7 +104,7 @@ describe('request bodies over the limits', () => {
       // The server and the other socket go on.
       expect(await ask()).toEqual({ me: { id: 'big-bodies' } });
       expect((await fetch(`${k.url}/healthz`)).status).toBe(200);
-      const fresh = await openSocket(k.url, token);
+      const fresh = await openGraphqlWs(k.url, token);
       fresh.close();
       await expectNoJobs();
     } finally {

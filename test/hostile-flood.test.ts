@@ -2,6 +2,7 @@ import { gzipSync } from 'node:zlib';
 import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { openGraphqlWs } from './helpers/graphqlWs.js';
 import { loadConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
 import { MAX_GRAPHQL_BODY_BYTES } from '../src/http/queryLimits.js';
@@ -249,18 +250,9 @@ describe('1,000 concurrent requests from one user', () => {
   });
 });
 
-/** A graphql-transport-ws socket: opened, and past connection_init when given a token. */
+/** A graphql-transport-ws socket past connection_init, with each operation's outcome recorded. */
 async function openSocket(url: string, token: string): Promise<{ ws: WebSocket; outcomes: Map<string, string> }> {
-  const ws = new WebSocket(`${url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
-  ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('message', (data) => (JSON.parse(String(data)).type === 'connection_ack' ? resolve() : reject(new Error(String(data)))));
-    ws.once('close', (code) => reject(new Error(`closed with ${code}`)));
-  });
+  const ws = await openGraphqlWs(url, token);
   // Each operation's outcome by id: OK, or the code of its error.
   const outcomes = new Map<string, string>();
   ws.on('message', (data) => {
