@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { createOrm, migrateOrm } from '../src/db/orm.js';
 import { createPool } from '../src/db/pool.js';
-import { migrateQueue } from '../src/queue/queue.js';
+import { migrateQueue } from '../src/executions/queue.js';
 import { ageOfName, databaseUrl, LEFTOVER_AGE_SECONDS, TEMPLATE_PREFIX, TEST_DB_PREFIX, timestampedName, withAdminClient } from './helpers/db.js';
 
 /**

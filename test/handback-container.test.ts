@@ -1,11 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { LogWriter } from '../src/logs/LogWriter.js';
-import { sqlOfPg } from '../src/queue/sql.js';
+import { sqlOfPg } from '../src/executions/sql.js';
 import { InfrastructureError } from '../src/runner/infrastructure.js';
 import { NoopBackend } from '../src/runner/noop.js';
 import type { ContainerHandle, ContainerSpec, ContainerSummary, OutputSink, StepCommand, StepResult } from '../src/runner/types.js';
-import { claimExecution } from '../src/worker/executionState.js';
-import { requeueAsNextAttempt, requeueExpired } from '../src/worker/requeueExpired.js';
+import { claimExecution } from '../src/executions/claim.js';
+import { requeueAsNextAttempt } from '../src/executions/handBack.js';
+import { requeueExpired } from '../src/executions/requeueExpired.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { submitJob } from './helpers/runner.js';
 

@@ -6,12 +6,12 @@ import { Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
-import { handBackNow, WorkerLeases } from '../src/ops/handBack.js';
+import { handBackNow, WorkerLeases } from '../src/worker/workerLeases.js';
 import { collectStoppableDefaultMetrics, KilnMetrics } from '../src/ops/metrics.js';
 import { createLogger, pinoLog } from '../src/ops/pinoLog.js';
 import { capText, Readiness } from '../src/ops/readiness.js';
 import { ShutdownSignals, StopRequest } from '../src/ops/shutdown.js';
-import type { Fence } from '../src/worker/executionState.js';
+import type { Fence } from '../src/executions/fence.js';
 
 describe('operations configuration', () => {
   it('defaults to info logs and a 30 s shutdown grace', () => {

@@ -100,15 +100,3 @@ function gzipWithin(archive: Readable, maxBytes: number): { stream: Readable; ex
   gzip.on('error', (err) => limit.destroy(err));
   return { stream: archive.pipe(gzip).pipe(limit), exceeded: () => exceeded };
 }
-
-/** Records the stored artifacts on the execution, while this worker's claim still holds. */
-export async function recordArtifacts(
-  pool: pg.Pool,
-  fence: { id: string; attempt: number; workerId: string },
-  artifacts: ArtifactRecord[],
-): Promise<void> {
-  await pool.query(
-    `update executions set artifacts = $4::jsonb where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'`,
-    [fence.id, fence.attempt, fence.workerId, JSON.stringify(artifacts)],
-  );
-}

@@ -1,8 +1,8 @@
 import { LockMode } from '@mikro-orm/core';
 import { Execution, FINAL_STATUSES } from '../entities/index.js';
 import { NotFoundError } from '../errors.js';
-import { cancelExecutions } from '../queue/executionQueue.js';
-import { sqlOfEm } from '../queue/sql.js';
+import { cancelExecutions } from '../executions/cancel.js';
+import { sqlOfEm } from '../executions/sql.js';
 import type { Deps } from './deps.js';
 import { isUuid } from './paging.js';
 

@@ -3,8 +3,9 @@ import { ValidationError } from '../errors.js';
 import { compileJobFile } from '../spec/compile.js';
 import type { JobFileResult, JobSpec } from '../spec/types.js';
 import type { Deps } from './deps.js';
-import { insertExecutions, notifySchedulesChanged } from '../queue/executionQueue.js';
-import { sqlOfEm } from '../queue/sql.js';
+import { insertExecutions } from '../executions/create.js';
+import { notifySchedulesChanged } from '../executions/signals.js';
+import { sqlOfEm } from '../executions/sql.js';
 import { upcomingRuns } from './schedules.js';
 
 /**

@@ -1,8 +1,9 @@
 import { LockMode } from '@mikro-orm/core';
 import { Execution, ExecutionTrigger, Job } from '../entities/index.js';
 import { ConflictError, NotFoundError } from '../errors.js';
-import { activeExecutions, cancelExecutions } from '../queue/executionQueue.js';
-import { sqlOfEm } from '../queue/sql.js';
+import { activeExecutions } from '../executions/active.js';
+import { cancelExecutions } from '../executions/cancel.js';
+import { sqlOfEm } from '../executions/sql.js';
 import { createExecution } from './createExecution.js';
 import type { Deps } from './deps.js';
 import { isUuid } from './paging.js';

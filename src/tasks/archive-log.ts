@@ -1,7 +1,8 @@
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
+import { markArchived } from '../executions/archive.js';
 import { archiveLogToStore } from '../logs/archive.js';
-import { TASKS } from '../queue/queue.js';
+import { TASKS } from '../executions/queue.js';
 import type { Log } from '../ops/log.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 
@@ -42,7 +43,7 @@ export function archiveLogTask(pool: pg.Pool, store: ArtifactStore, log: Log = (
       });
       return;
     }
-    await pool.query(`update executions set log_key = $2 where id = $1`, [executionId, key]);
+    await markArchived(pool, executionId, key);
     log(`execution ${executionId}: log archived as ${key}`, { level: 'debug', executionId });
   };
 }

@@ -2,7 +2,7 @@ import type { Task } from 'graphile-worker';
 import type pg from 'pg';
 import type { Log } from '../ops/log.js';
 import { fireDue, type FireOptions } from '../worker/fireDue.js';
-import { requeueExpired } from '../worker/requeueExpired.js';
+import { requeueExpired } from '../executions/requeueExpired.js';
 
 /**
  * graphile-worker cron task, every minute on one worker: the safety net under the scheduler

@@ -1,8 +1,10 @@
 import type pg from 'pg';
 import type { Log } from '../ops/log.js';
 import { ExecutionTrigger } from '../entities/enums.js';
-import { activeExecutions, cancelExecutions, insertExecutions, type NewExecution } from '../queue/executionQueue.js';
-import { inTransaction } from '../queue/sql.js';
+import { activeExecutions } from '../executions/active.js';
+import { cancelExecutions } from '../executions/cancel.js';
+import { insertExecutions, type NewExecution } from '../executions/create.js';
+import { inTransaction } from '../executions/sql.js';
 import { parseSchedule, type Schedule } from '../schedule/schedule.js';
 import { planFires, type PlanOptions } from '../services/firePlan.js';
 import type { JobSpec } from '../spec/types.js';

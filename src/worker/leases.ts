@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import type { Fence } from './executionState.js';
+import type { Fence } from '../executions/fence.js';
+import { renewLeases } from '../executions/leases.js';
 
 interface Held {
   fence: Fence;
@@ -98,18 +99,10 @@ export class LeaseKeeper {
     // watchdog counts from the send, so a slow answer never makes it trust a lease longer than it is.
     const sentAt = Date.now();
     const fences = [...this.held.values()].map((h) => h.fence);
-    this.pool
-      .query<{ id: string }>(
-        `update executions e set lease_expires_at = now() + $4 * interval '1 millisecond'
-           from unnest($1::uuid[], $2::int[], $3::text[]) as f(id, attempt, worker)
-          where e.id = f.id and e.attempt = f.attempt and e.worker_id = f.worker and e.status = 'RUNNING'
-          returning e.id`,
-        [fences.map((f) => f.id), fences.map((f) => f.attempt), fences.map((f) => f.workerId), this.leaseMs],
-      )
+    renewLeases(this.pool, fences, this.leaseMs)
       .then(
-        ({ rows }) => {
+        (renewed) => {
           this.lastRenewal = sentAt;
-          const renewed = new Set(rows.map((r) => r.id));
           this.lose(fences.map((f) => f.id).filter((id) => !renewed.has(id)), 're-queued, finished or deleted elsewhere');
         },
         (err: Error) => this.log(`lease renewal failed: ${err.message}`),

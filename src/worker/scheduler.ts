@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Log } from '../ops/log.js';
 import { fireDue, type FireOptions } from './fireDue.js';
-import { requeueExpired } from './requeueExpired.js';
+import { requeueExpired } from '../executions/requeueExpired.js';
 
 /** Arbitrary constant key of the scheduler leader's session advisory lock ("kiln"). */
 const LEADER_LOCK_KEY = 0x6b696c6e;

@@ -1,11 +1,12 @@
 import { Logger } from 'graphile-worker';
 import type pg from 'pg';
 import type { LogFlushListener } from '../logs/LogWriter.js';
-import { handBack, WorkerLeases } from '../ops/handBack.js';
+import { handBack } from '../executions/handBack.js';
+import { WorkerLeases } from './workerLeases.js';
 import type { Log } from '../ops/log.js';
 import type { KilnMetrics } from '../ops/metrics.js';
 import { settlesWithin } from '../ops/timeout.js';
-import { TASKS } from '../queue/queue.js';
+import { TASKS } from '../executions/queue.js';
 import type { ContainerBackend } from '../runner/types.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { archiveLogTask } from '../tasks/archive-log.js';

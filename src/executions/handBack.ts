@@ -1,7 +1,9 @@
 import type pg from 'pg';
 import type { Log } from '../ops/log.js';
-import { enqueueArchive, enqueueRuns } from '../queue/executionQueue.js';
-import { inTransaction, type Sql } from '../queue/sql.js';
+import { enqueueArchive } from './archive.js';
+import { enqueueRuns } from './create.js';
+import type { Fence } from './fence.js';
+import { inTransaction, type Sql } from './sql.js';
 
 /** A RUNNING execution's attempt that is over without an outcome, locked by the caller's transaction. */
 export interface LostAttempt {
@@ -10,30 +12,6 @@ export interface LostAttempt {
   attempt: number;
   worker_id: string | null;
   priority: number;
-}
-
-/**
- * Hands every RUNNING execution whose lease has expired to a next attempt (see
- * requeueAsNextAttempt), with the reason that its worker stopped heartbeating. The old worker has
- * already stopped its container (see LeaseKeeper). Returns how many executions were re-queued.
- */
-export async function requeueExpired(pool: pg.Pool, log: Log): Promise<number> {
-  return inTransaction(pool, async (sql) => {
-    const expired = await sql<LostAttempt>(
-      `select id, job_id, attempt, worker_id, priority from executions
-        where status = 'RUNNING' and lease_expires_at < now()
-        order by lease_expires_at limit 200 for update skip locked`,
-    );
-    await requeueAsNextAttempt(sql, expired, (e) => `attempt ${e.attempt} lost: worker ${e.worker_id ?? '?'} stopped heartbeating; re-queued as attempt ${e.attempt + 1}`, {
-      holders: 'dead',
-    });
-    for (const e of expired) {
-      log(`execution ${e.id}: attempt ${e.attempt} on ${e.worker_id} expired; re-queued as attempt ${e.attempt + 1}`, {
-        level: 'warn', executionId: e.id, jobId: e.job_id, attempt: e.attempt, workerId: e.worker_id,
-      });
-    }
-    return expired.length;
-  });
 }
 
 /**
@@ -116,4 +94,32 @@ export async function requeueAsNextAttempt(
   }
   const runs = rows.filter((e) => !ended.has(e.id));
   await enqueueRuns(sql, runs.map((e) => ({ executionId: e.id, jobId: e.job_id, priority: e.priority, runAt: null })));
+}
+
+/**
+ * Hands executions this worker stopped back to the queue as their next attempt, at once, with
+ * `reason` in `error` and as a SYSTEM log line (the same path as an expired lease: see
+ * requeueAsNextAttempt). Only rows still RUNNING under these very claims change, so an execution
+ * that finished, was cancelled or was already re-queued elsewhere is left alone.
+ * Returns the executions re-queued.
+ */
+export async function handBack(pool: pg.Pool, fences: readonly Fence[], reason: string, log: Log): Promise<LostAttempt[]> {
+  if (fences.length === 0) return [];
+  const rows = await inTransaction(pool, async (sql) => {
+    const lost = await sql<LostAttempt>(
+      `select e.id, e.job_id, e.attempt, e.worker_id, e.priority
+         from executions e join unnest($1::uuid[], $2::int[], $3::text[]) as f(id, attempt, worker) on e.id = f.id
+        where e.attempt = f.attempt and e.worker_id = f.worker and e.status = 'RUNNING'
+        for update of e`,
+      [fences.map((f) => f.id), fences.map((f) => f.attempt), fences.map((f) => f.workerId)],
+    );
+    await requeueAsNextAttempt(sql, lost, (e) => `attempt ${e.attempt} handed back: ${reason}; re-queued as attempt ${e.attempt + 1}`);
+    return lost;
+  });
+  for (const e of rows) {
+    log(`execution ${e.id}: attempt ${e.attempt} handed back: ${reason}; re-queued as attempt ${e.attempt + 1}`, {
+      level: 'warn', executionId: e.id, jobId: e.job_id, attempt: e.attempt, workerId: e.worker_id,
+    });
+  }
+  return rows;
 }

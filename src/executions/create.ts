@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ExecutionTrigger } from '../entities/enums.js';
 import { toExecutionPlan } from '../spec/compile.js';
 import type { JobSpec } from '../spec/types.js';
-import { TASKS, queuePriority, runJobKey } from './queue.js';
+import { TASKS, queuePriority } from './queue.js';
 import type { Sql } from './sql.js';
 
 /**
@@ -13,11 +13,6 @@ import type { Sql } from './sql.js';
  * one at a time. That is the first line of "never two at once"; the claim's check of running
  * executions under the job's row lock is the second.
  */
-
-/** The graphile-worker queue of a job's executions. */
-export function jobQueueName(jobId: string): string {
-  return `kiln:job:${jobId}`;
-}
 
 /** Attempts graphile-worker makes of a run entry; a run only throws when the job is busy. */
 const RUN_MAX_ATTEMPTS = 25;
@@ -123,58 +118,5 @@ export async function enqueueRuns(sql: Sql, runs: Array<{ executionId: string; j
       runs.map((r) => r.runAt?.toISOString() ?? null),
       runs.map((r) => queuePriority(r.priority)),
     ],
-  );
-}
-
-/**
- * Cancels executions: QUEUED ones end CANCELLED now (their queue entries removed); RUNNING ones
- * get `cancel_requested_at` and a `kiln_cancel` notification, and their worker stops them.
- * Finished ones are left alone. Returns the ids that were still active.
- */
-export async function cancelExecutions(sql: Sql, ids: string[], reason: string): Promise<string[]> {
-  if (ids.length === 0) return [];
-  const queued = await sql<{ id: string }>(
-    `update executions set status = 'CANCELLED', finished_at = now(), error = $2, cancel_requested_at = coalesce(cancel_requested_at, now())
-      where id = any($1::uuid[]) and status = 'QUEUED' returning id`,
-    [ids, reason],
-  );
-  if (queued.length > 0) {
-    const q = queued.map((r) => r.id);
-    await sql(`update execution_steps set status = 'SKIPPED' where execution_id = any($1::uuid[]) and status = 'PENDING'`, [q]);
-    await sql(`select graphile_worker.remove_job('execution:' || e) from unnest($1::uuid[]) as e`, [q]);
-  }
-  const running = await sql<{ id: string }>(
-    `update executions set cancel_requested_at = coalesce(cancel_requested_at, now()), error = coalesce(error, $2)
-      where id = any($1::uuid[]) and status = 'RUNNING' returning id`,
-    [ids, reason],
-  );
-  for (const { id } of running) await sql(`select pg_notify('kiln_cancel', $1)`, [id]);
-  return [...queued, ...running].map((r) => r.id);
-}
-
-/** The job's executions that are QUEUED or RUNNING (read inside the caller's transaction). */
-export async function activeExecutions(sql: Sql, jobIds: string[]): Promise<Map<string, { running: string[]; queued: string[] }>> {
-  const rows = await sql<{ id: string; job_id: string; status: string }>(
-    `select id, job_id, status from executions where job_id = any($1::uuid[]) and status in ('QUEUED', 'RUNNING') order by created_at`,
-    [jobIds],
-  );
-  const out = new Map<string, { running: string[]; queued: string[] }>();
-  for (const id of jobIds) out.set(id, { running: [], queued: [] });
-  for (const r of rows) out.get(r.job_id)![r.status === 'RUNNING' ? 'running' : 'queued'].push(r.id);
-  return out;
-}
-
-/** Tells the scheduler leader that schedules changed, so it recomputes its next wake-up now. */
-export async function notifySchedulesChanged(sql: Sql): Promise<void> {
-  await sql(`select pg_notify('kiln_schedules', '')`);
-}
-
-export { runJobKey };
-
-/** Queues archiving of a finished execution's log; graphile-worker retries it with backoff. */
-export async function enqueueArchive(sql: Sql, executionId: string): Promise<void> {
-  await sql(
-    `select graphile_worker.add_job($1, json_build_object('executionId', $2::text), job_key => 'archive:' || $2, max_attempts => 25)`,
-    [TASKS.archiveLog, executionId],
   );
 }

@@ -1,10 +1,9 @@
 import type pg from 'pg';
-import { inTransaction } from '../queue/sql.js';
-import type { Fence } from '../worker/executionState.js';
-import { LeaseKeeper } from '../worker/leases.js';
-import { requeueAsNextAttempt, type LostAttempt } from '../worker/requeueExpired.js';
-import type { Log } from './log.js';
-import type { KilnMetrics } from './metrics.js';
+import type { Fence } from '../executions/fence.js';
+import { handBack } from '../executions/handBack.js';
+import type { Log } from '../ops/log.js';
+import type { KilnMetrics } from '../ops/metrics.js';
+import { LeaseKeeper } from './leases.js';
 
 /** How long stopped executions get to destroy their containers before they are handed back. */
 export const HAND_BACK_WAIT_MS = 15_000;
@@ -74,34 +73,6 @@ export class WorkerLeases extends LeaseKeeper {
     );
     return ended;
   }
-}
-
-/**
- * Hands executions this worker stopped back to the queue as their next attempt, at once, with
- * `reason` in `error` and as a SYSTEM log line (the same path as an expired lease: see
- * requeueAsNextAttempt). Only rows still RUNNING under these very claims change, so an execution
- * that finished, was cancelled or was already re-queued elsewhere is left alone.
- * Returns the executions re-queued.
- */
-export async function handBack(pool: pg.Pool, fences: readonly Fence[], reason: string, log: Log): Promise<LostAttempt[]> {
-  if (fences.length === 0) return [];
-  const rows = await inTransaction(pool, async (sql) => {
-    const lost = await sql<LostAttempt>(
-      `select e.id, e.job_id, e.attempt, e.worker_id, e.priority
-         from executions e join unnest($1::uuid[], $2::int[], $3::text[]) as f(id, attempt, worker) on e.id = f.id
-        where e.attempt = f.attempt and e.worker_id = f.worker and e.status = 'RUNNING'
-        for update of e`,
-      [fences.map((f) => f.id), fences.map((f) => f.attempt), fences.map((f) => f.workerId)],
-    );
-    await requeueAsNextAttempt(sql, lost, (e) => `attempt ${e.attempt} handed back: ${reason}; re-queued as attempt ${e.attempt + 1}`);
-    return lost;
-  });
-  for (const e of rows) {
-    log(`execution ${e.id}: attempt ${e.attempt} handed back: ${reason}; re-queued as attempt ${e.attempt + 1}`, {
-      level: 'warn', executionId: e.id, jobId: e.job_id, attempt: e.attempt, workerId: e.worker_id,
-    });
-  }
-  return rows;
 }
 
 /**
