@@ -212,6 +212,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
         runner: runner.services,
         workerId: config.workerId,
         concurrency: config.workerConcurrency,
+        maxRunningPerOwner: config.maxRunningPerOwner,
         pollIntervalMs: config.pollIntervalMs,
         defaultImage: config.defaultImage,
         leaseMs: config.leaseMs,

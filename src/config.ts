@@ -37,6 +37,11 @@ export interface Config {
   defaultImage: string;
   workerConcurrency: number;
   /**
+   * KILN_MAX_RUNNING_PER_OWNER: most executions of one owner RUNNING at once across all workers
+   * (0 = no cap). Claims then take one advisory lock each, so the cap is exact.
+   */
+  maxRunningPerOwner: number;
+  /**
    * Port of `kiln worker`'s own listener for /healthz, /readyz and /metrics (KILN_WORKER_PORT, on
    * HOST; 0 picks a free one). null: no listener. `kiln start` serves them on the API port instead.
    */
@@ -313,6 +318,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     s3: loadS3(env),
     defaultImage: str(env, 'KILN_DEFAULT_IMAGE') ?? 'golang:1.23',
     workerConcurrency: int(env, 'KILN_WORKER_CONCURRENCY', 4, 1, 256),
+    maxRunningPerOwner: int(env, 'KILN_MAX_RUNNING_PER_OWNER', 0, 0, 100_000),
     workerPort,
     logLevel: logLevel as ConfiguredLogLevel,
     shutdownGraceMs: int(env, 'KILN_SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),

@@ -127,7 +127,7 @@ describe('a subscriber slower than the shared tail', () => {
     // A tiny tail, so that the slow reader falls behind it many times over.
     const hub = await EventHub.start({ orm, pool, store, log: () => {}, tailLimits: { maxLines: 50, fetchPage: 20 } });
     try {
-      const lines = logLinesAfter(hub, run.executionId, 0);
+      const lines = logLinesAfter(hub, run.executionId, 0, 'alice');
       const seqs: number[] = [];
       const reading = (async () => {
         for await (const line of lines) {

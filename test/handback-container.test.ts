@@ -99,15 +99,16 @@ describe('hand-back of an execution whose container may still run', () => {
     expect(metrics.body).toMatch(/kiln_executions_requeued_total\{reason="infrastructure"\} 1\b/);
   }, 90_000);
 
-  it('hands back only its own queue entry: another execution running in the same worker keeps its locked entry', async () => {
+  it('hands back only its own execution: another execution running in the same worker keeps its claim', async () => {
     const engine = new FakeEngine();
     const k = await startTestKiln({ backend: engine });
     kilns.push(k);
     const token = await k.token('handback-queue');
     const pool = k.kiln.deps.pool;
     const other = await submitJob(k, token, 'jobs:\n  - name: Long\n    steps: [{run: "sleep 5"}]\n');
+    // The executions table is the queue: a running execution's claim is its worker and attempt.
     const entryOf = async (id: string) =>
-      (await pool.query(`select locked_by from graphile_worker.jobs where key = $1`, [`execution:${id}`])).rows[0] as { locked_by: string | null } | undefined;
+      (await pool.query(`select worker_id as locked_by from executions where id = $1 and status = 'RUNNING' and attempt = 1`, [id])).rows[0] as { locked_by: string | null } | undefined;
     await waitFor(async () => ((await entryOf(other.executionId))?.locked_by ? true : undefined), 20_000, 'the long execution to run');
     const broken = await submitJob(k, token, 'jobs:\n  - name: Broken\n    steps: [{run: "infra"}]\n');
     await waitFor(
@@ -115,7 +116,7 @@ describe('hand-back of an execution whose container may still run', () => {
         const { rows } = await pool.query(`select id, status from executions where id = any($1::uuid[])`, [[other.executionId, broken.executionId]]);
         const status = new Map(rows.map((r) => [r.id, r.status]));
         if (status.get(other.executionId) === 'RUNNING') {
-          // graphile-worker's entry of the running execution is neither unlocked nor deleted.
+          // The running execution's claim is neither released nor moved to a next attempt.
           expect(await entryOf(other.executionId)).toMatchObject({ locked_by: expect.any(String) });
         }
         return status.get(broken.executionId) === 'SUCCEEDED' && status.get(other.executionId) !== 'RUNNING' ? true : undefined;
@@ -142,7 +143,7 @@ describe('hand-back of an execution whose container may still run', () => {
     await k.kiln.worker!.stop({ graceMs: 200 });
     const { rows } = await pool.query(`select status, attempt, error from executions where id = $1`, [executionId]);
     expect(rows[0]).toEqual({ status: 'RUNNING', attempt: 1, error: null });
-    const { rows: entries } = await pool.query(`select count(*)::int as n from graphile_worker.jobs where key = $1 and attempts < max_attempts`, [`execution:${executionId}`]);
+    const { rows: entries } = await pool.query(`select count(*)::int as n from executions where id = $1 and status = 'QUEUED'`, [executionId]);
     expect(entries[0].n).toBe(0); // no new attempt queued
     expect(engine.of(executionId)).toEqual(['1']);
     engine.hung = false;
@@ -224,7 +225,8 @@ describe('a lost attempt whose cancel was already asked for', () => {
     expect(rows[0]).toEqual({ status: 'CANCELLED', attempt: 2, finished: true });
     const steps = await pool.query(`select status from execution_steps where execution_id = $1`, [executionId]);
     expect(steps.rows.map((s) => s.status)).toEqual(['SKIPPED']);
-    const queued = await pool.query(`select task_identifier, key from graphile_worker.jobs where key = any($1::text[])`, [[`execution:${executionId}`, `archive:${executionId}`]]);
-    expect(queued.rows.map((r) => r.key)).toEqual([`archive:${executionId}`]);
+    // Nothing left to claim; only its log's archive is due.
+    const queued = await pool.query(`select status = 'QUEUED' as claimable, archive_due_at is not null as archive_due from executions where id = $1`, [executionId]);
+    expect(queued.rows).toEqual([{ claimable: false, archive_due: true }]);
   });
 });

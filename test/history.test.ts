@@ -110,7 +110,8 @@ describe('job lifecycle', () => {
       const id = sub.data!.submitJob.jobs[0].lastExecution.id;
       const c = await api.gql(`mutation($id: ID!) { cancelExecution(id: $id) { status finishedAt steps { status } } }`, { id }, t);
       expect(c.data!.cancelExecution).toMatchObject({ status: 'CANCELLED', steps: [{ status: 'SKIPPED' }, { status: 'SKIPPED' }] });
-      const { rows } = await api.kiln.deps.pool.query(`select count(*)::int as n from graphile_worker.jobs where key = $1`, [`execution:${id}`]);
+      // The executions table is the queue: only a QUEUED row is ever claimed.
+      const { rows } = await api.kiln.deps.pool.query(`select count(*)::int as n from executions where id = $1 and status = 'QUEUED'`, [id]);
       expect(rows[0].n).toBe(0);
       const again = await api.gql(`mutation($id: ID!) { cancelExecution(id: $id) { status } }`, { id }, t);
       expect(again.data!.cancelExecution.status).toBe('CANCELLED');

@@ -57,7 +57,7 @@ describe('logs archived to an S3-compatible store (s3rver)', () => {
         () =>
           withDb(k.databaseUrl, async (db) => {
             const { rows } = await db.query(
-              `select (payload->>'failures')::int as failures, run_at from graphile_worker._private_jobs where key = 'archive:' || $1`,
+              `select archive_failures as failures, archive_due_at as run_at from executions where id = $1`,
               [executionId],
             );
             return rows[0]?.failures >= 1 ? rows[0] : undefined;

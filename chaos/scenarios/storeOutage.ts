@@ -35,7 +35,7 @@ export async function storeOutage(run: ScenarioRun): Promise<Row> {
   }
   const upAt = Date.now();
   const { rows: failedTries } = await run.pool.query<{ n: number }>(
-    `select coalesce(sum((payload->>'failures')::int), 0)::int as n from graphile_worker._private_jobs where key like 'archive:%'`,
+    `select coalesce(sum(archive_failures), 0)::int as n from executions where archive_due_at is not null`,
   ).catch(() => ({ rows: [{ n: -1 }] }));
   await run.waitFor('every log archived', 180_000, async () => {
     const { rows } = await run.pool.query<{ n: number }>(`select count(*)::int as n from executions where log_key is null`);

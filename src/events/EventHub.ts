@@ -4,6 +4,7 @@ import { FINAL_STATUSES, type Execution } from '../entities/index.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { CHANNELS, parseExecutionState, parseLogEvent, type ExecutionStateEvent } from './channels.js';
 import { loadExecutionSnapshot } from './executionSnapshot.js';
+import { Interest } from './Interest.js';
 import { DEFAULT_TAIL_LIMITS, LogTail, type LogTailLimits } from './LogTail.js';
 import { PgListener } from './PgListener.js';
 import { StoredLogReader } from './StoredLogReader.js';
@@ -51,16 +52,22 @@ export class EventHub {
   private readonly chains = new Map<string, Promise<void>>();
   private readonly listener: PgListener;
   private readonly limits: LogTailLimits;
+  /** The owners this process's subscribers follow (the event triggers notify only for those). */
+  readonly interest: Interest;
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
 
   private constructor(private readonly opts: EventHubOptions) {
     this.limits = { ...DEFAULT_TAIL_LIMITS, ...opts.tailLimits };
+    this.interest = new Interest(opts.pool, opts.log);
     this.listener = new PgListener({
       connection: opts.pool.options,
       channels: [CHANNELS.executionState, CHANNELS.log],
       onNotification: (channel, payload) => this.onNotification(channel, payload),
-      onReconnect: () => void this.sweep(true),
+      onReconnect: () => {
+        void this.interest.renew();
+        void this.sweep(true);
+      },
       log: opts.log,
     });
   }
@@ -69,6 +76,7 @@ export class EventHub {
   static async start(opts: EventHubOptions): Promise<EventHub> {
     const hub = new EventHub(opts);
     await hub.listener.start();
+    hub.interest.start();
     hub.sweeper = setInterval(() => void hub.sweep(false), opts.sweepMs ?? 5000);
     hub.sweeper.unref();
     return hub;
@@ -77,6 +85,7 @@ export class EventHub {
   async stop(): Promise<void> {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     await this.listener.stop();
+    await this.interest.stop();
     for (const tail of this.tails.values()) tail.wake();
     await Promise.allSettled([...this.chains.values()]);
   }

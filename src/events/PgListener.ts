@@ -26,8 +26,17 @@ export class PgListener {
   private stopped = false;
   private retry: NodeJS.Timeout | null = null;
   private backoffMs = 100;
+  private since: number | null = null;
 
   constructor(private readonly opts: PgListenerOptions) {}
+
+  /**
+   * When (epoch ms) the LISTENs now in force began; null while disconnected. Every notification
+   * committed after that time has been or will be delivered.
+   */
+  get connectedSince(): number | null {
+    return this.since;
+  }
 
   /** Connects and LISTENs; rejects when the first connection fails. */
   async start(): Promise<void> {
@@ -51,6 +60,7 @@ export class PgListener {
     const lost = (why: string) => {
       if (this.client !== client) return;
       this.client = null;
+      this.since = null;
       client.end().catch(() => {});
       if (!this.stopped) {
         this.opts.log(`event listener: connection lost (${why}); reconnecting`);
@@ -59,6 +69,7 @@ export class PgListener {
     };
     client.on('error', (err) => lost(err.message));
     client.on('end', () => lost('ended'));
+    const startedAt = Date.now();
     try {
       await client.connect();
       for (const channel of this.opts.channels) await client.query(`listen ${pg.escapeIdentifier(channel)}`);
@@ -71,6 +82,7 @@ export class PgListener {
       return;
     }
     this.client = client;
+    this.since = startedAt;
     this.backoffMs = 100;
   }
 

@@ -58,6 +58,8 @@ async function* updates(
   const queue: Execution[] = [];
   let overflow = false;
   let wake: (() => void) | null = null;
+  // Followed before watching: every change committed after this is notified.
+  const unfollow = await hub.interest.hold(filter.owner);
   const stop = hub.watchExecutions({
     ...filter,
     deliver(snapshot) {
@@ -90,5 +92,6 @@ async function* updates(
     }
   } finally {
     stop();
+    unfollow();
   }
 }

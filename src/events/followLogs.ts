@@ -24,7 +24,7 @@ export async function followExecutionLogs(
   if (!Number.isInteger(after) || after < 0) throw new ValidationError('afterSeq must be a non-negative integer');
   const execution = await findExecution(em, owner, executionId);
   if (execution === null) throw new NotFoundError('execution', executionId);
-  return logLinesAfter(hub, execution.id, after);
+  return logLinesAfter(hub, execution.id, after, owner);
 }
 
 /**
@@ -36,7 +36,9 @@ export async function followExecutionLogs(
  * switch from replay to live can neither skip nor repeat a line. The generator pulls only when
  * the transport has sent the previous line, so a slow socket is a paused cursor, not a queue.
  */
-export async function* logLinesAfter(hub: EventHub, executionId: string, afterSeq: number): AsyncGenerator<LogLine> {
+export async function* logLinesAfter(hub: EventHub, executionId: string, afterSeq: number, owner: string): AsyncGenerator<LogLine> {
+  // Followed before the tail first reads: every line stored after that is notified.
+  const unfollow = await hub.interest.hold(owner);
   const lease = hub.acquireTail(executionId);
   const reader = hub.storedLogReader(executionId);
   let cursor = afterSeq;
@@ -67,6 +69,7 @@ export async function* logLinesAfter(hub: EventHub, executionId: string, afterSe
     }
   } finally {
     lease.release();
+    unfollow();
     await reader.close();
   }
 }

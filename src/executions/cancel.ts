@@ -15,7 +15,6 @@ export async function cancelExecutions(sql: Sql, ids: string[], reason: string):
   if (queued.length > 0) {
     const q = queued.map((r) => r.id);
     await sql(`update execution_steps set status = 'SKIPPED' where execution_id = any($1::uuid[]) and status = 'PENDING'`, [q]);
-    await sql(`select graphile_worker.remove_job('execution:' || e) from unnest($1::uuid[]) as e`, [q]);
   }
   const running = await sql<{ id: string }>(
     `update executions set cancel_requested_at = coalesce(cancel_requested_at, now()), error = coalesce(error, $2)

@@ -3,42 +3,155 @@ import type { ExecutionPlan } from '../spec/types.js';
 import type { ClaimedExecution } from './fence.js';
 import { inTransaction } from './sql.js';
 
+/**
+ * QUEUED -> RUNNING with a lease: the claim. See docs/design.md, "Dispatch".
+ *
+ * Invariants:
+ * - Never two at once: the partial unique index `executions_one_running_per_job` admits one
+ *   RUNNING execution per job. A claim that would make a second fails as a whole with a unique
+ *   violation (23505) and changes nothing; the caller claims again.
+ * - Fair share: each owner's queued executions are ranked by priority, then age; an owner's
+ *   n-th best counts as `running + n`, and the lowest counts win, so an owner with a thousand
+ *   queued runs takes a slot only when its turn comes against every other owner's next run.
+ * - Per-owner cap: with `ownerCap` > 0 no owner gets more than `ownerCap` RUNNING executions.
+ *   The claims of all workers are then serialised by one transaction-scoped advisory lock, so
+ *   the count each claim reads is the truth (one statement reads one snapshot, taken before any
+ *   lock it waits for, so the count and the lock cannot share a statement).
+ */
+
+/** What a claim needs to know. */
+export interface ClaimOptions {
+  workerId: string;
+  leaseMs: number;
+  /** Most executions to claim at once: this worker's free slots. */
+  limit: number;
+  /** Most RUNNING executions one owner may have; 0 = no cap. */
+  ownerCap: number;
+}
+
+/** The advisory lock that serialises capped claims (an arbitrary constant of Kiln's own). */
+const CAP_LOCK = 0x6b696c6e;
+
+const UNIQUE_VIOLATION = '23505';
+/** Claims lost in a row to other workers' claims of the same jobs before this one gives up until its next wake-up. */
+const MAX_RACES = 3;
+
+interface ClaimRow {
+  id: string;
+  job_id: string;
+  number: number;
+  attempt: number;
+  last_seq: number;
+  plan: ExecutionPlan;
+  lateness: number | null;
+  retries: number;
+  followed: boolean;
+}
+
+const RETURNING = `returning e.id, e.job_id, e.number, e.attempt, e.last_seq, e.plan,
+  case when e.trigger = 'SCHEDULE' and e.attempt = 1 and e.scheduled_for is not null
+       then extract(epoch from e.started_at - e.scheduled_for)::float8 end as lateness,
+  coalesce((select (j.definition->>'retries')::int from jobs j where j.id = e.job_id), 0) as retries,
+  kiln_owner_followed(e.owner) as followed`;
+
+const SET_RUNNING = `status = 'RUNNING', started_at = now(), worker_id = $1, lease_expires_at = now() + $2 * interval '1 millisecond'`;
+
+/**
+ * Picks and claims up to `$3` executions. Owners are found by a loose index scan (one index probe
+ * per owner with queued work); each contributes its best `$3` claimable executions (due, not
+ * cancelled, at most one per job, none of a job already running).
+ */
+const CLAIM_NEXT = `
+with recursive owners as (
+  (select e.owner from executions e where e.status = 'QUEUED' order by e.owner limit 1)
+  union all
+  select (select e.owner from executions e where e.status = 'QUEUED' and e.owner > o.owner order by e.owner limit 1)
+    from owners o where o.owner is not null
+), heads as (
+  select h.*, row_number() over (partition by h.job_id order by h.priority desc, h.queued_at, h.id) as in_job
+    from owners o
+    cross join lateral (
+      select e.id, e.owner, e.job_id, e.priority, e.queued_at from executions e
+       where e.status = 'QUEUED' and e.owner = o.owner and e.run_at <= now() and e.cancel_requested_at is null
+         and not exists (select 1 from executions r where r.job_id = e.job_id and r.status = 'RUNNING')
+       order by e.priority desc, e.queued_at, e.id
+       limit $3
+    ) h
+   where o.owner is not null
+), ranked as (
+  select h.id, h.priority, h.queued_at,
+         row_number() over (partition by h.owner order by h.priority desc, h.queued_at, h.id)
+           + (select count(*) from executions r where r.owner = h.owner and r.status = 'RUNNING') as turn
+    from heads h where h.in_job = 1
+), chosen as (
+  select id from ranked where $4::int = 0 or turn <= $4::int
+   order by turn, priority desc, queued_at, id limit $3
+), locked as (
+  select e.id from executions e join chosen c on c.id = e.id
+   where e.status = 'QUEUED' and e.cancel_requested_at is null
+   for update of e skip locked
+)
+update executions e set ${SET_RUNNING}
+  from locked l where e.id = l.id
+${RETURNING}`;
+
+function toClaimed(r: ClaimRow, workerId: string, claimSentAt: number): ClaimedExecution {
+  return {
+    id: r.id, jobId: r.job_id, number: r.number, attempt: r.attempt, workerId, lastSeq: r.last_seq, plan: r.plan,
+    fireLatenessSec: r.lateness === null ? null : Number(r.lateness),
+    retries: Number(r.retries),
+    claimSentAt,
+    followed: r.followed,
+  };
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: string }).code === UNIQUE_VIOLATION;
+}
+
+/**
+ * Claims the next executions this worker should run, at most `limit`, in one statement (two, in
+ * one transaction, with a per-owner cap). Returns [] when nothing is claimable.
+ */
+export async function claimNext(pool: pg.Pool, o: ClaimOptions): Promise<ClaimedExecution[]> {
+  if (o.limit <= 0) return [];
+  const params = [o.workerId, o.leaseMs, o.limit, o.ownerCap];
+  for (let race = 1; ; race++) {
+    const sentAt = Date.now();
+    try {
+      const rows =
+        o.ownerCap > 0
+          ? await inTransaction(pool, async (sql) => {
+              await sql(`select pg_advisory_xact_lock(${CAP_LOCK})`);
+              return sql<ClaimRow>(CLAIM_NEXT, params);
+            })
+          : (await pool.query<ClaimRow>(CLAIM_NEXT, params)).rows;
+      return rows.map((r) => toClaimed(r, o.workerId, sentAt));
+    } catch (err) {
+      // Another worker claimed an execution of the same job meanwhile: claim again, it now counts.
+      if (isUniqueViolation(err) && race < MAX_RACES) continue;
+      if (isUniqueViolation(err)) return [];
+      throw err;
+    }
+  }
+}
+
 export type ClaimResult = { kind: 'claimed'; execution: ClaimedExecution } | { kind: 'busy' } | { kind: 'gone' };
 
 /**
- * QUEUED -> RUNNING with a lease. The job's row is locked first, so two claims of executions of
- * one job are serialised and the second sees the first as running: 'busy' (the caller retries
- * later). A cancelled, finished or deleted execution is 'gone' and never starts.
+ * Claims one given execution: 'busy' while another execution of its job runs, 'gone' when it is
+ * no longer QUEUED (cancelled, already run, deleted). Tests and tools use it; workers use claimNext.
  */
 export async function claimExecution(pool: pg.Pool, executionId: string, workerId: string, leaseMs: number): Promise<ClaimResult> {
-  return inTransaction(pool, async (sql) => {
-    const [job] = await sql<{ id: string }>(
-      `select j.id from jobs j join executions e on e.job_id = j.id where e.id = $1 for update of j`,
-      [executionId],
+  const sentAt = Date.now();
+  try {
+    const { rows } = await pool.query<ClaimRow>(
+      `update executions e set ${SET_RUNNING} where e.id = $3 and e.status = 'QUEUED' and e.cancel_requested_at is null ${RETURNING}`,
+      [workerId, leaseMs, executionId],
     );
-    if (!job) return { kind: 'gone' };
-    const [busy] = await sql(`select 1 from executions where job_id = $1 and status = 'RUNNING' and id <> $2 limit 1`, [job.id, executionId]);
-    const rows = await sql<{ id: string; job_id: string; number: number; attempt: number; last_seq: number; plan: ExecutionPlan; lateness: number | null }>(
-      `update executions set status = 'RUNNING', started_at = now(), worker_id = $2,
-              lease_expires_at = now() + $3 * interval '1 millisecond'
-        where id = $1 and status = 'QUEUED' and cancel_requested_at is null and $4::boolean
-        returning id, job_id, number, attempt, last_seq, plan,
-                  case when trigger = 'SCHEDULE' and attempt = 1 and scheduled_for is not null
-                       then extract(epoch from started_at - scheduled_for)::float8 end as lateness`,
-      [executionId, workerId, leaseMs, !busy],
-    );
-    const r = rows[0];
-    if (!r) {
-      const [still] = await sql(`select 1 from executions where id = $1 and status = 'QUEUED' and cancel_requested_at is null`, [executionId]);
-      return still ? { kind: 'busy' } : { kind: 'gone' };
-    }
-    return {
-      kind: 'claimed',
-      execution: {
-        id: r.id, jobId: r.job_id, number: r.number, attempt: r.attempt, workerId, lastSeq: r.last_seq, plan: r.plan,
-        fireLatenessSec: r.lateness === null ? null : Number(r.lateness),
-      },
-    };
-  });
+    return rows[0] ? { kind: 'claimed', execution: toClaimed(rows[0], workerId, sentAt) } : { kind: 'gone' };
+  } catch (err) {
+    if (isUniqueViolation(err)) return { kind: 'busy' };
+    throw err;
+  }
 }
-

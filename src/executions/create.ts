@@ -2,20 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { ExecutionTrigger } from '../entities/enums.js';
 import { toExecutionPlan } from '../spec/compile.js';
 import type { JobSpec } from '../spec/types.js';
-import { TASKS, queuePriority } from './queue.js';
+import { QUEUED_CHANNEL } from './queue.js';
 import type { Sql } from './sql.js';
 
 /**
- * Operations that change executions together with their graphile-worker entries. Each takes
- * the caller's transaction (`Sql`), so rows and queue entries commit or vanish together.
- *
- * Invariant: all executions of one job share one graphile-worker queue, which runs its entries
- * one at a time. That is the first line of "never two at once"; the claim's check of running
- * executions under the job's row lock is the second.
+ * Creating executions. The executions table is the queue (docs/design.md, "Dispatch"): a QUEUED
+ * row whose `run_at` has come is claimable, so creating the rows is enqueueing them, in the
+ * caller's transaction. Workers are woken by one NOTIFY per call, delivered at commit.
  */
-
-/** Attempts graphile-worker makes of a run entry; a run only throws when the job is busy. */
-const RUN_MAX_ATTEMPTS = 25;
 
 export interface NewExecution {
   job: { id: string; owner: string; priority: number; definition: JobSpec };
@@ -68,12 +62,12 @@ export async function insertExecutions(sql: Sql, defaultImage: string, items: Ne
   }
   await sql(
     `insert into executions (id, job_id, owner, number, status, trigger, attempt, priority, plan, scheduled_for,
-                             queued_at, last_seq, artifacts, retry_of, retry_number, created_at)
+                             queued_at, last_seq, artifacts, retry_of, retry_number, created_at, run_at)
      select u.id, u.job_id, u.owner, u.number, 'QUEUED', u.trigger, 1, u.priority, u.plan, u.scheduled_for,
-            now(), 0, '[]', u.retry_of, u.retry_number, now()
+            now(), 0, '[]', u.retry_of, u.retry_number, now(), coalesce(u.run_at, now())
        from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::smallint[], $7::jsonb[],
-                   $8::timestamptz[], $9::uuid[], $10::int[])
-         as u(id, job_id, owner, number, trigger, priority, plan, scheduled_for, retry_of, retry_number)`,
+                   $8::timestamptz[], $9::uuid[], $10::int[], $11::timestamptz[])
+         as u(id, job_id, owner, number, trigger, priority, plan, scheduled_for, retry_of, retry_number, run_at)`,
     [
       created.map((c) => c.id),
       created.map((c) => c.jobId),
@@ -85,38 +79,17 @@ export async function insertExecutions(sql: Sql, defaultImage: string, items: Ne
       items.map((i) => i.scheduledFor?.toISOString() ?? null),
       items.map((i) => i.retryOf ?? null),
       items.map((i) => i.retryNumber ?? 0),
+      items.map((i) => i.runAt?.toISOString() ?? null),
     ],
   );
-  if (stepRows.exec.length > 0) {
-    await sql(
-      `insert into execution_steps (id, execution_id, index, name, status)
-       select gen_random_uuid(), u.e, u.i, u.n, 'PENDING' from unnest($1::uuid[], $2::int[], $3::text[]) as u(e, i, n)`,
-      [stepRows.exec, stepRows.index, stepRows.name],
-    );
-  }
-  await enqueueRuns(
-    sql,
-    created.map((c, i) => ({ executionId: c.id, jobId: c.jobId, priority: items[i]!.job.priority, runAt: items[i]!.runAt ?? null })),
+  // The steps and the workers' wake-up in one statement.
+  await sql(
+    `with steps as (
+       insert into execution_steps (id, execution_id, index, name, status)
+       select gen_random_uuid(), u.e, u.i, u.n, 'PENDING' from unnest($1::uuid[], $2::int[], $3::text[]) as u(e, i, n)
+     )
+     select pg_notify($4, '')`,
+    [stepRows.exec, stepRows.index, stepRows.name, QUEUED_CHANNEL],
   );
   return created;
-}
-
-/** Adds the run entries of executions (new, or re-queued as a next attempt). */
-export async function enqueueRuns(sql: Sql, runs: Array<{ executionId: string; jobId: string; priority: number; runAt: Date | null }>): Promise<void> {
-  if (runs.length === 0) return;
-  await sql(
-    `select graphile_worker.add_jobs(array_agg(row(
-        $1::text, json_build_object('executionId', u.e), 'kiln:job:' || u.j, coalesce(u.ra, now()), $2::smallint,
-        'execution:' || u.e, u.p, null
-      )::graphile_worker.job_spec))
-       from unnest($3::uuid[], $4::uuid[], $5::timestamptz[], $6::smallint[]) as u(e, j, ra, p)`,
-    [
-      TASKS.runExecution,
-      RUN_MAX_ATTEMPTS,
-      runs.map((r) => r.executionId),
-      runs.map((r) => r.jobId),
-      runs.map((r) => r.runAt?.toISOString() ?? null),
-      runs.map((r) => queuePriority(r.priority)),
-    ],
-  );
 }

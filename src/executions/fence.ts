@@ -22,6 +22,12 @@ export interface ClaimedExecution extends Fence {
    * attempt of a SCHEDULE execution; null for any other (fire lateness, see KilnMetrics).
    */
   fireLatenessSec: number | null;
+  /** When (epoch ms, this process's clock) the claim was sent: anything committed later happened after the claim. */
+  claimSentAt: number;
+  /** Whether some API process follows the owner's events (docs/design.md, "Live events"): then every step change is its own event. */
+  followed: boolean;
+  /** The job's `retries` when claimed: whether a failure may queue a retry. */
+  retries: number;
 }
 
 /** SQL condition: the execution `$1` is still RUNNING under the claim (`$2` attempt, `$3` worker). */

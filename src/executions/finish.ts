@@ -3,9 +3,10 @@ import { ExecutionTrigger } from '../entities/enums.js';
 import type { Log } from '../ops/log.js';
 import type { JobSpec } from '../spec/types.js';
 import { retryDelayMs } from './backoff.js';
-import { enqueueArchive } from './archive.js';
+import { ARCHIVE_NOW } from './archive.js';
 import { insertExecutions } from './create.js';
 import { FENCED, type Fence } from './fence.js';
+import { stepChangeParams, type StepChange } from './steps.js';
 import { inTransaction, type Sql } from './sql.js';
 
 export interface Outcome {
@@ -14,36 +15,33 @@ export interface Outcome {
   error: string | null;
 }
 
+/** Statuses after which the job may queue a retry. */
+const RETRYABLE: ReadonlySet<Outcome['status']> = new Set(['FAILED', 'TIMED_OUT']);
+
 /**
  * Ends a RUNNING execution under its claim: the final status, the steps never reached marked
- * SKIPPED, the log's archive queued (its own task, so the status never waits for the store),
- * and, after a failure, the job's next retry queued with backoff — all in one transaction.
- * Returns false when the claim was lost (the write was fenced off).
+ * SKIPPED and the log's archive due, in one statement; after a failure of a job that retries,
+ * its next retry is queued with backoff in the same transaction. Returns false when the claim
+ * was lost (the write was fenced off).
  */
 export async function finishExecution(
   pool: pg.Pool,
   fence: Fence,
   outcome: Outcome,
-  retry: { defaultImage: string; baseMs: number; log?: Log },
+  retry: { defaultImage: string; baseMs: number; log?: Log; retries: number },
+  steps: readonly StepChange[] = [],
 ): Promise<boolean> {
+  const params = [fence.id, fence.attempt, fence.workerId, outcome.status, outcome.exitCode, outcome.error, ...stepChangeParams(steps)];
   let retryId: string | null = null;
-  const finished = await inTransaction(pool, async (sql) => {
-    const done = await sql<{ job_id: string; retry_of: string | null; retry_number: number }>(
-      `update executions set status = $4, exit_code = $5, error = $6, finished_at = now(), lease_expires_at = null
-        where ${FENCED} returning job_id, retry_of, retry_number`,
-      [fence.id, fence.attempt, fence.workerId, outcome.status, outcome.exitCode, outcome.error],
-    );
-    const row = done[0];
-    if (!row) return false;
-    await sql(
-      `update execution_steps set status = case when status = 'RUNNING' then 'FAILED' else 'SKIPPED' end, finished_at = coalesce(finished_at, now())
-        where execution_id = $1 and status in ('PENDING', 'RUNNING')`,
-      [fence.id],
-    );
-    await enqueueArchive(sql, fence.id);
-    if (outcome.status === 'FAILED' || outcome.status === 'TIMED_OUT') retryId = await queueRetry(sql, fence.id, row, retry);
-    return true;
-  });
+  const finished =
+    RETRYABLE.has(outcome.status) && retry.retries > 0
+      ? await inTransaction(pool, async (sql) => {
+          const [row] = await sql<FinishedRow>(FINISH, params);
+          if (!row) return false;
+          retryId = await queueRetry(sql, fence.id, row, retry);
+          return true;
+        })
+      : (await pool.query<FinishedRow>(FINISH, params)).rows.length > 0;
   if (!finished) {
     retry.log?.(`execution ${fence.id}: attempt ${fence.attempt} was no longer this worker's; its outcome ${outcome.status} was not recorded`, {
       level: 'warn', executionId: fence.id, attempt: fence.attempt, workerId: fence.workerId,
@@ -55,6 +53,35 @@ export async function finishExecution(
   }
   return finished;
 }
+
+interface FinishedRow {
+  job_id: string;
+  retry_of: string | null;
+  retry_number: number;
+}
+
+/**
+ * The outcome, the archive, the run's last step changes ($7..$11, see stepChangeParams) and the
+ * steps it never finished (RUNNING -> FAILED, PENDING -> SKIPPED), under the claim ($1..$3), in one
+ * statement. A step's row is updated once: its last change and its final status are one update.
+ */
+const FINISH = `
+with done as (
+  update executions set status = $4, exit_code = $5, error = $6, finished_at = now(), lease_expires_at = null, ${ARCHIVE_NOW}
+   where ${FENCED} returning job_id, retry_of, retry_number
+), changes as (
+  select * from unnest($7::int[], $8::text[], $9::int[], $10::timestamptz[], $11::timestamptz[]) as c(idx, status, exit_code, started_at, finished_at)
+), steps as (
+  update execution_steps s
+     set status = case coalesce(c.status, s.status) when 'RUNNING' then 'FAILED' when 'PENDING' then 'SKIPPED' else coalesce(c.status, s.status) end,
+         exit_code = case when c.idx is null then s.exit_code else c.exit_code end,
+         started_at = coalesce(c.started_at, s.started_at),
+         finished_at = coalesce(c.finished_at, s.finished_at, now())
+    from execution_steps s2 left join changes c on c.idx = s2.index
+   where s.id = s2.id and s2.execution_id = $1 and (c.idx is not null or s2.status in ('PENDING', 'RUNNING'))
+     and exists (select 1 from done)
+)
+select job_id, retry_of, retry_number from done`;
 
 /** Queues the next retry of a failed execution when its job allows one more. */
 async function queueRetry(

@@ -15,9 +15,7 @@ export async function requeueExpired(pool: pg.Pool, log: Log): Promise<number> {
         where status = 'RUNNING' and lease_expires_at < now()
         order by lease_expires_at limit 200 for update skip locked`,
     );
-    await requeueAsNextAttempt(sql, expired, (e) => `attempt ${e.attempt} lost: worker ${e.worker_id ?? '?'} stopped heartbeating; re-queued as attempt ${e.attempt + 1}`, {
-      holders: 'dead',
-    });
+    await requeueAsNextAttempt(sql, expired, (e) => `attempt ${e.attempt} lost: worker ${e.worker_id ?? '?'} stopped heartbeating; re-queued as attempt ${e.attempt + 1}`);
     for (const e of expired) {
       log(`execution ${e.id}: attempt ${e.attempt} on ${e.worker_id} expired; re-queued as attempt ${e.attempt + 1}`, {
         level: 'warn', executionId: e.id, jobId: e.job_id, attempt: e.attempt, workerId: e.worker_id,

@@ -1,20 +1,43 @@
 import type pg from 'pg';
-import { FENCED, type Fence } from './fence.js';
+import type { Fence } from './fence.js';
 
-/** A step of a RUNNING execution starts or ends, under the worker's claim (a lost claim changes nothing). */
-export async function markStep(
-  pool: pg.Pool,
-  fence: Fence,
-  index: number,
-  change: { status: 'RUNNING' } | { status: 'SUCCEEDED' | 'FAILED'; exitCode: number | null },
-): Promise<void> {
-  const fenced = `execution_id = $1 and index = $4 and exists (select 1 from executions where ${FENCED})`;
-  if (change.status === 'RUNNING') {
-    await pool.query(`update execution_steps set status = 'RUNNING', started_at = now() where ${fenced}`, [fence.id, fence.attempt, fence.workerId, index]);
-  } else {
-    await pool.query(`update execution_steps set status = $5, exit_code = $6, finished_at = now() where ${fenced}`, [
-      fence.id, fence.attempt, fence.workerId, index, change.status, change.exitCode,
-    ]);
-  }
+/** A change of one step of a RUNNING execution, as the run saw it (its own clock). */
+export interface StepChange {
+  index: number;
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  exitCode: number | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
 }
 
+/** The columns of a batch of step changes, as unnest() parameters in this order. */
+export function stepChangeParams(changes: readonly StepChange[]): unknown[] {
+  return [
+    changes.map((c) => c.index),
+    changes.map((c) => c.status),
+    changes.map((c) => c.exitCode),
+    changes.map((c) => c.startedAt?.toISOString() ?? null),
+    changes.map((c) => c.finishedAt?.toISOString() ?? null),
+  ];
+}
+
+/**
+ * Writes step changes of a RUNNING execution under the worker's claim, in one statement (a lost
+ * claim changes nothing), and says whether the owner's events are followed now. The run batches
+ * them while nobody follows (see worker/stepMarks.ts); its last ones go with the finish (finish.ts).
+ */
+export async function markSteps(pool: pg.Pool, fence: Fence, changes: readonly StepChange[]): Promise<{ followed: boolean }> {
+  const { rows } = await pool.query<{ followed: boolean }>(
+    `with claim as (
+       select owner from executions where id = $1 and attempt = $2 and worker_id = $3 and status = 'RUNNING'
+     ), marked as (
+       update execution_steps s set status = c.status, exit_code = c.exit_code,
+              started_at = coalesce(c.started_at, s.started_at), finished_at = coalesce(c.finished_at, s.finished_at)
+         from unnest($4::int[], $5::text[], $6::int[], $7::timestamptz[], $8::timestamptz[]) as c(idx, status, exit_code, started_at, finished_at)
+        where s.execution_id = $1 and s.index = c.idx and exists (select 1 from claim)
+     )
+     select kiln_owner_followed(owner) as followed from claim`,
+    [fence.id, fence.attempt, fence.workerId, ...stepChangeParams(changes)],
+  );
+  return { followed: rows[0]?.followed ?? false };
+}

@@ -4,6 +4,8 @@ import type { Log } from '../ops/log.js';
 
 /** The channel `cancelExecutions` (src/queue/executionQueue.ts) notifies with an execution id. */
 export const CANCEL_CHANNEL = 'kiln_cancel';
+/** How long a notified cancel is remembered for a run that starts watching late. */
+const RECENT_MS = 60_000;
 
 /**
  * Delivers cancel requests to the executions this worker process runs, whichever API process
@@ -19,6 +21,8 @@ export const CANCEL_CHANNEL = 'kiln_cancel';
  */
 export class CancelListener {
   private readonly watched = new Map<string, () => void>();
+  /** Cancels notified lately (id -> when), for a run that starts watching just after its cancel arrived. */
+  private readonly recent = new Map<string, number>();
   private readonly listener: PgListener;
 
   constructor(
@@ -29,7 +33,7 @@ export class CancelListener {
     this.listener = new PgListener({
       connection,
       channels: [CANCEL_CHANNEL],
-      onNotification: (_channel, executionId) => this.cancel(executionId),
+      onNotification: (_channel, executionId) => this.notified(executionId),
       onReconnect: () => this.recheck([...this.watched.keys()]),
       log,
     });
@@ -46,8 +50,11 @@ export class CancelListener {
   /**
    * Calls `onCancel` (once) when a cancel of `executionId` is requested, from now until the
    * returned function is called. The execution counts as running in this process meanwhile.
+   * `claimedAt` (epoch ms, taken before the claim was sent): when the listener has been listening
+   * since before then, a cancel committed after the claim was notified (and is in `recent` if it
+   * came before this watch), so Postgres need not be asked; otherwise it is.
    */
-  watch(executionId: string, onCancel: () => void): () => void {
+  watch(executionId: string, onCancel: () => void, claimedAt: number | null = null): () => void {
     let fired = false;
     const fire = () => {
       if (fired) return;
@@ -55,7 +62,9 @@ export class CancelListener {
       onCancel();
     };
     this.watched.set(executionId, fire);
-    this.recheck([executionId]);
+    const since = this.listener.connectedSince;
+    if (this.recent.has(executionId)) this.cancel(executionId);
+    else if (claimedAt === null || since === null || since > claimedAt) this.recheck([executionId]);
     return () => {
       if (this.watched.get(executionId) === fire) this.watched.delete(executionId);
     };
@@ -64,6 +73,16 @@ export class CancelListener {
   /** Whether an execution is being run (watched) by this process. */
   runs(executionId: string): boolean {
     return this.watched.has(executionId);
+  }
+
+  private notified(executionId: string): void {
+    const now = Date.now();
+    this.recent.set(executionId, now);
+    for (const [id, at] of this.recent) {
+      if (now - at < RECENT_MS) break; // oldest first: the rest are newer
+      this.recent.delete(id);
+    }
+    this.cancel(executionId);
   }
 
   private cancel(executionId: string): void {

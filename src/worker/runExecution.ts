@@ -17,7 +17,7 @@ import { checkoutInto, redactUrl } from '../runner/workspace.js';
 import { loadExecutionSecrets } from '../secrets/executionSecrets.js';
 import { claimExecution } from '../executions/claim.js';
 import { finishExecution, type Outcome } from '../executions/finish.js';
-import { markStep } from '../executions/steps.js';
+import { StepMarks } from './stepMarks.js';
 import { type ClaimedExecution } from '../executions/fence.js';
 import type { LeaseKeeper } from './leases.js';
 import type { RunnerServices } from './runnerRuntime.js';
@@ -54,14 +54,6 @@ const LOST_REMOVAL_MS = 60_000;
 /** How long the end of a run waits for its last log lines to be stored (Postgres may be what broke). */
 const LOG_CLOSE_WAIT_MS = 10_000;
 
-/** Thrown when another execution of the same job is running: graphile-worker retries later. */
-export class JobBusyError extends Error {
-  constructor(executionId: string) {
-    super(`execution ${executionId} waits: another execution of its job is running`);
-    this.name = 'JobBusyError';
-  }
-}
-
 type FinalStatus = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
 
 /**
@@ -72,9 +64,14 @@ type FinalStatus = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
  */
 export async function runExecution(deps: RunnerDeps, executionId: string): Promise<void> {
   const claim = await claimExecution(deps.pool, executionId, deps.workerId, deps.leases.leaseMs);
-  if (claim.kind === 'busy') throw new JobBusyError(executionId);
-  if (claim.kind === 'gone') return; // cancelled before it started, already run, or deleted
-  const claimed = claim.execution;
+  // Busy: another execution of its job runs; it stays QUEUED and a dispatcher claims it later.
+  // Gone: cancelled before it started, already run, or deleted.
+  if (claim.kind !== 'claimed') return;
+  await runClaimed(deps, claim.execution);
+}
+
+/** Runs an execution this worker has claimed (see runExecution), to its end. */
+export async function runClaimed(deps: RunnerDeps, claimed: ClaimedExecution): Promise<void> {
   const { plan } = claimed;
   const startedAt = Date.now();
   const ids = { executionId: claimed.id, jobId: claimed.jobId, attempt: claimed.attempt, workerId: deps.workerId };
@@ -102,7 +99,7 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
   // `timeout` counts from the start of the run, not from the queue.
   const deadline = setTimeout(() => halt('TIMED_OUT', `timed out after ${plan.timeoutMs} ms`), plan.timeoutMs);
   // Cancel requests arrive by LISTEN/NOTIFY from whichever API process took them.
-  const unwatch = deps.runner.cancels.watch(claimed.id, () => halt('CANCELLED', 'cancelled'));
+  const unwatch = deps.runner.cancels.watch(claimed.id, () => halt('CANCELLED', 'cancelled'), claimed.claimSentAt);
 
   // A lost claim kills the container at once: another worker may take the execution over.
   deps.leases.hold(claimed, (reason) => halt('LOST', reason));
@@ -113,6 +110,9 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
   // from (see atPostgresBoundary), never by what it says.
   const pool = atPostgresBoundary(deps.pool);
   const runDeps: RunnerDeps = { ...deps, pool };
+  const marks = new StepMarks(pool, claimed, (err) =>
+    deps.log?.(`execution ${claimed.id}: step changes not stored yet (${err.message}); the finish stores them`, { ...ids, level: 'warn' }),
+  );
   try {
     log.system(`execution #${claimed.number} (attempt ${claimed.attempt}) on worker ${deps.workerId}, image ${plan.image}`);
     const secrets = await loadExecutionSecrets(pool, deps.runner.secretBox, claimed.id, plan.secrets);
@@ -141,7 +141,7 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
       });
       log.system(`checked out commit ${commit}`);
     }
-    const io: StepIo = { masker, budget: new OutputBudget(deps.runner.settings.maxLogBytes), secretEnv: Object.fromEntries(secrets) };
+    const io: StepIo = { marks, masker, budget: new OutputBudget(deps.runner.settings.maxLogBytes), secretEnv: Object.fromEntries(secrets) };
     for (const step of plan.steps) {
       if (stop.signal.aborted) break;
       const result = await runStep(runDeps, handle, claimed, step, log, io, stop.signal, (ms) => halt('TIMED_OUT', `step "${step.name}" timed out after ${ms} ms`));
@@ -265,7 +265,7 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
     }
     let recorded = false;
     try {
-      recorded = await finishExecution(deps.pool, claimed, outcome as Outcome, { defaultImage: deps.defaultImage, baseMs: deps.retryBaseMs, log: deps.log });
+      recorded = await finishExecution(deps.pool, claimed, outcome as Outcome, { defaultImage: deps.defaultImage, baseMs: deps.retryBaseMs, log: deps.log, retries: claimed.retries }, await marks.take());
       if (recorded) {
         const seconds = (Date.now() - startedAt) / 1000;
         deps.metrics?.executionFinished(outcome.status, seconds);
@@ -288,6 +288,7 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
 
 /** What every step of one execution shares on the way in and out of the container. */
 interface StepIo {
+  marks: StepMarks;
   masker: SecretMasker | null;
   budget: OutputBudget;
   /** The job's secrets, given to each step's process only (not to the container's config). */
@@ -305,7 +306,7 @@ async function runStep(
   runSignal: AbortSignal,
   onStepTimeout: (ms: number) => void,
 ): Promise<StepResult | null> {
-  await markStep(deps.pool, claimed, step.index, { status: 'RUNNING' });
+  io.marks.started(step.index);
   log.system(`step ${step.index + 1}/${claimed.plan.steps.length}: ${step.name}`, step.index);
   const output = new StepOutput(log, step.index, io.masker, io.budget);
   const signals = [runSignal];
@@ -323,7 +324,7 @@ async function runStep(
   } catch (err) {
     output.end();
     if (!signal.aborted) throw err;
-    await markStep(deps.pool, claimed, step.index, { status: 'FAILED', exitCode: null });
+    io.marks.ended(step.index, 'FAILED', null);
     if (!runSignal.aborted) {
       // Only the step's own timeout fired: the execution ends TIMED_OUT all the same.
       onStepTimeout(step.timeoutMs ?? 0);
@@ -333,7 +334,7 @@ async function runStep(
   output.end();
   const { exitCode } = result;
   deps.metrics?.stepFinished(exitCode === 0 ? 'SUCCEEDED' : 'FAILED', (Date.now() - stepStarted) / 1000);
-  await markStep(deps.pool, claimed, step.index, { status: exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode });
+  io.marks.ended(step.index, exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode);
   if (result.oomKilled) log.system(`step "${step.name}" was killed by the kernel: out of memory`, step.index);
   log.system(`step "${step.name}" exited with code ${exitCode}`, step.index);
   return result;

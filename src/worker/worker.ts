@@ -9,10 +9,11 @@ import { settlesWithin } from '../ops/timeout.js';
 import { TASKS } from '../executions/queue.js';
 import type { ContainerBackend } from '../runner/types.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
-import { archiveLogTask } from '../tasks/archive-log.js';
 import { housekeepingTask } from '../tasks/housekeeping.js';
-import { runExecutionTask } from '../tasks/run-execution.js';
+import { Archiver } from './archiver.js';
+import { Dispatcher } from './dispatcher.js';
 import type { LeaseKeeper } from './leases.js';
+import { runClaimed } from './runExecution.js';
 import type { RunnerServices } from './runnerRuntime.js';
 import { Scheduler } from './scheduler.js';
 import { SupervisedRunner } from './supervisedRunner.js';
@@ -23,6 +24,8 @@ export interface WorkerOptions {
   backend: ContainerBackend;
   workerId: string;
   concurrency: number;
+  /** Most RUNNING executions per owner, cluster-wide (0: no cap). */
+  maxRunningPerOwner: number;
   pollIntervalMs: number;
   defaultImage: string;
   leaseMs: number;
@@ -59,10 +62,12 @@ const DEFAULT_GRACE_MS = 30_000;
 /** How long stopped executions get to destroy their containers, and other parts to stop, at shutdown. */
 const STOP_WAIT_MS = 15_000;
 
+/** How often archivers look for archives that are due (besides when a run of theirs finishes). */
+const ARCHIVE_POLL_MS = 1000;
+
 function quietLogger(log: Log): Logger {
   return new Logger(() => (level, message) => {
-    // A busy job's run entry is retried by design (see JobBusyError); that is not an error.
-    if ((level === 'error' || level === 'warning') && !message.includes('JobBusyError')) {
+    if (level === 'error' || level === 'warning') {
       log(`queue ${level}: ${message}`, { level: level === 'error' ? 'error' : 'warn' });
     }
   });
@@ -85,32 +90,26 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
   };
   const leases = new WorkerLeases(opts.pool, opts.leaseMs, opts.log);
   leases.start();
-  const runners: SupervisedRunner[] = [];
-  runners.push(
-    await SupervisedRunner.start('execution', {
-      ...common,
-      concurrency: opts.concurrency,
-      taskList: {
-        [TASKS.runExecution]: runExecutionTask({
-          pool: opts.pool, backend: opts.backend, workerId: opts.workerId, onLogFlush: opts.onLogFlush,
-          leases, defaultImage: opts.defaultImage, retryBaseMs: opts.retryBaseMs, runner: opts.runner,
-          log: opts.log, metrics: opts.metrics,
-        }),
-      },
-    }, opts.pool, opts.log),
-  );
+  const archiver = new Archiver(opts.pool, opts.store, opts.log, ARCHIVE_POLL_MS);
+  const runDeps = {
+    pool: opts.pool, backend: opts.backend, workerId: opts.workerId, onLogFlush: opts.onLogFlush,
+    leases, defaultImage: opts.defaultImage, retryBaseMs: opts.retryBaseMs, runner: opts.runner,
+    log: opts.log, metrics: opts.metrics,
+  };
+  const executions = new Dispatcher({
+    pool: opts.pool, workerId: opts.workerId, concurrency: opts.concurrency, leaseMs: opts.leaseMs,
+    ownerCap: opts.maxRunningPerOwner, pollIntervalMs: opts.pollIntervalMs, log: opts.log,
+    run: (claimed) => runClaimed(runDeps, claimed).finally(() => archiver.wake()),
+  });
+  await executions.start();
+  archiver.start();
   const fire = { defaultImage: opts.defaultImage, graceMs: opts.misfireGraceMs, runAllMax: opts.runAllMax, maxTicks: 1000, batchSize: 500 };
-  runners.push(
-    await SupervisedRunner.start('housekeeping', {
-      ...common,
-      concurrency: 2,
-      crontab: HOUSEKEEPING_CRONTAB,
-      taskList: {
-        [TASKS.archiveLog]: archiveLogTask(opts.pool, opts.store, opts.log),
-        [TASKS.housekeeping]: housekeepingTask(opts.pool, fire, opts.log),
-      },
-    }, opts.pool, opts.log),
-  );
+  const housekeeping = await SupervisedRunner.start('housekeeping', {
+    ...common,
+    concurrency: 1,
+    crontab: HOUSEKEEPING_CRONTAB,
+    taskList: { [TASKS.housekeeping]: housekeepingTask(opts.pool, fire, opts.log) },
+  }, opts.pool, opts.log);
   const scheduler = new Scheduler({
     pool: opts.pool, log: opts.log, ...fire,
     requeueEveryMs: Math.max(250, Math.min(1000, Math.floor(opts.leaseMs / 4))),
@@ -119,14 +118,13 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
   scheduler.start();
   opts.metrics?.watchLeader(() => scheduler.leader);
   opts.metrics?.watchRunning(() => leases.size);
-  const [executions, housekeeping] = runners as [SupervisedRunner, SupervisedRunner];
 
   const drain = async (graceMs: number): Promise<void> => {
     const log = opts.log;
-    // runner.stop() deactivates its pool at once (no job is fetched from here on) and then waits for
-    // the tasks in flight to return, so no queue entry is left locked; it resolves when they have.
-    const stopped = (r: SupervisedRunner, what: string) => r.stop().catch((err: Error) => log(`shutdown: ${what}: ${err.message}`, { level: 'error', err }));
-    const executionsStopped = stopped(executions, 'execution runner');
+    // The dispatcher stops claiming at once and resolves when the runs in flight have ended;
+    // runner.stop() likewise deactivates graphile-worker's pool and waits for its tasks.
+    const stopped = (r: { stop(): Promise<void> }, what: string) => r.stop().catch((err: Error) => log(`shutdown: ${what}: ${err.message}`, { level: 'error', err }));
+    const executionsStopped = stopped(executions, 'dispatcher');
     const housekeepingStopped = stopped(housekeeping, 'housekeeping runner');
     if (!(await settlesWithin(scheduler.stop(), STOP_WAIT_MS))) log('shutdown: the scheduler did not stop in time', { level: 'warn' });
     const running = leases.size;
@@ -151,9 +149,10 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
         return [];
       });
       opts.metrics?.executionsRequeued('shutdown', requeued.length);
-      if (!(await settlesWithin(executionsStopped, STOP_WAIT_MS))) log('shutdown: the execution runner did not stop in time', { level: 'warn' });
+      if (!(await settlesWithin(executionsStopped, STOP_WAIT_MS))) log('shutdown: the dispatcher did not stop in time', { level: 'warn' });
     }
     if (!(await settlesWithin(housekeepingStopped, STOP_WAIT_MS))) log('shutdown: the housekeeping runner did not stop in time', { level: 'warn' });
+    if (!(await settlesWithin(archiver.stop(), STOP_WAIT_MS))) log('shutdown: the archiver did not stop in time', { level: 'warn' });
     leases.stop();
   };
   let stopping: Promise<void> | null = null;

@@ -1,0 +1,139 @@
+import type pg from 'pg';
+import { claimNext } from '../executions/claim.js';
+import type { ClaimedExecution } from '../executions/fence.js';
+import { QUEUED_CHANNEL } from '../executions/queue.js';
+import { PgListener } from '../events/PgListener.js';
+import type { Log } from '../ops/log.js';
+
+/** What the dispatcher needs. */
+export interface DispatcherOptions {
+  pool: pg.Pool;
+  workerId: string;
+  /** Executions this process runs at once: its slots. */
+  concurrency: number;
+  leaseMs: number;
+  /** Most RUNNING executions per owner, cluster-wide; 0 = no cap. */
+  ownerCap: number;
+  /** How often it claims without being told (future `run_at`s, missed notifications). */
+  pollIntervalMs: number;
+  /** Runs one claimed execution to its end; never rejects (a run records its own failures). */
+  run(claimed: ClaimedExecution): Promise<void>;
+  /** False while this worker cannot run work (its engine is unreachable): it claims nothing then. */
+  canClaim?: () => boolean;
+  log: Log;
+}
+
+/** After a failed claim (Postgres unreachable), the next try waits this long, doubling up to the poll interval. */
+const FIRST_ERROR_WAIT_MS = 100;
+
+/**
+ * Fills this worker's slots with claimed executions (docs/design.md, "Dispatch"). It claims when
+ * told that work was queued (LISTEN `kiln_queued`), when one of its runs ends (a slot is free and
+ * the job's next execution may now be claimable), and every poll interval. One claim at a time:
+ * a wake-up during a claim makes it claim again right after, so no wake-up is lost.
+ */
+export class Dispatcher {
+  private readonly running = new Set<Promise<void>>();
+  private readonly listener: PgListener;
+  private timer: NodeJS.Timeout | null = null;
+  private claiming = false;
+  private again = false;
+  private stopped = false;
+  private errorWaitMs = FIRST_ERROR_WAIT_MS;
+  private failing = false;
+
+  constructor(private readonly o: DispatcherOptions) {
+    this.listener = new PgListener({
+      connection: { ...o.pool.options, application_name: `kiln dispatcher ${o.workerId}`.slice(0, 63) },
+      channels: [QUEUED_CHANNEL],
+      onNotification: () => this.wake(),
+      onReconnect: () => this.wake(),
+      log: o.log,
+    });
+  }
+
+  /** Starts listening and claiming; resolves once LISTEN is in force. */
+  async start(): Promise<void> {
+    await this.listener.start();
+    this.timer = setInterval(() => this.wake(), this.o.pollIntervalMs);
+    this.timer.unref();
+    this.wake();
+  }
+
+  /** How many executions this dispatcher's runs hold now. */
+  get size(): number {
+    return this.running.size;
+  }
+
+  /** Claims as much work as free slots allow (now, or right after the claim in flight). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.claiming) {
+      this.again = true;
+      return;
+    }
+    this.claiming = true;
+    void this.fill().finally(() => {
+      this.claiming = false;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        this.wake();
+      }
+    });
+  }
+
+  /**
+   * Stops claiming at once; resolves when every run it started has ended (the caller decides how
+   * long to wait: see startWorker's drain). Idempotent.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.listener.stop().catch(() => {});
+    await Promise.allSettled([...this.running]);
+  }
+
+  private async fill(): Promise<void> {
+    while (!this.stopped && (this.o.canClaim?.() ?? true)) {
+      const free = this.o.concurrency - this.running.size;
+      if (free <= 0) return;
+      let claimed: ClaimedExecution[];
+      try {
+        claimed = await claimNext(this.o.pool, { workerId: this.o.workerId, leaseMs: this.o.leaseMs, limit: free, ownerCap: this.o.ownerCap });
+        this.recovered();
+      } catch (err) {
+        await this.failed(err as Error);
+        return;
+      }
+      // Claimed while stopping, these runs still go: the drain waits for them like for any other.
+      for (const c of claimed) this.launch(c);
+      if (claimed.length < free) return;
+    }
+  }
+
+  private launch(claimed: ClaimedExecution): void {
+    const run = this.o.run(claimed).catch((err: Error) => {
+      this.o.log(`execution ${claimed.id}: run ended with an unexpected error: ${err.message}`, { level: 'error', executionId: claimed.id, err });
+    });
+    this.running.add(run);
+    void run.finally(() => {
+      this.running.delete(run);
+      this.wake();
+    });
+  }
+
+  private async failed(err: Error): Promise<void> {
+    if (!this.failing) this.o.log(`dispatcher: claiming failed (${err.message}); trying again with backoff`, { level: 'warn', err });
+    this.failing = true;
+    await new Promise((resolve) => setTimeout(resolve, this.errorWaitMs).unref());
+    this.errorWaitMs = Math.min(this.errorWaitMs * 2, this.o.pollIntervalMs);
+    this.again = true;
+  }
+
+  private recovered(): void {
+    if (this.failing) this.o.log('dispatcher: claiming works again');
+    this.failing = false;
+    this.errorWaitMs = FIRST_ERROR_WAIT_MS;
+  }
+}
