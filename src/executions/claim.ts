@@ -29,8 +29,11 @@ export interface ClaimOptions {
   ownerCap: number;
 }
 
-/** The advisory lock that serialises capped claims (an arbitrary constant of Kiln's own). */
-const CAP_LOCK = 0x6b696c6e;
+/**
+ * The advisory lock that serialises capped claims: "kiln" + 1, a bigint beyond 32 bits so that it
+ * is never the scheduler leader's key ("kiln", held for the whole leadership).
+ */
+const CAP_LOCK = '7739836654315110401'; // 0x6b696c6e_00000001
 
 const UNIQUE_VIOLATION = '23505';
 /** Claims lost in a row to other workers' claims of the same jobs before this one gives up until its next wake-up. */
@@ -122,7 +125,7 @@ export async function claimNext(pool: pg.Pool, o: ClaimOptions): Promise<Claimed
       const rows =
         o.ownerCap > 0
           ? await inTransaction(pool, async (sql) => {
-              await sql(`select pg_advisory_xact_lock(${CAP_LOCK})`);
+              await sql(`select pg_advisory_xact_lock(${CAP_LOCK}::bigint)`);
               return sql<ClaimRow>(CLAIM_NEXT, params);
             })
           : (await pool.query<ClaimRow>(CLAIM_NEXT, params)).rows;
