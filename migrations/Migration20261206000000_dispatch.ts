@@ -11,6 +11,9 @@ import { Migration } from '@mikro-orm/migrations';
  *   (per owner, best priority first) and its count of each owner's running executions.
  * - `archive_due_at` / `archive_failures`: the log archive queue, written by the finish in the
  *   same statement as the outcome; archivers take due rows in batches.
+ * - fillfactor 80, so that updates of unindexed columns (a log batch's last_seq) can stay on their page.
+ * - `executions_status_index` goes: every status change wrote an entry in it, and what it served
+ *   (QUEUED and RUNNING rows) the partial indexes above serve.
  * - `kiln_event_interest`: which owners some API process has live subscribers for. The event
  *   triggers NOTIFY only for those: a transaction that sends a NOTIFY takes a cluster-wide lock
  *   at commit, which made every execution's commits queue behind each other's.
@@ -26,6 +29,9 @@ export class Migration20261206000000_dispatch extends Migration {
     this.addSql(`create index "executions_dispatch_index" on "executions" ("owner", "priority" desc, "queued_at", "id") where "status" = 'QUEUED';`);
     this.addSql(`create index "executions_running_owner_index" on "executions" ("owner") where "status" = 'RUNNING';`);
     this.addSql(`create index "executions_archive_due_index" on "executions" ("archive_due_at") where "archive_due_at" is not null;`);
+    this.addSql(`drop index if exists "executions_status_index";`);
+    // Room on each page for updates that change no indexed column (last_seq, log_key) to stay HOT.
+    this.addSql(`alter table "executions" set (fillfactor = 80);`);
 
     this.addSql(`create table "kiln_event_interest" ("listener" text not null, "owner" text not null, "expires_at" timestamptz not null, primary key ("listener", "owner"));`);
     this.addSql(`create index "kiln_event_interest_owner_index" on "kiln_event_interest" ("owner", "expires_at");`);
@@ -79,6 +85,8 @@ export class Migration20261206000000_dispatch extends Migration {
     this.addSql(`drop function if exists kiln_owner_followed(text) cascade;`);
     this.addSql(`drop table if exists "kiln_event_interest";`);
     this.addSql(`drop index if exists "executions_archive_due_index";`);
+    this.addSql(`create index if not exists "executions_status_index" on "executions" ("status");`);
+    this.addSql(`alter table "executions" reset (fillfactor);`);
     this.addSql(`drop index if exists "executions_running_owner_index";`);
     this.addSql(`drop index if exists "executions_dispatch_index";`);
     this.addSql(`drop index if exists "executions_one_running_per_job";`);

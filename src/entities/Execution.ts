@@ -17,7 +17,6 @@ export interface ArtifactRecord {
 @Unique({ name: 'executions_job_number_unique', properties: ['job', 'number'] })
 @Index({ name: 'executions_owner_created_index', expression: 'create index "executions_owner_created_index" on "executions" ("owner", "created_at" desc, "id" desc)' })
 @Index({ name: 'executions_job_created_index', expression: 'create index "executions_job_created_index" on "executions" ("job_id", "created_at" desc, "id" desc)' })
-@Index({ name: 'executions_status_index', properties: ['status'] })
 export class Execution {
   [OptionalProps]?:
     | 'id' | 'status' | 'attempt' | 'scheduledFor' | 'queuedAt' | 'startedAt' | 'finishedAt' | 'exitCode'

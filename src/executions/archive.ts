@@ -1,5 +1,5 @@
-import type pg from 'pg';
 import { backoffMs } from './backoff.js';
+import type { Sql } from './sql.js';
 
 /**
  * The log archive queue lives on the executions rows (docs/design.md, "Archives"): a finished
@@ -31,36 +31,43 @@ export interface DueArchive {
 }
 
 /**
- * Takes up to `limit` due archives, oldest first, reserving them for a while so that no other
- * archiver takes them meanwhile (skip locked: concurrent archivers take different rows).
+ * Takes up to `limit` due archives, oldest first, locking their rows in the caller's transaction
+ * (skip locked: concurrent archivers take different rows; an archiver that dies lets go of them).
  */
-export async function takeDueArchives(pool: pg.Pool, limit: number): Promise<DueArchive[]> {
-  const { rows } = await pool.query<DueArchive>(
-    `update executions e set archive_due_at = now() + $2 * interval '1 millisecond'
-       from (select id from executions where archive_due_at <= now() order by archive_due_at limit $1 for update skip locked) d
-      where e.id = d.id
-      returning e.id, e.archive_failures as failures, e.last_seq as "lastSeq"`,
-    [limit, ARCHIVE_RESERVE_MS],
-  );
-  return rows;
-}
-
-/** Records archived logs (their lines may be pruned from then on), in one statement. */
-export async function markArchived(pool: pg.Pool, done: ReadonlyArray<{ id: string; key: string }>): Promise<void> {
-  if (done.length === 0) return;
-  await pool.query(
-    `update executions e set log_key = d.key, archive_due_at = null
-       from unnest($1::uuid[], $2::text[]) as d(id, key) where e.id = d.id`,
-    [done.map((d) => d.id), done.map((d) => d.key)],
+export async function takeDueArchives(sql: Sql, limit: number): Promise<DueArchive[]> {
+  return sql<DueArchive>(
+    `select id, archive_failures as failures, last_seq as "lastSeq" from executions
+      where archive_due_at <= now() order by archive_due_at limit $1 for update skip locked`,
+    [limit],
   );
 }
 
-/** Records failed tries: each archive is due again after its backoff. */
-export async function markArchiveFailed(pool: pg.Pool, failed: readonly DueArchive[]): Promise<void> {
-  if (failed.length === 0) return;
-  await pool.query(
-    `update executions e set archive_failures = d.failures, archive_due_at = now() + d.delay * interval '1 millisecond'
-       from unnest($1::uuid[], $2::int[], $3::int[]) as d(id, failures, delay) where e.id = d.id`,
-    [failed.map((f) => f.id), failed.map((f) => f.failures + 1), failed.map((f) => archiveRetryDelayMs(f.failures + 1))],
+/** What became of archives taken: done (where), failed (due again after the backoff), or reserved. */
+export interface ArchiveRecords {
+  done: ReadonlyArray<{ id: string; key: string }>;
+  failed: readonly DueArchive[];
+  /** Taken to be archived outside the transaction (big logs): nobody else takes them for a while. */
+  reserved?: readonly DueArchive[];
+}
+
+/**
+ * Records archives in one statement: a done log's key (its lines may be pruned from then on), a
+ * failed one due again after its backoff (no limit on tries), a reserved one due again only if its
+ * archiver never records it.
+ */
+export async function recordArchives(sql: Sql, r: ArchiveRecords): Promise<void> {
+  const rows = [
+    ...r.done.map((d) => ({ id: d.id, key: d.key, failures: null as number | null, delay: null as number | null })),
+    ...r.failed.map((f) => ({ id: f.id, key: null, failures: f.failures + 1, delay: archiveRetryDelayMs(f.failures + 1) })),
+    ...(r.reserved ?? []).map((b) => ({ id: b.id, key: null, failures: null, delay: ARCHIVE_RESERVE_MS })),
+  ];
+  if (rows.length === 0) return;
+  await sql(
+    `update executions e
+        set log_key = coalesce(d.key, e.log_key),
+            archive_failures = coalesce(d.failures, e.archive_failures),
+            archive_due_at = case when d.key is null then now() + d.delay * interval '1 millisecond' end
+       from unnest($1::uuid[], $2::text[], $3::int[], $4::int[]) as d(id, key, failures, delay) where e.id = d.id`,
+    [rows.map((x) => x.id), rows.map((x) => x.key), rows.map((x) => x.failures), rows.map((x) => x.delay)],
   );
 }

@@ -8,6 +8,11 @@ const SMALL_LOG_LINES = 2000;
 /** Uploads in flight at once. */
 const PARALLEL_PUTS = 8;
 
+/** Whether a log is small enough to be read together with others of its batch. */
+export function isSmallLog(archive: DueArchive): boolean {
+  return archive.lastSeq <= SMALL_LOG_LINES;
+}
+
 /** What became of a batch of archives. */
 export interface ArchiveResults {
   done: Array<{ id: string; key: string }>;

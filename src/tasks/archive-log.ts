@@ -1,6 +1,7 @@
 import type pg from 'pg';
-import { markArchived, markArchiveFailed, takeDueArchives } from '../executions/archive.js';
-import { archiveBatch } from '../logs/archiveBatch.js';
+import { recordArchives, takeDueArchives, type DueArchive } from '../executions/archive.js';
+import { inTransaction, sqlOfPg } from '../executions/sql.js';
+import { archiveBatch, isSmallLog, type ArchiveResults } from '../logs/archiveBatch.js';
 import type { Log } from '../ops/log.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 
@@ -10,21 +11,36 @@ export { ARCHIVE_RETRY_MAX_MS, archiveRetryDelayMs } from '../executions/archive
 export const ARCHIVE_BATCH = 50;
 
 /**
- * One round of archiving: takes up to `limit` due archives (src/executions/archive.ts), copies
- * their logs to the store, and records each result (done, or due again after its backoff: no
- * limit on tries; the lines stay in Postgres meanwhile). Returns how many it took, so a caller
- * can go on while rounds come back full.
+ * One round of archiving (src/executions/archive.ts): takes up to `limit` due archives. The small
+ * logs are copied to the store while their rows stay locked, and recorded in the same transaction
+ * (done, or due again after the backoff: no limit on tries; the lines stay in Postgres meanwhile);
+ * the big ones are reserved, copied page by page after the commit, and recorded then. Returns how
+ * many it took, so a caller can go on while rounds come back full.
  */
 export async function archiveDue(pool: pg.Pool, store: ArtifactStore, log: Log, limit = ARCHIVE_BATCH): Promise<number> {
-  const due = await takeDueArchives(pool, limit);
-  if (due.length === 0) return 0;
-  const { done, failed } = await archiveBatch(pool, store, due);
-  await markArchived(pool, done);
-  await markArchiveFailed(pool, failed.map((f) => f.archive));
-  for (const { archive, error } of failed) {
-    log(`execution ${archive.id}: archiving its log to ${store.description} failed (try ${archive.failures + 1}): ${error.message}`, {
-      level: 'warn', executionId: archive.id, attempt: archive.failures + 1, err: error,
-    });
+  const { taken, big } = await inTransaction(pool, async (sql) => {
+    const due = await takeDueArchives(sql, limit);
+    const small = due.filter(isSmallLog);
+    const results = await archiveBatch(pool, store, small);
+    const reserved = due.filter((a) => !isSmallLog(a));
+    await recordArchives(sql, { done: results.done, failed: results.failed.map((f) => f.archive), reserved });
+    report(results, store, log);
+    return { taken: due.length, big: reserved };
+  });
+  if (big.length > 0) {
+    const results = await archiveBatch(pool, store, big);
+    await recordArchives(sqlOfPg(pool), { done: results.done, failed: results.failed.map((f) => f.archive) });
+    report(results, store, log);
   }
-  return due.length;
+  return taken;
+}
+
+function report(results: ArchiveResults, store: ArtifactStore, log: Log): void {
+  for (const { archive, error } of results.failed) failed(archive, error, store, log);
+}
+
+function failed(archive: DueArchive, error: Error, store: ArtifactStore, log: Log): void {
+  log(`execution ${archive.id}: archiving its log to ${store.description} failed (try ${archive.failures + 1}): ${error.message}`, {
+    level: 'warn', executionId: archive.id, attempt: archive.failures + 1, err: error,
+  });
 }
