@@ -2,8 +2,11 @@ import type pg from 'pg';
 import type { Fence } from '../executions/fence.js';
 import { markSteps, type StepChange } from '../executions/steps.js';
 
-/** How long a step change waits for company before it is written. */
-const MARK_DELAY_MS = 20;
+/**
+ * How long a step change waits for company before it is written while nobody follows the owner
+ * (someone who does gets every change at once): a poll of the history sees a step start this late.
+ */
+const MARK_DELAY_MS = 200;
 
 /**
  * A run's step changes. While some API process follows the owner's events (the claim and every
