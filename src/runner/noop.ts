@@ -17,6 +17,7 @@ import type {
  * every other command succeeds at once with no output.
  */
 export class NoopBackend implements ContainerBackend {
+  readonly description: string = 'the noop executor';
   private next = 0;
 
   async prepare(_spec: ContainerSpec, _signal?: AbortSignal): Promise<ContainerHandle> {

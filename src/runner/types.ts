@@ -78,6 +78,8 @@ export interface ContainerSummary {
 }
 
 export interface ContainerBackend {
+  /** What runs the containers and where it is reached, for logs: `the Docker engine at unix:///var/run/docker.sock`. */
+  readonly description: string;
   /**
    * Makes sure the image is there (pulling it when missing) and creates the container, not
    * started. Aborting `signal` abandons a pull.

@@ -1,4 +1,7 @@
 import Dockerode from 'dockerode';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { RegistryCredentials } from '../settings.js';
@@ -78,6 +81,10 @@ export class DockerBackend implements ContainerBackend {
   constructor(docker?: Dockerode | Dockerode.DockerOptions, options: DockerBackendOptions = {}) {
     this.docker = docker instanceof Dockerode ? docker : new Dockerode(docker);
     this.options = { ...DEFAULTS, ...options };
+  }
+
+  get description(): string {
+    return `the Docker engine at ${engineAddress(this.docker)}`;
   }
 
   async prepare(spec: ContainerSpec, signal?: AbortSignal): Promise<ContainerHandle> {
@@ -365,6 +372,19 @@ function throwIfAborted(signal?: AbortSignal): void {
 
 function abortErrorOf(signal: AbortSignal): AbortError {
   return new AbortError('the step was aborted', { cause: signal.reason });
+}
+
+/**
+ * Where the client reaches the engine, as DOCKER_HOST would say it (`unix:///var/run/docker.sock`,
+ * `tcp://10.0.0.5:2376`). With no DOCKER_HOST, dockerode picks ~/.docker/run/docker.sock when it
+ * exists (Docker Desktop), else /var/run/docker.sock; so does this, at the moment it is asked.
+ */
+function engineAddress(docker: Dockerode): string {
+  const modem = docker.modem as unknown as { socketPath?: unknown; host?: string; port?: string | number; protocol?: string };
+  if (typeof modem.socketPath === 'string') return `unix://${modem.socketPath}`;
+  if (modem.host) return `${modem.protocol === 'http' ? 'tcp' : (modem.protocol ?? 'tcp')}://${modem.host}${modem.port ? `:${modem.port}` : ''}`;
+  const desktop = path.join(homedir(), '.docker', 'run', 'docker.sock');
+  return `unix://${existsSync(desktop) ? desktop : '/var/run/docker.sock'}`;
 }
 
 function describeEngine(docker: Dockerode): string {
