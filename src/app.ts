@@ -20,6 +20,7 @@ import { StartInterrupted, type StopRequest } from './ops/shutdown.js';
 import { migrateQueue } from './executions/queue.js';
 import { buildKilnSchema } from './resolvers/schema.js';
 import { DockerBackend } from './runner/docker/docker.js';
+import { EngineGate } from './runner/engineGate.js';
 import { NoopBackend } from './runner/noop.js';
 import type { ContainerBackend } from './runner/types.js';
 import { loadOrCreateSecretsKey, SecretBox } from './secrets/SecretBox.js';
@@ -195,11 +196,21 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
             stopGraceMs: config.runner.stopGraceMs,
           }));
 
-    readiness = processReadiness({ pool: opsPool, store, backend: opts.worker ? backend : null });
+    // A worker takes executions only while its engine answers; the first check warns at once when
+    // it does not (a new user without Docker running learns it here, not from a failed job).
+    let gate: EngineGate | null = null;
+    if (opts.worker) {
+      const engineGate = new EngineGate(backend, log);
+      gate = engineGate;
+      stops.push(async () => engineGate.stop());
+      await engineGate.start();
+      interrupted();
+    }
+    readiness = processReadiness({ pool: opsPool, store, engine: gate });
     const ops: OpsEndpoints = { readiness, metrics, log };
     if (opts.worker) {
       const runner = await startRunnerRuntime({
-        pool, backend, store, log,
+        pool, backend, store, log, gate: gate ?? undefined,
         connection: { connectionString: databaseUrl, application_name: `kiln cancel listener ${config.workerId}`.slice(0, 63) },
         secretBox: deps.secretBox,
         settings: config.runner,
@@ -220,10 +231,12 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
         runAllMax: config.runAllMax,
         retryBaseMs: config.retryBaseMs,
         metrics,
+        gate: gate ?? undefined,
       });
       // A stop asked for while it started: its drain begins now.
       if (opts.stopRequest?.requested) void stopWorker(opts.stopRequest.graceMs ?? config.shutdownGraceMs);
-      log(`worker ${config.workerId} running up to ${config.workerConcurrency} executions at once (${config.executor} executor)`, { workerId: config.workerId });
+      const waiting = gate?.up === false ? `; none until ${backend.description} answers` : '';
+      log(`worker ${config.workerId} running up to ${config.workerConcurrency} executions at once (${config.executor} executor)${waiting}`, { workerId: config.workerId });
     }
 
     // `kiln worker` answers probes and scrapes on a listener of its own; with the API in the same

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { ContainerBackend } from '../runner/types.js';
+import type { EngineGate } from '../runner/engineGate.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { OPS_QUERY_TIMEOUT_MS } from './opsPool.js';
 import { Readiness, type ReadinessCheck } from './readiness.js';
@@ -25,14 +25,25 @@ export function storeCheck(store: ArtifactStore): ReadinessCheck {
   return { name: 'store', check: () => store.check() };
 }
 
-/** The container engine answers its ping (processes with the worker role only). */
-export function dockerCheck(backend: ContainerBackend): ReadinessCheck {
-  return { name: 'docker', check: () => backend.ping() };
+/**
+ * The container engine answers (processes with the worker role only), as the worker's engine gate
+ * sees it, so that /readyz and the worker agree: while the gate is down the check fails at once
+ * with the gate's reason (where the engine was looked for, and what happened); while it is up, a
+ * probe has the gate check again (an engine that just went away is noticed by the probe).
+ */
+export function dockerCheck(gate: EngineGate): ReadinessCheck {
+  return {
+    name: 'docker',
+    check: async () => {
+      if (gate.up) await gate.check();
+      if (!gate.up) throw new Error(gate.reason ?? 'the container engine does not answer');
+    },
+  };
 }
 
 /** The readiness of a Kiln process: Postgres and the store always, the engine when it runs executions. */
-export function processReadiness(opts: { pool: pg.Pool; store: ArtifactStore; backend?: ContainerBackend | null }): Readiness {
+export function processReadiness(opts: { pool: pg.Pool; store: ArtifactStore; engine?: EngineGate | null }): Readiness {
   const checks = [postgresCheck(opts.pool), storeCheck(opts.store)];
-  if (opts.backend) checks.push(dockerCheck(opts.backend));
+  if (opts.engine) checks.push(dockerCheck(opts.engine));
   return new Readiness(checks);
 }

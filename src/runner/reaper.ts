@@ -16,6 +16,8 @@ export interface ReaperOptions {
   /** Whether this process is running the execution now: its container is never touched. */
   runsHere: (executionId: string) => boolean;
   log: (message: string) => void;
+  /** While this says no, timed sweeps are skipped: the engine gate has already said the engine is gone. */
+  engineUp?: () => boolean;
 }
 
 /** A container the reaper removed, and why. */
@@ -77,7 +79,10 @@ export class Reaper {
   constructor(private readonly opts: ReaperOptions) {}
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => void this.sweep().catch((err: Error) => this.opts.log(`reaper: ${err.message}`)), intervalMs);
+    this.timer = setInterval(() => {
+      if (this.opts.engineUp?.() === false) return;
+      void this.sweep().catch((err: Error) => this.opts.log(`reaper: ${err.message}`));
+    }, intervalMs);
     this.timer.unref();
   }
 

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { EngineGate } from '../runner/engineGate.js';
 import { installationId } from '../runner/installation.js';
 import { Reaper } from '../runner/reaper.js';
 import type { RunnerSettings } from '../runner/settings.js';
@@ -42,6 +43,8 @@ export async function startRunnerRuntime(opts: {
   settings: Readonly<RunnerSettings>;
   workerId: string;
   log: (message: string) => void;
+  /** The engine's state, started: the reaper sweeps only while it is up, and at once when it is back. */
+  gate?: EngineGate;
 }): Promise<RunnerRuntime> {
   const installation = await installationId(opts.pool);
   const cancels = new CancelListener(opts.pool, opts.connection, opts.log);
@@ -53,18 +56,22 @@ export async function startRunnerRuntime(opts: {
     workerId: opts.workerId,
     runsHere: (id) => cancels.runs(id),
     log: opts.log,
+    engineUp: opts.gate ? () => opts.gate!.up : undefined,
   });
-  try {
-    await reaper.sweep();
-  } catch (err) {
-    // A worker without Docker must still start (and report not ready); the next sweep retries.
-    opts.log(`reaper: first sweep failed: ${(err as Error).message}`);
-  }
+  const sweep = (what: string) =>
+    reaper.sweep().catch((err: Error) => {
+      // A worker without Docker must still start (and report not ready); the next sweep retries.
+      opts.log(`reaper: ${what} failed: ${err.message}`);
+    });
+  // Without an engine (the gate has said so, once) a sweep could only fail: it waits for the engine.
+  if (opts.gate?.up !== false) await sweep('first sweep');
+  const unwatch = opts.gate?.onChange((up) => void (up && sweep('sweep after the engine came back'))) ?? (() => {});
   reaper.start(opts.settings.reapIntervalMs);
   return {
     services: { settings: opts.settings, store: opts.store, secretBox: opts.secretBox, cancels, installationId: installation },
     reaper,
     async stop() {
+      unwatch();
       await reaper.stop();
       await cancels.stop();
     },

@@ -7,6 +7,7 @@ import type { Log } from '../ops/log.js';
 import type { KilnMetrics } from '../ops/metrics.js';
 import { settlesWithin } from '../ops/timeout.js';
 import { TASKS } from '../executions/queue.js';
+import type { EngineGate } from '../runner/engineGate.js';
 import type { ContainerBackend } from '../runner/types.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { housekeepingTask } from '../tasks/housekeeping.js';
@@ -38,6 +39,11 @@ export interface WorkerOptions {
   onLogFlush?: LogFlushListener;
   /** Where the runner and the scheduler report (the process's registry); none in some tests. */
   metrics?: KilnMetrics;
+  /**
+   * The engine's state, started: executions are claimed only while it is up (housekeeping, archiving
+   * and the scheduler go on regardless). None: always claimed.
+   */
+  gate?: EngineGate;
 }
 
 /** A running worker role: the scheduler, the execution runner and housekeeping. */
@@ -100,7 +106,10 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
     pool: opts.pool, workerId: opts.workerId, concurrency: opts.concurrency, leaseMs: opts.leaseMs,
     ownerCap: opts.maxRunningPerOwner, pollIntervalMs: opts.pollIntervalMs, log: opts.log,
     run: (claimed) => runClaimed(runDeps, claimed).finally(() => archiver.wake()),
+    canClaim: opts.gate ? () => opts.gate!.up : undefined,
   });
+  // Claims again the moment the engine answers, not at the next poll.
+  const unwatchEngine = opts.gate?.onChange((up) => void (up && executions.wake())) ?? (() => {});
   await executions.start();
   archiver.start();
   const fire = { defaultImage: opts.defaultImage, graceMs: opts.misfireGraceMs, runAllMax: opts.runAllMax, maxTicks: 1000, batchSize: 500 };
@@ -121,6 +130,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
 
   const drain = async (graceMs: number): Promise<void> => {
     const log = opts.log;
+    unwatchEngine();
     // The dispatcher stops claiming at once and resolves when the runs in flight have ended;
     // runner.stop() likewise deactivates graphile-worker's pool and waits for its tasks.
     const stopped = (r: { stop(): Promise<void> }, what: string) => r.stop().catch((err: Error) => log(`shutdown: ${what}: ${err.message}`, { level: 'error', err }));
