@@ -57,13 +57,21 @@ export async function requeueAsNextAttempt(
 }
 
 /**
- * Hands executions this worker stopped back to the queue as their next attempt, at once, with
- * `reason` in `error` and as a SYSTEM log line (the same path as an expired lease: see
- * requeueAsNextAttempt). Only rows still RUNNING under these very claims change, so an execution
- * that finished, was cancelled or was already re-queued elsewhere is left alone.
+ * Hands executions this worker stopped back to the queue as their next attempt, with `reason` in
+ * `error` and as a SYSTEM log line (the same path as an expired lease: see requeueAsNextAttempt),
+ * claimable at once or after `opts.delayMs` (an infrastructure failure's backoff).
+ * `opts.engineDown` records the attempts as lost to an unreachable engine
+ * (executions.engine_down_attempts). Only rows still RUNNING under these very claims change, so an
+ * execution that finished, was cancelled or was already re-queued elsewhere is left alone.
  * Returns the executions re-queued.
  */
-export async function handBack(pool: pg.Pool, fences: readonly Fence[], reason: string, log: Log): Promise<LostAttempt[]> {
+export async function handBack(
+  pool: pg.Pool,
+  fences: readonly Fence[],
+  reason: string,
+  log: Log,
+  opts: { delayMs?: number; engineDown?: boolean } = {},
+): Promise<LostAttempt[]> {
   if (fences.length === 0) return [];
   const rows = await inTransaction(pool, async (sql) => {
     const lost = await sql<LostAttempt>(
@@ -73,7 +81,10 @@ export async function handBack(pool: pg.Pool, fences: readonly Fence[], reason: 
         for update of e`,
       [fences.map((f) => f.id), fences.map((f) => f.attempt), fences.map((f) => f.workerId)],
     );
-    await requeueAsNextAttempt(sql, lost, (e) => `attempt ${e.attempt} handed back: ${reason}; re-queued as attempt ${e.attempt + 1}`);
+    await requeueAsNextAttempt(sql, lost, (e) => `attempt ${e.attempt} handed back: ${reason}; re-queued as attempt ${e.attempt + 1}`, { delayMs: opts.delayMs });
+    if (opts.engineDown && lost.length > 0) {
+      await sql(`update executions set engine_down_attempts = engine_down_attempts + 1 where id = any($1::uuid[])`, [lost.map((e) => e.id)]);
+    }
     return lost;
   });
   for (const e of rows) {

@@ -19,6 +19,8 @@ import { claimExecution } from '../executions/claim.js';
 import { finishExecution, type Outcome } from '../executions/finish.js';
 import { StepMarks } from './stepMarks.js';
 import { type ClaimedExecution } from '../executions/fence.js';
+import type { EngineGate } from '../runner/engineGate.js';
+import { judgeInfrastructureFailure, witnessEngine } from './infrastructureFailure.js';
 import type { LeaseKeeper } from './leases.js';
 import type { RunnerServices } from './runnerRuntime.js';
 
@@ -39,13 +41,11 @@ export interface RunnerDeps {
   log?: Log;
   /** Fire lateness, durations, log bytes. */
   metrics?: RunMetrics;
+  /** Asked when a run breaks on the infrastructure: was the engine there? (see infrastructureVerdict). */
+  gate?: EngineGate;
 }
 
-/**
- * A run broken by the infrastructure (engine restart, Postgres unreachable) is handed to a next
- * attempt, up to this attempt number; after that it is recorded FAILED with the error.
- */
-export const MAX_INFRASTRUCTURE_ATTEMPTS = 5;
+export { MAX_INFRASTRUCTURE_ATTEMPTS } from './infrastructureFailure.js';
 /**
  * How long a run whose claim was lost keeps trying to remove its container (the reaper goes on
  * after that). While the claim is held, a run tries as long as it takes, or until its shutdown deadline.
@@ -105,6 +105,7 @@ export async function runClaimed(deps: RunnerDeps, claimed: ClaimedExecution): P
   deps.leases.hold(claimed, (reason) => halt('LOST', reason));
   let completed = false;
   let infraError: string | null = null;
+  let engineWasDown: (() => Promise<boolean>) | null = null;
   let outcome: { status: FinalStatus; exitCode: number | null; error: string | null } = { status: 'SUCCEEDED', exitCode: 0, error: null };
   // Postgres failing under the run is the infrastructure's failure, told by where the error comes
   // from (see atPostgresBoundary), never by what it says.
@@ -174,7 +175,7 @@ export async function runClaimed(deps: RunnerDeps, claimed: ClaimedExecution): P
       const message = err instanceof Error ? err.message : String(err);
       log.system(`error: ${message}`);
       outcome = { status: 'FAILED', exitCode: null, error: message };
-      if (isInfrastructureError(err)) infraError = message;
+      if (isInfrastructureError(err)) [infraError, engineWasDown] = [message, witnessEngine(deps.gate)];
     }
   } finally {
     clearTimeout(deadline);
@@ -247,15 +248,18 @@ export async function runClaimed(deps: RunnerDeps, claimed: ClaimedExecution): P
     // A deleted execution's lines go nowhere without an error; a failed write is Postgres failing.
     const unstored = await closeLog(true);
     if (unstored !== null && stopReason === null) infraError ??= `log lines could not be stored: ${unstored.message}`;
-    if (infraError !== null && stopReason === null && claimed.attempt < MAX_INFRASTRUCTURE_ATTEMPTS) {
+    const verdict = infraError !== null && stopReason === null ? await judgeInfrastructureFailure(deps.pool, claimed, (await engineWasDown?.()) ?? false) : null;
+    if (verdict?.action === 'hand back') {
       // Not the build's failure: once the container is confirmed gone, the execution goes to its next
       // attempt (if Postgres cannot take that now, the lease expires and the leader re-queues it).
       if (destroyLater && !(await removeContainer(handle!))) {
         release(false);
         return;
       }
-      const reason = `infrastructure error: ${infraError}`;
-      const requeued = await handBack(deps.pool, [claimed], reason, deps.log ?? (() => {})).catch((err: Error) => {
+      const reason = `infrastructure error: ${infraError} (${verdict.engineDown ? 'the engine was not reachable: this attempt does not count; ' : ''}next attempt in ${verdict.delayMs / 1000} s)`;
+      const requeued = await handBack(deps.pool, [claimed], reason, deps.log ?? (() => {}), {
+        delayMs: verdict.delayMs, engineDown: verdict.engineDown,
+      }).catch((err: Error) => {
         deps.log?.(`execution ${claimed.id}: handing it back failed (${err.message}); its lease expires and the leader re-queues it`, { ...ids, level: 'warn' });
         return [];
       });

@@ -100,7 +100,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
   const runDeps = {
     pool: opts.pool, backend: opts.backend, workerId: opts.workerId, onLogFlush: opts.onLogFlush,
     leases, defaultImage: opts.defaultImage, retryBaseMs: opts.retryBaseMs, runner: opts.runner,
-    log: opts.log, metrics: opts.metrics,
+    log: opts.log, metrics: opts.metrics, gate: opts.gate,
   };
   const executions = new Dispatcher({
     pool: opts.pool, workerId: opts.workerId, concurrency: opts.concurrency, leaseMs: opts.leaseMs,
