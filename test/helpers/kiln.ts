@@ -4,6 +4,7 @@ import path from 'node:path';
 import { startKiln, type Kiln } from '../../src/app.js';
 import { mintLocalToken } from '../../src/auth/token.js';
 import { loadConfig, localAuth } from '../../src/config.js';
+import type { Log } from '../../src/ops/log.js';
 import type { ContainerBackend } from '../../src/runner/types.js';
 import type { ArtifactStore } from '../../src/storage/ArtifactStore.js';
 import { createTestDatabase } from './db.js';
@@ -43,6 +44,8 @@ export async function startTestKiln(
     worker?: boolean;
     /** Run on this database (of another TestKiln) instead of a new one; it is not dropped on stop. */
     databaseUrl?: string;
+    /** Also receives Kiln's own log (besides stderr when KILN_TEST_LOG is set). */
+    log?: Log;
   } = {},
 ): Promise<TestKiln> {
   const db = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => {} } : await createTestDatabase();
@@ -63,7 +66,10 @@ export async function startTestKiln(
     config,
     api: opts.api ?? true,
     worker: opts.worker ?? true,
-    log: process.env.KILN_TEST_LOG ? (m) => console.error(m) : () => {},
+    log: (m, fields) => {
+      if (process.env.KILN_TEST_LOG) console.error(m);
+      opts.log?.(m, fields);
+    },
     store: opts.store,
     backend: opts.backend,
   });
