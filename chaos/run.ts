@@ -9,6 +9,7 @@ import { pgRestart } from './scenarios/pgRestart.js';
 import { partition } from './scenarios/partition.js';
 import { blackhole } from './scenarios/blackhole.js';
 import { dockerRestart } from './scenarios/dockerRestart.js';
+import { engineOutage } from './scenarios/engineOutage.js';
 import { storeOutage } from './scenarios/storeOutage.js';
 import { burst } from './scenarios/burst.js';
 
@@ -24,6 +25,7 @@ const SCENARIOS: Record<string, { what: string; env?: Record<string, string>; ru
   partition: { what: 'the link between a worker and Postgres cut for longer than the lease', run: partition },
   blackhole: { what: 'the scheduler leader\'s link to Postgres blackholed (packets dropped, sockets left open) for 40 s', run: blackhole },
   'docker-restart': { what: 'the Docker daemon restarted during a run', run: dockerRestart },
+  'engine-outage': { what: 'the Docker engine stopped for 60 s while 20 one-off jobs are submitted', run: engineOutage },
   'store-outage': { what: 'the S3-compatible store down for 60 s while executions finish', run: storeOutage },
   burst: { what: '1,000 executions over 50 jobs, retries and timeouts, 3 workers', run: burst },
 };

@@ -76,12 +76,15 @@ export interface DockerdRestart {
   answeringAt: number;
 }
 
-/**
- * Restarts the machine's Docker engine as an operator would: SIGTERM, wait for the exit, start
- * the same command line again, detached (its own session, stdin from /dev/null), appending to the
- * same log file, then wait for `docker info`. `downMs` keeps it down a while longer.
- */
-export async function restartDockerd(opts: { downMs?: number; stopTimeoutMs?: number } = {}): Promise<DockerdRestart> {
+/** A stopped engine: what it was, to start it again the same way. */
+export interface StoppedDockerd {
+  before: DockerdProcess;
+  termAt: number;
+  exitedAt: number;
+}
+
+/** Stops the machine's Docker engine as an operator would: SIGTERM, then waits for its exit. */
+export async function stopDockerd(opts: { stopTimeoutMs?: number } = {}): Promise<StoppedDockerd> {
   const before = findDockerd();
   const termAt = Date.now();
   process.kill(before.pid, 'SIGTERM');
@@ -90,12 +93,30 @@ export async function restartDockerd(opts: { downMs?: number; stopTimeoutMs?: nu
     if (Date.now() > stopDeadline) throw new Error(`dockerd ${before.pid} did not exit within ${opts.stopTimeoutMs ?? 60_000} ms of SIGTERM`);
     await delay(100);
   }
-  const exitedAt = Date.now();
-  if (opts.downMs) await delay(opts.downMs);
+  return { before, termAt, exitedAt: Date.now() };
+}
+
+/**
+ * Starts a stopped engine again with the same command line, detached (its own session, stdin from
+ * /dev/null), appending to the same log file, and waits for `docker info`.
+ */
+export async function startDockerd(stopped: StoppedDockerd): Promise<{ newPid: number; startedAt: number; answeringAt: number }> {
+  const { before } = stopped;
   const out = before.logFile ? openSync(before.logFile, 'a') : 'ignore';
   const child = spawn(before.argv[0]!, before.argv.slice(1), { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   const startedAt = Date.now();
   await waitForDocker(60_000);
-  return { oldPid: before.pid, newPid: child.pid!, termAt, exitedAt, startedAt, answeringAt: Date.now() };
+  return { newPid: child.pid!, startedAt, answeringAt: Date.now() };
+}
+
+/**
+ * Restarts the machine's Docker engine as an operator would (stopDockerd, then startDockerd).
+ * `downMs` keeps it down a while longer.
+ */
+export async function restartDockerd(opts: { downMs?: number; stopTimeoutMs?: number } = {}): Promise<DockerdRestart> {
+  const stopped = await stopDockerd(opts);
+  if (opts.downMs) await delay(opts.downMs);
+  const started = await startDockerd(stopped);
+  return { oldPid: stopped.before.pid, termAt: stopped.termAt, exitedAt: stopped.exitedAt, ...started };
 }
