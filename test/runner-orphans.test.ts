@@ -40,7 +40,7 @@ describe('the orphan reaper (real Docker engine)', () => {
   let worker: TestKiln | null = null;
   let pool: pg.Pool;
   let installation: string;
-  let jobId: string;
+  let jobIds: string[];
   const created: ContainerHandle[] = [];
 
   /** A container of this installation for `execution` at `attempt`, run by `workerId`. */
@@ -51,7 +51,7 @@ describe('the orphan reaper (real Docker engine)', () => {
           [TEST_LABEL]: 'true',
           kiln: 'true',
           'kiln.execution': execution,
-          'kiln.job': jobId,
+          'kiln.job': jobIds[0]!,
           'kiln.attempt': String(attempt),
           'kiln.worker': workerId,
           [INSTALLATION_LABEL]: installation,
@@ -65,7 +65,10 @@ describe('the orphan reaper (real Docker engine)', () => {
     return handle;
   }
 
-  /** An execution row of the job in the given state. */
+  /**
+   * An execution row in the given state, of job number `number` (one job each: at most one
+   * execution of a job is ever RUNNING, which Postgres itself enforces).
+   */
   async function execution(number: number, state: { status: string; attempt: number; workerId: string | null; leaseSeconds: number | null }): Promise<string> {
     const id = randomUUID();
     await pool.query(
@@ -73,7 +76,7 @@ describe('the orphan reaper (real Docker engine)', () => {
        select $1, j.id, j.owner, $2, $3, 'MANUAL', $4, 5, $5::jsonb, now(), now(), $6,
               case when $7::int is null then null else now() + $7::int * interval '1 second' end, now()
          from jobs j where j.id = $8`,
-      [id, number, state.status, state.attempt, JSON.stringify({ image: TEST_IMAGE, workdir: '/workspace', env: {}, secrets: [], network: 'none', resources: { cpus: null, memoryBytes: null }, timeoutMs: 60_000, repository: null, artifacts: [], steps: [] }), state.workerId, state.leaseSeconds, jobId],
+      [id, 1, state.status, state.attempt, JSON.stringify({ image: TEST_IMAGE, workdir: '/workspace', env: {}, secrets: [], network: 'none', resources: { cpus: null, memoryBytes: null }, timeoutMs: 60_000, repository: null, artifacts: [], steps: [] }), state.workerId, state.leaseSeconds, jobIds[number - 1]],
     );
     return id;
   }
@@ -89,8 +92,9 @@ describe('the orphan reaper (real Docker engine)', () => {
     pool = new pg.Pool({ connectionString: api.databaseUrl, max: 2 });
     installation = await installationId(pool);
     const token = await api.token('reaped');
-    const submitted = await api.gql(`mutation($s: String!) { submitJob(spec: $s) { jobs { id } } }`, { s: 'jobs:\n  - name: Orphaned\n    schedule: "0 0 1 1 *"\n    steps:\n      - run: "true"\n' }, token);
-    jobId = submitted.data!.submitJob.jobs[0].id;
+    const jobs = [1, 2, 3, 4].map((n) => `  - name: Orphaned${n}\n    schedule: "0 0 1 1 *"\n    steps:\n      - run: "true"\n`).join('');
+    const submitted = await api.gql(`mutation($s: String!) { submitJob(spec: $s) { jobs { id } } }`, { s: `jobs:\n${jobs}` }, token);
+    jobIds = submitted.data!.submitJob.jobs.map((j: { id: string }) => j.id);
   });
 
   afterAll(async () => {
