@@ -157,7 +157,7 @@ export async function main(argv: string[]): Promise<void> {
         name: `deep pages (${DEEP_CURSORS} cursors, ${(count / 2).toLocaleString('en')}..${(count - PAGE_SIZE - 1).toLocaleString('en')} back)`,
         cursors: deepNumbers.map((n) => {
           const k = keys.get(n)!;
-          // The cursor Kiln hands out for that row: base64url of [createdAt ISO, id] (services/executionQueries.ts).
+          // A cursor as Kiln reads it: base64url of [created_at in ISO 8601, id] (services/executionQueries.ts).
           return { after: encodeCursor([k.createdAt.toISOString(), k.id]), key: [k.createdAt, k.id] as [Date, string] };
         }),
         kiln: [],
@@ -179,7 +179,12 @@ export async function main(argv: string[]): Promise<void> {
     }
     const commitsBefore = await commits(admin, db.name);
     let kilnRequests = 0;
+    const floor: number[] = [];
     for (let i = 0; i < requests; i++) {
+      // The floor: a request that touches no table (HTTP, token checks, GraphQL).
+      const t = performance.now();
+      await gql(api, '{ me { id } }', {});
+      floor.push(performance.now() - t);
       for (const p of positions) {
         const c = p.cursors[i % p.cursors.length]!;
         let t0 = performance.now();
@@ -194,7 +199,7 @@ export async function main(argv: string[]): Promise<void> {
     // The anchor's statements are one transaction each; the rest are Kiln's.
     const perPage = ((await commits(admin, db.name)) - commitsBefore - kilnRequests) / kilnRequests;
 
-    report(positions, requests, perPage, mismatches);
+    report(positions, requests, perPage, mismatches, summarize(floor));
   } finally {
     await kiln?.stop().catch(() => undefined);
     await pool.end().catch(() => undefined);
@@ -204,7 +209,7 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-function report(positions: Position[], requests: number, perPage: number, mismatches: number): void {
+function report(positions: Position[], requests: number, perPage: number, mismatches: number, floor: Summary): void {
   const f = (s: Summary) => [ms(s.p50), ms(s.p99), ms(s.max)];
   console.log(`## history page: executions(jobId, first: ${PAGE_SIZE}, after) with steps, ${requests} sequential requests per position (ms)\n`);
   const rows = [['position', 'system', 'p50', 'p99', 'max']];
@@ -217,6 +222,7 @@ function report(positions: Position[], requests: number, perPage: number, mismat
     rows.push(['', 'Postgres via pg (keyset SQL alone)', ...f(x)]);
     rows.push(['', 'ratio Kiln / Postgres', ratio(k.p50, x.p50), ratio(k.p99, x.p99), ratio(k.max, x.max)]);
   }
+  rows.push(['(floor)', 'Kiln over HTTP: { me { id } }, no table read', ...f(floor)]);
   console.log(table(rows));
   console.log(`\nKiln's database transactions per page request: ${perPage.toFixed(1)} (pg_stat_database.xact_commit, the anchor's subtracted)`);
   console.log(`pages checked against Postgres during warm-up: ${mismatches === 0 ? 'all equal' : `${mismatches} MISMATCHED`}`);

@@ -16,10 +16,15 @@ export interface KilnProcess {
 /**
  * Starts `kiln <role>` as its own process with exactly `env` (plus PATH and HOME), so the
  * benchmark's client and anchor never share an event loop with the server they measure. Up once
- * it says so on stderr; its output is echoed on stderr when BENCH_VERBOSE is set.
+ * it says so on stderr; its output is echoed on stderr when BENCH_VERBOSE is set. BENCH_KILN_NODE_OPTIONS
+ * becomes its NODE_OPTIONS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes).
  */
 export async function startKilnProcess(role: 'serve' | 'worker', env: Record<string, string>): Promise<KilnProcess> {
-  const child = spawn(process.execPath, [KILN_BIN, role], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const nodeOptions = process.env.BENCH_KILN_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_KILN_NODE_OPTIONS } : {};
+  const child = spawn(process.execPath, [KILN_BIN, role], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...nodeOptions, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let output = '';
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string | null>((resolve, reject) => {

@@ -93,6 +93,6 @@ export class JobResolver {
     @Arg('status', () => ExecutionStatus, { nullable: true }) status: ExecutionStatus | null,
     @Ctx() ctx: Context,
   ) {
-    return toConnection(await listExecutions(ctx.em, ctx.principal.sub, { jobId: job.id, status, first, after }));
+    return toConnection(await listExecutions(ctx.deps.pool, ctx.principal.sub, { jobId: job.id, status, first, after }));
   }
 }
