@@ -1,22 +1,31 @@
-import { Arg, Ctx, FieldResolver, Float, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Ctx, FieldResolver, Float, ID, Info, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Execution, Job, LogChunk } from '../entities/index.js';
 import { stepsOfSnapshot } from '../events/executionSnapshot.js';
 import { cancelExecution } from '../services/cancelExecution.js';
 import { artifactsOf, logUrlOf } from '../services/executionFiles.js';
 import { DEFAULT_LOG_LIMIT, listExecutions, logsOf, stepsOfExecutions, type ExecutionView, type StepView } from '../services/executionQueries.js';
 import { findExecution } from '../services/findOwned.js';
+import { jobsById } from '../services/jobQueries.js';
 import { Batcher, batcherOf } from './batch.js';
 import { toConnection } from './connection.js';
+import { selects } from './selection.js';
 import type { Context } from './context.js';
 import { ExecutionStatus } from './types/enums.js';
 import { ArtifactType, ExecutionConnection, ExecutionType, LogChunkType, StepType } from './types/execution.js';
 import { JobType } from './types/job.js';
 
 const STEPS = Symbol('steps');
+const JOBS = Symbol('jobs');
 
-/** The request's batcher of `steps`: one statement for all the executions of a list. */
+/** The request's batcher of `steps` not read with their page: one statement for the rows resolved together. */
 function stepsBatcher(ctx: Context): Batcher<string, StepView[]> {
   return batcherOf(ctx, STEPS, () => new Batcher((ids) => stepsOfExecutions(ctx.deps.pool, ids), () => []));
+}
+
+/** The request's batcher of `job`: a page of one job's history asks for that one job once. */
+function jobBatcher(ctx: Context): Batcher<string, Job | null> {
+  return batcherOf(ctx, JOBS, () => new Batcher((ids) => jobsById(ctx.em, ids), () => null));
 }
 
 @Resolver(() => ExecutionType)
@@ -33,8 +42,10 @@ export class ExecutionResolver {
     @Arg('first', () => Int, { nullable: true }) first: number | null,
     @Arg('after', () => String, { nullable: true }) after: string | null,
     @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
   ) {
-    return toConnection(await listExecutions(ctx.deps.pool, ctx.principal.sub, { jobId, status, first, after }));
+    const withSteps = selects(info, ['edges', 'node', 'steps']);
+    return toConnection(await listExecutions(ctx.deps.pool, ctx.principal.sub, { jobId, status, first, after }, { withSteps }));
   }
 
   @Mutation(() => ExecutionType, { description: 'Cancels a queued or running execution; a finished one is returned unchanged.' })
@@ -44,7 +55,10 @@ export class ExecutionResolver {
 
   @FieldResolver(() => JobType)
   async job(@Root() execution: ExecutionView, @Ctx() ctx: Context): Promise<Job> {
-    return ctx.em.findOneOrFail(Job, { id: execution.job.id });
+    const job = await jobBatcher(ctx).load(execution.job.id);
+    // An execution's job cannot vanish while the execution exists (on delete cascade).
+    if (job === null) throw new Error(`job ${execution.job.id} of execution ${execution.id} not found`);
+    return job;
   }
 
   @FieldResolver(() => ExecutionType, { nullable: true, description: 'For a RETRY: the first execution of the chain.' })
@@ -60,9 +74,10 @@ export class ExecutionResolver {
 
   @FieldResolver(() => [StepType])
   async steps(@Root() execution: ExecutionView, @Ctx() ctx: Context): Promise<StepView[]> {
-    // An executionUpdated event carries its steps as of that event (only entities are snapshots).
-    const snapshot = execution instanceof Execution ? stepsOfSnapshot(execution) : undefined;
-    return snapshot ?? stepsBatcher(ctx).load(execution.id);
+    // Read with its page, or carried by an executionUpdated event as of that event (only
+    // entities are snapshots); otherwise batched with the other rows of the list being resolved.
+    const carried = execution.steps ?? (execution instanceof Execution ? stepsOfSnapshot(execution) : undefined);
+    return carried ?? stepsBatcher(ctx).load(execution.id);
   }
 
   @FieldResolver(() => [LogChunkType], { description: 'Lines with seq > afterSeq, in order; limit at most 10000.' })
