@@ -72,7 +72,10 @@ const LIST_COLUMNS = `e.id, e.job_id, e.owner, e.number, e.status, e.trigger, e.
   e.finished_at, e.exit_code, e.error, e.log_key, e.artifacts, e.retry_of, e.created_at,
   to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_at`;
 
-/** Evaluated for the rows the limit lets through only; in index order by the (execution_id, index) unique index. */
+/**
+ * A select-list subquery runs only for the rows the limit lets through: one probe of the
+ * (execution_id, index) unique index per execution shown.
+ */
 const STEPS_COLUMN = `(select json_agg(json_build_array(s.index, s.name, s.status, s.exit_code, s.started_at, s.finished_at) order by s.index)
     from execution_steps s where s.execution_id = e.id) as steps`;
 
