@@ -7,6 +7,7 @@ const BENCHMARKS = {
   schedule: 'fire lateness of 1..10,000 per-second schedules and dispatch throughput, Kiln vs graphile-worker, pg-boss, BullMQ',
   logs: 'container line -> subscriber latency at 10,000 lines/s vs raw docker attach; API CPU and memory with 1,000 subscribers on one build',
   docker: 'submit -> SUCCEEDED of a `true` job vs raw `docker run --rm`; 1,000,000-line log throughput, all archived, with the worker\'s peak memory',
+  history: 'a job\'s history page (20 executions with steps) over HTTP, first and deep pages of 1,000,000 executions, vs the keyset SQL alone',
 };
 
 const [name, ...args] = process.argv.slice(2);

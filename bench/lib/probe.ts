@@ -10,7 +10,7 @@ import { ADMIN_URL, dontCount } from './pg.js';
 
 const TICKS_PER_SEC = 100; // USER_HZ on Linux
 
-function procCpuMs(pid: number): number | null {
+export function procCpuMs(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

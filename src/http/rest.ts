@@ -1,12 +1,11 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Principal, TokenVerifier } from '../auth/types.js';
 import { bearerToken } from '../auth/token.js';
-import { Execution } from '../entities/index.js';
 import { DomainError, NotFoundError, UnauthenticatedError, ValidationError } from '../errors.js';
 import { databaseUnavailable, UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_AFTER_S } from './unavailable.js';
 import { archivedOrStoredLog } from '../services/readLog.js';
 import type { Deps } from '../services/deps.js';
-import { listExecutions } from '../services/executionQueries.js';
+import { listExecutions, type ExecutionView } from '../services/executionQueries.js';
 import { getExecution, getJob } from '../services/findOwned.js';
 import { lastExecutionOf } from '../services/jobQueries.js';
 import { MAX_JOB_FILE_BYTES } from '../spec/parse.js';
@@ -20,7 +19,7 @@ const YAML_TYPES = ['application/yaml', 'text/yaml', 'application/x-yaml', 'text
 type Authed = Request & { principal: Principal };
 
 /** JSON shape of an execution on the REST surface (snake_case, like the seed's routes). */
-async function executionJson(deps: Deps, e: Execution) {
+async function executionJson(deps: Deps, e: ExecutionView) {
   return {
     id: e.id,
     job_id: e.job.id,
@@ -72,7 +71,7 @@ export function restRouter(deps: Deps, verifier: TokenVerifier, log: (m: string)
     wrap(async (req, res) => {
       const em = deps.orm.em.fork();
       const job = await getJob(em, req.principal.sub, String(req.params.job_id));
-      const page = await listExecutions(em, req.principal.sub, { jobId: job.id, first: 100, after: typeof req.query.after === 'string' ? req.query.after : null });
+      const page = await listExecutions(deps.pool, req.principal.sub, { jobId: job.id, first: 100, after: typeof req.query.after === 'string' ? req.query.after : null });
       if (page.hasNextPage && page.endCursor) res.setHeader('X-Next-Cursor', page.endCursor);
       res.json(await Promise.all(page.items.map((i) => executionJson(deps, i.node))));
     }),

@@ -1,15 +1,32 @@
-import { Arg, Ctx, FieldResolver, Float, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
-import { Execution, ExecutionStep, Job, LogChunk } from '../entities/index.js';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Ctx, FieldResolver, Float, ID, Info, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Execution, Job, LogChunk } from '../entities/index.js';
 import { stepsOfSnapshot } from '../events/executionSnapshot.js';
 import { cancelExecution } from '../services/cancelExecution.js';
 import { artifactsOf, logUrlOf } from '../services/executionFiles.js';
-import { DEFAULT_LOG_LIMIT, listExecutions, logsOf, stepsOf } from '../services/executionQueries.js';
+import { DEFAULT_LOG_LIMIT, listExecutions, logsOf, stepsOfExecutions, type ExecutionView, type StepView } from '../services/executionQueries.js';
 import { findExecution } from '../services/findOwned.js';
+import { jobsById } from '../services/jobQueries.js';
+import { Batcher, batcherOf } from './batch.js';
 import { toConnection } from './connection.js';
+import { selects } from './selection.js';
 import type { Context } from './context.js';
 import { ExecutionStatus } from './types/enums.js';
 import { ArtifactType, ExecutionConnection, ExecutionType, LogChunkType, StepType } from './types/execution.js';
 import { JobType } from './types/job.js';
+
+const STEPS = Symbol('steps');
+const JOBS = Symbol('jobs');
+
+/** The request's batcher of `steps` not read with their page: one statement for the rows resolved together. */
+function stepsBatcher(ctx: Context): Batcher<string, StepView[]> {
+  return batcherOf(ctx, STEPS, () => new Batcher((ids) => stepsOfExecutions(ctx.deps.pool, ids), () => []));
+}
+
+/** The request's batcher of `job`: a page of one job's history asks for that one job once. */
+function jobBatcher(ctx: Context): Batcher<string, Job | null> {
+  return batcherOf(ctx, JOBS, () => new Batcher((ids) => jobsById(ctx.em, ids), () => null));
+}
 
 @Resolver(() => ExecutionType)
 export class ExecutionResolver {
@@ -25,8 +42,10 @@ export class ExecutionResolver {
     @Arg('first', () => Int, { nullable: true }) first: number | null,
     @Arg('after', () => String, { nullable: true }) after: string | null,
     @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
   ) {
-    return toConnection(await listExecutions(ctx.em, ctx.principal.sub, { jobId, status, first, after }));
+    const withSteps = selects(info, ['edges', 'node', 'steps']);
+    return toConnection(await listExecutions(ctx.deps.pool, ctx.principal.sub, { jobId, status, first, after }, { withSteps }));
   }
 
   @Mutation(() => ExecutionType, { description: 'Cancels a queued or running execution; a finished one is returned unchanged.' })
@@ -35,30 +54,35 @@ export class ExecutionResolver {
   }
 
   @FieldResolver(() => JobType)
-  async job(@Root() execution: Execution, @Ctx() ctx: Context): Promise<Job> {
-    return ctx.em.findOneOrFail(Job, { id: execution.job.id });
+  async job(@Root() execution: ExecutionView, @Ctx() ctx: Context): Promise<Job> {
+    const job = await jobBatcher(ctx).load(execution.job.id);
+    // An execution's job cannot vanish while the execution exists (on delete cascade).
+    if (job === null) throw new Error(`job ${execution.job.id} of execution ${execution.id} not found`);
+    return job;
   }
 
   @FieldResolver(() => ExecutionType, { nullable: true, description: 'For a RETRY: the first execution of the chain.' })
-  retryOf(@Root() execution: Execution, @Ctx() ctx: Context): Promise<Execution | null> | null {
+  retryOf(@Root() execution: ExecutionView, @Ctx() ctx: Context): Promise<Execution | null> | null {
     return execution.retryOf === null ? null : ctx.em.findOne(Execution, { id: execution.retryOf, owner: ctx.principal.sub });
   }
 
   @FieldResolver(() => Float, { nullable: true, description: 'finishedAt - startedAt in milliseconds.' })
-  durationMs(@Root() execution: Execution): number | null {
+  durationMs(@Root() execution: ExecutionView): number | null {
     if (!execution.startedAt || !execution.finishedAt) return null;
     return execution.finishedAt.getTime() - execution.startedAt.getTime();
   }
 
   @FieldResolver(() => [StepType])
-  async steps(@Root() execution: Execution, @Ctx() ctx: Context): Promise<ExecutionStep[]> {
-    // An executionUpdated event carries its steps as of that event.
-    return stepsOfSnapshot(execution) ?? stepsOf(ctx.em, execution.id);
+  async steps(@Root() execution: ExecutionView, @Ctx() ctx: Context): Promise<StepView[]> {
+    // Read with its page, or carried by an executionUpdated event as of that event (only
+    // entities are snapshots); otherwise batched with the other rows of the list being resolved.
+    const carried = execution.steps ?? (execution instanceof Execution ? stepsOfSnapshot(execution) : undefined);
+    return carried ?? stepsBatcher(ctx).load(execution.id);
   }
 
   @FieldResolver(() => [LogChunkType], { description: 'Lines with seq > afterSeq, in order; limit at most 10000.' })
   logs(
-    @Root() execution: Execution,
+    @Root() execution: ExecutionView,
     @Arg('afterSeq', () => Int, { defaultValue: 0 }) afterSeq: number,
     @Arg('limit', () => Int, { defaultValue: DEFAULT_LOG_LIMIT }) limit: number,
     @Ctx() ctx: Context,
@@ -67,12 +91,12 @@ export class ExecutionResolver {
   }
 
   @FieldResolver(() => String, { nullable: true, description: 'Where the archived log can be downloaded; null until archived.' })
-  logUrl(@Root() execution: Execution, @Ctx() ctx: Context): Promise<string | null> {
+  logUrl(@Root() execution: ExecutionView, @Ctx() ctx: Context): Promise<string | null> {
     return logUrlOf(ctx.deps.store, execution);
   }
 
   @FieldResolver(() => [ArtifactType])
-  artifacts(@Root() execution: Execution, @Ctx() ctx: Context) {
+  artifacts(@Root() execution: ExecutionView, @Ctx() ctx: Context) {
     return artifactsOf(ctx.deps.store, execution);
   }
 }

@@ -1,4 +1,5 @@
-import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Ctx, FieldResolver, ID, Info, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Execution, Job } from '../entities/index.js';
 import { listExecutions } from '../services/executionQueries.js';
 import { findJob } from '../services/findOwned.js';
@@ -9,6 +10,7 @@ import { TickConnection } from './types/tick.js';
 import { submitJobs } from '../services/submitJobs.js';
 import { triggerJob } from '../services/triggerJob.js';
 import { toConnection } from './connection.js';
+import { selects } from './selection.js';
 import type { Context } from './context.js';
 import { ExecutionStatus } from './types/enums.js';
 import { ExecutionConnection, ExecutionType } from './types/execution.js';
@@ -92,7 +94,9 @@ export class JobResolver {
     @Arg('after', () => String, { nullable: true }) after: string | null,
     @Arg('status', () => ExecutionStatus, { nullable: true }) status: ExecutionStatus | null,
     @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
   ) {
-    return toConnection(await listExecutions(ctx.em, ctx.principal.sub, { jobId: job.id, status, first, after }));
+    const withSteps = selects(info, ['edges', 'node', 'steps']);
+    return toConnection(await listExecutions(ctx.deps.pool, ctx.principal.sub, { jobId: job.id, status, first, after }, { withSteps }));
   }
 }

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Execution, ExecutionStatus, ExecutionStep, LogChunk } from '../entities/index.js';
+import type pg from 'pg';
+import { ExecutionStep, LogChunk, type ArtifactRecord, type Execution, type ExecutionStatus, type ExecutionTrigger, type StepStatus } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
 import { decodeCursor, isUuid, pageSize, toPage, type Page } from './paging.js';
 
@@ -11,25 +12,153 @@ export interface ExecutionFilter {
 }
 
 /**
- * The owner's executions, newest first, keyset-paginated on (created_at, id) so pages neither
- * skip nor repeat rows while new executions arrive.
+ * An execution as a list shows it: plain data read by SQL, not an ORM entity. Hydrating a page
+ * into entities (identity map, change-tracking snapshot) costs more than the query itself, and a
+ * list never writes. Every field the API reads from a listed execution; never the plan. An
+ * `Execution` entity is one too, so field resolvers take either.
  */
-export async function listExecutions(em: EntityManager, owner: string, filter: ExecutionFilter): Promise<Page<Execution>> {
+export type ExecutionView = Pick<
+  Execution,
+  | 'id' | 'owner' | 'number' | 'status' | 'trigger' | 'attempt' | 'scheduledFor' | 'queuedAt' | 'startedAt' | 'finishedAt'
+  | 'exitCode' | 'error' | 'logKey' | 'artifacts' | 'retryOf' | 'createdAt'
+> & {
+  job: { id: string };
+  /** Read with the page when it was asked for `withSteps`; otherwise absent. */
+  steps?: StepView[];
+};
+
+/** A step as a list shows it (see ExecutionView); an `ExecutionStep` entity is one too. */
+export type StepView = Pick<ExecutionStep, 'index' | 'name' | 'status' | 'exitCode' | 'startedAt' | 'finishedAt'>;
+
+/** A cursor's time: UTC ISO 8601 with up to microseconds (older cursors carry milliseconds). */
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
+
+/**
+ * The (created_at, id) a cursor points after. created_at travels as Postgres's own text, to the
+ * microsecond: a JavaScript Date keeps milliseconds, and a cursor cut to the millisecond would
+ * skip the rows created later in the same millisecond than the one it points at.
+ */
+function cursorKey(cursor: string): [string, string] {
+  const [at, id] = decodeCursor(cursor, ['string', 'string']) as [string, string];
+  if (!CURSOR_TIME.test(at) || Number.isNaN(Date.parse(at)) || !isUuid(id)) throw new ValidationError('invalid cursor');
+  return [at, id];
+}
+
+interface ExecutionRecord {
+  id: string;
+  job_id: string;
+  owner: string;
+  number: number;
+  status: ExecutionStatus;
+  trigger: ExecutionTrigger;
+  attempt: number;
+  scheduled_for: Date | null;
+  queued_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  exit_code: number | null;
+  error: string | null;
+  log_key: string | null;
+  artifacts: ArtifactRecord[];
+  retry_of: string | null;
+  created_at: Date;
+  /** created_at as cursor text, to the microsecond. */
+  cursor_at: string;
+  /** `withSteps` only: [index, name, status, exit_code, started_at, finished_at] per step, in order. */
+  steps?: Array<[number, string, StepStatus, number | null, string | null, string | null]> | null;
+}
+
+const LIST_COLUMNS = `e.id, e.job_id, e.owner, e.number, e.status, e.trigger, e.attempt, e.scheduled_for, e.queued_at, e.started_at,
+  e.finished_at, e.exit_code, e.error, e.log_key, e.artifacts, e.retry_of, e.created_at,
+  to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_at`;
+
+/**
+ * A select-list subquery runs only for the rows the limit lets through: one probe of the
+ * (execution_id, index) unique index per execution shown.
+ */
+const STEPS_COLUMN = `(select json_agg(json_build_array(s.index, s.name, s.status, s.exit_code, s.started_at, s.finished_at) order by s.index)
+    from execution_steps s where s.execution_id = e.id) as steps`;
+
+/**
+ * The owner's executions, newest first, keyset-paginated on (created_at, id) so pages neither
+ * skip nor repeat rows while new executions arrive. One statement whatever the depth: the row
+ * comparison `(created_at, id) < (...)` is an index condition on the (job_id | owner, created_at
+ * desc, id desc) indexes, where the equivalent `a < x or (a = x and b < y)` is only a filter and
+ * made a page a million rows back read the million rows before it.
+ *
+ * `withSteps` reads each execution's steps in the same statement, for callers that will show
+ * them: one round trip for a page instead of two.
+ */
+export async function listExecutions(pool: pg.Pool, owner: string, filter: ExecutionFilter, opts: { withSteps?: boolean } = {}): Promise<Page<ExecutionView>> {
   const size = pageSize(filter.first);
-  const where: Record<string, unknown> = { owner };
+  const params: unknown[] = [owner];
+  const where = ['e.owner = $1'];
   if (filter.jobId !== undefined && filter.jobId !== null) {
     if (!isUuid(filter.jobId)) return { items: [], hasNextPage: false, endCursor: null };
-    where.job = filter.jobId;
+    params.push(filter.jobId);
+    where.push(`e.job_id = $${params.length}`);
   }
-  if (filter.status) where.status = filter.status;
+  if (filter.status) {
+    params.push(filter.status);
+    where.push(`e.status = $${params.length}`);
+  }
   if (filter.after) {
-    const [at, id] = decodeCursor(filter.after, ['string', 'string']) as [string, string];
-    const ts = new Date(at);
-    if (Number.isNaN(ts.getTime()) || !isUuid(id)) throw new ValidationError('invalid cursor');
-    where.$or = [{ createdAt: { $lt: ts } }, { createdAt: ts, id: { $lt: id } }];
+    params.push(...cursorKey(filter.after));
+    where.push(`(e.created_at, e.id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
   }
-  const rows = await em.find(Execution, where, { orderBy: { createdAt: 'desc', id: 'desc' }, limit: size + 1 });
-  return toPage(rows, size, (e) => [e.createdAt.toISOString(), e.id]);
+  const { rows } = await pool.query<ExecutionRecord>(
+    `select ${LIST_COLUMNS}${opts.withSteps ? `, ${STEPS_COLUMN}` : ''}
+       from executions e where ${where.join(' and ')} order by e.created_at desc, e.id desc limit ${size + 1}`,
+    params,
+  );
+  const page = toPage(rows, size, (r) => [r.cursor_at, r.id]);
+  return { ...page, items: page.items.map(({ node, cursor }) => ({ node: executionView(node), cursor })) };
+}
+
+function executionView(r: ExecutionRecord): ExecutionView {
+  const view: ExecutionView = {
+    id: r.id,
+    job: { id: r.job_id },
+    owner: r.owner,
+    number: r.number,
+    status: r.status,
+    trigger: r.trigger,
+    attempt: r.attempt,
+    scheduledFor: r.scheduled_for,
+    queuedAt: r.queued_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    exitCode: r.exit_code,
+    error: r.error,
+    logKey: r.log_key,
+    artifacts: r.artifacts,
+    retryOf: r.retry_of,
+    createdAt: r.created_at,
+  };
+  if (r.steps !== undefined) {
+    const time = (t: string | null) => (t === null ? null : new Date(t));
+    view.steps = (r.steps ?? []).map(([index, name, status, exitCode, startedAt, finishedAt]) => ({ index, name, status, exitCode, startedAt: time(startedAt), finishedAt: time(finishedAt) }));
+  }
+  return view;
+}
+
+/**
+ * The steps of several executions in one statement, each execution's in index order; an id
+ * with no steps (or no such execution) maps to []. Callers scope the ids to an owner: these are
+ * the steps of executions already read for that owner.
+ */
+export async function stepsOfExecutions(pool: pg.Pool, executionIds: readonly string[]): Promise<Map<string, StepView[]>> {
+  const steps = new Map<string, StepView[]>(executionIds.map((id) => [id, []]));
+  if (executionIds.length === 0) return steps;
+  const { rows } = await pool.query<{ execution_id: string; index: number; name: string; status: StepStatus; exit_code: number | null; started_at: Date | null; finished_at: Date | null }>(
+    `select execution_id, index, name, status, exit_code, started_at, finished_at
+       from execution_steps where execution_id = any($1::uuid[]) order by execution_id, index`,
+    [[...steps.keys()]],
+  );
+  for (const r of rows) {
+    steps.get(r.execution_id)?.push({ index: r.index, name: r.name, status: r.status, exitCode: r.exit_code, startedAt: r.started_at, finishedAt: r.finished_at });
+  }
+  return steps;
 }
 
 export async function stepsOf(em: EntityManager, executionId: string): Promise<ExecutionStep[]> {

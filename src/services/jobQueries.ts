@@ -16,6 +16,15 @@ export async function listJobs(em: EntityManager, owner: string, first?: number 
   return toPage(rows, size, (j) => [j.name]);
 }
 
+/**
+ * Jobs by id, in one statement: the `job` of every row of an execution list. Not owner-scoped:
+ * callers pass the jobs of executions already read for their owner.
+ */
+export async function jobsById(em: EntityManager, ids: readonly string[]): Promise<Map<string, Job>> {
+  if (ids.length === 0) return new Map();
+  return new Map((await em.find(Job, { id: { $in: [...ids] } })).map((job) => [job.id, job]));
+}
+
 /** The job's newest execution, or null. */
 export async function lastExecutionOf(em: EntityManager, job: Job): Promise<Execution | null> {
   return em.findOne(Execution, { job }, { orderBy: { createdAt: 'desc', id: 'desc' } });
