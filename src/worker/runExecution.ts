@@ -9,7 +9,7 @@ import { ArtifactError, collectArtifacts } from '../runner/artifacts.js';
 import { recordArtifacts } from '../executions/artifacts.js';
 import { containerSpecFor } from '../runner/containerSpec.js';
 import { stepFailure } from '../runner/failures.js';
-import { atPostgresBoundary, isInfrastructureError } from '../runner/infrastructure.js';
+import { atPostgresBoundary } from '../runner/infrastructure.js';
 import { removeUntilGone } from '../runner/removal.js';
 import { handBack } from '../executions/handBack.js';
 import { settlesWithin, withTimeout } from '../ops/timeout.js';
@@ -20,9 +20,10 @@ import { finishExecution, type Outcome } from '../executions/finish.js';
 import { StepMarks } from './stepMarks.js';
 import { type ClaimedExecution } from '../executions/fence.js';
 import type { EngineGate } from '../runner/engineGate.js';
-import { judgeInfrastructureFailure, witnessEngine } from './infrastructureFailure.js';
+import { judgeInfrastructureFailure, witnessEngine } from './run/infrastructureFailure.js';
 import type { LeaseKeeper } from './leases.js';
 import type { RunnerServices } from './runnerRuntime.js';
+import { errorEnding } from './run/endings.js';
 
 /** What running an execution needs from the worker process. */
 export interface RunnerDeps {
@@ -45,7 +46,6 @@ export interface RunnerDeps {
   gate?: EngineGate;
 }
 
-export { MAX_INFRASTRUCTURE_ATTEMPTS } from './infrastructureFailure.js';
 /**
  * How long a run whose claim was lost keeps trying to remove its container (the reaper goes on
  * after that). While the claim is held, a run tries as long as it takes, or until its shutdown deadline.
@@ -164,6 +164,7 @@ export async function runClaimed(deps: RunnerDeps, claimed: ClaimedExecution): P
         });
         await recordArtifacts(pool, claimed, stored);
       } catch (err) {
+        // FAILED (see RUN_ERRORS), but the steps did end: the container is idle.
         if (!(err instanceof ArtifactError)) throw err;
         log.system(`error: ${err.message}`);
         if (outcome.status === 'SUCCEEDED') outcome = { status: 'FAILED', exitCode: null, error: err.message };
@@ -171,11 +172,13 @@ export async function runClaimed(deps: RunnerDeps, claimed: ClaimedExecution): P
     }
     completed = true;
   } catch (err) {
-    if (!stop.signal.aborted) {
+    // How an error ends the run is in RUN_ERRORS; a stopped run ends as its stop says.
+    const ending = errorEnding(err, stop.signal.aborted);
+    if (ending !== 'STOPPED') {
       const message = err instanceof Error ? err.message : String(err);
       log.system(`error: ${message}`);
       outcome = { status: 'FAILED', exitCode: null, error: message };
-      if (isInfrastructureError(err)) [infraError, engineWasDown] = [message, witnessEngine(deps.gate)];
+      if (ending === 'HANDED_BACK') [infraError, engineWasDown] = [message, witnessEngine(deps.gate)];
     }
   } finally {
     clearTimeout(deadline);
