@@ -31,9 +31,9 @@ export interface RunnerDeps {
   backend: ContainerBackend;
   workerId: string;
   onLogFlush?: LogFlushListener;
-  /** Container settings, cancel requests (LISTEN/NOTIFY), secrets and the artifact store. */
+  /** Container settings, the runs held here, secrets and the artifact store. */
   runner: RunnerServices;
-  /** Renews this worker's claims; a lost claim stops its execution at once. */
+  /** Its `leaseMs` is the claim's lease; the keeper renews it (see RunRegistry). */
   leases: LeaseKeeper;
   /** For retries queued when a run fails. */
   defaultImage: string;
@@ -98,11 +98,9 @@ export async function runClaimed(deps: RunnerDeps, claimed: ClaimedExecution): P
   };
   // `timeout` counts from the start of the run, not from the queue.
   const deadline = setTimeout(() => halt('TIMED_OUT', `timed out after ${plan.timeoutMs} ms`), plan.timeoutMs);
-  // Cancel requests arrive by LISTEN/NOTIFY from whichever API process took them.
-  const unwatch = deps.runner.cancels.watch(claimed.id, () => halt('CANCELLED', 'cancelled'), claimed.claimSentAt);
-
-  // A lost claim kills the container at once: another worker may take the execution over.
-  deps.leases.hold(claimed, (reason) => halt('LOST', reason));
+  // From here on the claim is renewed, and a cancel or a lost claim stops the run (see RunRegistry).
+  const runs = deps.runner.runs;
+  runs.hold(claimed, (reason, message) => halt(reason, message));
   let completed = false;
   let infraError: string | null = null;
   let engineWasDown: (() => Promise<boolean>) | null = null;
@@ -192,17 +190,17 @@ export async function runClaimed(deps: RunnerDeps, claimed: ClaimedExecution): P
   const release = (containerGone: boolean) => {
     if (released) return;
     released = true;
-    deps.leases.release(claimed.id, containerGone);
+    runs.release(claimed, containerGone);
   };
   const removeContainer = async (h: ContainerHandle): Promise<boolean> => {
     const since = Date.now();
     const removal = await removeUntilGone(deps.backend, h, {
       labels: { 'kiln.execution': claimed.id },
-      deadline: () => deps.leases.shutdownDeadline,
+      deadline: () => runs.shutdownDeadline,
       // While the claim is held (and renewed) the tries go on as long as it takes; a lost claim is
       // the next attempt's already, and the reaper takes over after a while.
       giveUp: () =>
-        !deps.leases.holds(claimed.id) && Date.now() - since >= LOST_REMOVAL_MS ? `the claim is no longer held and ${LOST_REMOVAL_MS} ms have passed` : null,
+        !runs.holds(claimed) && Date.now() - since >= LOST_REMOVAL_MS ? `the claim is no longer held and ${LOST_REMOVAL_MS} ms have passed` : null,
       log: (m) => deps.log?.(`execution ${claimed.id}: ${m}`, { ...ids, level: 'warn' }),
     });
     if (removal.gone) return true;
@@ -232,7 +230,7 @@ export async function runClaimed(deps: RunnerDeps, claimed: ClaimedExecution): P
       if (handle !== null && destroyLater) containerGone = await removeContainer(handle);
       // Fenced, or being handed back by a shutdown (which needs the container gone), or the container
       // may still run: no outcome is written. The lines so far are kept while the claim holds.
-      await closeLog(deps.leases.holds(claimed.id));
+      await closeLog(runs.holds(claimed));
       release(containerGone);
       deps.log?.(`execution ${claimed.id} stopped without an outcome: ${stopReason === 'LOST' ? stopMessage : 'its container could not be confirmed removed'}`, {
         ...ids,
@@ -289,7 +287,7 @@ export async function runClaimed(deps: RunnerDeps, claimed: ClaimedExecution): P
   } finally {
     await settlesWithin(log.close(), LOG_CLOSE_WAIT_MS);
     release(false); // only on an unexpected error: the lease then expires
-    unwatch(); // until now the reaper knew the container as this process's own
+    runs.forget(claimed); // until now the reaper knew the container as this process's own
   }
 }
 
