@@ -7,20 +7,8 @@ import type { ContainerBackend } from '../runner/types.js';
 import type { SecretBox } from '../secrets/SecretBox.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { CancelListener } from './cancelListener.js';
+import type { RunnerServices } from './run/RunDeps.js';
 import { RunRegistry } from './run/RunRegistry.js';
-
-/** What running an execution needs beyond the claim: the worker process's runner services. */
-export interface RunnerServices {
-  settings: Readonly<RunnerSettings>;
-  /** Where artifacts go. */
-  store: ArtifactStore;
-  /** Opens the owner's secrets for the build. */
-  secretBox: SecretBox;
-  /** The runs this process holds: what leases renew, cancels stop, the reaper spares and shutdown hands back. */
-  runs: RunRegistry;
-  /** Label value that scopes the reaper to this installation's containers. */
-  installationId: string;
-}
 
 /** The runner services of a worker process, running. */
 export interface RunnerRuntime {

@@ -14,8 +14,8 @@ import { Archiver } from './archiver.js';
 import { Dispatcher } from './dispatcher.js';
 import { LeaseKeeper } from './leases.js';
 import type { RunRegistry } from './run/RunRegistry.js';
+import type { RunnerServices } from './run/RunDeps.js';
 import { runClaimed } from './runExecution.js';
-import type { RunnerServices } from './runnerRuntime.js';
 import { Scheduler } from './scheduler.js';
 import { SupervisedRunner } from './supervisedRunner.js';
 
