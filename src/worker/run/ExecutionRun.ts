@@ -265,8 +265,8 @@ export class ExecutionRun {
   }
 
   /**
-   * Ends the run as decideEnding says, after doing what it asks for first. The claim is released
-   * last, saying whether the container is confirmed gone: only then may shutdown hand it back.
+   * Ends the run as decideEnding says, after doing what it asks for first. Each ending releases the
+   * claim saying whether the container is confirmed gone: only then may shutdown hand it back.
    */
   private async settle(): Promise<void> {
     for (;;) {
