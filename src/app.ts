@@ -10,7 +10,7 @@ import { createOrm, migrateOrm, type Orm } from './db/orm.js';
 import { createPool } from './db/pool.js';
 import { startHttp, type HttpRole } from './http/server.js';
 import { startOpsServer, type OpsEndpoints, type OpsServer } from './ops/endpoints.js';
-import { handBackNow } from './worker/workerLeases.js';
+import { handBackNow } from './worker/run/handBackNow.js';
 import type { Log } from './ops/log.js';
 import { KilnMetrics } from './ops/metrics.js';
 import { createOpsPool } from './ops/opsPool.js';
@@ -146,7 +146,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
     } else if (graceMs < workerStop.graceMs) {
       workerStop.graceMs = graceMs;
       const reason = `worker ${config.workerId} shut down before it finished (grace cut to ${graceMs} ms)`;
-      handingBack = Promise.all([handingBack, handBackNow(worker.leases, { pool, reason, log, metrics: metrics ?? undefined })]);
+      handingBack = Promise.all([handingBack, handBackNow(worker.runs, { pool, reason, log, metrics: metrics ?? undefined })]);
     }
     return workerStop.done;
   };

@@ -2,7 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerBackend } from '../src/runner/docker/docker.js';
 import { EngineGate } from '../src/runner/engineGate.js';
-import { infrastructureVerdict, MAX_INFRASTRUCTURE_ATTEMPTS } from '../src/worker/infrastructureFailure.js';
+import { infrastructureVerdict, MAX_INFRASTRUCTURE_ATTEMPTS } from '../src/worker/run/infrastructureFailure.js';
 import { requireDocker } from './helpers/docker.js';
 import { startEngineProxy, type EngineProxy } from './helpers/engineProxy.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';

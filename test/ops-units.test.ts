@@ -6,7 +6,8 @@ import { Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
-import { handBackNow, WorkerLeases } from '../src/worker/workerLeases.js';
+import { handBackNow } from '../src/worker/run/handBackNow.js';
+import { RunRegistry } from '../src/worker/run/RunRegistry.js';
 import { collectStoppableDefaultMetrics, KilnMetrics } from '../src/ops/metrics.js';
 import { createLogger, pinoLog } from '../src/ops/pinoLog.js';
 import { capText, Readiness } from '../src/ops/readiness.js';
@@ -263,11 +264,11 @@ describe('KilnMetrics.close', () => {
   });
 });
 
-describe('WorkerLeases.stopAll', () => {
+describe('RunRegistry.stopAll', () => {
   it('ends every waiter as soon as the run ends, when two stop the same runs (drain and a cut grace)', async () => {
-    const leases = new WorkerLeases({} as pg.Pool, 60_000, () => {});
+    const leases = new RunRegistry();
     const fence = { id: 'e1', attempt: 1, workerId: 'w1' } as Fence;
-    leases.hold(fence, () => setTimeout(() => leases.release('e1'), 20));
+    leases.hold(fence, () => setTimeout(() => leases.release(fence), 20));
     const t0 = Date.now();
     const [a, b] = await Promise.all([leases.stopAll('drain', 10_000), leases.stopAll('cut', 10_000)]);
     expect(Date.now() - t0).toBeLessThan(5_000);
@@ -277,7 +278,7 @@ describe('WorkerLeases.stopAll', () => {
   });
 
   it('handBackNow does nothing without running executions', async () => {
-    const leases = new WorkerLeases({} as pg.Pool, 60_000, () => {});
+    const leases = new RunRegistry();
     expect(await handBackNow(leases, { pool: {} as pg.Pool, reason: 'x', log: () => {} })).toBe(0);
     expect(await handBackNow(null, { pool: {} as pg.Pool, reason: 'x', log: () => {} })).toBe(0);
   });

@@ -84,7 +84,7 @@ class OptionalGauge extends Gauge {
 }
 
 /**
- * What the runner reports about the executions it runs (see runExecution). Optional everywhere:
+ * What the runner reports about the executions it runs (see ExecutionRun). Optional everywhere:
  * code and tests that run executions without a Kiln process simply pass none.
  */
 export interface RunMetrics {

@@ -1,27 +1,24 @@
 import type pg from 'pg';
 import { PgListener } from '../events/PgListener.js';
 import type { Log } from '../ops/log.js';
+import type { HeldClaim, RunRegistry } from './run/RunRegistry.js';
 
-/** The channel `cancelExecutions` (src/queue/executionQueue.ts) notifies with an execution id. */
+/** The channel `cancelExecutions` (src/executions/cancel.ts) notifies with an execution id. */
 export const CANCEL_CHANNEL = 'kiln_cancel';
-/** How long a notified cancel is remembered for a run that starts watching late. */
+/** How long a notified cancel is remembered for a run that is held late. */
 const RECENT_MS = 60_000;
 
 /**
- * Delivers cancel requests to the executions this worker process runs, whichever API process
- * recorded them: one dedicated connection LISTENs on `kiln_cancel` for the whole process. A
- * cancel is seen within a round trip of its commit, with no polling.
+ * Delivers cancel requests to the runs this worker process holds (see RunRegistry), whichever
+ * API process recorded them: one dedicated connection LISTENs on `kiln_cancel` for the whole
+ * process. A cancel is seen within a round trip of its commit, with no polling.
  *
- * NOTIFY keeps nothing for absent listeners, so every execution is checked against
- * `cancel_requested_at` once when it starts being watched (a cancel that committed between the
- * claim and the watch) and again after each reconnection.
- *
- * It also knows which executions run in this process, which is what the orphan reaper must
- * never touch.
+ * NOTIFY keeps nothing for absent listeners, so a run is checked against `cancel_requested_at`
+ * when it is held (a cancel that committed between the claim and the hold), unless the listener
+ * has been listening since before its claim was sent, and every run again after each reconnection.
  */
 export class CancelListener {
-  private readonly watched = new Map<string, () => void>();
-  /** Cancels notified lately (id -> when), for a run that starts watching just after its cancel arrived. */
+  /** Cancels notified lately (id -> when), for a run held just after its cancel arrived. */
   private readonly recent = new Map<string, number>();
   private readonly listener: PgListener;
 
@@ -29,14 +26,16 @@ export class CancelListener {
     private readonly pool: pg.Pool,
     connection: pg.ClientConfig,
     private readonly log: Log,
+    private readonly runs: RunRegistry,
   ) {
     this.listener = new PgListener({
       connection,
       channels: [CANCEL_CHANNEL],
       onNotification: (_channel, executionId) => this.notified(executionId),
-      onReconnect: () => this.recheck([...this.watched.keys()]),
+      onReconnect: () => this.recheck(runs.ids()),
       log,
     });
+    runs.onHold((claim) => this.held(claim));
   }
 
   start(): Promise<void> {
@@ -48,31 +47,14 @@ export class CancelListener {
   }
 
   /**
-   * Calls `onCancel` (once) when a cancel of `executionId` is requested, from now until the
-   * returned function is called. The execution counts as running in this process meanwhile.
-   * `claimedAt` (epoch ms, taken before the claim was sent): when the listener has been listening
-   * since before then, a cancel committed after the claim was notified (and is in `recent` if it
-   * came before this watch), so Postgres need not be asked; otherwise it is.
+   * A run is held from now on. When the listener has been listening since before its claim was
+   * sent, a cancel committed after the claim was notified (and is in `recent` if it came before
+   * this hold), so Postgres need not be asked; otherwise it is.
    */
-  watch(executionId: string, onCancel: () => void, claimedAt: number | null = null): () => void {
-    let fired = false;
-    const fire = () => {
-      if (fired) return;
-      fired = true;
-      onCancel();
-    };
-    this.watched.set(executionId, fire);
+  private held(claim: HeldClaim): void {
     const since = this.listener.connectedSince;
-    if (this.recent.has(executionId)) this.cancel(executionId);
-    else if (claimedAt === null || since === null || since > claimedAt) this.recheck([executionId]);
-    return () => {
-      if (this.watched.get(executionId) === fire) this.watched.delete(executionId);
-    };
-  }
-
-  /** Whether an execution is being run (watched) by this process. */
-  runs(executionId: string): boolean {
-    return this.watched.has(executionId);
+    if (this.recent.has(claim.id)) this.cancel(claim.id);
+    else if (claim.claimSentAt === undefined || since === null || since > claim.claimSentAt) this.recheck([claim.id]);
   }
 
   private notified(executionId: string): void {
@@ -86,10 +68,9 @@ export class CancelListener {
   }
 
   private cancel(executionId: string): void {
-    const fire = this.watched.get(executionId);
-    if (fire === undefined) return; // another worker's execution
+    if (!this.runs.has(executionId)) return; // another worker's execution
     this.log(`execution ${executionId}: cancel requested; stopping it`, { executionId });
-    fire();
+    this.runs.cancel(executionId);
   }
 
   private recheck(ids: string[]): void {

@@ -7,19 +7,8 @@ import type { ContainerBackend } from '../runner/types.js';
 import type { SecretBox } from '../secrets/SecretBox.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { CancelListener } from './cancelListener.js';
-
-/** What running an execution needs beyond the claim: the worker process's runner services. */
-export interface RunnerServices {
-  settings: Readonly<RunnerSettings>;
-  /** Where artifacts go. */
-  store: ArtifactStore;
-  /** Opens the owner's secrets for the build. */
-  secretBox: SecretBox;
-  /** Cancel requests from any API process. */
-  cancels: CancelListener;
-  /** Label value that scopes the reaper to this installation's containers. */
-  installationId: string;
-}
+import type { RunnerServices } from './run/RunDeps.js';
+import { RunRegistry } from './run/RunRegistry.js';
 
 /** The runner services of a worker process, running. */
 export interface RunnerRuntime {
@@ -30,8 +19,8 @@ export interface RunnerRuntime {
 
 /**
  * Starts what the runner needs in a worker process, before the worker takes any execution: the
- * cancel listener, and the orphan reaper, which sweeps once now (containers left by a dead
- * worker go before new ones start) and then every `settings.reapIntervalMs`.
+ * registry of the runs it holds, the cancel listener, and the orphan reaper, which sweeps once now
+ * (containers left by a dead worker go before new ones start) and then every `settings.reapIntervalMs`.
  */
 export async function startRunnerRuntime(opts: {
   pool: pg.Pool;
@@ -47,14 +36,16 @@ export async function startRunnerRuntime(opts: {
   gate?: EngineGate;
 }): Promise<RunnerRuntime> {
   const installation = await installationId(opts.pool);
-  const cancels = new CancelListener(opts.pool, opts.connection, opts.log);
+  const runs = new RunRegistry();
+  // Cancel requests from any API process reach the runs held here.
+  const cancels = new CancelListener(opts.pool, opts.connection, opts.log, runs);
   await cancels.start();
   const reaper = new Reaper({
     backend: opts.backend,
     pool: opts.pool,
     installationId: installation,
     workerId: opts.workerId,
-    runsHere: (id) => cancels.runs(id),
+    runsHere: (id) => runs.has(id),
     log: opts.log,
     engineUp: opts.gate ? () => opts.gate!.up : undefined,
   });
@@ -68,7 +59,7 @@ export async function startRunnerRuntime(opts: {
   const unwatch = opts.gate?.onChange((up) => void (up && sweep('sweep after the engine came back'))) ?? (() => {});
   reaper.start(opts.settings.reapIntervalMs);
   return {
-    services: { settings: opts.settings, store: opts.store, secretBox: opts.secretBox, cancels, installationId: installation },
+    services: { settings: opts.settings, store: opts.store, secretBox: opts.secretBox, runs, installationId: installation },
     reaper,
     async stop() {
       unwatch();

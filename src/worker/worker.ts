@@ -2,7 +2,6 @@ import { Logger } from 'graphile-worker';
 import type pg from 'pg';
 import type { LogFlushListener } from '../logs/LogWriter.js';
 import { handBack } from '../executions/handBack.js';
-import { WorkerLeases } from './workerLeases.js';
 import type { Log } from '../ops/log.js';
 import type { KilnMetrics } from '../ops/metrics.js';
 import { settlesWithin } from '../ops/timeout.js';
@@ -13,9 +12,10 @@ import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { housekeepingTask } from '../tasks/housekeeping.js';
 import { Archiver } from './archiver.js';
 import { Dispatcher } from './dispatcher.js';
-import type { LeaseKeeper } from './leases.js';
+import { LeaseKeeper } from './leases.js';
+import type { RunRegistry } from './run/RunRegistry.js';
+import type { RunnerServices } from './run/RunDeps.js';
 import { runClaimed } from './runExecution.js';
-import type { RunnerServices } from './runnerRuntime.js';
 import { Scheduler } from './scheduler.js';
 import { SupervisedRunner } from './supervisedRunner.js';
 
@@ -49,7 +49,8 @@ export interface WorkerOptions {
 /** A running worker role: the scheduler, the execution runner and housekeeping. */
 export interface WorkerRole {
   scheduler: Scheduler;
-  leases: LeaseKeeper;
+  /** The runs this worker holds (see handBackNow). */
+  runs: RunRegistry;
   /**
    * Stops taking work at once (the queue stops fetching, the scheduler resigns its leadership so a
    * follower takes over), lets running executions finish for `graceMs`, then stops the ones still
@@ -94,7 +95,8 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
     // pool down instead (0.18 does not retry it), and SupervisedRunner starts it again.
     preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
   };
-  const leases = new WorkerLeases(opts.pool, opts.leaseMs, opts.log);
+  const runs = opts.runner.runs;
+  const leases = new LeaseKeeper(opts.pool, opts.leaseMs, runs, opts.log);
   leases.start();
   const archiver = new Archiver(opts.pool, opts.store, opts.log, ARCHIVE_POLL_MS);
   const runDeps = {
@@ -126,7 +128,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
   });
   scheduler.start();
   opts.metrics?.watchLeader(() => scheduler.leader);
-  opts.metrics?.watchRunning(() => leases.size);
+  opts.metrics?.watchRunning(() => runs.size);
 
   const drain = async (graceMs: number): Promise<void> => {
     const log = opts.log;
@@ -137,17 +139,17 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
     const executionsStopped = stopped(executions, 'dispatcher');
     const housekeepingStopped = stopped(housekeeping, 'housekeeping runner');
     if (!(await settlesWithin(scheduler.stop(), STOP_WAIT_MS))) log('shutdown: the scheduler did not stop in time', { level: 'warn' });
-    const running = leases.size;
+    const running = runs.size;
     if (running > 0) log(`shutdown: waiting up to ${graceMs} ms for ${running} running execution(s)`, { workerId: opts.workerId });
     if (!(await settlesWithin(executionsStopped, graceMs))) {
       const reason = `worker ${opts.workerId} shut down before it finished (grace ${graceMs} ms)`;
-      log(`shutdown: ${leases.size} execution(s) still running after the grace period; stopping their containers and handing them back`, {
+      log(`shutdown: ${runs.size} execution(s) still running after the grace period; stopping their containers and handing them back`, {
         level: 'warn', workerId: opts.workerId,
       });
       // Containers first, then the queue: never two attempts at once. Only runs whose containers are
       // confirmed gone come back from stopAll; the others' leases expire and the leader re-queues them.
-      const stopping = leases.size;
-      const ended = await leases.stopAll(reason, STOP_WAIT_MS);
+      const stopping = runs.size;
+      const ended = await runs.stopAll(reason, STOP_WAIT_MS);
       if (ended.length < stopping) {
         log(`shutdown: ${stopping - ended.length} execution(s) not handed back: their containers could not be confirmed removed in time; their leases expire and the leader re-queues them (the reaper and the next attempt remove the containers)`, {
           level: 'error', workerId: opts.workerId,
@@ -168,7 +170,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
   let stopping: Promise<void> | null = null;
   return {
     scheduler,
-    leases,
+    runs,
     stop(stopOpts = {}) {
       stopping ??= drain(stopOpts.graceMs ?? DEFAULT_GRACE_MS);
       return stopping;

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { Fence } from '../executions/fence.js';
-import { markSteps, type StepChange } from '../executions/steps.js';
+import type { Fence } from '../../executions/fence.js';
+import { markSteps, type StepChange } from '../../executions/steps.js';
 
 /**
  * How long a step change waits for company before it is written while nobody follows the owner

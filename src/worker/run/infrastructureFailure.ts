@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import type { EngineGate } from '../runner/engineGate.js';
-import { backoffMs } from '../executions/backoff.js';
-import type { Fence } from '../executions/fence.js';
+import type { EngineGate } from '../../runner/engineGate.js';
+import { backoffMs } from '../../executions/backoff.js';
+import type { Fence } from '../../executions/fence.js';
 
 /**
  * A run broken by the infrastructure (engine restart, Postgres unreachable) is handed to a next

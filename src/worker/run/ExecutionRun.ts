@@ -1,0 +1,398 @@
+import type pg from 'pg';
+import { recordArtifacts } from '../../executions/artifacts.js';
+import type { ClaimedExecution } from '../../executions/fence.js';
+import { finishExecution, type Outcome } from '../../executions/finish.js';
+import { handBack as handBackAttempts } from '../../executions/handBack.js';
+import { LogWriter } from '../../logs/LogWriter.js';
+import { SecretMasker } from '../../logs/mask.js';
+import { OutputBudget, StepOutput } from '../../logs/stepOutput.js';
+import type { LogFields } from '../../ops/log.js';
+import { settlesWithin, withTimeout } from '../../ops/timeout.js';
+import { ArtifactError, collectArtifacts as collectFromContainer } from '../../runner/artifacts.js';
+import { containerSpecFor } from '../../runner/containerSpec.js';
+import { stepFailure } from '../../runner/failures.js';
+import { atPostgresBoundary } from '../../runner/infrastructure.js';
+import { removeUntilGone } from '../../runner/removal.js';
+import type { ContainerHandle, StepResult } from '../../runner/types.js';
+import { checkoutInto, redactUrl } from '../../runner/workspace.js';
+import { loadExecutionSecrets } from '../../secrets/executionSecrets.js';
+import type { ExecutionPlan } from '../../spec/types.js';
+import { decideEnding, type ContainerState, type Ending, type RunFacts, type Stop } from './decideEnding.js';
+import { errorEnding } from './endings.js';
+import { judgeInfrastructureFailure, witnessEngine, type InfrastructureVerdict } from './infrastructureFailure.js';
+import type { RunDeps } from './RunDeps.js';
+import type { RunRegistry, StopReason } from './RunRegistry.js';
+import { StepMarks } from './StepMarks.js';
+
+/**
+ * How long a run whose claim was lost keeps trying to remove its container (the reaper goes on
+ * after that). While the claim is held, a run tries as long as it takes, or until its shutdown deadline.
+ */
+const LOST_REMOVAL_MS = 60_000;
+/** How long the end of a run waits for its last log lines to be stored (Postgres may be what broke). */
+const LOG_CLOSE_WAIT_MS = 10_000;
+
+type Step = ExecutionPlan['steps'][number];
+
+/**
+ * One run: one attempt of a claimed execution, in this process. Its phases, in order: prepare
+ * (secrets, the container, the checkout), runSteps, collectArtifacts, then settle, which ends the
+ * run as decideEnding says: record the outcome, hand the execution back, or abandon it to its
+ * lease's expiry. Every path removes the container, and the run stays in the RunRegistry (so
+ * the reaper leaves its container alone) until it is over.
+ *
+ * Two logs: `buildLog` is the execution's own log, the lines its users read (masked, numbered,
+ * stored under the claim); `processLog` is Kiln's log of this process, for operators.
+ */
+export class ExecutionRun {
+  private readonly plan: ExecutionPlan;
+  private readonly startedAt = Date.now();
+  private readonly buildLog: LogWriter;
+  /** Postgres as the phases use it: a lost connection is an InfrastructureError (see atPostgresBoundary). */
+  private readonly pool: pg.Pool;
+  private readonly marks: StepMarks;
+  private readonly stopping = new AbortController();
+  /** Known once the secrets are loaded; Kiln's own lines are masked from then on. */
+  private masker: SecretMasker | null = null;
+  /** The job's secrets, given to each step's process only (not to the container's config). */
+  private secretEnv: Record<string, string> = {};
+  private memoryBytes: number | null = null;
+  private handle: ContainerHandle | null = null;
+  // The facts settle decides by (see RunFacts).
+  private container: ContainerState = 'none';
+  private stepsEnded = false;
+  private stop: Stop | null = null;
+  private result: Outcome = { status: 'SUCCEEDED', exitCode: 0, error: null };
+  private infraError: string | null = null;
+  private lastLines: RunFacts['lastLines'] = null;
+  private verdict: InfrastructureVerdict | null = null;
+  /** Set when the infrastructure broke the run: whether the engine was found unreachable then (see witnessEngine). */
+  private engineWasDown: (() => Promise<boolean>) | null = null;
+
+  constructor(
+    private readonly deps: RunDeps,
+    private readonly claimed: ClaimedExecution,
+  ) {
+    this.plan = claimed.plan;
+    this.pool = atPostgresBoundary(deps.pool);
+    this.marks = new StepMarks(this.pool, claimed, (err) =>
+      this.processLog(`execution ${claimed.id}: step changes not stored yet (${err.message}); the finish stores them`, { level: 'warn' }),
+    );
+    const metrics = deps.metrics;
+    this.buildLog = new LogWriter(deps.pool, claimed.id, claimed.lastSeq, {
+      onFlush: deps.onLogFlush,
+      fence: claimed,
+      mask: (text) => (this.masker ? this.masker.line(text) : text),
+      onStored: metrics ? (bytes) => metrics.logBytes(bytes) : undefined,
+    });
+  }
+
+  private get runs(): RunRegistry {
+    return this.deps.runner.runs;
+  }
+
+  private get stopped(): boolean {
+    return this.stopping.signal.aborted;
+  }
+
+  /**
+   * Runs the execution to its ending: its container, each step with `sh -c` in order, every line
+   * and each step's exit code recorded, then the ending (see settle). A non-zero step is a FAILED
+   * execution, not an error: this returns normally.
+   */
+  async run(): Promise<void> {
+    const { claimed, plan } = this;
+    if (claimed.fireLatenessSec !== null) this.deps.metrics?.fireLateness(claimed.fireLatenessSec);
+    this.processLog(`execution ${claimed.id} started: #${claimed.number}, attempt ${claimed.attempt}, image ${plan.image}`);
+    // `timeout` counts from the start of the run, not from the queue.
+    const deadline = setTimeout(() => this.halt('TIMED_OUT', `timed out after ${plan.timeoutMs} ms`), plan.timeoutMs);
+    // From here on the claim is renewed, and a cancel or a lost claim stops the run (see RunRegistry).
+    this.runs.hold(claimed, (reason, message) => this.halt(reason, message));
+    try {
+      try {
+        const handle = await this.prepare();
+        await this.runSteps(handle);
+        await this.collectArtifacts(handle);
+        this.stepsEnded = true;
+      } catch (err) {
+        this.broke(err);
+      } finally {
+        clearTimeout(deadline);
+      }
+      await this.settle();
+    } finally {
+      await settlesWithin(this.buildLog.close(), LOG_CLOSE_WAIT_MS);
+      // Not released by now (an unexpected error), the claim is left to expire.
+      this.runs.forget(claimed);
+    }
+  }
+
+  /** Stops the run; the first stop before the last lines are stored decides how it ends. */
+  private halt(reason: StopReason, message: string): void {
+    if (this.stop === null && this.lastLines === null) this.stop = { reason, message };
+    this.stopping.abort(new Error(reason));
+    // A timeout or a cancel stops the step gracefully (SIGTERM, grace, SIGKILL: see
+    // ContainerBackend.exec); a lost claim gets no grace, the next attempt may start any moment.
+    if (reason === 'LOST' && this.handle !== null) void this.deps.backend.destroy(this.handle).catch(() => {});
+  }
+
+  /** Secrets, the container (after any earlier attempt's is gone), its start, the checkout. */
+  private async prepare(): Promise<ContainerHandle> {
+    const { deps, claimed, plan } = this;
+    this.buildLog.system(`execution #${claimed.number} (attempt ${claimed.attempt}) on worker ${deps.workerId}, image ${plan.image}`);
+    const secrets = await loadExecutionSecrets(this.pool, deps.runner.secretBox, claimed.id, plan.secrets);
+    this.masker = SecretMasker.of(secrets.values());
+    this.secretEnv = Object.fromEntries(secrets);
+    const spec = containerSpecFor(
+      plan,
+      { executionId: claimed.id, jobId: claimed.jobId, attempt: claimed.attempt, workerId: deps.workerId, installationId: deps.runner.installationId },
+      deps.runner.settings,
+      this.startedAt,
+    );
+    this.memoryBytes = spec.memoryBytes;
+    await this.removeEarlierAttempts();
+    const handle = await deps.backend.prepare(spec, this.stopping.signal);
+    this.handle = handle;
+    this.container = 'running';
+    this.stopping.signal.throwIfAborted(); // stopped while the image was pulled: never start it
+    await deps.backend.start(handle);
+    if (plan.repository !== null) {
+      this.buildLog.system(`checking out ${redactUrl(plan.repository.url)} at ${plan.repository.ref} into ${plan.workdir}`);
+      const commit = await checkoutInto(deps.backend, handle, plan.workdir, plan.repository, {
+        protocols: deps.runner.settings.gitProtocols,
+        signal: this.stopping.signal,
+      });
+      this.buildLog.system(`checked out commit ${commit}`);
+    }
+    return handle;
+  }
+
+  /**
+   * An earlier attempt's worker died; its container may still run a step on this engine. Never two
+   * at once: it goes before this attempt starts.
+   */
+  private async removeEarlierAttempts(): Promise<void> {
+    const { backend } = this.deps;
+    if (this.claimed.attempt <= 1) return;
+    for (const c of await backend.list({ 'kiln.execution': this.claimed.id })) {
+      if (Number(c.labels['kiln.attempt']) < this.claimed.attempt) await backend.destroy({ id: c.id });
+    }
+  }
+
+  /** Each step in order, until one fails or the run is stopped. */
+  private async runSteps(handle: ContainerHandle): Promise<void> {
+    const budget = new OutputBudget(this.deps.runner.settings.maxLogBytes);
+    for (const step of this.plan.steps) {
+      if (this.stopped) break;
+      const result = await this.runStep(handle, step, budget);
+      if (result === null) break; // stopped by a timeout or a cancel
+      if (result.exitCode !== 0) {
+        this.result = { status: 'FAILED', exitCode: result.exitCode, error: stepFailure(step.name, result, this.memoryBytes) };
+        break;
+      }
+    }
+  }
+
+  /** Runs one step; resolves with how it ended, or null when the run was stopped meanwhile. */
+  private async runStep(handle: ContainerHandle, step: Step, budget: OutputBudget): Promise<StepResult | null> {
+    const { deps, claimed, plan, buildLog } = this;
+    this.marks.started(step.index);
+    buildLog.system(`step ${step.index + 1}/${plan.steps.length}: ${step.name}`, step.index);
+    const output = new StepOutput(buildLog, step.index, this.masker, budget);
+    const signals = [this.stopping.signal];
+    if (step.timeoutMs !== null) signals.push(AbortSignal.timeout(step.timeoutMs));
+    const signal = AbortSignal.any(signals);
+    const stepStarted = Date.now();
+    let result: StepResult;
+    try {
+      result = await deps.backend.exec(
+        handle,
+        { command: step.run, env: { ...step.env, ...this.secretEnv }, workdir: plan.workdir },
+        (stream, data) => output.push(stream, data),
+        signal,
+      );
+    } catch (err) {
+      output.end();
+      if (!signal.aborted) throw err;
+      this.marks.ended(step.index, 'FAILED', null);
+      // Only the step's own timeout fired: the execution ends TIMED_OUT all the same.
+      if (!this.stopped) this.halt('TIMED_OUT', `step "${step.name}" timed out after ${step.timeoutMs ?? 0} ms`);
+      return null;
+    }
+    output.end();
+    const { exitCode } = result;
+    deps.metrics?.stepFinished(exitCode === 0 ? 'SUCCEEDED' : 'FAILED', (Date.now() - stepStarted) / 1000);
+    this.marks.ended(step.index, exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode);
+    if (result.oomKilled) buildLog.system(`step "${step.name}" was killed by the kernel: out of memory`, step.index);
+    buildLog.system(`step "${step.name}" exited with code ${exitCode}`, step.index);
+    return result;
+  }
+
+  /** Kept after a failed step too (test reports, core files), not after a stop. */
+  private async collectArtifacts(handle: ContainerHandle): Promise<void> {
+    const { deps, claimed, plan } = this;
+    if (plan.artifacts.length === 0 || this.stopped) return;
+    try {
+      const stored = await collectFromContainer(deps.backend, handle, deps.runner.store, plan.artifacts, {
+        executionId: claimed.id,
+        workdir: plan.workdir,
+        maxBytes: deps.runner.settings.maxArtifactBytes,
+        log: (message) => this.buildLog.system(message),
+        signal: this.stopping.signal,
+      });
+      await recordArtifacts(this.pool, claimed, stored);
+    } catch (err) {
+      // FAILED (see RUN_ERRORS), but the steps did end: the container is idle.
+      if (!(err instanceof ArtifactError)) throw err;
+      this.buildLog.system(`error: ${err.message}`);
+      if (this.result.status === 'SUCCEEDED') this.result = { status: 'FAILED', exitCode: null, error: err.message };
+    }
+  }
+
+  /** An error cut the phases short: RUN_ERRORS (endings.ts) says how it ends the run. */
+  private broke(err: unknown): void {
+    const ending = errorEnding(err, this.stopped);
+    if (ending === 'STOPPED') return; // the stop decides
+    const message = err instanceof Error ? err.message : String(err);
+    this.buildLog.system(`error: ${message}`);
+    this.result = { status: 'FAILED', exitCode: null, error: message };
+    if (ending === 'HANDED_BACK') [this.infraError, this.engineWasDown] = [message, witnessEngine(this.deps.gate)];
+  }
+
+  private facts(): RunFacts {
+    const { container, stepsEnded, stop, result, infraError, lastLines, verdict } = this;
+    return { container, stepsEnded, stop, result, infraError, lastLines, verdict };
+  }
+
+  /**
+   * Ends the run as decideEnding says, after doing what it asks for first. Each ending releases the
+   * claim saying whether the container is confirmed gone: only then may shutdown hand it back.
+   */
+  private async settle(): Promise<void> {
+    for (;;) {
+      const next = decideEnding(this.facts());
+      switch (next.kind) {
+        case 'removeContainer':
+          await this.removeContainer();
+          continue;
+        case 'storeLastLines':
+          await this.storeLastLines(next.outcome);
+          continue;
+        case 'judgeInfrastructure':
+          this.verdict = await judgeInfrastructureFailure(this.deps.pool, this.claimed, (await this.engineWasDown?.()) ?? false);
+          continue;
+        case 'abandon':
+          return this.abandon(next.why);
+        case 'handBack':
+          return this.handBack(next);
+        case 'record':
+          return this.record(next.outcome, next.removeContainerAfter);
+      }
+    }
+  }
+
+  /**
+   * Tries to remove the container until it is confirmed gone: while the claim is held (and renewed)
+   * as long as it takes or until the shutdown deadline; a lost claim is the next attempt's already,
+   * and the reaper takes over after LOST_REMOVAL_MS. Resolves with whether it is gone.
+   */
+  private async removeContainer(): Promise<boolean> {
+    const { deps, claimed, handle, runs } = this;
+    if (handle === null) return true;
+    const since = Date.now();
+    const removal = await removeUntilGone(deps.backend, handle, {
+      labels: { 'kiln.execution': claimed.id },
+      deadline: () => runs.shutdownDeadline,
+      giveUp: () =>
+        !runs.holds(claimed) && Date.now() - since >= LOST_REMOVAL_MS ? `the claim is no longer held and ${LOST_REMOVAL_MS} ms have passed` : null,
+      log: (m) => this.processLog(`execution ${claimed.id}: ${m}`, { level: 'warn' }),
+    });
+    this.container = removal.gone ? 'gone' : 'stuck';
+    if (!removal.gone) {
+      this.processLog(
+        `execution ${claimed.id}: its container ${handle.id.slice(0, 12)} could not be confirmed removed after ${removal.tries} tries ` +
+          `(${removal.lastError}); stopped trying: ${removal.reason}. The execution is NOT handed back: its lease expires, ` +
+          `the leader re-queues it, and the reaper and the next attempt's cleanup remove the container`,
+        { level: 'error' },
+      );
+    }
+    return removal.gone;
+  }
+
+  /** Writes the outcome as the build log's last line and stores what is left of the log. */
+  private async storeLastLines(outcome: Outcome): Promise<void> {
+    this.buildLog.system(lastLine(outcome));
+    // `error` is shown by the API too: no secret in it either.
+    const shown = this.masker !== null && outcome.error !== null ? { ...outcome, error: this.masker.line(outcome.error) } : outcome;
+    // A deleted execution's lines go nowhere without an error; a failed write is Postgres failing.
+    const unstored = await this.closeBuildLog(true);
+    this.lastLines = { outcome: shown, unstored: unstored?.message ?? null };
+  }
+
+  /** Stores what the run wrote if `flush` (bounded: Postgres may be what broke), then stops the writer. */
+  private async closeBuildLog(flush: boolean): Promise<Error | null> {
+    const unstored = flush
+      ? await withTimeout(this.buildLog.flush(), LOG_CLOSE_WAIT_MS, 'storing the last log lines').then(
+          () => null,
+          (err: Error) => err,
+        )
+      : null;
+    await settlesWithin(this.buildLog.close(), LOG_CLOSE_WAIT_MS);
+    return unstored;
+  }
+
+  /** No outcome (see Ending); the lines so far are kept while the claim holds (a shutdown's hand-back). */
+  private async abandon(why: string): Promise<void> {
+    await this.closeBuildLog(this.runs.holds(this.claimed));
+    this.runs.release(this.claimed, this.container === 'none' || this.container === 'gone');
+    this.processLog(`execution ${this.claimed.id} stopped without an outcome: ${why}`, { level: 'warn' });
+  }
+
+  /** To the next attempt; if Postgres cannot take that now, the lease expires and the leader re-queues it. */
+  private async handBack({ reason, delayMs, engineDown }: Extract<Ending, { kind: 'handBack' }>): Promise<void> {
+    const { deps, claimed } = this;
+    const requeued = await handBackAttempts(deps.pool, [claimed], reason, deps.log ?? (() => {}), { delayMs, engineDown }).catch((err: Error) => {
+      this.processLog(`execution ${claimed.id}: handing it back failed (${err.message}); its lease expires and the leader re-queues it`, { level: 'warn' });
+      return [];
+    });
+    deps.metrics?.executionsRequeued?.('infrastructure', requeued.length);
+    this.runs.release(claimed, true);
+  }
+
+  /** Writes the outcome under the claim; an idle container goes after it, so the outcome does not wait for the engine. */
+  private async record(outcome: Outcome, removeContainerAfter: boolean): Promise<void> {
+    const { deps, claimed } = this;
+    let recorded = false;
+    try {
+      const retry = { defaultImage: deps.defaultImage, baseMs: deps.retryBaseMs, log: deps.log, retries: claimed.retries };
+      // The step changes not written yet go with the outcome.
+      recorded = await finishExecution(deps.pool, claimed, outcome, retry, await this.marks.take());
+      if (recorded) {
+        const seconds = (Date.now() - this.startedAt) / 1000;
+        deps.metrics?.executionFinished(outcome.status, seconds);
+        this.processLog(`execution ${claimed.id} ${outcome.status} in ${seconds.toFixed(1)} s${outcome.error ? `: ${outcome.error}` : ''}`, {
+          status: outcome.status,
+          durationMs: Math.round(seconds * 1000),
+          ...(outcome.status === 'SUCCEEDED' ? {} : { level: 'warn' as const }),
+        });
+      }
+    } finally {
+      // Recorded, the claim has nothing left to guard; otherwise it is released once the container is gone.
+      if (recorded || !removeContainerAfter) this.runs.release(claimed, true);
+      if (removeContainerAfter) this.runs.release(claimed, await this.removeContainer());
+    }
+  }
+
+  /** Kiln's own log of this process (not the build's), with the execution's ids. */
+  private processLog(message: string, fields: LogFields = {}): void {
+    const { claimed } = this;
+    this.deps.log?.(message, { executionId: claimed.id, jobId: claimed.jobId, attempt: claimed.attempt, workerId: this.deps.workerId, ...fields });
+  }
+}
+
+/** The build log's last line for `outcome`. */
+function lastLine(outcome: Outcome): string {
+  if (outcome.status === 'SUCCEEDED') return 'execution succeeded';
+  if (outcome.status === 'FAILED') return `execution failed: ${outcome.error}`;
+  return outcome.error ?? outcome.status; // a stop's message
+}
