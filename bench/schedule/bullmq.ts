@@ -12,11 +12,13 @@ import {
  * BullMQ against the Redis at 127.0.0.1:6379, under a key prefix of its own (`kilnbench`) and a
  * fresh queue name; the queue is obliterated afterwards (never FLUSHALL: others share Redis).
  *
- * Its scheduler: one job scheduler per schedule, `every: 1000` with a common `startDate` on a
- * whole second, so all fire at the same instants as Kiln's `*\/1 * * * * *` jobs. BullMQ adds a
- * scheduler's next job when the current one starts, as a delayed job whose id carries its
- * intended time (`repeat:<scheduler>:<millis>`); a late iteration's missed slots are skipped.
- * Lateness = `processedOn` (when the worker took the job) - that intended time.
+ * Its scheduler: one job scheduler per schedule; per-second ones `every: 1000` with a common
+ * `startDate` on a whole second, so all fire at the same instants as Kiln's `*\/1 * * * * *`
+ * jobs; the spread's on the same 6-field cron pattern as Kiln's. BullMQ adds a scheduler's next
+ * job when the current one starts, as a delayed job whose id carries its intended time
+ * (`repeat:<scheduler>:<millis>`); a late iteration's missed slots are skipped.
+ * Lateness = `processedOn` (when the worker took the job) - that intended time. The herd has no
+ * scheduler: delayed jobs, all due at the instant.
  */
 
 const CONNECTION = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null } as const;

@@ -12,7 +12,9 @@ import {
  * Raw graphile-worker, the queue Kiln is built on: a noop task, nothing else. Its own crontab
  * has minute granularity, so a per-second "schedule" here is what a thin scheduler on top of it
  * would do: at each fire time, `addJobs` one job per schedule with run_at = the fire time; the
- * insert's NOTIFY wakes the workers. Lateness = the task's start - the fire time.
+ * insert's NOTIFY wakes the workers. Lateness = the task's start - the fire time. The spread
+ * (once a minute at second s) and the herd (all due at one instant) go through the same thin
+ * scheduler.
  */
 
 async function withGraphile<T>(

@@ -180,9 +180,22 @@ async function reportLeftovers(dbName: string): Promise<void> {
   }
 }
 
-export function troubleLine(trouble: string[]): string[] {
+/** Kiln's trouble, one line per kind (ids and numbers blanked), most frequent first, at most `kinds`. */
+export function troubleLine(trouble: string[], kinds = 3): string[] {
   if (trouble.length === 0) return [];
-  return [`Kiln logged ${trouble.length} warning/error line(s), first: ${trouble[0]!.slice(0, 160)}`];
+  const byKind = new Map<string, { n: number; first: string }>();
+  for (const t of trouble) {
+    const line = t.split('\n')[0]!;
+    const kind = line.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, '<id>').replace(/\d+/g, 'N').slice(0, 80);
+    const e = byKind.get(kind) ?? { n: 0, first: line };
+    e.n++;
+    byKind.set(kind, e);
+  }
+  const top = [...byKind.values()].sort((a, b) => b.n - a.n).slice(0, kinds);
+  return [
+    `Kiln logged ${trouble.length} warning/error line(s) of ${byKind.size} kind(s); most frequent:`,
+    ...top.map((e) => `    ${String(e.n).padStart(5)}x ${e.first.slice(0, 160)}`),
+  ];
 }
 
 export const share = (cpuMs: number, wallMs: number) => `${((100 * cpuMs) / wallMs).toFixed(0)}% of one core`;

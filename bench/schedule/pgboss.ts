@@ -14,6 +14,8 @@ import {
  * second sent 2 s ahead with startAfter = the fire time (what a per-second scheduler on pg-boss
  * would do), and lateness = the handler's start - startAfter. Workers find a job whose startAfter
  * has come only by polling (no NOTIFY fires then): `pollingIntervalSeconds` at its minimum, 0.5.
+ * "Once a minute at second s" (the spread) is beyond schedule() for the same reason, so it gets
+ * the same treatment with only that second's jobs; the herd is startAfter jobs due at one instant.
  */
 
 export const PGBOSS_LIMITS = 'pg-boss schedule() is cron with minute granularity; per-second figures use startAfter jobs found by polling (>= 0.5 s)';
