@@ -88,10 +88,11 @@ export function printGoals({ late, tp, spread, herd, bystander }: GoalInputs): v
     line(5, `herd (${GOALS.herdSize} jobs due in one second), all FIRED, last RUNNING <= ${GOALS.herdLastMs / 1000} s: NOT MEASURED (run the herd part with kiln)`);
   } else {
     const last = lastStart(kh);
-    const anchors = herd.filter((r) => r.system !== 'Kiln').map((r) => `${r.system} last started ${ms(lastStart(r))} ms`);
+    const lastText = (v: number) => (Number.isFinite(v) ? `${ms(v)} ms` : 'not all by the deadline');
+    const anchors = herd.filter((r) => r.system !== 'Kiln').map((r) => `${r.system} last started ${lastText(lastStart(r))}`);
     const pass = !kh.error && kh.fired === kh.jobs && last <= GOALS.herdLastMs;
     line(5, `herd (${GOALS.herdSize} jobs due in one second), every fire recorded FIRED, the last RUNNING within ${GOALS.herdLastMs / 1000} s: ` +
-      `Kiln ${kh.fired}/${kh.jobs} FIRED, ${kh.samples.length} started, last ${ms(last)} ms${anchors.length ? `; ${anchors.join('; ')}` : ''} -> ${verdict(pass)}${sizeNote(kh.jobs, GOALS.herdSize)}`);
+      `Kiln ${kh.fired}/${kh.jobs} FIRED, ${kh.samples.length} started, last ${lastText(last)}${anchors.length ? `; ${anchors.join('; ')}` : ''} -> ${verdict(pass)}${sizeNote(kh.jobs, GOALS.herdSize)}`);
   }
 
   // Each load of goals 1, 3, 4 and 5 must have had its bystander; the figure is the worst p99.

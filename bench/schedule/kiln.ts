@@ -15,7 +15,7 @@ import { ADMIN_URL, benchPool, countFromHere, createDatabase, profile, profileLi
 import { Probe, waitsLine } from '../lib/probe.js';
 import { load1, ms, nextSecond, sleep, summarize, type Summary } from '../lib/stats.js';
 import { Bystander } from './bystander.js';
-import { planWindow, secondOfMinute, type LatenessOptions, type Window, type LatenessRun, type ThroughputOptions, type ThroughputRun } from './common.js';
+import { planWindow, secondOfMinute, type LatenessOptions, type LatenessRun, type ThroughputOptions, type ThroughputRun, type Window } from './common.js';
 
 /**
  * Kiln as a user runs `kiln start`: the composition root `startKiln` (API and worker roles in one
