@@ -4,7 +4,7 @@
 // (raw graphile-worker, pg-boss, BullMQ, raw `docker run`) from the same run, as a ratio.
 const BENCHMARKS = {
   // name: 'what it measures',
-  schedule: 'fire lateness of 1..10,000 per-second schedules and dispatch throughput, Kiln vs graphile-worker, pg-boss, BullMQ',
+  schedule: 'per-second fire lateness, dispatch throughput, the spread (10,000 once-a-minute schedules) and the herd (10,000 jobs due at once), with a history query on Kiln\'s API during each; Kiln vs graphile-worker, pg-boss, BullMQ',
   logs: 'container line -> subscriber latency at 10,000 lines/s vs raw docker attach; API CPU and memory with 1,000 subscribers on one build',
   docker: 'submit -> SUCCEEDED of a `true` job vs raw `docker run --rm`; 1,000,000-line log throughput, all archived, with the worker\'s peak memory',
   history: 'a job\'s history page (20 executions with steps) over HTTP, first and deep pages of 1,000,000 executions, vs the keyset SQL alone',

@@ -1,19 +1,24 @@
 import { randomBytes } from 'node:crypto';
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, Worker, type Job, type RepeatOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Probe } from '../lib/probe.js';
-import { load1, sleep } from '../lib/stats.js';
-import { planWindow, Samples, type LatenessOptions, type LatenessRun, type ThroughputOptions, type ThroughputRun } from './common.js';
+import { load1, nextSecond, sleep } from '../lib/stats.js';
+import {
+  planWindow, Samples, spreadExpected, spreadSecond,
+  type HerdOptions, type HerdRun, type LatenessOptions, type LatenessRun, type ThroughputOptions, type ThroughputRun, type Window,
+} from './common.js';
 
 /**
  * BullMQ against the Redis at 127.0.0.1:6379, under a key prefix of its own (`kilnbench`) and a
  * fresh queue name; the queue is obliterated afterwards (never FLUSHALL: others share Redis).
  *
- * Its scheduler: one job scheduler per schedule, `every: 1000` with a common `startDate` on a
- * whole second, so all fire at the same instants as Kiln's `*\/1 * * * * *` jobs. BullMQ adds a
- * scheduler's next job when the current one starts, as a delayed job whose id carries its
- * intended time (`repeat:<scheduler>:<millis>`); a late iteration's missed slots are skipped.
- * Lateness = `processedOn` (when the worker took the job) - that intended time.
+ * Its scheduler: one job scheduler per schedule; per-second ones `every: 1000` with a common
+ * `startDate` on a whole second, so all fire at the same instants as Kiln's `*\/1 * * * * *`
+ * jobs; the spread's on the same 6-field cron pattern as Kiln's. BullMQ adds a scheduler's next
+ * job when the current one starts, as a delayed job whose id carries its intended time
+ * (`repeat:<scheduler>:<millis>`); a late iteration's missed slots are skipped.
+ * Lateness = `processedOn` (when the worker took the job) - that intended time. The herd has no
+ * scheduler: delayed jobs, all due at the instant.
  */
 
 const CONNECTION = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null } as const;
@@ -50,8 +55,27 @@ function intendedMillis(job: Job): number {
   return Number(String(job.id).split(':').pop());
 }
 
-export async function bullmqLateness(o: LatenessOptions): Promise<LatenessRun> {
-  return withQueue('late', async (queue, name) => {
+/** Per-second schedules: one job scheduler each, `every: 1000` from a common whole-second start. */
+export function bullmqLateness(o: LatenessOptions): Promise<LatenessRun> {
+  return bullmqSchedulers('late', o, (_, first) => ({ every: 1000, startDate: first }), (w) => o.schedules * ((w.end - w.start) / 1000));
+}
+
+/**
+ * The spread: scheduler i on the 6-field cron pattern `${i % 60} * * * * *` (BullMQ reads seconds
+ * first), starting just before the first fire time so that second's schedulers fire then.
+ */
+export function bullmqSpread(o: LatenessOptions): Promise<LatenessRun> {
+  return bullmqSchedulers('spread', o, (i, first) => ({ pattern: `${spreadSecond(i)} * * * * *`, startDate: first - 1 }), (w) => spreadExpected(o.schedules, w));
+}
+
+/** `o.schedules` job schedulers with the repeat options `repeatOf(i, first fire time)`. */
+async function bullmqSchedulers(
+  label: string,
+  o: LatenessOptions,
+  repeatOf: (i: number, first: number) => Omit<RepeatOptions, 'key'>,
+  expectedIn: (w: Window) => number,
+): Promise<LatenessRun> {
+  return withQueue(label, async (queue, name) => {
     // Schedulers are created before the first fire time; allow ~0.5 ms each, measured below.
     const first = Math.ceil((Date.now() + 1500 + o.schedules * 0.5) / 1000) * 1000;
     const w = planWindow(first, o);
@@ -74,13 +98,13 @@ export async function bullmqLateness(o: LatenessOptions): Promise<LatenessRun> {
       for (let i = 0; i < o.schedules; i += 500) {
         await Promise.all(
           Array.from({ length: Math.min(500, o.schedules - i) }, (_, j) =>
-            queue.upsertJobScheduler(`s${i + j}`, { every: 1000, startDate: first }, { name: 'tick', data: {} }),
+            queue.upsertJobScheduler(`s${i + j}`, repeatOf(i + j, first), { name: 'tick', data: {} }),
           ),
         );
       }
       const createMs = Date.now() - t0;
       await sleep(w.end - Date.now());
-      const expected = o.schedules * (o.windowMs / 1000);
+      const expected = expectedIn(w);
       await samples.drain(expected, w.end + o.drainMs);
       const values = [...samples.values];
       return {
@@ -91,6 +115,44 @@ export async function bullmqLateness(o: LatenessOptions): Promise<LatenessRun> {
         load: load1(),
         detail: [
           `created ${o.schedules} job scheduler(s) in ${createMs} ms (first fire ${first - t0 - createMs} ms after); fires off the whole second: ${unaligned}`,
+          ...(errors.length ? [`worker errors: ${errors.length}, first: ${errors[0]!.slice(0, 160)}`] : []),
+        ],
+      };
+    } finally {
+      await worker.close();
+    }
+  });
+}
+
+/** The herd: `jobs` delayed jobs (addBulk, delay to the instant) sent 2 s ahead; the time from the instant to each `processedOn`. */
+export async function bullmqHerd(o: HerdOptions): Promise<HerdRun> {
+  return withQueue('herd', async (queue, name) => {
+    const at = nextSecond(Date.now() + Math.max(o.leadMs, 2500));
+    const starts: number[] = [];
+    const errors: string[] = [];
+    const worker = new Worker(name, async (job) => void starts.push((job.processedOn ?? Date.now()) - at), {
+      connection: CONNECTION, prefix: PREFIX, concurrency: o.concurrency,
+    });
+    worker.on('error', (err) => errors.push(err.message));
+    try {
+      await worker.waitUntilReady();
+      await sleep(at - 2000 - Date.now());
+      const t0 = Date.now();
+      for (let i = 0; i < o.jobs; i += 1000) {
+        const delay = at - Date.now();
+        await queue.addBulk(Array.from({ length: Math.min(1000, o.jobs - i) }, (_, j) => ({ name: 'herd', data: { i: i + j }, opts: { delay } })));
+      }
+      const sendMs = Date.now() - t0;
+      while (starts.length < o.jobs && Date.now() < at + o.timeoutMs) await sleep(50);
+      return {
+        system: 'BullMQ',
+        jobs: o.jobs,
+        at,
+        samples: [...starts],
+        fired: o.jobs,
+        load: load1(),
+        detail: [
+          `adding the ${o.jobs} delayed jobs took ${sendMs} ms, 2000 ms ahead of the instant`,
           ...(errors.length ? [`worker errors: ${errors.length}, first: ${errors[0]!.slice(0, 160)}`] : []),
         ],
       };

@@ -38,6 +38,8 @@ export interface LatenessRun {
   /** 1-minute load average when the measurement ended. */
   load: string;
   error?: string;
+  /** Kiln only: its API's answers to the history query during the window. */
+  bystander?: BystanderResult;
 }
 
 export interface ThroughputRun {
@@ -57,6 +59,54 @@ export interface ThroughputRun {
   detail: string[];
   load: string;
   error?: string;
+  /** Kiln only: its API's answers to the history query while the jobs ran. */
+  bystander?: BystanderResult;
+}
+
+/**
+ * The herd: `jobs` jobs all due at one instant (Kiln: one cron fire time each; the anchors: the
+ * same number of jobs due then, in each system's own way).
+ */
+export interface HerdOptions {
+  jobs: number;
+  /** The instant is this long after the jobs start being set up (room for the set-up itself). */
+  leadMs: number;
+  /** How long after the instant jobs may still start and be counted. */
+  timeoutMs: number;
+  concurrency: number;
+  pollMs: number;
+}
+
+export interface HerdRun {
+  system: string;
+  jobs: number;
+  /** The instant all jobs were due (epoch ms). */
+  at: number;
+  /** Lateness (ms, start - the instant) of each job that started by the deadline. */
+  samples: number[];
+  /** Kiln: ticks of the instant recorded FIRED; anchors: jobs that were enqueued for it. */
+  fired: number;
+  detail: string[];
+  load: string;
+  error?: string;
+  bystander?: BystanderResult;
+}
+
+/** What the bystander (a GraphQL history query at a steady rate against Kiln's API) saw during one load. */
+export interface BystanderResult {
+  /** ms from each query's intended send time to its parsed answer, for answers without errors. */
+  samples: number[];
+  /** Queries sent. */
+  sent: number;
+  /** Queries that failed: HTTP or GraphQL errors, time-outs, no answer by the end. */
+  errors: number;
+  firstError?: string;
+  /** Intended sends left out because too many queries were still unanswered. */
+  skipped: number;
+  /** Executions on the last page answered (the history is the bench user's own). */
+  lastRows: number;
+  /** Longest delay between a query's intended send time and its send (the event loop it shares with Kiln). */
+  sendLagMaxMs: number;
 }
 
 /** The window: whole seconds [start, end), starting once the warm-up after `readyAt` is over. */
@@ -71,6 +121,27 @@ export function planWindow(readyAt: number, o: LatenessOptions): Window {
 }
 
 export const inWindow = (w: Window, t: number) => t >= w.start && t < w.end;
+
+/**
+ * The spread load: schedule i fires once a minute, at second `i % 60` (6-field cron
+ * `${i % 60} * * * * *`), so n schedules make about n / 60 fires every second.
+ */
+export const spreadSecond = (i: number) => i % 60;
+
+/** How many of `n` spread schedules fire at second `s` (0..59) of each minute. */
+export function spreadCountAt(n: number, s: number): number {
+  return s < n ? Math.floor((n - 1 - s) / 60) + 1 : 0;
+}
+
+/** Second of the minute (0..59, UTC) of epoch ms `t`. */
+export const secondOfMinute = (t: number) => Math.floor(t / 1000) % 60;
+
+/** Fires of `n` spread schedules whose time lies in the window. */
+export function spreadExpected(n: number, w: Window): number {
+  let total = 0;
+  for (let t = w.start; t < w.end; t += 1000) total += spreadCountAt(n, secondOfMinute(t));
+  return total;
+}
 
 /** Lateness samples of fires in the window, reported by an in-process handler. */
 export class Samples {

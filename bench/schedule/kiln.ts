@@ -4,6 +4,7 @@ import path from 'node:path';
 import pgm from 'pg';
 import type pg from 'pg';
 import { startKiln, type Kiln } from '../../src/app.js';
+import { mintLocalToken } from '../../src/auth/token.js';
 import { loadConfig } from '../../src/config.js';
 import { ExecutionTrigger } from '../../src/entities/enums.js';
 import { insertExecutions } from '../../src/executions/create.js';
@@ -12,13 +13,18 @@ import { submitJobs } from '../../src/services/submitJobs.js';
 import type { JobSpec } from '../../src/spec/types.js';
 import { ADMIN_URL, benchPool, countFromHere, createDatabase, profile, profileLines } from '../lib/pg.js';
 import { Probe, waitsLine } from '../lib/probe.js';
-import { load1, ms, nextSecond, sleep, summarize } from '../lib/stats.js';
-import { planWindow, type LatenessOptions, type LatenessRun, type ThroughputOptions, type ThroughputRun } from './common.js';
+import { load1, ms, nextSecond, sleep, summarize, type Summary } from '../lib/stats.js';
+import { Bystander } from './bystander.js';
+import { planWindow, secondOfMinute, type LatenessOptions, type LatenessRun, type ThroughputOptions, type ThroughputRun, type Window } from './common.js';
 
 /**
- * Kiln as a user runs it: the composition root `startKiln` (worker role, noop executor) on a
- * database of its own; figures read from the `ticks` and `executions` tables Kiln writes anyway.
+ * Kiln as a user runs `kiln start`: the composition root `startKiln` (API and worker roles in one
+ * process, noop executor) on a database of its own; figures read from the `ticks` and
+ * `executions` tables Kiln writes anyway, and from a bystander querying its API meanwhile.
  */
+
+/** The user who owns every job of the benchmark, and as whom the bystander reads the history. */
+export const BENCH_USER = 'bench';
 
 const SECRET = 'kiln-bench-secret-that-is-at-least-32-bytes-long';
 const STOP_TIMEOUT_MS = 60_000;
@@ -31,13 +37,15 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]);
 }
 
-interface Running {
+export interface Running {
   kiln: Kiln;
   db: string;
   /** The benchmark's own connections to Kiln's database: its reads never wait for Kiln's pool. */
   pool: pg.Pool;
   /** Kiln's log lines that report trouble (queue errors, lost leases, scheduler errors). */
   trouble: string[];
+  /** Starts a bystander against this Kiln's API, as BENCH_USER. */
+  bystander(): Bystander;
 }
 
 /** Runs `fn` while MikroORM's migration progress lines are kept off stdout (the report goes there). */
@@ -52,7 +60,7 @@ async function quietStdout<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function withKiln<T>(label: string, o: { concurrency: number; pollMs: number }, fn: (k: Running) => Promise<T>): Promise<T> {
+export async function withKiln<T>(label: string, o: { concurrency: number; pollMs: number }, fn: (k: Running) => Promise<T>): Promise<T> {
   const db = await createDatabase(label);
   const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-bench-'));
   const trouble: string[] = [];
@@ -71,7 +79,7 @@ async function withKiln<T>(label: string, o: { concurrency: number; pollMs: numb
           KILN_WORKER_CONCURRENCY: String(o.concurrency),
           KILN_POLL_INTERVAL_MS: String(o.pollMs),
         }),
-        api: false,
+        api: true,
         worker: true,
         log: (m) => {
           if (process.env.BENCH_LOG) console.error(`[kiln] ${m}`);
@@ -80,7 +88,11 @@ async function withKiln<T>(label: string, o: { concurrency: number; pollMs: numb
         },
       }),
     );
-    return await fn({ kiln, db: db.name, pool, trouble });
+    if (kiln.auth?.mode !== 'local' || !kiln.http) throw new Error('Kiln started without its API in local auth mode');
+    const token = await mintLocalToken(kiln.auth, BENCH_USER);
+    const url = kiln.http.url;
+    await Bystander.warmUp(url, token);
+    return await fn({ kiln, db: db.name, pool, trouble, bystander: () => Bystander.start(url, token) });
   } finally {
     // Under overload Kiln's stop() has been seen not to return; the run goes on without it.
     if (kiln) await withTimeout(kiln.stop(), STOP_TIMEOUT_MS, 'kiln.stop()').catch((err: Error) => console.error(`[bench] ${label}: ${err.message}`));
@@ -92,22 +104,42 @@ async function withKiln<T>(label: string, o: { concurrency: number; pollMs: numb
 }
 
 /**
- * Creates `n` jobs `<prefix>0..n-1` with `schedule` and one noop step: the first through the
- * `submitJobs` service, the others as SQL copies of the row it stored (every column, whatever
- * migrations added, with name, id and counters renewed), so that setting up 10,000 schedules takes
- * a second instead of minutes of ORM round trips competing with the firing it sets up. All get
- * the cursor `nextRunAt` (null: keep the service's), and the scheduler is told.
+ * The schedules of the jobs `createJobs` makes: all on one `schedule` with the cursor `nextRunAt`
+ * (null: keep the one submitJobs computed), or `spread`: job i on `${i % 60} * * * * *`, each with
+ * its cursor on its first fire time at or after `from` (a whole second).
  */
-async function createJobs(kiln: Kiln, pool: pg.Pool, n: number, schedule: string, prefix: string, nextRunAt: Date | null): Promise<void> {
-  const [template] = await submitJobs(kiln.deps, 'bench', `jobs:\n  - name: ${prefix}0\n    schedule: "${schedule}"\n    steps: [{run: "true"}]\n`);
+export type JobsShape = { schedule: string; nextRunAt: Date | null } | { spread: true; from: Date };
+
+const SPREAD_TEMPLATE = '0 * * * * *';
+
+/**
+ * Creates `n` jobs `<prefix>0..n-1` with one noop step, owned by BENCH_USER: the first through the
+ * `submitJobs` service, the others as SQL copies of the row it stored (every column, whatever
+ * migrations added, with name, id, counters and, when spread, schedule renewed), so that setting
+ * up 10,000 schedules takes a second instead of minutes of ORM round trips competing with the
+ * firing it sets up. Then the cursors are set and the scheduler is told.
+ */
+export async function createJobs(kiln: Kiln, pool: pg.Pool, n: number, prefix: string, shape: JobsShape): Promise<void> {
+  const spread = 'spread' in shape;
+  const schedule = spread ? SPREAD_TEMPLATE : shape.schedule;
+  const [template] = await submitJobs(kiln.deps, BENCH_USER, `jobs:\n  - name: ${prefix}0\n    schedule: "${schedule}"\n    steps: [{run: "true"}]\n`);
   const { rows } = await pool.query<{ c: string }>(
     `select column_name as c from information_schema.columns where table_schema = current_schema() and table_name = 'jobs' order by ordinal_position`,
   );
+  // Text of row i: its name for the template's, and (spread) its schedule for the template's.
+  const sched = `((i % 60)::text || ' * * * * *')`;
+  const renew = (text: string) => {
+    const named = `replace(${text}, $2::text || '0', $2::text || i)`;
+    return spread ? `replace(${named}, '"${SPREAD_TEMPLATE}"', '"' || ${sched} || '"')` : named;
+  };
   const renewed: Record<string, string> = {
     id: 'gen_random_uuid()',
     name: `$2::text || i`,
-    definition: `jsonb_set(definition, '{name}', to_jsonb($2::text || i))`,
-    spec: `replace(spec, $2::text || '0', $2::text || i)`,
+    definition:
+      `jsonb_set(jsonb_set(jsonb_set(definition, '{name}', to_jsonb($2::text || i)), '{source}', to_jsonb(${renew(`definition->>'source'`)})),` +
+      ` '{schedule}', ${spread ? `to_jsonb(${sched})` : `definition->'schedule'`})`,
+    spec: renew('spec'),
+    ...(spread ? { schedule: sched } : {}),
     execution_count: '0',
     created_at: 'now()',
     updated_at: 'now()',
@@ -121,7 +153,14 @@ async function createJobs(kiln: Kiln, pool: pg.Pool, n: number, schedule: string
         [template!.id, prefix, n],
       );
     }
-    if (nextRunAt) await sql(`update jobs set next_run_at = $1`, [nextRunAt]);
+    if (spread) {
+      await sql(
+        `update jobs set next_run_at = $1::timestamptz + make_interval(secs => (split_part(schedule, ' ', 1)::int - $2::int + 60) % 60)`,
+        [shape.from, secondOfMinute(shape.from.getTime())],
+      );
+    } else if (shape.nextRunAt) {
+      await sql(`update jobs set next_run_at = $1`, [shape.nextRunAt]);
+    }
     await sql(`select pg_notify('kiln_schedules', '')`);
   });
 }
@@ -141,82 +180,108 @@ async function reportLeftovers(dbName: string): Promise<void> {
   }
 }
 
-function troubleLine(trouble: string[]): string[] {
+/** Kiln's trouble, one line per kind (ids and numbers blanked), most frequent first, at most `kinds`. */
+export function troubleLine(trouble: string[], kinds = 3): string[] {
   if (trouble.length === 0) return [];
-  return [`Kiln logged ${trouble.length} warning/error line(s), first: ${trouble[0]!.slice(0, 160)}`];
+  const byKind = new Map<string, { n: number; first: string }>();
+  for (const t of trouble) {
+    const line = t.split('\n')[0]!;
+    const kind = line.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, '<id>').replace(/\d+/g, 'N').slice(0, 80);
+    const e = byKind.get(kind) ?? { n: 0, first: line };
+    e.n++;
+    byKind.set(kind, e);
+  }
+  const top = [...byKind.values()].sort((a, b) => b.n - a.n).slice(0, kinds);
+  return [
+    `Kiln logged ${trouble.length} warning/error line(s) of ${byKind.size} kind(s); most frequent:`,
+    ...top.map((e) => `    ${String(e.n).padStart(5)}x ${e.first.slice(0, 160)}`),
+  ];
 }
 
-const share = (cpuMs: number, wallMs: number) => `${((100 * cpuMs) / wallMs).toFixed(0)}% of one core`;
+export const share = (cpuMs: number, wallMs: number) => `${((100 * cpuMs) / wallMs).toFixed(0)}% of one core`;
 
 /**
  * Fire lateness of `schedules` jobs on `*\/1 * * * * *` (every second): for every tick in the
- * window, started_at - scheduled_for of its execution. Ticks that ran no execution
- * (SKIPPED_OVERLAP: the job's previous run had not finished, the default `concurrency: skip`;
- * MISSED: reached later than the misfire grace) and fire times the scheduler had not recorded
- * by the deadline count as fires that did not run.
+ * window, started_at - scheduled_for of its execution (see measureTicks).
  */
 export async function kilnLateness(o: LatenessOptions): Promise<LatenessRun> {
-  return withKiln('kiln_late', o, async ({ kiln, db, pool, trouble }) => {
+  return withKiln('kiln_late', o, async (k) => {
     const first = nextSecond(Date.now() + 1000);
-    await createJobs(kiln, pool, o.schedules, '*/1 * * * * *', 's', new Date(first));
+    await createJobs(k.kiln, k.pool, o.schedules, 's', { schedule: '*/1 * * * * *', nextRunAt: new Date(first) });
     const w = planWindow(first, o);
-    const expected = o.schedules * (o.windowMs / 1000);
-    await sleep(w.start - Date.now());
-    const probe = await Probe.start(db);
-    profile.byText.clear();
-    profile.on = true;
-    await sleep(w.end - Date.now());
-    profile.on = false;
-    const usage = await probe.stop();
-    const range = [new Date(w.start), new Date(w.end)];
-    const deadline = w.end + o.drainMs;
-    // Drain: every fire time of the window in the ledger, and none of its executions still QUEUED.
-    for (;;) {
-      const { rows } = await pool.query<{ ticks: number; waiting: number }>(
-        `select count(*)::int as ticks, count(*) filter (where e.status = 'QUEUED')::int as waiting
-           from ticks t left join executions e on e.id = t.execution_id where t.fire_time >= $1 and t.fire_time < $2`,
-        range,
-      );
-      if ((rows[0]!.ticks >= expected && rows[0]!.waiting === 0) || Date.now() > deadline) break;
-      await sleep(200);
-    }
-    const { rows } = await pool.query<{ outcome: string; late: number | null; sched: number | null; wait: number | null; run: number | null }>(
-      `select t.outcome,
-              extract(epoch from e.started_at - e.scheduled_for) * 1000 as late,
-              extract(epoch from e.queued_at - e.scheduled_for) * 1000 as sched,
-              extract(epoch from e.started_at - e.queued_at) * 1000 as wait,
-              extract(epoch from e.finished_at - e.started_at) * 1000 as run
-         from ticks t left join executions e on e.id = t.execution_id
-        where t.fire_time >= $1 and t.fire_time < $2`,
-      range,
-    );
-    const load = load1();
-    const started = rows.filter((r) => r.late !== null);
-    const outcomes = new Map<string, number>();
-    for (const r of rows) outcomes.set(r.outcome, (outcomes.get(r.outcome) ?? 0) + 1);
-    const unrecorded = expected - rows.length;
-    const sched = summarize(started.map((r) => Number(r.sched)));
-    const wait = summarize(started.map((r) => Number(r.wait)));
-    const run = summarize(started.filter((r) => r.run !== null).map((r) => Number(r.run)));
-    const f = (s: ReturnType<typeof summarize>) => `${ms(s.p50)}/${ms(s.p99)}/${ms(s.max)}`;
-    return {
-      system: 'Kiln',
-      schedules: o.schedules,
-      expected,
-      samples: started.map((r) => Number(r.late)),
-      load,
-      detail: [
-        `ticks in window: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}${unrecorded > 0 ? `, not recorded by the deadline ${unrecorded}` : ''}; ` +
-          `FIRED but not started by the deadline: ${rows.filter((r) => r.outcome === 'FIRED' && r.late === null).length}`,
-        `lateness split (p50/p99/max ms): fire -> queued (scheduler) ${f(sched)}; queued -> RUNNING (queue + claim) ${f(wait)}; RUNNING -> done (noop run) ${f(run)}`,
-        `during the window: Node ${share(usage.nodeCpuMs, o.windowMs)}, Postgres backends ${share(usage.serverCpuMs, o.windowMs)}; backends: ${waitsLine(usage.waits)}`,
-        'statements by time spent waiting for them during the window (client side, summed over all connections):',
-        ...profileLines(6, o.windowMs / 1000, 's').map((l) => `    ${l}`),
-        ...troubleLine(trouble),
-      ],
-    };
+    return measureTicks(k, o, w, o.schedules * (o.windowMs / 1000));
   });
 }
+
+/**
+ * Waits for the window, watching it (CPU, backend waits, statement profile, the bystander), then
+ * for the drain, and reads from the ledger every fire time of the window: how late each fire's
+ * execution started (started_at - scheduled_for). Ticks that ran no execution (SKIPPED_OVERLAP:
+ * the job's previous run had not finished, the default `concurrency: skip`; MISSED: reached later
+ * than the misfire grace) and fire times the scheduler had not recorded by the deadline count as
+ * fires that did not run.
+ */
+export async function measureTicks(k: Running, o: LatenessOptions, w: Window, expected: number): Promise<LatenessRun> {
+  const { db, pool, trouble } = k;
+  await sleep(w.start - Date.now());
+  const probe = await Probe.start(db);
+  const bystander = k.bystander();
+  profile.byText.clear();
+  profile.on = true;
+  await sleep(w.end - Date.now());
+  profile.on = false;
+  const [usage, seen] = await Promise.all([probe.stop(), bystander.stop()]);
+  const range = [new Date(w.start), new Date(w.end)];
+  const deadline = w.end + o.drainMs;
+  // Drain: every fire time of the window in the ledger, and none of its executions still QUEUED.
+  for (;;) {
+    const { rows } = await pool.query<{ ticks: number; waiting: number }>(
+      `select count(*)::int as ticks, count(*) filter (where e.status = 'QUEUED')::int as waiting
+         from ticks t left join executions e on e.id = t.execution_id where t.fire_time >= $1 and t.fire_time < $2`,
+      range,
+    );
+    if ((rows[0]!.ticks >= expected && rows[0]!.waiting === 0) || Date.now() > deadline) break;
+    await sleep(200);
+  }
+  const { rows } = await pool.query<{ outcome: string; late: number | null; sched: number | null; wait: number | null; run: number | null }>(
+    `select t.outcome,
+            extract(epoch from e.started_at - e.scheduled_for) * 1000 as late,
+            extract(epoch from e.queued_at - e.scheduled_for) * 1000 as sched,
+            extract(epoch from e.started_at - e.queued_at) * 1000 as wait,
+            extract(epoch from e.finished_at - e.started_at) * 1000 as run
+       from ticks t left join executions e on e.id = t.execution_id
+      where t.fire_time >= $1 and t.fire_time < $2`,
+    range,
+  );
+  const load = load1();
+  const started = rows.filter((r) => r.late !== null);
+  const outcomes = new Map<string, number>();
+  for (const r of rows) outcomes.set(r.outcome, (outcomes.get(r.outcome) ?? 0) + 1);
+  const unrecorded = expected - rows.length;
+  const sched = summarize(started.map((r) => Number(r.sched)));
+  const wait = summarize(started.map((r) => Number(r.wait)));
+  const run = summarize(started.filter((r) => r.run !== null).map((r) => Number(r.run)));
+  return {
+    system: 'Kiln',
+    schedules: o.schedules,
+    expected,
+    samples: started.map((r) => Number(r.late)),
+    load,
+    bystander: seen,
+    detail: [
+      `ticks in window: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}${unrecorded > 0 ? `, not recorded by the deadline ${unrecorded}` : ''}; ` +
+        `FIRED but not started by the deadline: ${rows.filter((r) => r.outcome === 'FIRED' && r.late === null).length}`,
+      `lateness split (p50/p99/max ms): fire -> queued (scheduler) ${triple(sched)}; queued -> RUNNING (queue + claim) ${triple(wait)}; RUNNING -> done (noop run) ${triple(run)}`,
+      `during the window: Node ${share(usage.nodeCpuMs, o.windowMs)}, Postgres backends ${share(usage.serverCpuMs, o.windowMs)}; backends: ${waitsLine(usage.waits)}`,
+      'statements by time spent waiting for them during the window (client side, summed over all connections):',
+      ...profileLines(6, o.windowMs / 1000, 's').map((l) => `    ${l}`),
+      ...troubleLine(trouble),
+    ],
+  };
+}
+
+/** "p50/p99/max" in ms. */
+export const triple = (s: Summary) => `${ms(s.p50)}/${ms(s.p99)}/${ms(s.max)}`;
 
 export const WHAT_IF = 'Kiln, NOTIFY triggers off (what-if)';
 
@@ -242,8 +307,8 @@ async function disableEventTriggers(pool: pg.Pool): Promise<string[]> {
  * SUCCEEDED, with everything Kiln records on the way (steps, log lines, lease, archive job).
  */
 export async function kilnThroughput(o: ThroughputOptions, withoutEventTriggers = false): Promise<ThroughputRun> {
-  return withKiln('kiln_tp', o, async ({ kiln, db, pool, trouble }) => {
-    await createJobs(kiln, pool, o.jobs, '0 0 1 1 *', 'j', null);
+  return withKiln('kiln_tp', o, async ({ kiln, db, pool, trouble, bystander: watch }) => {
+    await createJobs(kiln, pool, o.jobs, 'j', { schedule: '0 0 1 1 *', nextRunAt: null });
     const disabled = withoutEventTriggers ? await disableEventTriggers(pool) : [];
     const { rows: jobs } = await pool.query<{ id: string; owner: string; priority: number; definition: JobSpec }>(
       `select id, owner, priority, definition from jobs`,
@@ -251,6 +316,7 @@ export async function kilnThroughput(o: ThroughputOptions, withoutEventTriggers 
     await sleep(1000); // let the scheduler settle after the notification
     let polls = 0;
     const probe = await Probe.start(db);
+    const bystander = watch();
     const counted = countFromHere();
     profile.byText.clear();
     profile.on = true;
@@ -272,7 +338,7 @@ export async function kilnThroughput(o: ThroughputOptions, withoutEventTriggers 
     }
     const stmts = counted(polls);
     profile.on = false;
-    const usage = await probe.stop();
+    const [usage, seen] = await Promise.all([probe.stop(), bystander.stop()]);
     const { rows } = await pool.query<{ last: Date | null }>(`select max(finished_at) as last from executions where status = 'SUCCEEDED'`);
     const load = load1();
     const seconds = ((rows[0]!.last?.getTime() ?? Date.now()) - t0) / 1000;
@@ -296,6 +362,7 @@ export async function kilnThroughput(o: ThroughputOptions, withoutEventTriggers 
       serverCpuMsPerJob: usage.serverCpuMs / perJob,
       history: 'execution, steps, log lines (+ archive), lease',
       load,
+      bystander: seen,
       error: done < o.jobs ? `${o.jobs - done} of ${o.jobs} not SUCCEEDED within ${o.timeoutMs / 1000} s (${failed} ended otherwise)` : undefined,
       detail: [
         `queueing ${o.jobs} executions (one transaction) took ${(enqueueMs / 1000).toFixed(2)} s of the ${seconds.toFixed(1)} s; ` +
