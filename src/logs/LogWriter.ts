@@ -1,5 +1,7 @@
 import type pg from 'pg';
 import { LogStream } from '../entities/enums.js';
+import { encodeLogLines, uuidBytes } from './copyBinary.js';
+import { copyLines, insertLines, type LogFence } from './storeLines.js';
 
 /** One numbered log line, as stored in `log_chunks`. */
 export interface LogLine {
@@ -7,6 +9,7 @@ export interface LogLine {
   stream: LogStream;
   step: number | null;
   text: string;
+  /** Lines that arrived together may share one Date: it is never mutated. */
   at: Date;
 }
 
@@ -20,14 +23,34 @@ export type LogFlushListener = (lines: readonly LogLine[]) => void;
  * the batches grow instead, see pump()).
  */
 const IDLE_FLUSH_MS = 20;
-/** Lines per INSERT at most. */
-const MAX_BATCH_LINES = 5000;
-/** Approximate bytes per INSERT at most (a long line is at most 16 KiB, see LineSplitter). */
-const MAX_BATCH_BYTES = 2 * 1024 * 1024;
-/** Approximate bytes of lines appended but not yet stored above which `backpressure()` asks the producer to wait. */
-const HIGH_WATER_BYTES = 8 * 1024 * 1024;
-/** What a pending line costs besides its text: the object, its Date, its place in the arrays. */
+/**
+ * Lines per batch at most. Each batch is a transaction (a WAL flush at commit) and a few round
+ * trips: a flood is stored in a few dozen of them per million lines rather than hundreds.
+ */
+const MAX_BATCH_LINES = 25_000;
+/** Approximate bytes per batch at most (a long line is at most 16 KiB, see LineSplitter). */
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+/**
+ * From this many lines a batch goes by binary COPY in a transaction (see copyLines), below it by
+ * one INSERT statement: the COPY's extra round trips only pay off on a big batch.
+ */
+const COPY_MIN_LINES = 500;
+/**
+ * Approximate bytes of lines appended but not yet stored above which `backpressure()` asks the
+ * producer to wait: room for a full batch in flight, the next one prepared and a third accumulating.
+ */
+const HIGH_WATER_BYTES = 3 * MAX_BATCH_BYTES;
+/** What a pending line costs besides its text: the object, its place in the arrays, its encoding. */
 const LINE_OVERHEAD_BYTES = 160;
+
+/** A batch cut from the front of the pending lines, encoded for COPY when it is big enough. */
+interface Batch {
+  lines: LogLine[];
+  /** Approximate memory, as counted in `unwritten`. */
+  cost: number;
+  /** The binary COPY stream of the lines, or null when they go by INSERT. */
+  copy: Buffer | null;
+}
 
 /**
  * Numbers an execution's log lines and stores them in batches.
@@ -37,28 +60,40 @@ const LINE_OVERHEAD_BYTES = 160;
  * so `last_seq` always equals the highest stored seq. While one batch is being written the next
  * accumulates, so a fast producer gets big batches and a slow one low latency; a producer that
  * honours `backpressure()` keeps the unwritten lines under about HIGH_WATER_BYTES of memory.
+ * Lines with NUL are stored with U+FFFD in its place (Postgres text cannot hold NUL).
+ *
+ * Once a full batch has piled up behind the one in flight it is cut and encoded at once (at most
+ * one such), so that Postgres gets it the moment the previous commits instead of waiting for the
+ * encoding: under a flood the database, not this process, sets the pace.
  */
 export class LogWriter {
   private seq: number;
   private pending: LogLine[] = [];
+  /** Approximate memory of the pending lines (a part of `unwritten`). */
+  private pendingCost = 0;
+  /** The next batch, cut and encoded while the previous is being written. */
+  private prepared: Batch | null = null;
   private writing: Promise<void> | null = null;
-  /** Approximate memory of lines appended and not yet written (pending and in flight). */
+  /** Approximate memory of lines appended and not yet written (pending, prepared and in flight). */
   private unwritten = 0;
   private drained: Array<() => void> = [];
   private timer: NodeJS.Timeout | null = null;
   private failure: Error | null = null;
   private closed = false;
+  private readonly execution: Buffer;
+  private readonly insert: (batch: readonly LogLine[]) => Promise<boolean>;
+  private readonly copy: (batch: readonly LogLine[], data: Buffer) => Promise<boolean>;
 
   constructor(
-    private readonly pool: pg.Pool,
-    private readonly executionId: string,
+    pool: pg.Pool,
+    executionId: string,
     lastSeq: number,
     private readonly opts: {
       flushMs?: number;
       maxBatch?: number;
       onFlush?: LogFlushListener;
-      /** Write only while this claim holds (attempt fencing); without it, always write. */
-      fence?: { attempt: number; workerId: string };
+      /** Write only while this claim holds (attempt fencing); without it, write while the execution exists. */
+      fence?: LogFence;
       /** Applied to SYSTEM lines (Kiln's own messages): the build's output is masked upstream, as bytes. */
       mask?: (text: string) => string;
       /** Told the UTF-8 bytes of each batch actually stored (not of one fenced off): metrics. */
@@ -66,6 +101,9 @@ export class LogWriter {
     } = {},
   ) {
     this.seq = lastSeq;
+    this.execution = uuidBytes(executionId);
+    this.insert = insertLines(pool, executionId, opts.fence ?? null);
+    this.copy = copyLines(pool, executionId, opts.fence ?? null);
   }
 
   /** Highest seq assigned so far. */
@@ -78,9 +116,12 @@ export class LogWriter {
     // Postgres text cannot hold NUL; a build's binary garbage must not fail the run.
     const clean = text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
     this.pending.push({ seq: ++this.seq, stream, step, text: clean, at });
-    this.unwritten += clean.length + LINE_OVERHEAD_BYTES;
-    if (this.pending.length >= (this.opts.maxBatch ?? MAX_BATCH_LINES)) {
-      this.pump();
+    const cost = clean.length + LINE_OVERHEAD_BYTES;
+    this.unwritten += cost;
+    this.pendingCost += cost;
+    if (this.pending.length >= this.maxLines() || this.pendingCost >= MAX_BATCH_BYTES) {
+      if (this.writing === null) this.pump();
+      else if (this.prepared === null) this.prepared = this.cut();
     } else if (this.timer === null && this.writing === null) {
       this.timer = setTimeout(() => {
         this.timer = null;
@@ -104,11 +145,8 @@ export class LogWriter {
 
   /** Writes everything appended so far; rejects if any batch could not be stored. */
   async flush(): Promise<void> {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-    while (this.pending.length > 0 || this.writing !== null) {
+    this.clearTimer();
+    while (this.pending.length > 0 || this.prepared !== null || this.writing !== null) {
       this.pump();
       await this.writing;
     }
@@ -122,76 +160,65 @@ export class LogWriter {
    */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-    for (const line of this.pending.splice(0)) this.unwritten -= line.text.length + LINE_OVERHEAD_BYTES;
+    this.clearTimer();
+    this.unwritten -= this.pendingCost + (this.prepared?.cost ?? 0);
+    this.pending = [];
+    this.pendingCost = 0;
+    this.prepared = null;
     for (const resolve of this.drained.splice(0)) resolve();
     await this.writing;
   }
 
-  /** Starts writing the next batch unless one is in flight; the batch's end starts the next. */
-  private pump(): void {
-    if (this.closed || this.writing !== null || this.pending.length === 0) return;
+  private maxLines(): number {
+    return this.opts.maxBatch ?? MAX_BATCH_LINES;
+  }
+
+  private clearTimer(): void {
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    const maxLines = this.opts.maxBatch ?? MAX_BATCH_LINES;
+  }
+
+  /** Takes the next batch from the front of the pending lines (at least one line) and encodes it if it goes by COPY. */
+  private cut(): Batch {
+    const maxLines = this.maxLines();
     let count = 0;
-    let chars = 0;
-    while (count < this.pending.length && count < maxLines && (count === 0 || chars < MAX_BATCH_BYTES)) {
-      chars += this.pending[count]!.text.length + LINE_OVERHEAD_BYTES;
+    let cost = 0;
+    while (count < this.pending.length && count < maxLines && (count === 0 || cost < MAX_BATCH_BYTES)) {
+      cost += this.pending[count]!.text.length + LINE_OVERHEAD_BYTES;
       count++;
     }
-    const batch = this.pending.splice(0, count);
+    const lines = count === this.pending.length ? this.pending : this.pending.slice(0, count);
+    this.pending = count === this.pending.length ? [] : this.pending.slice(count);
+    this.pendingCost -= cost;
+    return { lines, cost, copy: lines.length >= COPY_MIN_LINES ? encodeLogLines(this.execution, lines) : null };
+  }
+
+  /** Starts writing the next batch unless one is in flight; the batch's end starts the next. */
+  private pump(): void {
+    if (this.closed || this.writing !== null) return;
+    if (this.prepared === null && this.pending.length === 0) return;
+    this.clearTimer();
+    const batch = this.prepared ?? this.cut();
+    this.prepared = null;
     this.writing = this.write(batch)
       .catch((err: Error) => {
         this.failure ??= err;
       })
       .finally(() => {
         this.writing = null;
-        this.unwritten -= chars;
+        this.unwritten -= batch.cost;
         if (this.unwritten <= HIGH_WATER_BYTES / 2 || this.failure) for (const resolve of this.drained.splice(0)) resolve();
         // What accumulated meanwhile goes at once: the batch size adapts to the producer's pace.
         this.pump();
       });
   }
 
-  private async write(batch: LogLine[]): Promise<void> {
+  private async write(batch: Batch): Promise<void> {
     if (this.failure) return;
-    const result = await this.pool.query(
-      // A worker whose claim was lost (re-queued as a next attempt) must not write: its seqs
-      // would collide with the new attempt's. The execution's row is locked before any line is
-      // inserted: a hand-back holding it (which adds its own line at last_seq + 1) is waited for,
-      // and then this claim no longer matches, so nothing is inserted; inserting first and waiting
-      // for the row at the update would deadlock with it.
-      `with allowed as (
-         select 1 from executions
-          where id = $1 and ($7::int is null or (attempt = $7 and worker_id = $8 and status = 'RUNNING'))
-            for no key update
-       ), inserted as (
-         insert into log_chunks (execution_id, seq, stream, step, text, at)
-         select $1, s, st, sp, tx, a
-           from unnest($2::int[], $3::text[], $4::int[], $5::text[], $6::timestamptz[]) as u(s, st, sp, tx, a)
-          where exists (select 1 from allowed)
-         returning seq
-       )
-       update executions set last_seq = (select max(seq) from inserted) where id = $1 and exists (select 1 from inserted)`,
-      [
-        this.executionId,
-        batch.map((l) => l.seq),
-        batch.map((l) => l.stream),
-        batch.map((l) => l.step),
-        batch.map((l) => l.text),
-        batch.map((l) => l.at.toISOString()),
-        this.opts.fence?.attempt ?? null,
-        this.opts.fence?.workerId ?? null,
-      ],
-    );
-    // The update matches a row only when the batch was inserted (the fence allowed it).
-    if (this.opts.onStored && result.rowCount) this.opts.onStored(batch.reduce((n, l) => n + Buffer.byteLength(l.text, 'utf8'), 0));
-    this.opts.onFlush?.(batch);
+    const stored = batch.copy ? await this.copy(batch.lines, batch.copy) : await this.insert(batch.lines);
+    if (this.opts.onStored && stored) this.opts.onStored(batch.lines.reduce((n, l) => n + Buffer.byteLength(l.text, 'utf8'), 0));
+    this.opts.onFlush?.(batch.lines);
   }
 }
