@@ -4,6 +4,7 @@ import { Migration20261127010000_scheduling } from './Migration20261127010000_sc
 import { Migration20261127020000_runner } from './Migration20261127020000_runner.js';
 import { Migration20261127030000_events } from './Migration20261127030000_events.js';
 import { Migration20261127050000_attempts } from './Migration20261127050000_attempts.js';
+import { Migration20261206120000_log_chunks_parent } from './Migration20261206120000_log_chunks_parent.js';
 
 /** Every migration, oldest first. Listed explicitly so `dist/` needs no folder scanning. */
 export const MIGRATIONS: MigrationObject[] = [
@@ -12,4 +13,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261127020000_runner', class: Migration20261127020000_runner },
   { name: 'Migration20261127030000_events', class: Migration20261127030000_events },
   { name: 'Migration20261127050000_attempts', class: Migration20261127050000_attempts },
+  { name: 'Migration20261206120000_log_chunks_parent', class: Migration20261206120000_log_chunks_parent },
 ];
