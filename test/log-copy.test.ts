@@ -80,6 +80,29 @@ describe('the COPY path of the log writer', () => {
     expect(await lastSeq(id)).toBe(1000);
   });
 
+  it('stores a flood of many batches line for line while their buffers are reused', async () => {
+    const id = await runningExecution();
+    const log = new LogWriter(pool, id, 0, { fence: { attempt: 1, workerId: 'w1' } });
+    // Long lines now and then make tuples straddle the encoder's buffers.
+    const text = (i: number) => (i % 997 === 0 ? `${i} ${'é'.repeat(5000)}` : `line ${i}`);
+    const total = 120_000;
+    for (let i = 1; i <= total; i++) {
+      log.append(LogStream.STDOUT, 0, text(i));
+      if (i % 5000 === 0) await (log.backpressure() ?? new Promise((resolve) => setImmediate(resolve)));
+    }
+    await log.flush();
+    const { rows: [summary] } = await pool.query(
+      `select count(*)::int as n, min(seq) as first, max(seq) as last, sum(octet_length(text))::bigint as bytes,
+              count(*) filter (where text <> case when seq % 997 = 0 then seq || ' ' || repeat('é', 5000) else 'line ' || seq end)::int as wrong
+         from log_chunks where execution_id = $1`,
+      [id],
+    );
+    let bytes = 0;
+    for (let i = 1; i <= total; i++) bytes += Buffer.byteLength(text(i));
+    expect(summary).toEqual({ n: total, first: 1, last: total, bytes: String(bytes), wrong: 0 });
+    expect(await lastSeq(id)).toBe(total);
+  });
+
   it('writes nothing, and leaves last_seq alone, once the execution was handed back to another attempt', async () => {
     const id = await runningExecution();
     const log = new LogWriter(pool, id, 0, { fence: { attempt: 1, workerId: 'w1' } });

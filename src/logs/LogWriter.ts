@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { LogStream } from '../entities/enums.js';
-import { encodeLogLines, uuidBytes } from './copyBinary.js';
+import { CopyEncoder, uuidBytes } from './copyBinary.js';
 import { copyLines, insertLines, type LogFence } from './storeLines.js';
 
 /** One numbered log line, as stored in `log_chunks`. */
@@ -40,16 +40,22 @@ const COPY_MIN_LINES = 500;
  * producer to wait: room for a full batch in flight, the next one prepared and a third accumulating.
  */
 const HIGH_WATER_BYTES = 3 * MAX_BATCH_BYTES;
-/** What a pending line costs besides its text: the object, its place in the arrays, its encoding. */
-const LINE_OVERHEAD_BYTES = 160;
+/** What a pending line costs besides its text: its object (small batches) or its encoding, and its share of the arrays. */
+const LINE_OVERHEAD_BYTES = 100;
 
-/** A batch cut from the front of the pending lines, encoded for COPY when it is big enough. */
+/**
+ * Lines appended together, to be stored in one go. A small batch keeps its lines as objects
+ * (for the INSERT); from COPY_MIN_LINES on they are encoded for COPY as they come and, unless a
+ * listener wants them, not kept otherwise: a flood costs no object per line.
+ */
 interface Batch {
+  /** The lines, while there is no encoder or when `onFlush` wants them. */
   lines: LogLine[];
+  encoder: CopyEncoder | null;
+  count: number;
+  lastSeq: number;
   /** Approximate memory, as counted in `unwritten`. */
   cost: number;
-  /** The binary COPY stream of the lines, or null when they go by INSERT. */
-  copy: Buffer | null;
 }
 
 /**
@@ -62,19 +68,18 @@ interface Batch {
  * honours `backpressure()` keeps the unwritten lines under about HIGH_WATER_BYTES of memory.
  * Lines with NUL are stored with U+FFFD in its place (Postgres text cannot hold NUL).
  *
- * Once a full batch has piled up behind the one in flight it is cut and encoded at once (at most
- * one such), so that Postgres gets it the moment the previous commits instead of waiting for the
- * encoding: under a flood the database, not this process, sets the pace.
+ * A batch is encoded while it fills (see Batch), and a full one waits sealed behind the one in
+ * flight: Postgres gets it the moment the previous commits, and under a flood the database, not
+ * this process, sets the pace.
  */
 export class LogWriter {
   private seq: number;
-  private pending: LogLine[] = [];
-  /** Approximate memory of the pending lines (a part of `unwritten`). */
-  private pendingCost = 0;
-  /** The next batch, cut and encoded while the previous is being written. */
-  private prepared: Batch | null = null;
+  /** The batch lines are appended to. */
+  private open: Batch | null = null;
+  /** Full batches waiting, oldest first. */
+  private sealed: Batch[] = [];
   private writing: Promise<void> | null = null;
-  /** Approximate memory of lines appended and not yet written (pending, prepared and in flight). */
+  /** Approximate memory of lines appended and not yet written (open, sealed and in flight). */
   private unwritten = 0;
   private drained: Array<() => void> = [];
   private timer: NodeJS.Timeout | null = null;
@@ -82,7 +87,7 @@ export class LogWriter {
   private closed = false;
   private readonly execution: Buffer;
   private readonly insert: (batch: readonly LogLine[]) => Promise<boolean>;
-  private readonly copy: (batch: readonly LogLine[], data: Buffer) => Promise<boolean>;
+  private readonly copy: (lastSeq: number, data: readonly Buffer[]) => Promise<boolean>;
 
   constructor(
     pool: pg.Pool,
@@ -115,13 +120,15 @@ export class LogWriter {
     if (this.closed) return; // the run is over: nothing more of it is written
     // Postgres text cannot hold NUL; a build's binary garbage must not fail the run.
     const clean = text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
-    this.pending.push({ seq: ++this.seq, stream, step, text: clean, at });
+    const batch = (this.open ??= { lines: [], encoder: null, count: 0, lastSeq: 0, cost: 0 });
+    this.add(batch, { seq: ++this.seq, stream, step, text: clean, at });
     const cost = clean.length + LINE_OVERHEAD_BYTES;
     this.unwritten += cost;
-    this.pendingCost += cost;
-    if (this.pending.length >= this.maxLines() || this.pendingCost >= MAX_BATCH_BYTES) {
-      if (this.writing === null) this.pump();
-      else if (this.prepared === null) this.prepared = this.cut();
+    batch.cost += cost;
+    if (batch.count >= this.maxLines() || batch.cost >= MAX_BATCH_BYTES) {
+      this.sealed.push(batch);
+      this.open = null;
+      this.pump();
     } else if (this.timer === null && this.writing === null) {
       this.timer = setTimeout(() => {
         this.timer = null;
@@ -146,7 +153,7 @@ export class LogWriter {
   /** Writes everything appended so far; rejects if any batch could not be stored. */
   async flush(): Promise<void> {
     this.clearTimer();
-    while (this.pending.length > 0 || this.prepared !== null || this.writing !== null) {
+    while (this.open !== null || this.sealed.length > 0 || this.writing !== null) {
       this.pump();
       await this.writing;
     }
@@ -161,10 +168,9 @@ export class LogWriter {
   async close(): Promise<void> {
     this.closed = true;
     this.clearTimer();
-    this.unwritten -= this.pendingCost + (this.prepared?.cost ?? 0);
-    this.pending = [];
-    this.pendingCost = 0;
-    this.prepared = null;
+    for (const batch of this.sealed.splice(0)) this.drop(batch);
+    if (this.open) this.drop(this.open);
+    this.open = null;
     for (const resolve of this.drained.splice(0)) resolve();
     await this.writing;
   }
@@ -180,28 +186,32 @@ export class LogWriter {
     }
   }
 
-  /** Takes the next batch from the front of the pending lines (at least one line) and encodes it if it goes by COPY. */
-  private cut(): Batch {
-    const maxLines = this.maxLines();
-    let count = 0;
-    let cost = 0;
-    while (count < this.pending.length && count < maxLines && (count === 0 || cost < MAX_BATCH_BYTES)) {
-      cost += this.pending[count]!.text.length + LINE_OVERHEAD_BYTES;
-      count++;
+  private add(batch: Batch, line: LogLine): void {
+    batch.count++;
+    batch.lastSeq = line.seq;
+    if (batch.encoder === null && batch.count >= COPY_MIN_LINES) {
+      // Big enough for COPY: what it holds is encoded now, and what follows as it comes.
+      batch.encoder = new CopyEncoder(this.execution);
+      for (const l of batch.lines) batch.encoder.add(l.seq, l.stream, l.step, l.text, l.at);
+      if (!this.opts.onFlush) batch.lines = [];
     }
-    const lines = count === this.pending.length ? this.pending : this.pending.slice(0, count);
-    this.pending = count === this.pending.length ? [] : this.pending.slice(count);
-    this.pendingCost -= cost;
-    return { lines, cost, copy: lines.length >= COPY_MIN_LINES ? encodeLogLines(this.execution, lines) : null };
+    if (batch.encoder === null || this.opts.onFlush) batch.lines.push(line);
+    batch.encoder?.add(line.seq, line.stream, line.step, line.text, line.at);
+  }
+
+  /** Forgets a batch that will not be written. */
+  private drop(batch: Batch): void {
+    this.unwritten -= batch.cost;
+    batch.encoder?.release(); // never sent: nothing reads its buffers
   }
 
   /** Starts writing the next batch unless one is in flight; the batch's end starts the next. */
   private pump(): void {
     if (this.closed || this.writing !== null) return;
-    if (this.prepared === null && this.pending.length === 0) return;
+    const batch = this.sealed.shift() ?? this.open;
+    if (!batch) return;
+    if (batch === this.open) this.open = null;
     this.clearTimer();
-    const batch = this.prepared ?? this.cut();
-    this.prepared = null;
     this.writing = this.write(batch)
       .catch((err: Error) => {
         this.failure ??= err;
@@ -217,8 +227,18 @@ export class LogWriter {
 
   private async write(batch: Batch): Promise<void> {
     if (this.failure) return;
-    const stored = batch.copy ? await this.copy(batch.lines, batch.copy) : await this.insert(batch.lines);
-    if (this.opts.onStored && stored) this.opts.onStored(batch.lines.reduce((n, l) => n + Buffer.byteLength(l.text, 'utf8'), 0));
+    let stored: boolean;
+    let bytes: number;
+    if (batch.encoder) {
+      stored = await this.copy(batch.lastSeq, batch.encoder.finish());
+      bytes = batch.encoder.textBytes;
+      // Only after Postgres answered: on an error the buffers may still sit in a socket's queue.
+      batch.encoder.release();
+    } else {
+      stored = await this.insert(batch.lines);
+      bytes = batch.lines.reduce((n, l) => n + Buffer.byteLength(l.text, 'utf8'), 0);
+    }
+    if (this.opts.onStored && stored) this.opts.onStored(bytes);
     this.opts.onFlush?.(batch.lines);
   }
 }

@@ -1,3 +1,4 @@
+import type { LogStream } from '../entities/enums.js';
 import type { LogLine } from './LogWriter.js';
 
 /**
@@ -19,8 +20,6 @@ const PG_EPOCH_MS = Date.UTC(2000, 0, 1);
 const TWO_POW_32 = 2 ** 32;
 /** Bytes of one tuple besides its text: field count, then each field's length and value. */
 const TUPLE_FIXED_BYTES = 2 + (4 + 16) + (4 + 4) + (4 + 6) + (4 + 4) + 4 + (4 + 8);
-/** A null step has no value after its length (-1). */
-const NULL_STEP_SAVING = 4;
 
 /** The 16 bytes of a UUID in its canonical text form; throws on anything else. */
 export function uuidBytes(uuid: string): Buffer {
@@ -29,50 +28,112 @@ export function uuidBytes(uuid: string): Buffer {
   return Buffer.from(hex, 'hex');
 }
 
+/** Encoder buffers are slabs of this size, reused across batches (see CopyEncoder). */
+const SLAB_BYTES = 1024 * 1024;
+/** Free slabs kept for reuse in this process at most: beyond, they are left to the GC. */
+const MAX_FREE_SLABS = 8;
+const freeSlabs: Buffer[] = [];
+
 /**
- * One COPY stream (header, tuples, trailer) holding `lines` for the execution whose UUID bytes
- * are `execution`. Every stream name is 6 ASCII bytes (STDOUT, STDERR, SYSTEM). Texts must hold
- * no NUL (LogWriter replaces them); lone surrogates become U+FFFD, as in every UTF-8 encoding
- * Node makes, so Postgres always receives valid UTF-8.
+ * Encodes log lines as they are appended into one binary COPY stream (header, tuples, trailer),
+ * so that a batch needs neither an object per line nor an encoding pass when it is sent.
+ *
+ * Its memory is slabs of 1 MiB taken from a small free list and given back by `release()` once
+ * Postgres has taken the data: a flood of lines then reuses the same few buffers instead of
+ * leaving a trail of garbage for the GC, which the process's peak memory would show.
+ *
+ * Every stream name is 6 ASCII bytes (STDOUT, STDERR, SYSTEM). Texts must hold no NUL (LogWriter
+ * replaces them); lone surrogates become U+FFFD, as in every UTF-8 encoding Node makes, so
+ * Postgres always receives valid UTF-8.
  */
-export function encodeLogLines(execution: Buffer, lines: readonly LogLine[]): Buffer {
-  let size = HEADER.length + TRAILER.length;
-  for (const line of lines) {
-    size += TUPLE_FIXED_BYTES + Buffer.byteLength(line.text, 'utf8') - (line.step === null ? NULL_STEP_SAVING : 0);
+export class CopyEncoder {
+  /** Filled parts of the stream, in order. */
+  private readonly parts: Buffer[] = [];
+  /** Every slab taken, to give back. */
+  private readonly slabs: Buffer[] = [];
+  private slab: Buffer;
+  private offset: number;
+  /** Lines that arrived together share their Date: its conversion is done once. */
+  private lastAt: Date | null = null;
+  private hi = 0;
+  private lo = 0;
+  /** UTF-8 bytes of the texts encoded so far. */
+  textBytes = 0;
+
+  constructor(private readonly execution: Buffer) {
+    this.slab = this.take(HEADER.length);
+    this.offset = HEADER.copy(this.slab, 0);
   }
-  const buf = Buffer.allocUnsafe(size);
-  let o = HEADER.copy(buf, 0);
-  // Lines of one output chunk share their Date: its conversion is done once.
-  let lastAt: Date | null = null;
-  let hi = 0;
-  let lo = 0;
-  for (const line of lines) {
-    o = buf.writeInt16BE(6, o);
+
+  add(seq: number, stream: LogStream, step: number | null, text: string, at: Date): void {
+    // Room for the worst case: 3 UTF-8 bytes per UTF-16 code unit.
+    const room = TUPLE_FIXED_BYTES + text.length * 3;
+    if (this.offset + room > this.slab.length) {
+      this.parts.push(this.slab.subarray(0, this.offset));
+      this.slab = this.take(room);
+      this.offset = 0;
+    }
+    const buf = this.slab;
+    let o = buf.writeInt16BE(6, this.offset);
     o = buf.writeInt32BE(16, o);
-    o += execution.copy(buf, o);
+    o += this.execution.copy(buf, o);
     o = buf.writeInt32BE(4, o);
-    o = buf.writeInt32BE(line.seq, o);
+    o = buf.writeInt32BE(seq, o);
     o = buf.writeInt32BE(6, o);
-    o += buf.write(line.stream, o, 6, 'latin1');
-    if (line.step === null) o = buf.writeInt32BE(-1, o);
+    o += buf.write(stream, o, 6, 'latin1');
+    if (step === null) o = buf.writeInt32BE(-1, o);
     else {
       o = buf.writeInt32BE(4, o);
-      o = buf.writeInt32BE(line.step, o);
+      o = buf.writeInt32BE(step, o);
     }
-    const textBytes = buf.write(line.text, o + 4, 'utf8');
+    const textBytes = buf.write(text, o + 4, 'utf8');
     o = buf.writeInt32BE(textBytes, o) + textBytes;
-    if (line.at !== lastAt) {
-      lastAt = line.at;
+    this.textBytes += textBytes;
+    if (at !== this.lastAt) {
+      this.lastAt = at;
       // Exact in a double for ±285,000 years; written as two halves to avoid a BigInt per line.
-      const micros = (line.at.getTime() - PG_EPOCH_MS) * 1000;
-      hi = Math.floor(micros / TWO_POW_32);
-      lo = micros - hi * TWO_POW_32;
+      const micros = (at.getTime() - PG_EPOCH_MS) * 1000;
+      this.hi = Math.floor(micros / TWO_POW_32);
+      this.lo = micros - this.hi * TWO_POW_32;
     }
     o = buf.writeInt32BE(8, o);
-    o = buf.writeInt32BE(hi, o);
-    o = buf.writeUInt32BE(lo, o);
+    o = buf.writeInt32BE(this.hi, o);
+    this.offset = buf.writeUInt32BE(this.lo, o);
   }
-  o += TRAILER.copy(buf, o);
-  if (o !== size) throw new Error(`COPY encoding wrote ${o} bytes, expected ${size}`);
-  return buf;
+
+  /** The whole stream, trailer included, as consecutive parts; call once, after the last add. */
+  finish(): Buffer[] {
+    if (this.offset + TRAILER.length > this.slab.length) {
+      this.parts.push(this.slab.subarray(0, this.offset));
+      this.slab = this.take(TRAILER.length);
+      this.offset = 0;
+    }
+    this.offset += TRAILER.copy(this.slab, this.offset);
+    this.parts.push(this.slab.subarray(0, this.offset));
+    return this.parts;
+  }
+
+  /**
+   * Gives the slabs back for reuse. Only once nothing reads the parts any more (Postgres has
+   * acknowledged the COPY, or it was never sent); the encoder is unusable afterwards.
+   */
+  release(): void {
+    for (const slab of this.slabs.splice(0)) {
+      if (slab.length === SLAB_BYTES && freeSlabs.length < MAX_FREE_SLABS) freeSlabs.push(slab);
+    }
+  }
+
+  private take(bytes: number): Buffer {
+    // allocUnsafeSlow: a slab of its own, not a slice of Node's shared pool.
+    const slab = bytes > SLAB_BYTES ? Buffer.allocUnsafeSlow(bytes) : (freeSlabs.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES));
+    this.slabs.push(slab);
+    return slab;
+  }
+}
+
+/** One COPY stream holding `lines`, as one buffer (for tests and one-off use). */
+export function encodeLogLines(execution: Buffer, lines: readonly LogLine[]): Buffer {
+  const encoder = new CopyEncoder(execution);
+  for (const l of lines) encoder.add(l.seq, l.stream, l.step, l.text, l.at);
+  return Buffer.concat(encoder.finish());
 }

@@ -60,20 +60,20 @@ export function insertLines(pool: pg.Pool, executionId: string, fence: LogFence 
 
 /**
  * A transaction on one connection: move last_seq to the batch's highest seq under the fence (which
- * locks the row), binary COPY of the lines (`data`, see encodeLogLines), commit. Four round trips,
+ * locks the row), binary COPY of the lines (`data`, see CopyEncoder), commit. Four round trips,
  * but the server neither parses arrays nor timestamps: the way for big batches. The row is locked
  * before the COPY and until the commit, so the fence means exactly what it means for insertLines,
  * and last_seq moves only if the lines are stored with it.
  */
-export function copyLines(pool: pg.Pool, executionId: string, fence: LogFence | null): (batch: readonly LogLine[], data: Buffer) => Promise<boolean> {
-  return async (batch, data) => {
+export function copyLines(pool: pg.Pool, executionId: string, fence: LogFence | null): (lastSeq: number, data: readonly Buffer[]) => Promise<boolean> {
+  return async (lastSeq, data) => {
     const client = await pool.connect();
     let clean = false;
     try {
       await client.query('begin');
       const allowed = await client.query(`update executions set last_seq = $2 where id = $1 and ${fenceCondition(3)}`, [
         executionId,
-        batch[batch.length - 1]!.seq,
+        lastSeq,
         fence?.attempt ?? null,
         fence?.workerId ?? null,
       ]);
@@ -93,12 +93,16 @@ export function copyLines(pool: pg.Pool, executionId: string, fence: LogFence | 
   };
 }
 
-/** Sends one binary COPY stream; resolves once Postgres has taken all of it. */
-function copyInto(client: pg.PoolClient, data: Buffer): Promise<void> {
+/**
+ * Sends one binary COPY stream, given as consecutive parts (COPY data need not break at rows);
+ * resolves once Postgres has taken all of it and answered, so the parts may be reused then.
+ */
+function copyInto(client: pg.PoolClient, data: readonly Buffer[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const stream = client.query(copyFrom(COPY_LOG_LINES_SQL));
     stream.once('finish', resolve);
     stream.once('error', reject);
-    stream.end(data);
+    for (const part of data) stream.write(part);
+    stream.end();
   });
 }
