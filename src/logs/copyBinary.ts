@@ -137,3 +137,61 @@ export function encodeLogLines(execution: Buffer, lines: readonly LogLine[]): Bu
   for (const l of lines) encoder.add(l.seq, l.stream, l.step, l.text, l.at);
   return Buffer.concat(encoder.finish());
 }
+
+/** Where copyFields is in the COPY stream: the fixed-size piece it is gathering, or field data. */
+type FieldState = 'header' | 'tuple' | 'length' | 'data' | 'end';
+const HEADER_BYTES = 19;
+const NO_BYTES: Buffer = Buffer.alloc(0);
+
+/**
+ * The bytes of the fields of a binary COPY TO stream whose rows have one field, concatenated
+ * (nulls contribute nothing). Field data is passed on as slices of the chunks it arrived in, as
+ * soon as it arrives: memory stays at one chunk whatever the size of a field.
+ */
+export async function* copyFields(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let state: FieldState = 'header';
+  let want = HEADER_BYTES;
+  let gathered: Buffer = NO_BYTES;
+  let data = 0;
+  for await (const chunk of chunks) {
+    let o = 0;
+    while (o < chunk.length && state !== 'end') {
+      if (state === 'data') {
+        const n = Math.min(data, chunk.length - o);
+        yield chunk.subarray(o, o + n);
+        o += n;
+        data -= n;
+        if (data === 0) [state, want] = ['tuple', 2];
+        continue;
+      }
+      const n = Math.min(want - gathered.length, chunk.length - o);
+      gathered = gathered.length === 0 && n === want ? chunk.subarray(o, o + n) : Buffer.concat([gathered, chunk.subarray(o, o + n)]);
+      o += n;
+      if (gathered.length < want) continue;
+      [state, want, data] = nextFieldState(state, gathered);
+      gathered = NO_BYTES;
+    }
+  }
+  if (state !== 'end') throw new Error('the COPY stream ended before its trailer');
+}
+
+/** What follows a complete fixed-size piece of the stream. */
+function nextFieldState(state: FieldState, piece: Buffer): [FieldState, number, number] {
+  switch (state) {
+    case 'header':
+      if (!piece.subarray(0, 11).equals(HEADER.subarray(0, 11)) || piece.readInt32BE(15) !== 0) throw new Error('not a binary COPY stream Kiln can read');
+      return ['tuple', 2, 0];
+    case 'tuple': {
+      const fields = piece.readInt16BE(0);
+      if (fields === -1) return ['end', 0, 0];
+      if (fields !== 1) throw new Error(`a COPY row with ${fields} fields where one was expected`);
+      return ['length', 4, 0];
+    }
+    case 'length': {
+      const length = piece.readInt32BE(0);
+      return length > 0 ? ['data', 0, length] : ['tuple', 2, 0]; // -1: null, 0: empty
+    }
+    default:
+      throw new Error(`copyFields: no fixed-size piece in state ${state}`);
+  }
+}
