@@ -103,6 +103,21 @@ describe('the COPY path of the log writer', () => {
     expect(await lastSeq(id)).toBe(total);
   });
 
+  it('matches the fence on a worker id that needs quoting, and only on it', async () => {
+    const id = await runningExecution();
+    const workerId = `o'brien\\ "$$" ; drop table log_chunks; --`;
+    await pool.query(`update executions set worker_id = $2 where id = $1`, [id, workerId]);
+    const stranger = new LogWriter(pool, id, 0, { fence: { attempt: 1, workerId: `o'brien` } });
+    appendMany(stranger, 1000, (i) => `stranger ${i}`);
+    await stranger.flush();
+    expect(await stored(id)).toEqual([]);
+    const owner = new LogWriter(pool, id, 0, { fence: { attempt: 1, workerId } });
+    appendMany(owner, 1000, (i) => `owner ${i}`);
+    await owner.flush();
+    expect((await stored(id)).map((r) => r.text).slice(0, 2)).toEqual(['owner 1', 'owner 2']);
+    expect(await lastSeq(id)).toBe(1000);
+  });
+
   it('writes nothing, and leaves last_seq alone, once the execution was handed back to another attempt', async () => {
     const id = await runningExecution();
     const log = new LogWriter(pool, id, 0, { fence: { attempt: 1, workerId: 'w1' } });
