@@ -20,19 +20,20 @@ export class Migration20261206120000_log_chunks_parent extends Migration {
   override async up(): Promise<void> {
     this.addSql(`alter table "log_chunks" drop constraint "log_chunks_execution_id_foreign";`);
 
+    // One pass over the inserted rows (a hashed distinct: a batch names one execution, the lease
+    // reaper's insert a few), then one index lookup and key-share lock per execution named.
     this.addSql(`create or replace function kiln_log_chunks_check_parent() returns trigger language plpgsql as $$
       declare
-        wanted int;
-        found int;
+        r record;
       begin
-        select count(distinct execution_id) into wanted from inserted;
-        perform 1 from executions where id in (select execution_id from inserted) for key share;
-        get diagnostics found = row_count;
-        if found < wanted then
-          raise foreign_key_violation using
-            message = 'insert into log_chunks names an execution that does not exist',
-            constraint = 'log_chunks_execution_id_foreign';
-        end if;
+        for r in select distinct execution_id from inserted loop
+          perform 1 from executions where id = r.execution_id for key share;
+          if not found then
+            raise foreign_key_violation using
+              message = format('insert into log_chunks names execution %s, which does not exist', r.execution_id),
+              constraint = 'log_chunks_execution_id_foreign';
+          end if;
+        end loop;
         return null;
       end
     $$;`);
