@@ -24,6 +24,12 @@ import { ms, ratio, sleep, summarize, table, uptimeLine } from './lib/stats.js';
  * 2. Log throughput: a step prints 1,000,000 lines; lines/s from the step's start to its end,
  *    every line checked in Postgres and in the archived log in S3; the worker's peak resident
  *    memory (VmHWM). Anchor: the same command in a bare `docker run`, its output only counted.
+ *    Goals: Kiln's lines/s >= 0.5x docker run's, worker peak RSS < 300 MiB through the archive.
+ *    The CPU time of the worker and of its database's Postgres backends is printed beside them:
+ *    on a machine shared with others the wall times swing, the CPU a million lines costs less so.
+ *
+ * `--part log` runs part 2 alone; `--worker-node-options "--cpu-prof --cpu-prof-dir=DIR"`
+ * profiles the worker.
  */
 const IMAGE = 'kiln-test/busybox:latest';
 const JWT_SECRET = 'kiln-bench-secret-that-is-at-least-32-bytes-long';
