@@ -5,6 +5,7 @@ import { Migration20261127020000_runner } from './Migration20261127020000_runner
 import { Migration20261127030000_events } from './Migration20261127030000_events.js';
 import { Migration20261127050000_attempts } from './Migration20261127050000_attempts.js';
 import { Migration20261206000000_dispatch } from './Migration20261206000000_dispatch.js';
+import { Migration20261206120000_log_chunks_parent } from './Migration20261206120000_log_chunks_parent.js';
 import { Migration20261207000000_engineDownAttempts } from './Migration20261207000000_engineDownAttempts.js';
 
 /** Every migration, oldest first. Listed explicitly so `dist/` needs no folder scanning. */
@@ -15,5 +16,6 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261127030000_events', class: Migration20261127030000_events },
   { name: 'Migration20261127050000_attempts', class: Migration20261127050000_attempts },
   { name: 'Migration20261206000000_dispatch', class: Migration20261206000000_dispatch },
+  { name: 'Migration20261206120000_log_chunks_parent', class: Migration20261206120000_log_chunks_parent },
   { name: 'Migration20261207000000_engineDownAttempts', class: Migration20261207000000_engineDownAttempts },
 ];

@@ -1,5 +1,7 @@
 import type pg from 'pg';
 import { LogStream } from '../entities/enums.js';
+import { CopyEncoder, uuidBytes } from './copyBinary.js';
+import { copyLines, insertLines, type LogFence } from './storeLines.js';
 
 /** One numbered log line, as stored in `log_chunks`. */
 export interface LogLine {
@@ -7,6 +9,7 @@ export interface LogLine {
   stream: LogStream;
   step: number | null;
   text: string;
+  /** Lines that arrived together may share one Date: it is never mutated. */
   at: Date;
 }
 
@@ -20,14 +23,40 @@ export type LogFlushListener = (lines: readonly LogLine[]) => void;
  * the batches grow instead, see pump()).
  */
 const IDLE_FLUSH_MS = 20;
-/** Lines per INSERT at most. */
-const MAX_BATCH_LINES = 5000;
-/** Approximate bytes per INSERT at most (a long line is at most 16 KiB, see LineSplitter). */
-const MAX_BATCH_BYTES = 2 * 1024 * 1024;
-/** Approximate bytes of lines appended but not yet stored above which `backpressure()` asks the producer to wait. */
-const HIGH_WATER_BYTES = 8 * 1024 * 1024;
-/** What a pending line costs besides its text: the object, its Date, its place in the arrays. */
-const LINE_OVERHEAD_BYTES = 160;
+/**
+ * Lines per batch at most. Each batch is a transaction (a WAL flush at commit) and a few round
+ * trips: a flood is stored in a few dozen of them per million lines rather than hundreds.
+ */
+const MAX_BATCH_LINES = 25_000;
+/** Approximate bytes per batch at most (a long line is at most 16 KiB, see LineSplitter). */
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+/**
+ * From this many lines a batch goes by binary COPY in a transaction (see copyLines), below it by
+ * one INSERT statement: the COPY's extra round trips only pay off on a big batch.
+ */
+const COPY_MIN_LINES = 500;
+/**
+ * Approximate bytes of lines appended but not yet stored above which `backpressure()` asks the
+ * producer to wait: room for a full batch in flight, the next one prepared and a third accumulating.
+ */
+const HIGH_WATER_BYTES = 3 * MAX_BATCH_BYTES;
+/** What a pending line costs besides its text: its object (small batches) or its encoding, and its share of the arrays. */
+const LINE_OVERHEAD_BYTES = 100;
+
+/**
+ * Lines appended together, to be stored in one go. A small batch keeps its lines as objects
+ * (for the INSERT); from COPY_MIN_LINES on they are encoded for COPY as they come and, unless a
+ * listener wants them, not kept otherwise: a flood costs no object per line.
+ */
+interface Batch {
+  /** The lines, while there is no encoder or when `onFlush` wants them. */
+  lines: LogLine[];
+  encoder: CopyEncoder | null;
+  count: number;
+  lastSeq: number;
+  /** Approximate memory, as counted in `unwritten`. */
+  cost: number;
+}
 
 /**
  * Numbers an execution's log lines and stores them in batches.
@@ -37,28 +66,39 @@ const LINE_OVERHEAD_BYTES = 160;
  * so `last_seq` always equals the highest stored seq. While one batch is being written the next
  * accumulates, so a fast producer gets big batches and a slow one low latency; a producer that
  * honours `backpressure()` keeps the unwritten lines under about HIGH_WATER_BYTES of memory.
+ * Lines with NUL are stored with U+FFFD in its place (Postgres text cannot hold NUL).
+ *
+ * A batch is encoded while it fills (see Batch), and a full one waits sealed behind the one in
+ * flight: Postgres gets it the moment the previous commits, and under a flood the database, not
+ * this process, sets the pace.
  */
 export class LogWriter {
   private seq: number;
-  private pending: LogLine[] = [];
+  /** The batch lines are appended to. */
+  private open: Batch | null = null;
+  /** Full batches waiting, oldest first. */
+  private sealed: Batch[] = [];
   private writing: Promise<void> | null = null;
-  /** Approximate memory of lines appended and not yet written (pending and in flight). */
+  /** Approximate memory of lines appended and not yet written (open, sealed and in flight). */
   private unwritten = 0;
   private drained: Array<() => void> = [];
   private timer: NodeJS.Timeout | null = null;
   private failure: Error | null = null;
   private closed = false;
+  private readonly execution: Buffer;
+  private readonly insert: (batch: readonly LogLine[]) => Promise<boolean>;
+  private readonly copy: (lastSeq: number, data: readonly Buffer[]) => Promise<boolean>;
 
   constructor(
-    private readonly pool: pg.Pool,
-    private readonly executionId: string,
+    pool: pg.Pool,
+    executionId: string,
     lastSeq: number,
     private readonly opts: {
       flushMs?: number;
       maxBatch?: number;
       onFlush?: LogFlushListener;
-      /** Write only while this claim holds (attempt fencing); without it, always write. */
-      fence?: { attempt: number; workerId: string };
+      /** Write only while this claim holds (attempt fencing); without it, write while the execution exists. */
+      fence?: LogFence;
       /** Applied to SYSTEM lines (Kiln's own messages): the build's output is masked upstream, as bytes. */
       mask?: (text: string) => string;
       /** Told the UTF-8 bytes of each batch actually stored (not of one fenced off): metrics. */
@@ -66,6 +106,9 @@ export class LogWriter {
     } = {},
   ) {
     this.seq = lastSeq;
+    this.execution = uuidBytes(executionId);
+    this.insert = insertLines(pool, executionId, opts.fence ?? null);
+    this.copy = copyLines(pool, executionId, opts.fence ?? null);
   }
 
   /** Highest seq assigned so far. */
@@ -77,9 +120,14 @@ export class LogWriter {
     if (this.closed) return; // the run is over: nothing more of it is written
     // Postgres text cannot hold NUL; a build's binary garbage must not fail the run.
     const clean = text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
-    this.pending.push({ seq: ++this.seq, stream, step, text: clean, at });
-    this.unwritten += clean.length + LINE_OVERHEAD_BYTES;
-    if (this.pending.length >= (this.opts.maxBatch ?? MAX_BATCH_LINES)) {
+    const batch = (this.open ??= { lines: [], encoder: null, count: 0, lastSeq: 0, cost: 0 });
+    this.add(batch, { seq: ++this.seq, stream, step, text: clean, at });
+    const cost = clean.length + LINE_OVERHEAD_BYTES;
+    this.unwritten += cost;
+    batch.cost += cost;
+    if (batch.count >= this.maxLines() || batch.cost >= MAX_BATCH_BYTES) {
+      this.sealed.push(batch);
+      this.open = null;
       this.pump();
     } else if (this.timer === null && this.writing === null) {
       this.timer = setTimeout(() => {
@@ -104,11 +152,8 @@ export class LogWriter {
 
   /** Writes everything appended so far; rejects if any batch could not be stored. */
   async flush(): Promise<void> {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-    while (this.pending.length > 0 || this.writing !== null) {
+    this.clearTimer();
+    while (this.open !== null || this.sealed.length > 0 || this.writing !== null) {
       this.pump();
       await this.writing;
     }
@@ -122,76 +167,78 @@ export class LogWriter {
    */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-    for (const line of this.pending.splice(0)) this.unwritten -= line.text.length + LINE_OVERHEAD_BYTES;
+    this.clearTimer();
+    for (const batch of this.sealed.splice(0)) this.drop(batch);
+    if (this.open) this.drop(this.open);
+    this.open = null;
     for (const resolve of this.drained.splice(0)) resolve();
     await this.writing;
   }
 
-  /** Starts writing the next batch unless one is in flight; the batch's end starts the next. */
-  private pump(): void {
-    if (this.closed || this.writing !== null || this.pending.length === 0) return;
+  private maxLines(): number {
+    return this.opts.maxBatch ?? MAX_BATCH_LINES;
+  }
+
+  private clearTimer(): void {
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    const maxLines = this.opts.maxBatch ?? MAX_BATCH_LINES;
-    let count = 0;
-    let chars = 0;
-    while (count < this.pending.length && count < maxLines && (count === 0 || chars < MAX_BATCH_BYTES)) {
-      chars += this.pending[count]!.text.length + LINE_OVERHEAD_BYTES;
-      count++;
+  }
+
+  private add(batch: Batch, line: LogLine): void {
+    batch.count++;
+    batch.lastSeq = line.seq;
+    if (batch.encoder === null && batch.count >= COPY_MIN_LINES) {
+      // Big enough for COPY: what it holds is encoded now, and what follows as it comes.
+      batch.encoder = new CopyEncoder(this.execution);
+      for (const l of batch.lines) batch.encoder.add(l.seq, l.stream, l.step, l.text, l.at);
+      if (!this.opts.onFlush) batch.lines = [];
     }
-    const batch = this.pending.splice(0, count);
+    if (batch.encoder === null || this.opts.onFlush) batch.lines.push(line);
+    batch.encoder?.add(line.seq, line.stream, line.step, line.text, line.at);
+  }
+
+  /** Forgets a batch that will not be written. */
+  private drop(batch: Batch): void {
+    this.unwritten -= batch.cost;
+    batch.encoder?.release(); // never sent: nothing reads its buffers
+  }
+
+  /** Starts writing the next batch unless one is in flight; the batch's end starts the next. */
+  private pump(): void {
+    if (this.closed || this.writing !== null) return;
+    const batch = this.sealed.shift() ?? this.open;
+    if (!batch) return;
+    if (batch === this.open) this.open = null;
+    this.clearTimer();
     this.writing = this.write(batch)
       .catch((err: Error) => {
         this.failure ??= err;
       })
       .finally(() => {
         this.writing = null;
-        this.unwritten -= chars;
+        this.unwritten -= batch.cost;
         if (this.unwritten <= HIGH_WATER_BYTES / 2 || this.failure) for (const resolve of this.drained.splice(0)) resolve();
         // What accumulated meanwhile goes at once: the batch size adapts to the producer's pace.
         this.pump();
       });
   }
 
-  private async write(batch: LogLine[]): Promise<void> {
+  private async write(batch: Batch): Promise<void> {
     if (this.failure) return;
-    const result = await this.pool.query(
-      // A worker whose claim was lost (re-queued as a next attempt) must not write: its seqs
-      // would collide with the new attempt's. The execution's row is locked before any line is
-      // inserted: a hand-back holding it (which adds its own line at last_seq + 1) is waited for,
-      // and then this claim no longer matches, so nothing is inserted; inserting first and waiting
-      // for the row at the update would deadlock with it.
-      `with allowed as (
-         select 1 from executions
-          where id = $1 and ($7::int is null or (attempt = $7 and worker_id = $8 and status = 'RUNNING'))
-            for no key update
-       ), inserted as (
-         insert into log_chunks (execution_id, seq, stream, step, text, at)
-         select $1, s, st, sp, tx, a
-           from unnest($2::int[], $3::text[], $4::int[], $5::text[], $6::timestamptz[]) as u(s, st, sp, tx, a)
-          where exists (select 1 from allowed)
-         returning seq
-       )
-       update executions set last_seq = (select max(seq) from inserted) where id = $1 and exists (select 1 from inserted)`,
-      [
-        this.executionId,
-        batch.map((l) => l.seq),
-        batch.map((l) => l.stream),
-        batch.map((l) => l.step),
-        batch.map((l) => l.text),
-        batch.map((l) => l.at.toISOString()),
-        this.opts.fence?.attempt ?? null,
-        this.opts.fence?.workerId ?? null,
-      ],
-    );
-    // The update matches a row only when the batch was inserted (the fence allowed it).
-    if (this.opts.onStored && result.rowCount) this.opts.onStored(batch.reduce((n, l) => n + Buffer.byteLength(l.text, 'utf8'), 0));
-    this.opts.onFlush?.(batch);
+    let stored: boolean;
+    let bytes: number;
+    if (batch.encoder) {
+      stored = await this.copy(batch.lastSeq, batch.encoder.finish());
+      bytes = batch.encoder.textBytes;
+      // Only after Postgres answered: on an error the buffers may still sit in a socket's queue.
+      batch.encoder.release();
+    } else {
+      stored = await this.insert(batch.lines);
+      bytes = batch.lines.reduce((n, l) => n + Buffer.byteLength(l.text, 'utf8'), 0);
+    }
+    if (this.opts.onStored && stored) this.opts.onStored(bytes);
+    this.opts.onFlush?.(batch.lines);
   }
 }

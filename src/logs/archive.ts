@@ -1,5 +1,7 @@
 import { Readable } from 'node:stream';
 import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { copyFields, uuidBytes } from './copyBinary.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import type { LogLine } from './LogWriter.js';
 
@@ -13,42 +15,58 @@ export function renderLine(line: Pick<LogLine, 'stream' | 'text'>): string {
   return line.stream === 'SYSTEM' ? `[kiln] ${line.text}` : line.text;
 }
 
-/** Lines per page read from Postgres while archiving. */
-const PAGE = 10_000;
+/** Lines per COPY while archiving: each is an index range scan of the primary key. */
+const PAGE = 100_000;
+/** Lines per row of the COPY: Postgres joins them, so a million lines are a thousand messages. */
+const ROW = 1000;
 
 /**
- * One page of archived lines as Postgres makes them ($1 execution, seqs in ($2, $3]): NDJSON
- * (lossless; `row_to_json` writes it as compactly as JSON.stringify) or the plain text of renderLine.
+ * One page of archived lines as Postgres makes them (seqs in (after, upTo]): NDJSON (lossless;
+ * `row_to_json` writes it as compactly as JSON.stringify) or the plain text of renderLine, each
+ * line followed by a newline, ROW lines to a row, rows in seq order. COPY takes no parameters:
+ * the id is checked to be a UUID and the bounds to be integers before they are written in.
  */
-const PAGE_SQL = {
-  ndjson: `select string_agg(row_to_json(l)::text || chr(10), '' order by l.seq) as lines
-             from (select seq, stream, step, text, to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at
-                     from log_chunks where execution_id = $1 and seq > $2 and seq <= $3) as l`,
-  text: `select string_agg(case when stream = 'SYSTEM' then '[kiln] ' || text else text end || chr(10), '' order by seq) as lines
-           from log_chunks where execution_id = $1 and seq > $2 and seq <= $3`,
-} as const;
+function pageCopySql(format: 'ndjson' | 'text', executionId: string, after: number, upTo: number): string {
+  uuidBytes(executionId); // throws unless a UUID: nothing else may be spliced into the SQL
+  if (!Number.isSafeInteger(after) || !Number.isSafeInteger(upTo)) throw new Error(`bad seq range ${after}..${upTo}`);
+  const range = `execution_id = '${executionId}' and seq > ${after} and seq <= ${upTo}`;
+  const [columns, line] =
+    format === 'ndjson'
+      ? [`seq, stream, step, text, to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at`, `row_to_json(l)::text`]
+      : [`seq, stream, text`, `case when l.stream = 'SYSTEM' then '[kiln] ' || l.text else l.text end`];
+  return `copy (select string_agg(${line} || chr(10), '' order by l.seq)
+                  from (select ${columns} from log_chunks where ${range}) as l
+                 group by (l.seq - 1) / ${ROW} order by (l.seq - 1) / ${ROW}) to stdout (format binary)`;
+}
 
 /**
- * An execution's stored lines in one archive format, page by page (each page one string with a
- * newline after every line), so a big log never sits whole in memory. Postgres formats the lines:
- * a million of them cost a few hundred strings in Node, not millions of objects.
+ * An execution's stored lines in one archive format, as bytes streamed from Postgres by COPY, so
+ * that a big log never sits whole in memory, and neither do strings of it: Postgres formats the
+ * lines, and this process only passes buffers through.
  *
  * Seqs are gapless, so pages are seq ranges rather than LIMITs: right after a big run the table's
  * statistics are stale, and a range keeps every page an index range scan whatever the planner
  * believes.
  */
-async function* storedPages(pool: pg.Pool, executionId: string, format: keyof typeof PAGE_SQL): AsyncGenerator<string> {
+async function* storedBytes(pool: pg.Pool, executionId: string, format: 'ndjson' | 'text'): AsyncGenerator<Buffer> {
   const { rows } = await pool.query<{ last_seq: number }>(`select last_seq from executions where id = $1`, [executionId]);
   const last = rows[0]?.last_seq ?? 0;
   for (let after = 0; after < last; after += PAGE) {
-    const { rows: [page] } = await pool.query<{ lines: string | null }>(PAGE_SQL[format], [executionId, after, Math.min(after + PAGE, last)]);
-    if (page?.lines) yield page.lines;
+    const client = await pool.connect();
+    let done = false;
+    try {
+      yield* copyFields(client.query(copyTo(pageCopySql(format, executionId, after, Math.min(after + PAGE, last)))));
+      done = true;
+    } finally {
+      // A COPY left unfinished (the reader stopped, or failed) leaves the connection unusable.
+      client.release(done ? undefined : true);
+    }
   }
 }
 
 /** The plain-text log of the lines stored so far in Postgres (a log not archived yet). */
 export function storedTextLog(pool: pg.Pool, executionId: string): Readable {
-  return Readable.from(storedPages(pool, executionId, 'text'));
+  return Readable.from(storedBytes(pool, executionId, 'text'), { objectMode: false });
 }
 
 /**
@@ -57,8 +75,8 @@ export function storedTextLog(pool: pg.Pool, executionId: string): Readable {
  */
 export async function archiveLogToStore(pool: pg.Pool, store: ArtifactStore, executionId: string): Promise<string> {
   const keys = logKeys(executionId);
-  await store.put(keys.ndjson, Readable.from(storedPages(pool, executionId, 'ndjson')), { contentType: 'application/x-ndjson' });
-  await store.put(keys.text, Readable.from(storedPages(pool, executionId, 'text')), { contentType: 'text/plain; charset=utf-8' });
+  await store.put(keys.ndjson, Readable.from(storedBytes(pool, executionId, 'ndjson'), { objectMode: false }), { contentType: 'application/x-ndjson' });
+  await store.put(keys.text, Readable.from(storedBytes(pool, executionId, 'text'), { objectMode: false }), { contentType: 'text/plain; charset=utf-8' });
   return keys.ndjson;
 }
 

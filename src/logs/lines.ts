@@ -73,7 +73,10 @@ export class LineSplitter {
   private endLine(line: string, out: string[]): void {
     const text = line.endsWith('\r') ? line.slice(0, -1) : line;
     // After pieces were handed out, an empty tail is what was left of `\r\n`: no new line.
-    if (!(text === '' && this.continued)) {
+    if (text.length * 3 <= this.maxLineBytes) {
+      // The common case, without cutUtf8's array: a line that cannot be too long.
+      if (!(text === '' && this.continued)) out.push(text);
+    } else {
       for (const piece of cutUtf8(text, this.maxLineBytes)) out.push(piece);
     }
     this.continued = false;

@@ -82,7 +82,10 @@ export class StepOutput {
   }
 
   private emit(stream: OutputStream, lines: string[]): void {
+    if (lines.length === 0) return;
     const to = stream === 'STDOUT' ? LogStream.STDOUT : LogStream.STDERR;
-    for (const line of lines) this.log.append(to, this.step, line);
+    // The lines of one chunk arrived together: one Date serves them all (never mutated).
+    const at = new Date();
+    for (const line of lines) this.log.append(to, this.step, line, at);
   }
 }

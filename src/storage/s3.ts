@@ -33,9 +33,12 @@ export interface S3StoreOptions {
   maxAttempts?: number;
   /** Overall deadline of check(), milliseconds, retries included. Default 2000: /readyz waits at most that long for any check. */
   checkTimeoutMs?: number;
-  /** Multipart part size in bytes for streamed puts. Default 8 MiB (S3's minimum is 5 MiB). */
+  /**
+   * Multipart part size in bytes for streamed puts. Default 5 MiB, S3's minimum: a worker streams
+   * every execution's log through here, and its memory is what it holds in parts.
+   */
   partSize?: number;
-  /** Parts uploaded concurrently (and so held in memory) per streamed put. Default 4. */
+  /** Parts uploaded concurrently (and so held in memory) per streamed put. Default 2. */
   queueSize?: number;
 }
 
@@ -61,8 +64,8 @@ export class S3Store implements ArtifactStore {
     this.bucket = opts.bucket;
     this.description = `s3://${opts.bucket}` + (opts.endpoint ? ` at ${opts.endpoint}` : '');
     this.checkTimeoutMs = opts.checkTimeoutMs ?? 2000;
-    this.partSize = Math.max(opts.partSize ?? 8 * MiB, 5 * MiB);
-    this.queueSize = Math.max(opts.queueSize ?? 4, 1);
+    this.partSize = Math.max(opts.partSize ?? 5 * MiB, 5 * MiB);
+    this.queueSize = Math.max(opts.queueSize ?? 2, 1);
     this.client = new S3Client({
       region: opts.region,
       endpoint: opts.endpoint,
