@@ -15,6 +15,15 @@ export interface Outcome {
   error: string | null;
 }
 
+/** A log line the finish stores with the outcome (a LogWriter's tail: see takeTail). */
+export interface FinalLine {
+  seq: number;
+  stream: string;
+  step: number | null;
+  text: string;
+  at: Date;
+}
+
 /** Statuses after which the job may queue a retry. */
 const RETRYABLE: ReadonlySet<Outcome['status']> = new Set(['FAILED', 'TIMED_OUT']);
 
@@ -30,8 +39,13 @@ export async function finishExecution(
   outcome: Outcome,
   retry: { defaultImage: string; baseMs: number; log?: Log; retries: number },
   steps: readonly StepChange[] = [],
+  lines: readonly FinalLine[] = [],
 ): Promise<boolean> {
-  const params = [fence.id, fence.attempt, fence.workerId, outcome.status, outcome.exitCode, outcome.error, ...stepChangeParams(steps)];
+  const params = [
+    fence.id, fence.attempt, fence.workerId, outcome.status, outcome.exitCode, outcome.error, ...stepChangeParams(steps),
+    lines.map((l) => l.seq), lines.map((l) => l.stream), lines.map((l) => l.step), lines.map((l) => l.text), lines.map((l) => l.at.toISOString()),
+    lines.at(-1)?.seq ?? null,
+  ];
   let retryId: string | null = null;
   const finished =
     RETRYABLE.has(outcome.status) && retry.retries > 0
@@ -61,14 +75,23 @@ interface FinishedRow {
 }
 
 /**
- * The outcome, the archive, the run's last step changes ($7..$11, see stepChangeParams) and the
- * steps it never finished (RUNNING -> FAILED, PENDING -> SKIPPED), under the claim ($1..$3), in one
- * statement. A step's row is updated once: its last change and its final status are one update.
+ * The outcome, the archive, the run's last log lines ($12..$16, the highest seq $17, handed over by
+ * its LogWriter: see takeTail), its last step changes ($7..$11, see stepChangeParams) and the steps
+ * it never finished (RUNNING -> FAILED, PENDING -> SKIPPED), under the claim ($1..$3), in one
+ * statement. The row is locked by the update before the lines go in, as a LogWriter batch locks
+ * it first (src/logs/storeLines.ts); a step's row is updated once: its last change and its final
+ * status are one update.
  */
 const FINISH = `
 with done as (
-  update executions set status = $4, exit_code = $5, error = $6, finished_at = now(), lease_expires_at = null, ${ARCHIVE_NOW}
+  update executions set status = $4, exit_code = $5, error = $6, finished_at = now(), lease_expires_at = null, ${ARCHIVE_NOW},
+         last_seq = greatest(last_seq, coalesce($17::int, 0))
    where ${FENCED} returning job_id, retry_of, retry_number
+), lines as (
+  insert into log_chunks (execution_id, seq, stream, step, text, at)
+  select $1, u.s, u.st, u.sp, u.tx, u.a
+    from unnest($12::int[], $13::text[], $14::int[], $15::text[], $16::timestamptz[]) as u(s, st, sp, tx, a)
+   where exists (select 1 from done)
 ), changes as (
   select * from unnest($7::int[], $8::text[], $9::int[], $10::timestamptz[], $11::timestamptz[]) as c(idx, status, exit_code, started_at, finished_at)
 ), steps as (

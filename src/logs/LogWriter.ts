@@ -85,6 +85,8 @@ export class LogWriter {
   private timer: NodeJS.Timeout | null = null;
   private failure: Error | null = null;
   private closed = false;
+  /** Set by takeTail: the open batch is the caller's to store, so pump leaves it alone. */
+  private holdOpen = false;
   private readonly execution: Buffer;
   private readonly insert: (batch: readonly LogLine[]) => Promise<boolean>;
   private readonly copy: (lastSeq: number, data: readonly Buffer[]) => Promise<boolean>;
@@ -175,6 +177,44 @@ export class LogWriter {
     await this.writing;
   }
 
+  /**
+   * Ends the writer and hands its last lines to the caller, who stores them in the statement that
+   * records the run's outcome (one commit instead of two; see src/executions/finish.ts): every
+   * batch before them is stored first, and a big last batch (COPY) is stored here, leaving []. The
+   * seqs and the fence are the caller's to keep; after storing, it calls reportStored. Rejects as
+   * flush does, with nothing handed over.
+   */
+  async takeTail(): Promise<LogLine[]> {
+    this.holdOpen = true;
+    this.clearTimer();
+    while (this.sealed.length > 0 || this.writing !== null) {
+      this.pump();
+      await this.writing;
+    }
+    if (this.failure) throw this.failure;
+    const open = this.open;
+    this.open = null;
+    this.closed = true;
+    if (open === null) return [];
+    if (open.encoder !== null) {
+      this.writing = this.write(open).finally(() => {
+        this.writing = null;
+        this.unwritten -= open.cost;
+      });
+      await this.writing;
+      return [];
+    }
+    this.unwritten -= open.cost;
+    return open.lines;
+  }
+
+  /** Tells the writer's listeners (metrics, live fan-out) that lines it handed over are stored. */
+  reportStored(lines: readonly LogLine[]): void {
+    if (lines.length === 0) return;
+    this.opts.onStored?.(lines.reduce((n, l) => n + Buffer.byteLength(l.text, 'utf8'), 0));
+    this.opts.onFlush?.(lines);
+  }
+
   private maxLines(): number {
     return this.opts.maxBatch ?? MAX_BATCH_LINES;
   }
@@ -208,7 +248,7 @@ export class LogWriter {
   /** Starts writing the next batch unless one is in flight; the batch's end starts the next. */
   private pump(): void {
     if (this.closed || this.writing !== null) return;
-    const batch = this.sealed.shift() ?? this.open;
+    const batch = this.sealed.shift() ?? (this.holdOpen ? null : this.open);
     if (!batch) return;
     if (batch === this.open) this.open = null;
     this.clearTimer();

@@ -3,7 +3,8 @@ import { recordArtifacts } from '../../executions/artifacts.js';
 import type { ClaimedExecution } from '../../executions/fence.js';
 import { finishExecution, type Outcome } from '../../executions/finish.js';
 import { handBack as handBackAttempts } from '../../executions/handBack.js';
-import { LogWriter } from '../../logs/LogWriter.js';
+import { LogWriter, type LogLine } from '../../logs/LogWriter.js';
+import { insertLines } from '../../logs/storeLines.js';
 import { SecretMasker } from '../../logs/mask.js';
 import { OutputBudget, StepOutput } from '../../logs/stepOutput.js';
 import type { LogFields } from '../../ops/log.js';
@@ -65,6 +66,8 @@ export class ExecutionRun {
   private result: Outcome = { status: 'SUCCEEDED', exitCode: 0, error: null };
   private infraError: string | null = null;
   private lastLines: RunFacts['lastLines'] = null;
+  /** The build log's last lines, taken from its writer to be stored with the outcome (see storeLastLines). */
+  private tail: LogLine[] = [];
   private verdict: InfrastructureVerdict | null = null;
   /** Set when the infrastructure broke the run: whether the engine was found unreachable then (see witnessEngine). */
   private engineWasDown: (() => Promise<boolean>) | null = null;
@@ -319,14 +322,36 @@ export class ExecutionRun {
     return removal.gone;
   }
 
-  /** Writes the outcome as the build log's last line and stores what is left of the log. */
+  /**
+   * Writes the outcome as the build log's last line and stores what is left of the log, but for its
+   * last small batch: that goes with the outcome (record), one commit instead of two, or is stored
+   * on its own before any other ending (storeTail).
+   */
   private async storeLastLines(outcome: Outcome): Promise<void> {
     this.buildLog.system(lastLine(outcome));
     // `error` is shown by the API too: no secret in it either.
     const shown = this.masker !== null && outcome.error !== null ? { ...outcome, error: this.masker.line(outcome.error) } : outcome;
     // A deleted execution's lines go nowhere without an error; a failed write is Postgres failing.
-    const unstored = await this.closeBuildLog(true);
+    const unstored = await withTimeout(this.buildLog.takeTail(), LOG_CLOSE_WAIT_MS, 'storing the last log lines').then(
+      (tail) => {
+        this.tail = tail;
+        return null;
+      },
+      (err: Error) => err,
+    );
+    await settlesWithin(this.buildLog.close(), LOG_CLOSE_WAIT_MS);
     this.lastLines = { outcome: shown, unstored: unstored?.message ?? null };
+  }
+
+  /** Stores the taken last lines on their own, under the claim (an ending other than record). */
+  private async storeTail(): Promise<void> {
+    const tail = this.tail.splice(0);
+    if (tail.length === 0) return;
+    const stored = await insertLines(this.deps.pool, this.claimed.id, this.claimed)(tail).catch((err: Error) => {
+      this.processLog(`execution ${this.claimed.id}: its last log lines could not be stored: ${err.message}`, { level: 'warn' });
+      return false;
+    });
+    if (stored) this.buildLog.reportStored(tail);
   }
 
   /** Stores what the run wrote if `flush` (bounded: Postgres may be what broke), then stops the writer. */
@@ -343,6 +368,7 @@ export class ExecutionRun {
 
   /** No outcome (see Ending); the lines so far are kept while the claim holds (a shutdown's hand-back). */
   private async abandon(why: string): Promise<void> {
+    if (this.runs.holds(this.claimed)) await this.storeTail();
     await this.closeBuildLog(this.runs.holds(this.claimed));
     this.runs.release(this.claimed, this.container === 'none' || this.container === 'gone');
     this.processLog(`execution ${this.claimed.id} stopped without an outcome: ${why}`, { level: 'warn' });
@@ -351,6 +377,7 @@ export class ExecutionRun {
   /** To the next attempt; if Postgres cannot take that now, the lease expires and the leader re-queues it. */
   private async handBack({ reason, delayMs, engineDown }: Extract<Ending, { kind: 'handBack' }>): Promise<void> {
     const { deps, claimed } = this;
+    await this.storeTail();
     const requeued = await handBackAttempts(deps.pool, [claimed], reason, deps.log ?? (() => {}), { delayMs, engineDown }).catch((err: Error) => {
       this.processLog(`execution ${claimed.id}: handing it back failed (${err.message}); its lease expires and the leader re-queues it`, { level: 'warn' });
       return [];
@@ -365,9 +392,11 @@ export class ExecutionRun {
     let recorded = false;
     try {
       const retry = { defaultImage: deps.defaultImage, baseMs: deps.retryBaseMs, log: deps.log, retries: claimed.retries };
-      // The step changes not written yet go with the outcome.
-      recorded = await finishExecution(deps.pool, claimed, outcome, retry, await this.marks.take());
+      // The step changes and log lines not written yet go with the outcome.
+      const tail = this.tail.splice(0);
+      recorded = await finishExecution(deps.pool, claimed, outcome, retry, await this.marks.take(), tail);
       if (recorded) {
+        this.buildLog.reportStored(tail);
         const seconds = (Date.now() - this.startedAt) / 1000;
         deps.metrics?.executionFinished(outcome.status, seconds);
         this.processLog(`execution ${claimed.id} ${outcome.status} in ${seconds.toFixed(1)} s${outcome.error ? `: ${outcome.error}` : ''}`, {
