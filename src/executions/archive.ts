@@ -19,9 +19,6 @@ export function archiveRetryDelayMs(failures: number): number {
   return backoffMs(1000, failures, ARCHIVE_RETRY_MAX_MS);
 }
 
-/** SQL expression: the execution is due for archiving now (used by the finish and hand-back). */
-export const ARCHIVE_NOW = `archive_due_at = now()`;
-
 /** A finished execution waiting for its archive. */
 export interface DueArchive {
   id: string;

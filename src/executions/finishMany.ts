@@ -1,0 +1,150 @@
+import type pg from 'pg';
+import type { Fence } from './fence.js';
+import type { Sql } from './sql.js';
+import type { StepChange } from './steps.js';
+
+/** How a run ended, as recorded. */
+export interface Outcome {
+  status: 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
+  exitCode: number | null;
+  error: string | null;
+}
+
+/** A log line the finish stores with the outcome (a LogWriter's tail: see LogWriter.takeTail). */
+export interface FinalLine {
+  seq: number;
+  stream: string;
+  step: number | null;
+  text: string;
+  at: Date;
+}
+
+/** One run's end: its claim, its outcome, and what of its steps and log was not written yet. */
+export interface Finish {
+  fence: Fence;
+  outcome: Outcome;
+  steps: readonly StepChange[];
+  lines: readonly FinalLine[];
+}
+
+/** An execution whose outcome was recorded (its claim still held). */
+export interface FinishedRow {
+  id: string;
+  job_id: string;
+  retry_of: string | null;
+  retry_number: number;
+}
+
+/**
+ * Ends RUNNING executions under their claims, in one statement (docs/design.md, "Dispatch"): the
+ * rows are locked in id order (so that concurrent multi-row statements never deadlock on them),
+ * then each gets its outcome, its archive due and its last_seq, its last log lines go in, and its
+ * steps get their last changes and final statuses (RUNNING -> FAILED, PENDING -> SKIPPED; a step's
+ * row is updated once). An execution whose claim was lost is left alone and not returned.
+ */
+const FINISH_MANY = `
+with f as (
+  select * from unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[])
+    as f(id, attempt, worker, status, exit_code, error, last_seq)
+), locked as (
+  select e.id from executions e join f on e.id = f.id and e.attempt = f.attempt and e.worker_id = f.worker
+   where e.status = 'RUNNING' order by e.id for no key update of e
+), done as (
+  update executions e set status = f.status, exit_code = f.exit_code, error = f.error, finished_at = now(),
+         lease_expires_at = null, archive_due_at = now(), last_seq = greatest(e.last_seq, coalesce(f.last_seq, 0))
+    from f where e.id = f.id and e.id in (select id from locked)
+  returning e.id, e.job_id, e.retry_of, e.retry_number
+), lines as (
+  insert into log_chunks (execution_id, seq, stream, step, text, at)
+  select u.e, u.s, u.st, u.sp, u.tx, u.a
+    from unnest($8::uuid[], $9::int[], $10::text[], $11::int[], $12::text[], $13::timestamptz[]) as u(e, s, st, sp, tx, a)
+   where u.e in (select id from done)
+), changes as (
+  select * from unnest($14::uuid[], $15::int[], $16::text[], $17::int[], $18::timestamptz[], $19::timestamptz[])
+    as c(e, idx, status, exit_code, started_at, finished_at)
+), steps as (
+  update execution_steps s
+     set status = case coalesce(c.status, s.status) when 'RUNNING' then 'FAILED' when 'PENDING' then 'SKIPPED' else coalesce(c.status, s.status) end,
+         exit_code = case when c.idx is null then s.exit_code else c.exit_code end,
+         started_at = coalesce(c.started_at, s.started_at),
+         finished_at = coalesce(c.finished_at, s.finished_at, now())
+    from execution_steps s2 left join changes c on c.e = s2.execution_id and c.idx = s2.index
+   where s.id = s2.id and s2.execution_id in (select id from done) and (c.idx is not null or s2.status in ('PENDING', 'RUNNING'))
+)
+select id, job_id, retry_of, retry_number from done`;
+
+function params(finishes: readonly Finish[]): unknown[] {
+  const lines = finishes.flatMap((f) => f.lines.map((l) => ({ e: f.fence.id, l })));
+  const steps = finishes.flatMap((f) => f.steps.map((c) => ({ e: f.fence.id, c })));
+  return [
+    finishes.map((f) => f.fence.id),
+    finishes.map((f) => f.fence.attempt),
+    finishes.map((f) => f.fence.workerId),
+    finishes.map((f) => f.outcome.status),
+    finishes.map((f) => f.outcome.exitCode),
+    finishes.map((f) => f.outcome.error),
+    finishes.map((f) => f.lines.at(-1)?.seq ?? null),
+    lines.map((x) => x.e),
+    lines.map((x) => x.l.seq),
+    lines.map((x) => x.l.stream),
+    lines.map((x) => x.l.step),
+    lines.map((x) => x.l.text),
+    lines.map((x) => x.l.at.toISOString()),
+    steps.map((x) => x.e),
+    steps.map((x) => x.c.index),
+    steps.map((x) => x.c.status),
+    steps.map((x) => x.c.exitCode),
+    steps.map((x) => x.c.startedAt?.toISOString() ?? null),
+    steps.map((x) => x.c.finishedAt?.toISOString() ?? null),
+  ];
+}
+
+/** Records the finishes in the caller's transaction; returns the rows of those whose claim held. */
+export async function finishMany(sql: Sql, finishes: readonly Finish[]): Promise<FinishedRow[]> {
+  if (finishes.length === 0) return [];
+  return sql<FinishedRow>(FINISH_MANY, params(finishes));
+}
+
+/** Finishes written together at most. */
+const MAX_BATCH = 64;
+
+interface Waiting {
+  finish: Finish;
+  resolve(recorded: boolean): void;
+  reject(err: Error): void;
+}
+
+/**
+ * Groups the finishes of one process's runs: the first goes at once, and those that come while a
+ * statement is in flight go together in the next (so a lone run waits for nothing, and under load
+ * one commit records many runs). Each caller learns whether its outcome was recorded.
+ */
+export class Finisher {
+  private waiting: Waiting[] = [];
+  private busy = false;
+
+  constructor(private readonly pool: pg.Pool) {}
+
+  finish(finish: Finish): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ finish, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.busy || this.waiting.length === 0) return;
+    const batch = this.waiting.splice(0, MAX_BATCH);
+    this.busy = true;
+    const run = async (sql: Sql) => new Set((await finishMany(sql, batch.map((w) => w.finish))).map((r) => r.id));
+    run(async (text, values) => (await this.pool.query(text, values)).rows)
+      .then(
+        (recorded) => batch.forEach((w) => w.resolve(recorded.has(w.finish.fence.id))),
+        (err: Error) => batch.forEach((w) => w.reject(err)),
+      )
+      .finally(() => {
+        this.busy = false;
+        this.pump();
+      });
+  }
+}
