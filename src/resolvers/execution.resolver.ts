@@ -73,9 +73,10 @@ export class ExecutionResolver {
   }
 
   @FieldResolver(() => [StepType])
-  async steps(@Root() execution: ExecutionView, @Ctx() ctx: Context): Promise<StepView[]> {
+  steps(@Root() execution: ExecutionView, @Ctx() ctx: Context): StepView[] | Promise<StepView[]> {
     // Read with its page, or carried by an executionUpdated event as of that event (only
     // entities are snapshots); otherwise batched with the other rows of the list being resolved.
+    // Not async: steps at hand are answered without a promise per row for graphql-js to await.
     const carried = execution.steps ?? (execution instanceof Execution ? stepsOfSnapshot(execution) : undefined);
     return carried ?? stepsBatcher(ctx).load(execution.id);
   }
