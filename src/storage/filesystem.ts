@@ -22,16 +22,24 @@ export class FilesystemStore implements ArtifactStore {
 
   async put(key: string, body: Buffer | string | Readable, _opts?: { contentType?: string }): Promise<{ key: string; size: number }> {
     const target = this.pathOf(key);
-    await mkdir(path.dirname(target), { recursive: true });
     // Dot-prefixed and random, so it cannot collide with a concurrent put of the same key.
     const temp = path.join(path.dirname(target), `.${path.basename(target)}.${randomUUID()}.tmp`);
     try {
+      let size: number;
       if (typeof body === 'string' || body instanceof Uint8Array) {
-        await writeFile(temp, body, { flag: 'wx' });
+        // The directory is made only when missing: a log's two objects share one, so the second put
+        // (and any rewrite) needs no mkdir.
+        await writeFile(temp, body, { flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+          await mkdir(path.dirname(target), { recursive: true });
+          await writeFile(temp, body, { flag: 'wx' });
+        });
+        size = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
       } else {
+        await mkdir(path.dirname(target), { recursive: true });
         await pipeline(body, createWriteStream(temp, { flags: 'wx' }));
+        size = (await stat(temp)).size;
       }
-      const { size } = await stat(temp);
       await rename(temp, target);
       return { key, size };
     } catch (err) {
