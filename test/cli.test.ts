@@ -9,7 +9,7 @@ import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 
 const KILN_BIN = fileURLToPath(new URL('../bin/kiln.js', import.meta.url));
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: looks for ANSI codes on purpose
 const ANSI = /\x1b\[/;
 
 interface Ran {

@@ -43,7 +43,7 @@ describe('a step that prints 2 GiB (real Docker engine)', () => {
     }, 100);
     const started = Date.now();
     const cpu0 = process.cpuUsage();
-    let flood;
+    let flood: Awaited<ReturnType<typeof runJob>>;
     try {
       flood = await runJob(
         k,

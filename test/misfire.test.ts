@@ -9,7 +9,7 @@ describe('misfire policies after 10 s with no worker', () => {
   let second: TestKiln;
   let token: string;
   const ids: Record<string, string> = {};
-  let down = { from: 0, to: 0 };
+  const down = { from: 0, to: 0 };
 
   beforeAll(async () => {
     first = await startTestKiln({ env: ENV });

@@ -155,7 +155,7 @@ describe('the isolation of a job container (real Docker engine)', () => {
     let highest = 0;
     await waitFor(async () => {
       const [c] = await containersOf(docker, executionId);
-      if (!c || c.State !== 'running') return undefined;
+      if (c?.State !== 'running') return undefined;
       const stats = await docker.getContainer(c.Id).stats({ stream: false });
       highest = Math.max(highest, stats.pids_stats?.current ?? 0);
       // Bomb processes whose fork fails exit, so the count hovers under the limit and one stats

@@ -109,6 +109,7 @@ describe('secrets', () => {
       const yaml = jobYaml(
         'Leaky',
         [
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, run in the container
           'echo "length: ${#API_TOKEN}"',
           'echo "whole: $API_TOKEN"',
           'printf "split: %s" "$(echo "$API_TOKEN" | cut -c1-10)"; sleep 0.5; echo "$API_TOKEN" | cut -c11-',

@@ -17,7 +17,6 @@ import { startKilnProcess, type KilnProcess } from './helpers/processes.js';
  * noop executor keeps per-second schedules cheap on a shared 2-core machine (Docker runs are
  * covered by recovery.test.ts and live-two-processes.test.ts).
  */
-const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
 const LEADER_LOCK = 0x6b696c6e;
 const WORKER_ENV = { KILN_EXECUTOR: 'noop', KILN_WORKER_CONCURRENCY: '2' };
 

@@ -57,7 +57,7 @@ describe('compileJobFile on the seed file', () => {
         { name: 'Build', run: 'go build -v ./...', timeoutMs: null, env: {} },
         { name: 'Test', run: 'go test -v ./...', timeoutMs: null, env: {} },
       ],
-      source: expect.stringMatching(/^name: BuildAndTest\nschedule: "0 0 \* \* \*"  # Every day at midnight\n/),
+      source: expect.stringMatching(/^name: BuildAndTest\nschedule: "0 0 \* \* \*" {2}# Every day at midnight\n/),
     });
     expect(cleanup).toEqual({
       ...DEFAULTS,
@@ -150,7 +150,7 @@ describe('compileJobFile on valid files', () => {
           { name: 'Build', run: 'go build -v ./...', timeoutMs: 600_000, env: { CGO_ENABLED: '0' } },
           { name: 'go vet ./...\ngo test ./...', run: 'go vet ./...\ngo test ./...\n', timeoutMs: null, env: {} },
         ],
-        source: source.slice('jobs:\n  - '.length).replace(/\n    /g, '\n'),
+        source: source.slice('jobs:\n  - '.length).replace(/\n {4}/g, '\n'),
       },
     ]);
   });

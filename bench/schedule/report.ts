@@ -86,6 +86,7 @@ export function printSpread(runs: LatenessRun[], windowS: number): void {
   console.log(`${KILN_HOW} job i on the 6-field cron "\${i % 60} * * * * *"; lateness from the ledger as in section 1.`);
   console.log('- graphile-worker: at each fire time addJobs(one noop job per schedule of that second, run_at = fire time), the thin scheduler of section 1.');
   console.log('- pg-boss: schedule() cannot fire at a second within the minute (minute cron); one startAfter job per schedule of each second, sent 2 s ahead.');
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: prints the pattern the bench builds, as written in its code
   console.log('- BullMQ: one job scheduler per schedule with the cron pattern "${i % 60} * * * * *"; lateness = processedOn - the iteration\'s intended time.');
   for (const r of runs) printDetail(`${r.system} x${r.schedules}`, r.detail);
 }

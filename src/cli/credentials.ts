@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, type FileHandle, link, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import path from 'node:path';
 import { LoginError, refreshTokens, REQUEST_TIMEOUT_MS, revokeToken, type AudienceParam, type TokenSet } from './oidc.js';
@@ -234,7 +234,7 @@ async function acquireLock(lockFile: string, onTimeout: 'throw' | 'proceed'): Pr
   const owner: LockOwner = { pid: process.pid, host: hostname(), nonce: randomBytes(12).toString('hex'), createdAt: new Date().toISOString() };
   const deadline = Date.now() + LOCK_WAIT_MS;
   for (;;) {
-    let handle;
+    let handle: FileHandle;
     try {
       handle = await open(lockFile, 'wx', 0o600);
     } catch (err) {

@@ -128,10 +128,12 @@ function paint(colour: Colour, text: string): string {
 
 /** Left-aligned columns, two spaces apart; colour codes do not count towards widths. */
 export function table(rows: string[][]): string[] {
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: strips ANSI colour codes on purpose
   const visible = (s: string) => s.replace(/\x1b\[\d+m/g, '').length;
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, visible(cell))));
+  for (const row of rows) {
+    for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, visible(cell));
+  }
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat(widths[i]! - visible(cell)))).join('  ').trimEnd());
 }
 

@@ -139,8 +139,12 @@ export class Finisher {
     const run = async (sql: Sql) => new Set((await finishMany(sql, batch.map((w) => w.finish))).map((r) => r.id));
     run(async (text, values) => (await this.pool.query(text, values)).rows)
       .then(
-        (recorded) => batch.forEach((w) => w.resolve(recorded.has(w.finish.fence.id))),
-        (err: Error) => batch.forEach((w) => w.reject(err)),
+        (recorded) => {
+          for (const w of batch) w.resolve(recorded.has(w.finish.fence.id));
+        },
+        (err: Error) => {
+          for (const w of batch) w.reject(err);
+        },
       )
       .finally(() => {
         this.busy = false;

@@ -7,6 +7,7 @@ import type pg from 'pg';
  * transaction the caller holds: the ORM's, or a pg client's. Queue operations take one, so the
  * same code serves the API (ORM) and the scheduler (plain pg, in batches).
  */
+// biome-ignore lint/suspicious/noExplicitAny: rows are untyped unless the caller names R, as in pg
 export type Sql = <R = Record<string, any>>(text: string, params?: unknown[]) => Promise<R[]>;
 
 /** Statements on a pg pool or checked-out client. */

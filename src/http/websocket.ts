@@ -143,6 +143,7 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
     });
   };
   opts.httpServer.on('upgrade', onUpgrade);
+  // biome-ignore lint/correctness/useHookAtTopLevel: graphql-ws's useServer is not a React hook
   const server = useServer<Record<string, unknown> | undefined, SocketState>(
     {
       schema,

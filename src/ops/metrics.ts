@@ -115,8 +115,6 @@ export class KilnMetrics implements RunMetrics {
   private readonly lateness: Histogram;
   private readonly logBytesTotal: Counter;
   private readonly requeued: Counter<'reason'>;
-  private readonly leaderGauge: Gauge;
-  private readonly runningHere: Gauge;
   private leader: () => boolean = () => false;
   private runningHereNow: () => number = () => 0;
   private stopDefaultMetrics: () => void = () => {};
@@ -162,7 +160,8 @@ export class KilnMetrics implements RunMetrics {
       registers,
     });
     const self = this;
-    this.leaderGauge = new Gauge({
+    // Registered in this.registry, which keeps them; collect() reads the watched callbacks.
+    new Gauge({
       name: 'kiln_scheduler_leader',
       help: '1 while this process holds the scheduler leader lock, else 0.',
       registers,
@@ -170,7 +169,7 @@ export class KilnMetrics implements RunMetrics {
         this.set(self.leader() ? 1 : 0);
       },
     });
-    this.runningHere = new Gauge({
+    new Gauge({
       name: 'kiln_worker_executions_running',
       help: 'Executions running in this worker process now.',
       registers,

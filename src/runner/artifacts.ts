@@ -2,7 +2,6 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createGzip } from 'node:zlib';
-import type pg from 'pg';
 import type { ArtifactRecord } from '../entities/Execution.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import type { ContainerBackend, ContainerHandle } from './types.js';

@@ -46,7 +46,7 @@ function invalidKeyReason(key: string): string | null {
   if (typeof key !== 'string' || key.length === 0) return 'empty';
   if (Buffer.byteLength(key) > 1024) return 'longer than 1024 bytes';
   if (key.startsWith('/')) return 'absolute';
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\\\u0000-\u001f\u007f]/.test(key)) return 'contains a backslash or control character';
   for (const segment of key.split('/')) {
     if (segment === '') return 'empty path segment';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -58,7 +58,7 @@ export class FilesystemStore implements ArtifactStore {
 
   async getStream(key: string): Promise<Readable> {
     // Opening first turns a missing file into ObjectNotFoundError here, not as a stream error later.
-    let handle;
+    let handle: FileHandle | undefined;
     try {
       handle = await open(this.pathOf(key), 'r');
       if (!(await handle.stat()).isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });

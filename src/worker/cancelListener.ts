@@ -78,7 +78,9 @@ export class CancelListener {
     this.pool
       .query<{ id: string }>(`select id from executions where id = any($1::uuid[]) and cancel_requested_at is not null`, [ids])
       .then(
-        ({ rows }) => rows.forEach((r) => this.cancel(r.id)),
+        ({ rows }) => {
+          for (const r of rows) this.cancel(r.id);
+        },
         (err: Error) => this.log(`cancel check failed: ${err.message}`, { level: 'warn', err, executionIds: ids }),
       );
   }

@@ -107,7 +107,7 @@ export async function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Da
     await cancelExecutions(sql, cancel, 'replaced by a newer run (concurrency: replace)');
     const created = await insertExecutions(sql, opts.defaultImage, toRun);
     replaced.push(...cancel);
-    created.forEach((c, i) => fired.push({ executionId: c.id, jobId: c.jobId, scheduledFor: runKeys[i]!.split('|')[1]! }));
+    for (const [i, c] of created.entries()) fired.push({ executionId: c.id, jobId: c.jobId, scheduledFor: runKeys[i]!.split('|')[1]! });
     if (created.length > 0) {
       await sql(
         `update ticks t set execution_id = u.e from unnest($1::uuid[], $2::timestamptz[], $3::uuid[]) as u(j, f, e)

@@ -75,6 +75,7 @@ class Session {
   }
 
   /** One statement; unanswered within the timeout (+1 s over statement_timeout), the socket is destroyed and it fails. */
+  // biome-ignore lint/suspicious/noExplicitAny: the same default as pg.Pool.query
   async query<R extends pg.QueryResultRow = any>(text: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
     if (this.broken) throw new Error('scheduler session is broken');
     const timer = setTimeout(() => this.kill(`no answer from Postgres within ${this.timeoutMs + 1000} ms`), this.timeoutMs + 1000);

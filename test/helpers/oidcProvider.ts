@@ -61,6 +61,7 @@ export async function startOidcProvider(opts: { audience?: string; clientId?: st
     findAccount: (_ctx: unknown, id: string) => ({ accountId: id, claims: () => ({ sub: id }) }),
     scopes: ['openid', 'offline_access', 'jobs'],
     ttl: {
+      // biome-ignore lint/correctness/noComponentHookFactories: an oidc-provider TTL function, not a React component
       DeviceCode: () => state.deviceCodeTtl,
       AccessToken: 3600,
       IdToken: 3600,
@@ -110,7 +111,7 @@ interface Form {
 }
 
 function formsOf(html: string, base: string): Form[] {
-  const unescape = (s: string) => s.replace(/&quot;/g, '"').replace(/&#39;|&#x27;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  const unescapeHtml = (s: string) => s.replace(/&quot;/g, '"').replace(/&#39;|&#x27;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
   const forms: Form[] = [];
   for (const [, attrs, body] of html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/g)) {
     const action = /action="([^"]*)"/.exec(attrs!)?.[1] ?? '';
@@ -118,9 +119,9 @@ function formsOf(html: string, base: string): Form[] {
     for (const [input] of body!.matchAll(/<input\b[^>]*>/g)) {
       if (!/type="hidden"/.test(input)) continue;
       const name = /name="([^"]*)"/.exec(input)?.[1];
-      if (name) fields[name] = unescape(/value="([^"]*)"/.exec(input)?.[1] ?? '');
+      if (name) fields[name] = unescapeHtml(/value="([^"]*)"/.exec(input)?.[1] ?? '');
     }
-    forms.push({ action: new URL(unescape(action), base).href, fields });
+    forms.push({ action: new URL(unescapeHtml(action), base).href, fields });
   }
   return forms;
 }

@@ -198,7 +198,7 @@ export class ExecutionRun {
 
   /** Runs one step; resolves with how it ended, or null when the run was stopped meanwhile. */
   private async runStep(handle: ContainerHandle, step: Step, budget: OutputBudget): Promise<StepResult | null> {
-    const { deps, claimed, plan, buildLog } = this;
+    const { deps, plan, buildLog } = this;
     this.marks.started(step.index);
     buildLog.system(`step ${step.index + 1}/${plan.steps.length}: ${step.name}`, step.index);
     const output = new StepOutput(buildLog, step.index, this.masker, budget);

@@ -61,7 +61,7 @@ export class RunRegistry {
   /** Whether the claim `fence` is still held and renewed (not lost, not released). */
   holds(fence: Fence): boolean {
     const run = this.runs.get(keyOf(fence));
-    return run !== undefined && run.claimed && !run.released;
+    return run?.claimed === true && !run.released;
   }
 
   /** The claims to renew. */
