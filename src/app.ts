@@ -11,7 +11,7 @@ import { createPool } from './db/pool.js';
 import { startHttp, type HttpRole } from './http/server.js';
 import { startOpsServer, type OpsEndpoints, type OpsServer } from './ops/endpoints.js';
 import { handBackNow } from './worker/run/handBackNow.js';
-import type { Log } from './ops/log.js';
+import type { Log } from './util/log.js';
 import { KilnMetrics } from './ops/metrics.js';
 import { createOpsPool } from './ops/opsPool.js';
 import { processReadiness } from './ops/processOps.js';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { AuthConfig } from './auth/types.js';
 import { ConfigError } from './errors.js';
-import { LOG_LEVELS, type ConfiguredLogLevel } from './ops/log.js';
+import { LOG_LEVELS, type ConfiguredLogLevel } from './util/log.js';
 import { defaultRunnerSettings, type RegistryCredentials, type RunnerSettings } from './runner/settings.js';
 import { parseMemory } from './spec/values.js';
 

@@ -6,7 +6,7 @@ import { ConfigError } from './errors.js';
 import { parseDuration } from './schedule/duration.js';
 import { CLI_COMMANDS, CLI_USAGE, runCli, type CliCommand } from './cli/runCli.js';
 import type { Kiln } from './app.js';
-import type { Log, LogFields } from './ops/log.js';
+import type { Log, LogFields } from './util/log.js';
 import { SHUTDOWN_DEADLINE_EXTRA_MS, ShutdownSignals, StartInterrupted, StopRequest } from './ops/shutdown.js';
 
 const USAGE = `kiln: a CI/CD job scheduler

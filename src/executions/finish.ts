@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { ExecutionTrigger } from '../entities/enums.js';
-import type { Log } from '../ops/log.js';
+import type { Log } from '../util/log.js';
 import type { JobSpec } from '../spec/types.js';
 import { retryDelayMs } from './backoff.js';
 import { insertExecutions } from './create.js';

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Log } from '../ops/log.js';
+import type { Log } from '../util/log.js';
 import { QUEUED_CHANNEL } from './queue.js';
 import type { Fence } from './fence.js';
 import { inTransaction, type Sql } from './sql.js';

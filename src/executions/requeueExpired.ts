@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Log } from '../ops/log.js';
+import type { Log } from '../util/log.js';
 import { requeueAsNextAttempt, type LostAttempt } from './handBack.js';
 import { inTransaction } from './sql.js';
 

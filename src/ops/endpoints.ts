@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
-import type { Log } from './log.js';
+import type { Log } from '../util/log.js';
 import { KilnMetrics } from './metrics.js';
 import { processReadiness } from './processOps.js';
 import { capText, type Readiness } from './readiness.js';

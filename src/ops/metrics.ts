@@ -2,7 +2,7 @@ import perfHooks from 'node:perf_hooks';
 import type pg from 'pg';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { OPS_QUERY_TIMEOUT_MS } from './opsPool.js';
-import { settlesWithin } from './timeout.js';
+import { settlesWithin } from '../util/timeout.js';
 
 /** Every Kiln metric name starts with this. */
 export const METRIC_PREFIX = 'kiln_';

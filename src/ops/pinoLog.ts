@@ -1,5 +1,5 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
-import type { ConfiguredLogLevel, Log } from './log.js';
+import type { ConfiguredLogLevel, Log } from '../util/log.js';
 
 /**
  * A pino logger writing one JSON object per line. Writes are synchronous: the process exits

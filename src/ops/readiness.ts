@@ -1,4 +1,4 @@
-import { withTimeout } from './timeout.js';
+import { withTimeout } from '../util/timeout.js';
 
 /** One dependency /readyz checks: resolves when it answers, throws (with why) when not. */
 export interface ReadinessCheck {

@@ -1,4 +1,4 @@
-import type { Log } from './log.js';
+import type { Log } from '../util/log.js';
 
 /**
  * How much longer than KILN_SHUTDOWN_GRACE_MS a shutdown may take before the process gives up and

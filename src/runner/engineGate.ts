@@ -1,5 +1,5 @@
-import type { Log } from '../ops/log.js';
-import { TimeoutError, withTimeout } from '../ops/timeout.js';
+import type { Log } from '../util/log.js';
+import { TimeoutError, withTimeout } from '../util/timeout.js';
 import type { ContainerBackend } from './types.js';
 
 /** How often an {@link EngineGate} looks, and how long it waits for an answer. */

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { withTimeout } from '../ops/timeout.js';
+import { withTimeout } from '../util/timeout.js';
 import type { ContainerBackend, ContainerHandle } from './types.js';
 
 /** How one container removal ended. */

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { recordArchives, takeDueArchives, type DueArchive } from '../executions/archive.js';
 import { inTransaction, sqlOfPg } from '../executions/sql.js';
 import { archiveBatch, isSmallLog, type ArchiveResults } from '../logs/archiveBatch.js';
-import type { Log } from '../ops/log.js';
+import type { Log } from '../util/log.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 
 export { ARCHIVE_RETRY_MAX_MS, archiveRetryDelayMs } from '../executions/archive.js';

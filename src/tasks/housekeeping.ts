@@ -1,6 +1,6 @@
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
-import type { Log } from '../ops/log.js';
+import type { Log } from '../util/log.js';
 import { fireDue, type FireOptions } from '../worker/fireDue.js';
 import { requeueExpired } from '../executions/requeueExpired.js';
 

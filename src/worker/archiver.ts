@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Log } from '../ops/log.js';
+import type { Log } from '../util/log.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { ARCHIVE_BATCH, archiveDue } from '../tasks/archive-log.js';
 

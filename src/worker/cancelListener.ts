@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { PgListener } from '../events/PgListener.js';
-import type { Log } from '../ops/log.js';
+import type { Log } from '../util/log.js';
 import type { HeldClaim, RunRegistry } from './run/RunRegistry.js';
 
 /** The channel `cancelExecutions` (src/executions/cancel.ts) notifies with an execution id. */

@@ -3,7 +3,7 @@ import { claimNext } from '../executions/claim.js';
 import type { ClaimedExecution } from '../executions/fence.js';
 import { QUEUED_CHANNEL } from '../executions/queue.js';
 import { PgListener } from '../events/PgListener.js';
-import type { Log } from '../ops/log.js';
+import type { Log } from '../util/log.js';
 
 /** What the dispatcher needs. */
 export interface DispatcherOptions {

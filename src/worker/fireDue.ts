@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Log } from '../ops/log.js';
+import type { Log } from '../util/log.js';
 import { ExecutionTrigger } from '../entities/enums.js';
 import { activeExecutions } from '../executions/active.js';
 import { cancelExecutions } from '../executions/cancel.js';

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Log } from '../ops/log.js';
+import type { Log } from '../util/log.js';
 import { fireDue, type FireOptions } from './fireDue.js';
 import { requeueExpired } from '../executions/requeueExpired.js';
 

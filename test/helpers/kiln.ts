@@ -4,7 +4,7 @@ import path from 'node:path';
 import { startKiln, type Kiln } from '../../src/app.js';
 import { mintLocalToken } from '../../src/auth/token.js';
 import { loadConfig, localAuth } from '../../src/config.js';
-import type { Log } from '../../src/ops/log.js';
+import type { Log } from '../../src/util/log.js';
 import type { ContainerBackend } from '../../src/runner/types.js';
 import type { ArtifactStore } from '../../src/storage/ArtifactStore.js';
 import { createTestDatabase } from './db.js';

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { LogFlushListener } from '../../logs/LogWriter.js';
-import type { Log } from '../../ops/log.js';
+import type { Log } from '../../util/log.js';
 import type { RunMetrics } from '../../ops/metrics.js';
 import type { EngineGate } from '../../runner/engineGate.js';
 import type { RunnerSettings } from '../../runner/settings.js';

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { handBack } from '../../executions/handBack.js';
-import type { Log } from '../../ops/log.js';
+import type { Log } from '../../util/log.js';
 import type { KilnMetrics } from '../../ops/metrics.js';
 import type { RunRegistry } from './RunRegistry.js';
 

@@ -9,7 +9,7 @@ export type LogFields = Record<string, unknown> & { level?: LogLevel };
 
 /**
  * How every Kiln module logs. A plain `(message) => void` (what the tests pass) is a valid Log:
- * it simply ignores the fields. In `kiln start|serve|worker` it is the pino adapter (pinoLog.ts),
+ * it simply ignores the fields. In `kiln start|serve|worker` it is the pino adapter (ops/pinoLog.ts),
  * which writes one JSON object per line on stderr.
  */
 export type Log = (message: string, fields?: LogFields) => void;
