@@ -2,7 +2,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Principal, TokenVerifier } from '../auth/types.js';
 import { bearerToken } from '../auth/token.js';
 import { DomainError, NotFoundError, UnauthenticatedError, ValidationError } from '../errors.js';
-import { databaseUnavailable, UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_AFTER_S } from './unavailable.js';
+import { databaseUnavailable, UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_AFTER_S } from '../unavailable.js';
 import { archivedOrStoredLog } from '../services/readLog.js';
 import type { Deps } from '../services/deps.js';
 import { listExecutions, type ExecutionView } from '../services/executionQueries.js';

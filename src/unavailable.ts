@@ -1,5 +1,5 @@
 import { ConnectionException } from '@mikro-orm/core';
-import { isInfrastructureError } from '../runner/infrastructure.js';
+import { isInfrastructureError } from './runner/infrastructure.js';
 
 /**
  * Messages of the pg client and pool for a connection that failed or broke; they carry no code
