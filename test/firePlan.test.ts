@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseSchedule } from '../src/schedule/schedule.js';
-import { planFires, type PlannedJob } from '../src/services/firePlan.js';
-import { decideOverlap } from '../src/services/overlap.js';
+import { planFires, type PlannedJob } from '../src/schedule/firePlan.js';
+import { decideOverlap } from '../src/schedule/overlap.js';
 
 const OPTS = { graceMs: 5_000, runAllMax: 3, maxTicks: 1000 };
 const idle = { running: [], queued: [] };

@@ -4,7 +4,7 @@ import { jobsFile, numberedStep } from '../lib/kiln.js';
 import { startTcpProxy } from '../lib/proxy.js';
 import type { ScenarioRun } from '../lib/world.js';
 
-/** The scheduler leader's advisory lock key (src/worker/scheduler.ts). */
+/** The scheduler leader's advisory lock key (src/scheduler/scheduler.ts). */
 const LEADER_LOCK_KEY = 0x6b696c6e;
 const BLACKHOLE_MS = 40_000;
 /** From the blackhole's start to another worker leading and a tick fired by it. */

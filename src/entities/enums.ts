@@ -37,10 +37,5 @@ export enum LogStream {
   SYSTEM = 'SYSTEM',
 }
 
-/** What became of one scheduled fire time of a job (the tick ledger). */
-export enum TickOutcome {
-  FIRED = 'FIRED',
-  SKIPPED_OVERLAP = 'SKIPPED_OVERLAP',
-  MISSED = 'MISSED',
-  PAUSED = 'PAUSED',
-}
+/** What became of one scheduled fire time of a job (the tick ledger); defined beside the fire planner. */
+export { TickOutcome } from '../schedule/policies.js';

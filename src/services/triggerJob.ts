@@ -7,7 +7,7 @@ import { sqlOfEm } from '../executions/sql.js';
 import { createExecution } from './createExecution.js';
 import type { Deps } from './deps.js';
 import { isUuid } from './paging.js';
-import { decideOverlap } from './overlap.js';
+import { decideOverlap } from '../schedule/overlap.js';
 
 /**
  * Queues a MANUAL execution of the owner's job now, paused or not, obeying the job's

@@ -3,6 +3,8 @@
  * Nothing here knows about Postgres, Docker or GraphQL.
  */
 
+import type { ConcurrencyPolicy, MisfirePolicy } from '../schedule/policies.js';
+
 /** One problem found in a job file. Lines and columns are 1-based. */
 export interface Diagnostic {
   line: number;
@@ -13,8 +15,7 @@ export interface Diagnostic {
   severity: 'error' | 'warning';
 }
 
-export type ConcurrencyPolicy = 'skip' | 'queue' | 'replace';
-export type MisfirePolicy = 'skip' | 'run_once' | 'run_all';
+export type { ConcurrencyPolicy, MisfirePolicy };
 export type NetworkMode = 'none' | 'bridge';
 
 /** One step of a job, normalized. */

@@ -1,7 +1,7 @@
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
 import type { Log } from '../util/log.js';
-import { fireDue, type FireOptions } from '../worker/fireDue.js';
+import { fireDue, type FireOptions } from '../scheduler/fireDue.js';
 import { requeueExpired } from '../executions/requeueExpired.js';
 
 /**

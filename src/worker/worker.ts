@@ -16,7 +16,7 @@ import { LeaseKeeper } from './leases.js';
 import type { RunRegistry } from './run/RunRegistry.js';
 import type { RunnerServices } from './run/RunDeps.js';
 import { runClaimed } from './runExecution.js';
-import { Scheduler } from './scheduler.js';
+import { Scheduler } from '../scheduler/scheduler.js';
 import { SupervisedRunner } from './supervisedRunner.js';
 
 export interface WorkerOptions {

@@ -6,7 +6,7 @@ import { cancelExecutions } from '../executions/cancel.js';
 import { insertExecutions, type NewExecution } from '../executions/create.js';
 import { inTransaction } from '../executions/sql.js';
 import { parseSchedule, type Schedule } from '../schedule/schedule.js';
-import { planFires, type PlanOptions } from '../services/firePlan.js';
+import { planFires, type PlanOptions } from '../schedule/firePlan.js';
 import type { JobSpec } from '../spec/types.js';
 
 export interface FireOptions extends PlanOptions {

@@ -1,4 +1,4 @@
-import type { ConcurrencyPolicy } from '../spec/types.js';
+import type { ConcurrencyPolicy } from './policies.js';
 
 /** A job's executions that are waiting or running. */
 export interface ActiveExecutions {

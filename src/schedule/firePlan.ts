@@ -1,6 +1,5 @@
-import { TickOutcome } from '../entities/enums.js';
-import { nextFireTimes, type Schedule } from '../schedule/schedule.js';
-import type { ConcurrencyPolicy, MisfirePolicy } from '../spec/types.js';
+import { nextFireTimes, type Schedule } from './schedule.js';
+import { type ConcurrencyPolicy, type MisfirePolicy, TickOutcome } from './policies.js';
 import { decideOverlap, type ActiveExecutions } from './overlap.js';
 
 /** What the planner needs of a job. */
