@@ -38,6 +38,22 @@ module.exports = {
       from: { path: '^src/spec/' },
       to: { path: '^src/', pathNot: '^src/(spec|schedule|util)/' },
     },
+    {
+      name: 'no-undeclared-dependencies',
+      comment:
+        'A package imported from src/ is declared in package.json, not borrowed from what another ' +
+        'package happens to install (kysely came that way once, through MikroORM).',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { dependencyTypes: ['npm-no-pkg', 'npm-unknown'] },
+    },
+    {
+      name: 'no-dev-dependencies-in-src',
+      comment: 'What src/ imports ships: it is a dependency, not a devDependency.',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

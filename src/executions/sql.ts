@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { CompiledQuery, type Transaction } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import type pg from 'pg';
 
 /**
@@ -15,11 +15,19 @@ export function sqlOfPg(client: pg.Pool | pg.PoolClient): Sql {
   return async (text, params = []) => (await client.query(text, params)).rows;
 }
 
-/** Statements in the ORM transaction `em` is in (call inside `em.transactional`). */
+/**
+ * Statements in the ORM transaction `em` is in (call inside `em.transactional`).
+ *
+ * Through `em.getKysely()`, MikroORM's public handle on the connection of the current transaction,
+ * because it binds parameters natively: MikroORM's own `em.execute` inlines values into the text
+ * at `?` placeholders, which rejects `$n` and sends a JS array as a scalar (the batched statements
+ * pass arrays to `unnest`). kysely is declared in package.json at the exact version MikroORM pins,
+ * so there is one copy.
+ */
 export function sqlOfEm(em: EntityManager): Sql {
-  const trx = em.getTransactionContext<Transaction<unknown>>();
-  if (!trx) throw new Error('sqlOfEm needs an EntityManager inside a transaction');
-  return async (text, params = []) => (await trx.executeQuery(CompiledQuery.raw(text, params as unknown[]))).rows as never;
+  if (!em.isInTransaction()) throw new Error('sqlOfEm needs an EntityManager inside a transaction');
+  const trx = em.getKysely();
+  return async (text, params = []) => (await trx.executeQuery(CompiledQuery.raw(text, params))).rows as never;
 }
 
 /** Runs `fn` in a transaction on one pool client. */
