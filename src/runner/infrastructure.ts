@@ -1,6 +1,4 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
-import type { ContainerBackend } from './types.js';
 
 /**
  * A run broke because of what it runs on, not because of what the user asked it to run: the
@@ -86,21 +84,4 @@ export function atPostgresBoundary(pool: pg.Pool): pg.Pool {
     return withClassifiedQuery(client);
   };
   return withClassifiedQuery(pool, { connect });
-}
-
-/**
- * Waits until the engine answers again (a restart takes seconds), up to `timeoutMs`; resolves
- * with whether it does. Nothing that still runs on the engine can be removed before that.
- */
-export async function waitForEngine(backend: ContainerBackend, timeoutMs: number, pauseMs = 500): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await backend.ping();
-      return true;
-    } catch {
-      if (Date.now() + pauseMs > deadline) return false;
-      await delay(pauseMs);
-    }
-  }
 }
