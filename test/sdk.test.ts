@@ -7,7 +7,7 @@ import * as sdk from '../src/sdk/generated.js';
 
 const GENERATED = 'src/sdk/generated.ts';
 
-/** Every root field of DESIGN.md section 5. */
+/** Every root field of the API (docs/design.md#api). */
 const CONTRACT = {
   query: ['me', 'job', 'jobs', 'execution', 'executions', 'validateJobSpec', 'schedulePreview'],
   mutation: ['submitJob', 'triggerJob', 'pauseJob', 'resumeJob', 'deleteJob', 'cancelExecution'],

@@ -4,7 +4,7 @@ import { jobsFile, numberedStep } from '../lib/kiln.js';
 import type { ScenarioRun } from '../lib/world.js';
 
 const ROUNDS = 3;
-/** DESIGN.md: a dead worker's run is re-queued as its next attempt within 15 s. */
+/** docs/design.md#leases: a dead worker's run is re-queued as its next attempt within 15 s. */
 const MAX_RECOVERY_MS = 15_000;
 
 /**

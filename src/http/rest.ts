@@ -38,7 +38,7 @@ async function executionJson(deps: Deps, e: ExecutionView) {
   };
 }
 
-/** The seed's REST routes (DESIGN.md section 6) over the same services as GraphQL. */
+/** The REST routes (docs/design.md#rest) over the same services as GraphQL. */
 export function restRouter(deps: Deps, verifier: TokenVerifier, log: (m: string) => void): express.Router {
   const router = express.Router();
   const wrap = (fn: (req: Authed, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) =>

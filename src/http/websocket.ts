@@ -45,7 +45,7 @@ type SocketState = {
   expiry?: NodeJS.Timeout;
 };
 
-/** Close code and reason of a refused or expired socket (DESIGN.md section 5). */
+/** Close code and reason of a refused or expired socket (docs/design.md#api). */
 export const FORBIDDEN = { code: CloseCode.Forbidden, reason: 'Forbidden' } as const;
 export const TOKEN_EXPIRED_REASON = 'Forbidden: token expired';
 

@@ -43,7 +43,7 @@ export function limitsFor(resources: ExecutionPlan['resources'], settings: Runne
 }
 
 /**
- * Labels that let a reaper find the container and tell whose it is (DESIGN.md section 5), plus
+ * Labels that let a reaper find the container and tell whose it is (docs/design.md#containers), plus
  * the installation (so another Kiln sharing the engine leaves it alone) and its deadline.
  */
 export function containerLabels(owner: ContainerOwner, deadline: number): Record<string, string> {

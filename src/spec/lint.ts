@@ -278,7 +278,7 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
 }
 
 /**
- * Checks the content of a parsed job file against the job file format (DESIGN.md section 2)
+ * Checks the content of a parsed job file against the job file format (docs/design.md#job-file)
  * and collects every problem, not just the first.
  */
 export function lintJobFile(file: ParsedJobFile): LintResult {
