@@ -1,7 +1,7 @@
 import { Migration } from '@mikro-orm/migrations';
 
 /**
- * The executions table becomes its own queue (see docs/design.md, "Dispatch"):
+ * The executions table becomes its own queue (see docs/design.md#dispatch):
  *
  * - `run_at`: not before this time (a retry's backoff, an infrastructure hand-back's wait).
  * - `executions_one_running_per_job`: at most one RUNNING execution per job, enforced by Postgres

@@ -8,7 +8,7 @@ import type { JobSpec } from '../src/spec/types.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 
 /**
- * Fair dispatch between owners (docs/design.md, "Dispatch"): owner A's thousand queued runs do not
+ * Fair dispatch between owners (docs/design.md#dispatch): owner A's thousand queued runs do not
  * hold back owner B's first one beyond one slot turnover, and with KILN_MAX_RUNNING_PER_OWNER no
  * owner ever has more running. Every figure is read from the executions and execution_attempts
  * rows Kiln writes, not from what the test believes it did.

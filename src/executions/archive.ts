@@ -2,7 +2,7 @@ import { backoffMs } from './backoff.js';
 import type { Sql } from './sql.js';
 
 /**
- * The log archive queue lives on the executions rows (docs/design.md, "Archives"): a finished
+ * The log archive queue lives on the executions rows (docs/design.md#archives): a finished
  * execution gets `archive_due_at` in the very statement that records its outcome, so archiving
  * costs the finish nothing. Archivers take due rows in batches, and record each result; while
  * the store fails an archive is retried with the capped backoff, without limit (the lines stay in

@@ -4,7 +4,7 @@ import type { ClaimedExecution } from './fence.js';
 import { inTransaction } from './sql.js';
 
 /**
- * QUEUED -> RUNNING with a lease: the claim. See docs/design.md, "Dispatch".
+ * QUEUED -> RUNNING with a lease: the claim. See docs/design.md#dispatch.
  *
  * Invariants:
  * - Never two at once: the partial unique index `executions_one_running_per_job` admits one

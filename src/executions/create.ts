@@ -6,7 +6,7 @@ import { QUEUED_CHANNEL } from './queue.js';
 import type { Sql } from './sql.js';
 
 /**
- * Creating executions. The executions table is the queue (docs/design.md, "Dispatch"): a QUEUED
+ * Creating executions. The executions table is the queue (docs/design.md#dispatch): a QUEUED
  * row whose `run_at` has come is claimable, so creating the rows is enqueueing them, in the
  * caller's transaction. Workers are woken by one NOTIFY per call, delivered at commit.
  */

@@ -24,7 +24,7 @@ export interface ClaimedExecution extends Fence {
   fireLatenessSec: number | null;
   /** When (epoch ms, this process's clock) the claim was sent: anything committed later happened after the claim. */
   claimSentAt: number;
-  /** Whether some API process follows the owner's events (docs/design.md, "Live events"): then every step change is its own event. */
+  /** Whether some API process follows the owner's events (docs/design.md#live-events): then every step change is its own event. */
   followed: boolean;
   /** The job's `retries` when claimed: whether a failure may queue a retry. */
   retries: number;

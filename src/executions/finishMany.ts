@@ -36,7 +36,7 @@ export interface FinishedRow {
 }
 
 /**
- * Ends RUNNING executions under their claims, in one statement (docs/design.md, "Dispatch"): the
+ * Ends RUNNING executions under their claims, in one statement (docs/design.md#dispatch): the
  * rows are locked in id order (so that concurrent multi-row statements never deadlock on them),
  * then each gets its outcome, its archive due and its last_seq, its last log lines go in, and its
  * steps get their last changes and final statuses (RUNNING -> FAILED, PENDING -> SKIPPED; a step's

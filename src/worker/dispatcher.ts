@@ -27,7 +27,7 @@ export interface DispatcherOptions {
 const FIRST_ERROR_WAIT_MS = 100;
 
 /**
- * Fills this worker's slots with claimed executions (docs/design.md, "Dispatch"). It claims when
+ * Fills this worker's slots with claimed executions (docs/design.md#dispatch). It claims when
  * told that work was queued (LISTEN `kiln_queued`), when one of its runs ends (a slot is free and
  * the job's next execution may now be claimable), and every poll interval. One claim at a time:
  * a wake-up during a claim makes it claim again right after, so no wake-up is lost.

@@ -11,7 +11,7 @@ const MARK_DELAY_MS = 200;
 /**
  * A run's step changes. While some API process follows the owner's events (the claim and every
  * write say so), each change is written at once, in order, so that subscribers see every state
- * (DESIGN: `executionUpdated` sends each change). While nobody follows, they are written in
+ * (docs/design.md#live-events: `executionUpdated` sends each change). While nobody follows, they are written in
  * batches: a step's start, and its end when it follows soon, cost one statement between them, and
  * whatever is pending when the run ends goes with the finish (take); changes of one step merge
  * (the latest status, the earliest start). A subscriber that starts mid-run may miss a merged
