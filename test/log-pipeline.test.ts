@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LogStream } from '../src/entities/enums.js';
-import { LogWriter, type LogLine } from '../src/logs/LogWriter.js';
+import type { LogChunkFields } from '../src/entities/LogChunk.js';
+import { LogWriter } from '../src/logs/LogWriter.js';
 import { MASK, SecretMasker } from '../src/logs/mask.js';
 import { OutputBudget, StepOutput } from '../src/logs/stepOutput.js';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
@@ -38,7 +39,7 @@ describe('the log pipeline', () => {
   describe('LogWriter', () => {
     it('numbers lines without gaps and writes a fast producer in a few big batches', async () => {
       const id = await newExecution();
-      const batches: Array<readonly LogLine[]> = [];
+      const batches: Array<readonly LogChunkFields[]> = [];
       const log = new LogWriter(pool, id, 0, { onFlush: (b) => batches.push(b) });
       for (let i = 1; i <= 20_000; i++) log.append(LogStream.STDOUT, 0, `line ${i}`);
       await log.flush();

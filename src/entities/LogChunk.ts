@@ -27,3 +27,11 @@ export class LogChunk {
   @Property({ type: 'timestamptz' })
   at!: Date;
 }
+
+/**
+ * A LogChunk without its execution id: the shape the log pipeline (writer, tails, archive,
+ * subscriptions) passes around, since it works one execution at a time. The same fields as the
+ * GraphQL fragment `LogChunkFields`. Lines that arrived together may share one `at` Date: it is
+ * never mutated.
+ */
+export type LogChunkFields = Pick<LogChunk, 'seq' | 'stream' | 'step' | 'text' | 'at'>;

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { LogLine } from '../logs/LogWriter.js';
+import type { LogChunkFields } from '../entities/LogChunk.js';
 
 /** Bounds of one execution's shared tail; see {@link LogTail}. */
 export interface LogTailLimits {
@@ -29,7 +29,7 @@ const LINE_OVERHEAD = 96;
  *   storage instead, so a slow subscriber costs reads, never memory.
  */
 export class LogTail {
-  private lines: LogLine[] = [];
+  private lines: LogChunkFields[] = [];
   private bytes = 0;
   private _firstSeq = 1;
   private _cachedTo = 0;
@@ -85,7 +85,7 @@ export class LogTail {
   }
 
   /** Lines with seq > `afterSeq`, at most `max`, when the tail holds `afterSeq + 1`; else []. */
-  linesAfter(afterSeq: number, max: number): LogLine[] {
+  linesAfter(afterSeq: number, max: number): LogChunkFields[] {
     if (afterSeq + 1 < this._firstSeq || afterSeq >= this._cachedTo) return [];
     const from = afterSeq + 1 - this._firstSeq;
     return this.lines.slice(from, from + max);
@@ -136,7 +136,7 @@ export class LogTail {
 
   private async fetch(): Promise<void> {
     while (this.announced > this._cachedTo) {
-      const { rows } = await this.pool.query<LogLine>(
+      const { rows } = await this.pool.query<LogChunkFields>(
         `select seq, stream, step, text, at from log_chunks where execution_id = $1 and seq > $2 order by seq limit $3`,
         [this.executionId, this._cachedTo, this.limits.fetchPage],
       );
@@ -150,7 +150,7 @@ export class LogTail {
     }
   }
 
-  private append(rows: LogLine[]): void {
+  private append(rows: LogChunkFields[]): void {
     for (const line of rows) {
       this.lines.push(line);
       this.bytes += line.text.length * 2 + LINE_OVERHEAD;

@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
-import type { LogLine } from '../logs/LogWriter.js';
+import type { LogChunkFields } from '../entities/LogChunk.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 
 /** Lines that should be stored are in neither Postgres nor the archive. */
@@ -39,10 +39,10 @@ export class StoredLogReader {
    * after `afterSeq` is stored anywhere. Throws LogGapError when later lines exist but the
    * next one is lost.
    */
-  async readAfter(afterSeq: number, limit: number): Promise<LogLine[]> {
+  async readAfter(afterSeq: number, limit: number): Promise<LogChunkFields[]> {
     if (this.archive !== null && this.archive.at === afterSeq) return this.readArchive(afterSeq, limit);
     await this.close();
-    const { rows } = await this.pool.query<LogLine>(
+    const { rows } = await this.pool.query<LogChunkFields>(
       `select seq, stream, step, text, at from log_chunks where execution_id = $1 and seq > $2 order by seq limit $3`,
       [this.executionId, afterSeq, limit],
     );
@@ -84,20 +84,20 @@ export class StoredLogReader {
     return true;
   }
 
-  private async nextArchived(): Promise<LogLine | null> {
+  private async nextArchived(): Promise<LogChunkFields | null> {
     const a = this.archive!;
     for (;;) {
       const next = await a.lines.next();
       if (next.done) return null;
       if (next.value.length === 0) continue;
-      const o = JSON.parse(next.value) as Omit<LogLine, 'at'> & { at: string };
+      const o = JSON.parse(next.value) as Omit<LogChunkFields, 'at'> & { at: string };
       a.at = o.seq;
       return { ...o, at: new Date(o.at) };
     }
   }
 
-  private async readArchive(afterSeq: number, limit: number): Promise<LogLine[]> {
-    const out: LogLine[] = [];
+  private async readArchive(afterSeq: number, limit: number): Promise<LogChunkFields[]> {
+    const out: LogChunkFields[] = [];
     while (out.length < limit) {
       const line = await this.nextArchived();
       if (line === null) break;

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { NotFoundError, ValidationError } from '../errors.js';
-import type { LogLine } from '../logs/LogWriter.js';
+import type { LogChunkFields } from '../entities/LogChunk.js';
 import { findExecution } from '../services/findOwned.js';
 import type { EventHub } from './EventHub.js';
 import { LogGapError } from './StoredLogReader.js';
@@ -19,7 +19,7 @@ export async function followExecutionLogs(
   owner: string,
   executionId: string,
   afterSeq: number | null | undefined,
-): Promise<AsyncGenerator<LogLine>> {
+): Promise<AsyncGenerator<LogChunkFields>> {
   const after = afterSeq ?? 0;
   if (!Number.isInteger(after) || after < 0) throw new ValidationError('afterSeq must be a non-negative integer');
   const execution = await findExecution(em, owner, executionId);
@@ -36,7 +36,7 @@ export async function followExecutionLogs(
  * switch from replay to live can neither skip nor repeat a line. The generator pulls only when
  * the transport has sent the previous line, so a slow socket is a paused cursor, not a queue.
  */
-export async function* logLinesAfter(hub: EventHub, executionId: string, afterSeq: number, owner: string): AsyncGenerator<LogLine> {
+export async function* logLinesAfter(hub: EventHub, executionId: string, afterSeq: number, owner: string): AsyncGenerator<LogChunkFields> {
   // Followed before the tail first reads: every line stored after that is notified.
   const unfollow = await hub.interest.hold(owner);
   const lease = hub.acquireTail(executionId);

@@ -2,19 +2,10 @@ import type pg from 'pg';
 import { LogStream } from '../entities/enums.js';
 import { CopyEncoder, uuidBytes } from './copyBinary.js';
 import { copyLines, insertLines, type LogFence } from './storeLines.js';
-
-/** One numbered log line, as stored in `log_chunks`. */
-export interface LogLine {
-  seq: number;
-  stream: LogStream;
-  step: number | null;
-  text: string;
-  /** Lines that arrived together may share one Date: it is never mutated. */
-  at: Date;
-}
+import type { LogChunkFields } from '../entities/LogChunk.js';
 
 /** Called after each batch is durably stored, in seq order (the seam for live fan-out). */
-export type LogFlushListener = (lines: readonly LogLine[]) => void;
+export type LogFlushListener = (lines: readonly LogChunkFields[]) => void;
 
 /**
  * How long the first line after a quiet spell waits for company before it is written. It bounds
@@ -50,7 +41,7 @@ const LINE_OVERHEAD_BYTES = 100;
  */
 interface Batch {
   /** The lines, while there is no encoder or when `onFlush` wants them. */
-  lines: LogLine[];
+  lines: LogChunkFields[];
   encoder: CopyEncoder | null;
   count: number;
   lastSeq: number;
@@ -88,7 +79,7 @@ export class LogWriter {
   /** Set by takeTail: the open batch is the caller's to store, so pump leaves it alone. */
   private holdOpen = false;
   private readonly execution: Buffer;
-  private readonly insert: (batch: readonly LogLine[]) => Promise<boolean>;
+  private readonly insert: (batch: readonly LogChunkFields[]) => Promise<boolean>;
   private readonly copy: (lastSeq: number, data: readonly Buffer[]) => Promise<boolean>;
 
   constructor(
@@ -184,7 +175,7 @@ export class LogWriter {
    * seqs and the fence are the caller's to keep; after storing, it calls reportStored. Rejects as
    * flush does, with nothing handed over.
    */
-  async takeTail(): Promise<LogLine[]> {
+  async takeTail(): Promise<LogChunkFields[]> {
     this.holdOpen = true;
     this.clearTimer();
     while (this.sealed.length > 0 || this.writing !== null) {
@@ -209,7 +200,7 @@ export class LogWriter {
   }
 
   /** Tells the writer's listeners (metrics, live fan-out) that lines it handed over are stored. */
-  reportStored(lines: readonly LogLine[]): void {
+  reportStored(lines: readonly LogChunkFields[]): void {
     if (lines.length === 0) return;
     this.opts.onStored?.(lines.reduce((n, l) => n + Buffer.byteLength(l.text, 'utf8'), 0));
     this.opts.onFlush?.(lines);
@@ -226,7 +217,7 @@ export class LogWriter {
     }
   }
 
-  private add(batch: Batch, line: LogLine): void {
+  private add(batch: Batch, line: LogChunkFields): void {
     batch.count++;
     batch.lastSeq = line.seq;
     if (batch.encoder === null && batch.count >= COPY_MIN_LINES) {

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { copyFields, uuidBytes } from './copyBinary.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
-import type { LogLine } from './LogWriter.js';
+import type { LogChunkFields } from '../entities/LogChunk.js';
 
 /** Where an execution's archived log lives: NDJSON (lossless, for replay) and plain text (for people). */
 export function logKeys(executionId: string): { ndjson: string; text: string } {
@@ -11,7 +11,7 @@ export function logKeys(executionId: string): { ndjson: string; text: string } {
 }
 
 /** One line of the plain-text rendering: Kiln's own lines are marked, the build's are as printed. */
-export function renderLine(line: Pick<LogLine, 'stream' | 'text'>): string {
+export function renderLine(line: Pick<LogChunkFields, 'stream' | 'text'>): string {
   return line.stream === 'SYSTEM' ? `[kiln] ${line.text}` : line.text;
 }
 
@@ -81,12 +81,12 @@ export async function archiveLogToStore(pool: pg.Pool, store: ArtifactStore, exe
 }
 
 /** Parses an archived NDJSON log. */
-export function parseArchivedLog(body: string): LogLine[] {
+export function parseArchivedLog(body: string): LogChunkFields[] {
   return body
     .split('\n')
     .filter((l) => l.length > 0)
     .map((l) => {
-      const o = JSON.parse(l) as { seq: number; stream: LogLine['stream']; step: number | null; text: string; at: string };
+      const o = JSON.parse(l) as { seq: number; stream: LogChunkFields['stream']; step: number | null; text: string; at: string };
       return { ...o, at: new Date(o.at) };
     });
 }

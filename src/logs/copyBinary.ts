@@ -1,5 +1,5 @@
 import type { LogStream } from '../entities/enums.js';
-import type { LogLine } from './LogWriter.js';
+import type { LogChunkFields } from '../entities/LogChunk.js';
 
 /**
  * Encoding of log lines in Postgres's binary COPY format, for
@@ -132,7 +132,7 @@ export class CopyEncoder {
 }
 
 /** One COPY stream holding `lines`, as one buffer (for tests and one-off use). */
-export function encodeLogLines(execution: Buffer, lines: readonly LogLine[]): Buffer {
+export function encodeLogLines(execution: Buffer, lines: readonly LogChunkFields[]): Buffer {
   const encoder = new CopyEncoder(execution);
   for (const l of lines) encoder.add(l.seq, l.stream, l.step, l.text, l.at);
   return Buffer.concat(encoder.finish());

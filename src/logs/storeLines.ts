@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { COPY_LOG_LINES_SQL, uuidBytes } from './copyBinary.js';
-import type { LogLine } from './LogWriter.js';
+import type { LogChunkFields } from '../entities/LogChunk.js';
 
 /** The claim a writer holds: lines are stored only while the execution is RUNNING under it. */
 export interface LogFence {
@@ -29,7 +29,7 @@ function fenceCondition(first: number): string {
  * One statement: lock the row under the fence, insert the lines from arrays, move last_seq. One
  * round trip, so it is the way for the small batches of a live, slow producer.
  */
-export function insertLines(pool: pg.Pool, executionId: string, fence: LogFence | null): (batch: readonly LogLine[]) => Promise<boolean> {
+export function insertLines(pool: pg.Pool, executionId: string, fence: LogFence | null): (batch: readonly LogChunkFields[]) => Promise<boolean> {
   return async (batch) => {
     const result = await pool.query(
       `with allowed as (

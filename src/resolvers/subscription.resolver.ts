@@ -4,7 +4,7 @@ import type { Execution } from '../entities/index.js';
 import { followExecutionUpdates } from '../events/followExecutions.js';
 import { followExecutionLogs } from '../events/followLogs.js';
 import type { EventHub } from '../events/EventHub.js';
-import type { LogLine } from '../logs/LogWriter.js';
+import type { LogChunkFields } from '../entities/LogChunk.js';
 import type { Context } from './context.js';
 import { ExecutionType, LogChunkType } from './types/execution.js';
 
@@ -42,10 +42,10 @@ export class SubscriptionResolver {
       followExecutionLogs(context.em, hubOf(context), context.principal.sub, args.executionId, args.afterSeq),
   })
   executionLogs(
-    @Root() line: LogLine,
+    @Root() line: LogChunkFields,
     @Arg('executionId', () => ID) _executionId: string,
     @Arg('afterSeq', () => Int, { nullable: true }) _afterSeq: number | null,
-  ): LogLine {
+  ): LogChunkFields {
     return line;
   }
 }

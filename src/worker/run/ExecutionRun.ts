@@ -3,7 +3,8 @@ import { recordArtifacts } from '../../executions/artifacts.js';
 import type { ClaimedExecution } from '../../executions/fence.js';
 import { finishExecution, type Outcome } from '../../executions/finish.js';
 import { handBack as handBackAttempts } from '../../executions/handBack.js';
-import { LogWriter, type LogLine } from '../../logs/LogWriter.js';
+import type { LogChunkFields } from '../../entities/LogChunk.js';
+import { LogWriter } from '../../logs/LogWriter.js';
 import { insertLines } from '../../logs/storeLines.js';
 import { SecretMasker } from '../../logs/mask.js';
 import { OutputBudget, StepOutput } from '../../logs/stepOutput.js';
@@ -67,7 +68,7 @@ export class ExecutionRun {
   private infraError: string | null = null;
   private lastLines: RunFacts['lastLines'] = null;
   /** The build log's last lines, taken from its writer to be stored with the outcome (see storeLastLines). */
-  private tail: LogLine[] = [];
+  private tail: LogChunkFields[] = [];
   private verdict: InfrastructureVerdict | null = null;
   /** Set when the infrastructure broke the run: whether the engine was found unreachable then (see witnessEngine). */
   private engineWasDown: (() => Promise<boolean>) | null = null;
