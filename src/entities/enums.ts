@@ -8,12 +8,16 @@ export enum ExecutionStatus {
   TIMED_OUT = 'TIMED_OUT',
 }
 
-export const FINAL_STATUSES: ReadonlySet<ExecutionStatus> = new Set([
-  ExecutionStatus.SUCCEEDED,
-  ExecutionStatus.FAILED,
-  ExecutionStatus.CANCELLED,
-  ExecutionStatus.TIMED_OUT,
-]);
+const FINAL = [ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED, ExecutionStatus.TIMED_OUT] as const;
+
+/**
+ * How an execution ends: one of the four final statuses, which never changes once reached. The
+ * enum's values as a string union, so that an ExecutionStatus member and a literal both fit.
+ */
+export type FinalStatus = `${(typeof FINAL)[number]}`;
+
+/** The final statuses, to test an execution's status against. */
+export const FINAL_STATUSES: ReadonlySet<ExecutionStatus> = new Set(FINAL);
 
 /** Why an execution exists. */
 export enum ExecutionTrigger {

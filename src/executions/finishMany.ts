@@ -1,11 +1,12 @@
 import type pg from 'pg';
+import type { FinalStatus } from '../entities/enums.js';
 import type { Fence } from './fence.js';
 import type { Sql } from './sql.js';
 import type { StepChange } from './steps.js';
 
 /** How a run ended, as recorded. */
 export interface Outcome {
-  status: 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
+  status: FinalStatus;
   exitCode: number | null;
   error: string | null;
 }

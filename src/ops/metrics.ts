@@ -2,13 +2,11 @@ import perfHooks from 'node:perf_hooks';
 import type pg from 'pg';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { OPS_QUERY_TIMEOUT_MS } from './opsPool.js';
+import type { FinalStatus } from '../entities/enums.js';
 import { settlesWithin } from '../util/timeout.js';
 
 /** Every Kiln metric name starts with this. */
 export const METRIC_PREFIX = 'kiln_';
-
-/** Final statuses an execution run by a worker ends with. */
-export type FinishedStatus = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
 
 /** Seconds from a second to two hours: builds. */
 const DURATION_BUCKETS = [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200];
@@ -91,7 +89,7 @@ export interface RunMetrics {
   /** Scheduled fire time -> RUNNING, for the first attempt of a SCHEDULE execution. */
   fireLateness(seconds: number): void;
   /** Claimed -> final status recorded, in this worker. */
-  executionFinished(status: FinishedStatus, seconds: number): void;
+  executionFinished(status: FinalStatus, seconds: number): void;
   stepFinished(status: 'SUCCEEDED' | 'FAILED', seconds: number): void;
   /** UTF-8 bytes of log lines durably stored (see LogWriter). */
   logBytes(bytes: number): void;
@@ -264,7 +262,7 @@ export class KilnMetrics implements RunMetrics {
     this.lateness.observe(Math.max(0, seconds));
   }
 
-  executionFinished(status: FinishedStatus, seconds: number): void {
+  executionFinished(status: FinalStatus, seconds: number): void {
     this.finished.inc({ status });
     this.executionDuration.observe({ status }, seconds);
   }
