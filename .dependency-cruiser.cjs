@@ -32,11 +32,11 @@ module.exports = {
       to: { path: '^src/', pathNot: '^src/$1/' },
     },
     {
-      name: 'spec-stays-pure',
-      comment: 'spec/ (the job-file pipeline: parse, lint, compile) imports only the leaves below it.',
+      name: 'jobfile-stays-pure',
+      comment: 'jobfile/ (the job-file pipeline: parse, lint, compile) imports only the leaves below it.',
       severity: 'error',
-      from: { path: '^src/spec/' },
-      to: { path: '^src/', pathNot: '^src/(spec|schedule|util)/' },
+      from: { path: '^src/jobfile/' },
+      to: { path: '^src/', pathNot: '^src/(jobfile|schedule|util)/' },
     },
     {
       name: 'no-undeclared-dependencies',

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { mintLocalToken } from '../src/auth/token.js';
 import { localAuth } from '../src/config.js';
 import { encodeCursor } from '../src/services/paging.js';
-import type { JobSpec } from '../src/spec/types.js';
+import type { JobSpec } from '../src/jobfile/types.js';
 import { parseArgs, positive } from './lib/args.js';
 import { startKilnProcess, type KilnProcess } from './lib/kilnProcess.js';
 import { ADMIN_URL, benchPool, createDatabase } from './lib/pg.js';

@@ -5,7 +5,7 @@ import type { AuthConfig } from './auth/types.js';
 import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type ConfiguredLogLevel } from './util/log.js';
 import { defaultRunnerSettings, type RegistryCredentials, type RunnerSettings } from './runner/settings.js';
-import { parseMemory } from './spec/values.js';
+import { parseMemory } from './jobfile/values.js';
 
 /** The S3-compatible store's settings; credentials come from the standard `AWS_*` chain. */
 export interface S3Config {

@@ -1,4 +1,4 @@
-import type { Diagnostic } from './spec/types.js';
+import type { Diagnostic } from './jobfile/types.js';
 
 /**
  * Errors the domain raises on purpose. Each carries the code clients see in

@@ -4,7 +4,7 @@ import { ExecutionTrigger } from '../src/entities/enums.js';
 import { insertExecutions } from '../src/executions/create.js';
 import { inTransaction } from '../src/executions/sql.js';
 import { NoopBackend } from '../src/runner/noop.js';
-import type { JobSpec } from '../src/spec/types.js';
+import type { JobSpec } from '../src/jobfile/types.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 
 /**

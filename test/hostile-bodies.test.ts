@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import { openGraphqlWs } from './helpers/graphqlWs.js';
 import { MAX_GRAPHQL_BODY_BYTES } from '../src/http/queryLimits.js';
 import { MESSAGE_TOO_BIG } from '../src/http/websocket.js';
-import { MAX_JOB_FILE_BYTES } from '../src/spec/parse.js';
+import { MAX_JOB_FILE_BYTES } from '../src/jobfile/parse.js';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
 
 const SUBMIT = `mutation($spec: String!) { submitJob(spec: $spec) { jobs { id } } }`;

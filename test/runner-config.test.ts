@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { defaultRunnerSettings } from '../src/runner/settings.js';
 import { containerSpecFor, limitsFor, RunRefusedError } from '../src/runner/containerSpec.js';
-import type { ExecutionPlan } from '../src/spec/types.js';
+import type { ExecutionPlan } from '../src/jobfile/types.js';
 
 const plan: ExecutionPlan = {
   image: 'kiln-test/busybox:latest',

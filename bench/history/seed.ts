@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { toExecutionPlan } from '../../src/spec/compile.js';
-import type { JobSpec } from '../../src/spec/types.js';
+import { toExecutionPlan } from '../../src/jobfile/compile.js';
+import type { JobSpec } from '../../src/jobfile/types.js';
 
 /**
  * A long history written straight into Kiln's tables: `count` finished executions of one job,

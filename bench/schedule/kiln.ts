@@ -10,7 +10,7 @@ import { ExecutionTrigger } from '../../src/entities/enums.js';
 import { insertExecutions } from '../../src/executions/create.js';
 import { inTransaction } from '../../src/executions/sql.js';
 import { submitJobs } from '../../src/services/submitJobs.js';
-import type { JobSpec } from '../../src/spec/types.js';
+import type { JobSpec } from '../../src/jobfile/types.js';
 import { ADMIN_URL, benchPool, countFromHere, createDatabase, profile, profileLines } from '../lib/pg.js';
 import { Probe, waitsLine } from '../lib/probe.js';
 import { load1, ms, nextSecond, sleep, summarize, type Summary } from '../lib/stats.js';

@@ -11,7 +11,7 @@ import {
   TriggerJobDocument,
   type JobFieldsFragment,
 } from '../sdk/generated.js';
-import { compileJobFile } from '../spec/compile.js';
+import { compileJobFile } from '../jobfile/compile.js';
 import { UsageError } from './clientConfig.js';
 import { followExecution, renderLogLine, reportOutcome } from './follow.js';
 import { formatDuration, table, type Output } from './output.js';

@@ -1,7 +1,7 @@
 import { OptionalProps } from '@mikro-orm/core';
 import { Entity, Enum, Index, ManyToOne, PrimaryKey, Property, Unique } from '@mikro-orm/decorators/legacy';
 import { randomUUID } from 'node:crypto';
-import type { ExecutionPlan } from '../spec/types.js';
+import type { ExecutionPlan } from '../jobfile/types.js';
 import { ExecutionStatus, ExecutionTrigger } from './enums.js';
 import { Job } from './Job.js';
 

@@ -1,7 +1,7 @@
 import { OptionalProps } from '@mikro-orm/core';
 import { Entity, PrimaryKey, Property, Unique } from '@mikro-orm/decorators/legacy';
 import { randomUUID } from 'node:crypto';
-import type { JobSpec } from '../spec/types.js';
+import type { JobSpec } from '../jobfile/types.js';
 
 /** A job as its owner submitted it; one row per (owner, name). */
 @Entity({ tableName: 'jobs' })
@@ -23,7 +23,7 @@ export class Job {
   @Property({ type: 'text' })
   spec!: string;
 
-  /** The validated, normalized job (spec/JobSpec). */
+  /** The validated, normalized job (jobfile/types.ts JobSpec). */
   @Property({ type: 'json' })
   definition!: JobSpec;
 

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { ExecutionPlan } from '../spec/types.js';
+import type { ExecutionPlan } from '../jobfile/types.js';
 import type { ClaimedExecution } from './fence.js';
 import { inTransaction } from './sql.js';
 

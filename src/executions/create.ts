@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ExecutionTrigger } from '../entities/enums.js';
-import { toExecutionPlan } from '../spec/compile.js';
-import type { JobSpec } from '../spec/types.js';
+import { toExecutionPlan } from '../jobfile/compile.js';
+import type { JobSpec } from '../jobfile/types.js';
 import { QUEUED_CHANNEL } from './queue.js';
 import type { Sql } from './sql.js';
 

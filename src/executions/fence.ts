@@ -1,4 +1,4 @@
-import type { ExecutionPlan } from '../spec/types.js';
+import type { ExecutionPlan } from '../jobfile/types.js';
 
 /**
  * Which claim a worker holds. Every write a worker makes about a running execution is fenced

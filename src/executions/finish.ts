@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { ExecutionTrigger } from '../entities/enums.js';
 import type { Log } from '../util/log.js';
-import type { JobSpec } from '../spec/types.js';
+import type { JobSpec } from '../jobfile/types.js';
 import { retryDelayMs } from './backoff.js';
 import { insertExecutions } from './create.js';
 import type { Fence } from './fence.js';

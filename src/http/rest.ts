@@ -8,7 +8,7 @@ import type { Deps } from '../services/deps.js';
 import { listExecutions, type ExecutionView } from '../services/executionQueries.js';
 import { getExecution, getJob } from '../services/findOwned.js';
 import { lastExecutionOf } from '../services/jobQueries.js';
-import { MAX_JOB_FILE_BYTES } from '../spec/parse.js';
+import { MAX_JOB_FILE_BYTES } from '../jobfile/parse.js';
 import { submitJobs } from '../services/submitJobs.js';
 import { logUrlOf, openArtifact } from '../services/executionFiles.js';
 import { pipeline } from 'node:stream/promises';

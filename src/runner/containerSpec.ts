@@ -1,4 +1,4 @@
-import type { ExecutionPlan } from '../spec/types.js';
+import type { ExecutionPlan } from '../jobfile/types.js';
 import { INSTALLATION_LABEL } from './installation.js';
 import { DEADLINE_LABEL } from './reaper.js';
 import type { RunnerSettings } from './settings.js';

@@ -1,7 +1,7 @@
 /**
  * The scheduling vocabulary: the policies a job file names and what the fire planner decides.
  * Defined here, in the pure scheduling layer, so that the planner needs nothing above it; the job
- * file's types (spec/types.ts) and the entities (entities/enums.ts) re-export them.
+ * file's types (jobfile/types.ts) and the entities (entities/enums.ts) re-export them.
  */
 
 /** What a new run does when the job already has one queued or running (see decideOverlap). */

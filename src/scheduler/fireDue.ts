@@ -7,7 +7,7 @@ import { insertExecutions, type NewExecution } from '../executions/create.js';
 import { inTransaction } from '../executions/sql.js';
 import { parseSchedule, type Schedule } from '../schedule/schedule.js';
 import { planFires, type PlanOptions } from '../schedule/firePlan.js';
-import type { JobSpec } from '../spec/types.js';
+import type { JobSpec } from '../jobfile/types.js';
 
 export interface FireOptions extends PlanOptions {
   defaultImage: string;

@@ -1,6 +1,6 @@
 import { Secret } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
-import { ENV_NAME_PATTERN } from '../spec/values.js';
+import { ENV_NAME_PATTERN } from '../jobfile/values.js';
 import type { Deps } from './deps.js';
 
 /** Longest secret name, in characters. */

@@ -1,7 +1,7 @@
 import { ExecutionTrigger, Job } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
-import { compileJobFile } from '../spec/compile.js';
-import type { JobFileResult, JobSpec } from '../spec/types.js';
+import { compileJobFile } from '../jobfile/compile.js';
+import type { JobFileResult, JobSpec } from '../jobfile/types.js';
 import type { Deps } from './deps.js';
 import { insertExecutions } from '../executions/create.js';
 import { notifySchedulesChanged } from '../executions/signals.js';

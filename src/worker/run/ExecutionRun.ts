@@ -18,7 +18,7 @@ import { removeUntilGone } from '../../runner/removal.js';
 import type { ContainerHandle, StepResult } from '../../runner/types.js';
 import { checkoutInto, redactUrl } from '../../runner/workspace.js';
 import { loadExecutionSecrets } from '../../secrets/executionSecrets.js';
-import type { ExecutionPlan } from '../../spec/types.js';
+import type { ExecutionPlan } from '../../jobfile/types.js';
 import { decideEnding, type ContainerState, type Ending, type RunFacts, type Stop } from './decideEnding.js';
 import { errorEnding } from './endings.js';
 import { judgeInfrastructureFailure, witnessEngine, type InfrastructureVerdict } from './infrastructureFailure.js';

@@ -1,9 +1,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateJobFile } from '../src/services/submitJobs.js';
-import { compileJobFile } from '../src/spec/compile.js';
-import { MAX_JOBS_PER_FILE } from '../src/spec/lint.js';
-import { MAX_JOB_FILE_BYTES } from '../src/spec/parse.js';
+import { compileJobFile } from '../src/jobfile/compile.js';
+import { MAX_JOBS_PER_FILE } from '../src/jobfile/lint.js';
+import { MAX_JOB_FILE_BYTES } from '../src/jobfile/parse.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 
 /** Short distinct job names: j0, j1, ... in base 36. */

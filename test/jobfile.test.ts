@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nextFireTimes, parseSchedule } from '../src/schedule/schedule.js';
-import { compileJobFile, toExecutionPlan } from '../src/spec/compile.js';
-import { MAX_JOB_FILE_BYTES } from '../src/spec/parse.js';
-import type { Diagnostic, JobSpec } from '../src/spec/types.js';
+import { compileJobFile, toExecutionPlan } from '../src/jobfile/compile.js';
+import { MAX_JOB_FILE_BYTES } from '../src/jobfile/parse.js';
+import type { Diagnostic, JobSpec } from '../src/jobfile/types.js';
 
 const file = (...lines: string[]): string => `${lines.join('\n')}\n`;
 
