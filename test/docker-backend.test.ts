@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LineSplitter } from '../src/logs/lines.js';
 import { DockerBackend } from '../src/runner/docker/docker.js';
 import type { ContainerHandle, OutputStream, StepCommand } from '../src/runner/types.js';
-import { captureOutput, requireDocker, removeTestContainers, testContainerSpec } from './helpers/docker.js';
+import { captureOutput, requireDocker, removeTestContainers, testContainerConfig } from './helpers/docker.js';
 
 /**
  * A registry address on loopback where nothing listens: the engine's pull fails at once
@@ -27,8 +27,8 @@ describe('DockerBackend', () => {
   const created: ContainerHandle[] = [];
 
   /** Prepares and starts a container that afterAll removes. */
-  async function startContainer(...args: Parameters<typeof testContainerSpec>): Promise<ContainerHandle> {
-    const handle = await backend.prepare(testContainerSpec(...args));
+  async function startContainer(...args: Parameters<typeof testContainerConfig>): Promise<ContainerHandle> {
+    const handle = await backend.prepare(testContainerConfig(...args));
     created.push(handle);
     await backend.start(handle);
     return handle;
@@ -182,7 +182,7 @@ describe('DockerBackend', () => {
 
   it('fails fast with a clear message when the image is missing and cannot be pulled', async () => {
     const started = Date.now();
-    await expect(backend.prepare(testContainerSpec({ image: UNPULLABLE_IMAGE }))).rejects.toThrow(
+    await expect(backend.prepare(testContainerConfig({ image: UNPULLABLE_IMAGE }))).rejects.toThrow(
       `image "${UNPULLABLE_IMAGE}" is not available locally and could not be pulled: `,
     );
     expect(Date.now() - started).toBeLessThan(15_000);
@@ -197,7 +197,7 @@ describe('DockerBackend', () => {
   });
 
   it('destroys a container that was prepared but never started', async () => {
-    const handle = await backend.prepare(testContainerSpec());
+    const handle = await backend.prepare(testContainerConfig());
     created.push(handle);
     await backend.destroy(handle);
     await expect(docker.getContainer(handle.id).inspect()).rejects.toMatchObject({ statusCode: 404 });
@@ -213,7 +213,7 @@ describe('DockerBackend', () => {
     /** Runs `command` in a fresh container and aborts it once it printed `started`. */
     async function abortOnceStarted(graceMs: number, command: string) {
       const graceful = new DockerBackend(docker, { stopGraceMs: graceMs });
-      const handle = await graceful.prepare(testContainerSpec());
+      const handle = await graceful.prepare(testContainerConfig());
       created.push(handle);
       await graceful.start(handle);
       const out = captureOutput();

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_LIFETIME_SEC, NOFILE_LIMIT, PIDS_LIMIT, idleCommand, toCreateOptions, writableDirs } from '../src/runner/docker/convert.js';
-import type { ContainerSpec } from '../src/runner/types.js';
+import type { ContainerConfig } from '../src/runner/types.js';
 
-const base: ContainerSpec = {
+const base: ContainerConfig = {
   image: 'golang:1.23',
   env: { GOFLAGS: '-mod=mod', EMPTY: '', WITH_EQUALS: 'a=b' },
   labels: {

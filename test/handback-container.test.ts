@@ -3,7 +3,7 @@ import { LogWriter } from '../src/logs/LogWriter.js';
 import { sqlOfPg } from '../src/executions/sql.js';
 import { InfrastructureError } from '../src/runner/infrastructure.js';
 import { NoopBackend } from '../src/runner/noop.js';
-import type { ContainerHandle, ContainerSpec, ContainerSummary, OutputSink, StepCommand, StepResult } from '../src/runner/types.js';
+import type { ContainerHandle, ContainerConfig, ContainerSummary, OutputSink, StepCommand, StepResult } from '../src/runner/types.js';
 import { claimExecution } from '../src/executions/claim.js';
 import { requeueAsNextAttempt } from '../src/executions/handBack.js';
 import { requeueExpired } from '../src/executions/requeueExpired.js';
@@ -25,7 +25,7 @@ class FakeEngine extends NoopBackend {
     super();
   }
 
-  override async prepare(spec: ContainerSpec): Promise<ContainerHandle> {
+  override async prepare(spec: ContainerConfig): Promise<ContainerHandle> {
     const id = `fake-${++this.seq}-${spec.labels['kiln.execution'] ?? 'x'}`;
     this.live.set(id, spec.labels);
     return { id };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Outcome } from '../src/executions/finish.js';
 import { ArtifactError } from '../src/runner/artifacts.js';
-import { RunRefusedError } from '../src/runner/containerSpec.js';
+import { RunRefusedError } from '../src/runner/containerConfig.js';
 import { AbortError } from '../src/runner/docker/docker.js';
 import { ImageUnavailableError } from '../src/runner/docker/images.js';
 import { InfrastructureError } from '../src/runner/infrastructure.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { defaultRunnerSettings } from '../src/runner/settings.js';
-import { containerSpecFor, limitsFor, RunRefusedError } from '../src/runner/containerSpec.js';
+import { containerConfigFor, limitsFor, RunRefusedError } from '../src/runner/containerConfig.js';
 import type { ExecutionPlan } from '../src/jobfile/types.js';
 
 const plan: ExecutionPlan = {
@@ -68,11 +68,11 @@ describe('the runner configuration', () => {
   });
 });
 
-describe('containerSpecFor', () => {
+describe('containerConfigFor', () => {
   const settings = { ...defaultRunnerSettings(), maxCpus: 4, defaultCpus: 1, maxMemoryBytes: 4 * 1024 ** 3, defaultMemoryBytes: 1024 ** 3 };
 
   it('applies the server defaults, the hardening settings and the labels of the attempt', () => {
-    const spec = containerSpecFor(plan, owner, settings, 1_000_000);
+    const spec = containerConfigFor(plan, owner, settings, 1_000_000);
     expect(spec).toMatchObject({
       image: plan.image,
       env: { A: '1' },
@@ -90,8 +90,8 @@ describe('containerSpecFor', () => {
   });
 
   it('refuses bridge unless allowed, and more than the maxima', () => {
-    expect(() => containerSpecFor({ ...plan, network: 'bridge' }, owner, settings, 0)).toThrow(RunRefusedError);
-    expect(containerSpecFor({ ...plan, network: 'bridge' }, owner, { ...settings, allowBridge: true }, 0).network).toBe('bridge');
+    expect(() => containerConfigFor({ ...plan, network: 'bridge' }, owner, settings, 0)).toThrow(RunRefusedError);
+    expect(containerConfigFor({ ...plan, network: 'bridge' }, owner, { ...settings, allowBridge: true }, 0).network).toBe('bridge');
     expect(() => limitsFor({ cpus: 8, memoryBytes: null }, settings)).toThrow("resources.cpus 8 exceeds this server's maximum of 4 (KILN_MAX_CPUS)");
     expect(() => limitsFor({ cpus: null, memoryBytes: 8 * 1024 ** 3 }, settings)).toThrow("resources.memory 8g exceeds this server's maximum of 4g (KILN_MAX_MEMORY)");
     expect(limitsFor({ cpus: 2, memoryBytes: 256 * 1024 ** 2 }, settings)).toEqual({ cpus: 2, memoryBytes: 256 * 1024 ** 2 });

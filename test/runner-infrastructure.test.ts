@@ -6,7 +6,7 @@ import { atPostgresBoundary, InfrastructureError, isInfrastructureError } from '
 import { CheckoutError } from '../src/runner/workspace.js';
 import { NoopBackend } from '../src/runner/noop.js';
 import type { ContainerHandle, OutputSink, StepCommand, StepResult } from '../src/runner/types.js';
-import { captureOutput, removeTestContainers, requireDocker, testContainerSpec } from './helpers/docker.js';
+import { captureOutput, removeTestContainers, requireDocker, testContainerConfig } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { submitJob } from './helpers/runner.js';
 
@@ -61,7 +61,7 @@ describe('infrastructure failures', () => {
 
     it('reports a step whose container was stopped under it as an infrastructure error, not as its exit code', async () => {
       const backend = new DockerBackend(docker);
-      const handle = await backend.prepare(testContainerSpec());
+      const handle = await backend.prepare(testContainerConfig());
       try {
         await backend.start(handle);
         const out = captureOutput();
@@ -81,7 +81,7 @@ describe('infrastructure failures', () => {
 
     it('still reports a step killed inside a running container as the step\'s failure', async () => {
       const backend = new DockerBackend(docker);
-      const handle = await backend.prepare(testContainerSpec());
+      const handle = await backend.prepare(testContainerConfig());
       try {
         await backend.start(handle);
         const result = await backend.exec(handle, { command: 'kill -9 $$', env: {}, workdir: '/workspace' }, captureOutput().sink);

@@ -6,7 +6,7 @@ import { DockerBackend } from '../src/runner/docker/docker.js';
 import { INSTALLATION_LABEL, installationId } from '../src/runner/installation.js';
 import { DEADLINE_LABEL, orphanReason } from '../src/runner/reaper.js';
 import type { ContainerHandle } from '../src/runner/types.js';
-import { requireDocker, TEST_IMAGE, TEST_LABEL, testContainerSpec } from './helpers/docker.js';
+import { requireDocker, TEST_IMAGE, TEST_LABEL, testContainerConfig } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 
 const FAR = '9999999999999';
@@ -46,7 +46,7 @@ describe('the orphan reaper (real Docker engine)', () => {
   /** A container of this installation for `execution` at `attempt`, run by `workerId`. */
   async function kilnContainer(execution: string, attempt: number, workerId: string, extra: Record<string, string> = {}): Promise<ContainerHandle> {
     const handle = await backend.prepare(
-      testContainerSpec({
+      testContainerConfig({
         labels: {
           [TEST_LABEL]: 'true',
           kiln: 'true',

@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type {
   ContainerBackend,
   ContainerHandle,
-  ContainerSpec,
+  ContainerConfig,
   ContainerSummary,
   OutputSink,
   StepCommand,
@@ -20,7 +20,7 @@ export class NoopBackend implements ContainerBackend {
   readonly description: string = 'the noop executor';
   private next = 0;
 
-  async prepare(_spec: ContainerSpec, _signal?: AbortSignal): Promise<ContainerHandle> {
+  async prepare(_spec: ContainerConfig, _signal?: AbortSignal): Promise<ContainerHandle> {
     return { id: `noop-${++this.next}` };
   }
 

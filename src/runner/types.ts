@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 export type OutputStream = 'STDOUT' | 'STDERR';
 
 /** What a container needs, already resolved from an ExecutionPlan and the server's settings. */
-export interface ContainerSpec {
+export interface ContainerConfig {
   image: string;
   /** Environment of the container (steps may add their own; secrets are given per step). */
   env: Record<string, string>;
@@ -84,7 +84,7 @@ export interface ContainerBackend {
    * Makes sure the image is there (pulling it when missing) and creates the container, not
    * started. Aborting `signal` abandons a pull.
    */
-  prepare(spec: ContainerSpec, signal?: AbortSignal): Promise<ContainerHandle>;
+  prepare(spec: ContainerConfig, signal?: AbortSignal): Promise<ContainerHandle>;
   start(handle: ContainerHandle): Promise<void>;
   /** Unpacks a tar archive into directory `dir` of the container (the workspace checkout). */
   copyIn(handle: ContainerHandle, dir: string, tar: Readable): Promise<void>;

@@ -1,5 +1,5 @@
 import Dockerode from 'dockerode';
-import type { ContainerSpec, OutputSink, OutputStream } from '../../src/runner/types.js';
+import type { ContainerConfig, OutputSink, OutputStream } from '../../src/runner/types.js';
 
 /** The image scripts/build-test-images.sh builds: static busybox, /workspace, /tmp, no registry. */
 export const TEST_IMAGE = 'kiln-test/busybox:latest';
@@ -39,8 +39,8 @@ export async function requireDocker(): Promise<Dockerode> {
   return docker;
 }
 
-/** A ContainerSpec for TEST_IMAGE with network none and small limits; `overrides` win. */
-export function testContainerSpec(overrides: Partial<ContainerSpec> = {}): ContainerSpec {
+/** A ContainerConfig for TEST_IMAGE with network none and small limits; `overrides` win. */
+export function testContainerConfig(overrides: Partial<ContainerConfig> = {}): ContainerConfig {
   return {
     image: TEST_IMAGE,
     env: {},
@@ -86,7 +86,7 @@ function alive(pid: number): boolean {
 }
 
 /**
- * Force-removes the containers made by testContainerSpec in this test process, and those of test
+ * Force-removes the containers made by testContainerConfig in this test process, and those of test
  * processes that are gone (leftovers of an interrupted run). Never another live process's: test
  * files run two at a time, and removing a neighbour's containers mid-test breaks it.
  */

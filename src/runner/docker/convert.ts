@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import type { ContainerSpec } from '../types.js';
+import type { ContainerConfig } from '../types.js';
 
 /** Default upper bound on processes (and threads) in one container: stops fork bombs. */
 export const PIDS_LIMIT = 512;
@@ -33,13 +33,13 @@ export function toEnvList(env: Record<string, string>): string[] {
 }
 
 /** The directories a container may write to, each once, in a stable order: workdir, /tmp, extras. */
-export function writableDirs(spec: Pick<ContainerSpec, 'workdir' | 'writablePaths'>): string[] {
+export function writableDirs(spec: Pick<ContainerConfig, 'workdir' | 'writablePaths'>): string[] {
   const dirs = [spec.workdir, TMP_DIR, ...(spec.writablePaths ?? [])].map((d) => d.replace(/\/+$/, '') || '/');
   return [...new Set(dirs)].filter((d) => d !== '/');
 }
 
 /**
- * Translates a ContainerSpec into Engine API create options. Pure: no I/O, the same spec
+ * Translates a ContainerConfig into Engine API create options. Pure: no I/O, the same spec
  * always yields the same options, so the whole security posture is unit-tested here.
  *
  * Invariants, whatever the spec says: never privileged, every capability dropped, no privilege
@@ -48,7 +48,7 @@ export function writableDirs(spec: Pick<ContainerSpec, 'workdir' | 'writablePath
  * directories are anonymous volumes, removed with the container), no swap beyond the memory
  * limit, and the network exactly as the spec says (`none` unless the server allowed `bridge`).
  */
-export function toCreateOptions(spec: ContainerSpec): Dockerode.ContainerCreateOptions {
+export function toCreateOptions(spec: ContainerConfig): Dockerode.ContainerCreateOptions {
   const nofile = spec.nofileLimit ?? NOFILE_LIMIT;
   const hostConfig: Dockerode.HostConfig = {
     NetworkMode: spec.network,

@@ -8,7 +8,7 @@ import type { RegistryCredentials } from '../settings.js';
 import type {
   ContainerBackend,
   ContainerHandle,
-  ContainerSpec,
+  ContainerConfig,
   ContainerSummary,
   OutputSink,
   OutputStream,
@@ -87,7 +87,7 @@ export class DockerBackend implements ContainerBackend {
     return `the Docker engine at ${engineAddress(this.docker)}`;
   }
 
-  async prepare(spec: ContainerSpec, signal?: AbortSignal): Promise<ContainerHandle> {
+  async prepare(spec: ContainerConfig, signal?: AbortSignal): Promise<ContainerHandle> {
     const image = await ensureImage(this.docker, spec.image, { timeoutMs: this.options.pullTimeoutMs, auth: this.options.registryAuth, signal });
     const container = await this.docker.createContainer(toCreateOptions(spec));
     // What steps run as: the configured user, else the image's USER.

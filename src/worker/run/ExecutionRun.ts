@@ -11,7 +11,7 @@ import { OutputBudget, StepOutput } from '../../logs/stepOutput.js';
 import type { LogFields } from '../../util/log.js';
 import { settlesWithin, withTimeout } from '../../util/timeout.js';
 import { ArtifactError, collectArtifacts as collectFromContainer } from '../../runner/artifacts.js';
-import { containerSpecFor } from '../../runner/containerSpec.js';
+import { containerConfigFor } from '../../runner/containerConfig.js';
 import { stepFailure } from '../../runner/failures.js';
 import { atPostgresBoundary } from '../../runner/infrastructure.js';
 import { removeUntilGone } from '../../runner/removal.js';
@@ -147,7 +147,7 @@ export class ExecutionRun {
     const secrets = await loadExecutionSecrets(this.pool, deps.runner.secretBox, claimed.id, plan.secrets);
     this.masker = SecretMasker.of(secrets.values());
     this.secretEnv = Object.fromEntries(secrets);
-    const spec = containerSpecFor(
+    const spec = containerConfigFor(
       plan,
       { executionId: claimed.id, jobId: claimed.jobId, attempt: claimed.attempt, workerId: deps.workerId, installationId: deps.runner.installationId },
       deps.runner.settings,

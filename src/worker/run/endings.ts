@@ -1,5 +1,5 @@
 import { ArtifactError } from '../../runner/artifacts.js';
-import { RunRefusedError } from '../../runner/containerSpec.js';
+import { RunRefusedError } from '../../runner/containerConfig.js';
 import { AbortError } from '../../runner/docker/docker.js';
 import { ImageUnavailableError } from '../../runner/docker/images.js';
 import { isInfrastructureError } from '../../runner/infrastructure.js';

@@ -2,7 +2,7 @@ import type { ExecutionPlan } from '../jobfile/types.js';
 import { INSTALLATION_LABEL } from './installation.js';
 import { DEADLINE_LABEL } from './reaper.js';
 import type { RunnerSettings } from './settings.js';
-import type { ContainerSpec } from './types.js';
+import type { ContainerConfig } from './types.js';
 
 /** The job asks for something this server does not allow; the execution fails with the reason. */
 export class RunRefusedError extends Error {
@@ -63,7 +63,7 @@ export function containerLabels(owner: ContainerOwner, deadline: number): Record
  * began; the container's deadline (and lifetime, its own backstop) is the job's timeout from
  * then, plus the stop grace and some slack.
  */
-export function containerSpecFor(plan: ExecutionPlan, owner: ContainerOwner, settings: RunnerSettings, startedAt: number): ContainerSpec {
+export function containerConfigFor(plan: ExecutionPlan, owner: ContainerOwner, settings: RunnerSettings, startedAt: number): ContainerConfig {
   if (plan.network === 'bridge' && !settings.allowBridge) {
     throw new RunRefusedError('network: bridge is not allowed on this server (KILN_ALLOW_BRIDGE); jobs run with network none');
   }
