@@ -7,7 +7,7 @@ import { deleteJob, pauseJob, resumeJob } from '../services/jobLifecycle.js';
 import { lastExecutionOf, listJobs, listTicks, nextRunsOf } from '../services/jobQueries.js';
 import { visibleNextRunAt } from '../services/schedules.js';
 import { TickConnection } from './types/tick.js';
-import { submitJobs } from '../services/submitJobs.js';
+import { queuedBy, submitJobs } from '../services/submitJobs.js';
 import { triggerJob } from '../services/triggerJob.js';
 import { toConnection } from './connection.js';
 import { selects } from './selection.js';
@@ -84,7 +84,9 @@ export class JobResolver {
 
   @FieldResolver(() => ExecutionType, { nullable: true })
   lastExecution(@Root() job: Job, @Ctx() ctx: Context): Promise<Execution | null> {
-    return lastExecutionOf(ctx.em, job);
+    // A job a submit just returned: its one-off's execution as the submit queued it.
+    const queued = queuedBy(job);
+    return queued ? Promise.resolve(queued) : lastExecutionOf(ctx.em, job);
   }
 
   @FieldResolver(() => ExecutionConnection, { description: 'Newest first.' })

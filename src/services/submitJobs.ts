@@ -1,4 +1,4 @@
-import { ExecutionTrigger, Job } from '../entities/index.js';
+import { Execution, ExecutionTrigger, Job } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
 import { compileJobFile } from '../jobfile/compile.js';
 import type { JobFileResult, JobSpec } from '../jobfile/types.js';
@@ -49,6 +49,14 @@ async function compileTakingTurns(source: string): Promise<JobFileResult> {
  * a one-off job (no schedule) is queued at once. Invalid files store nothing and raise a
  * ValidationError carrying every diagnostic. Returns the jobs in the file's order.
  */
+/** The execution a submit queued for each one-off job it returned (see submitJobs). */
+const queuedBySubmit = new WeakMap<Job, Execution>();
+
+/** The execution that the submit which returned `job` queued for it, as queued; undefined for other jobs. */
+export function queuedBy(job: Job): Execution | undefined {
+  return queuedBySubmit.get(job);
+}
+
 export async function submitJobs(deps: Deps, owner: string, source: string): Promise<Job[]> {
   const result = await compileTakingTurns(source);
   if (!result.ok) {
@@ -93,7 +101,12 @@ export async function submitJobs(deps: Deps, owner: string, source: string): Pro
     });
     await tem.flush();
     const oneOffs = jobs.filter((job) => job.schedule === null);
-    await insertExecutions(sql, deps.config.defaultImage, oneOffs.map((job) => ({ job, trigger: ExecutionTrigger.SUBMIT })));
+    const created = await insertExecutions(sql, deps.config.defaultImage, oneOffs.map((job) => ({ job, trigger: ExecutionTrigger.SUBMIT })));
+    // Read in the transaction: the answer shows each one-off's execution as this submit queued it,
+    // as triggerJob answers, whatever a worker has made of it since the commit.
+    const queued = new Map((await tem.find(Execution, { id: { $in: created.map((c) => c.id) } })).map((e) => [e.id, e]));
+    const byId = new Map(oneOffs.map((job) => [job.id, job]));
+    for (const c of created) queuedBySubmit.set(byId.get(c.jobId)!, queued.get(c.id)!);
     await notifySchedulesChanged(sql);
     return jobs;
   });
