@@ -1,10 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import S3rver from 's3rver';
 import { mintLocalToken } from '../src/auth/token.js';
@@ -12,6 +10,7 @@ import { localAuth } from '../src/config.js';
 import { logKeys } from '../src/logs/archive.js';
 import { S3Store } from '../src/storage/s3.js';
 import { parseArgs, positive } from './lib/args.js';
+import { startKilnProcess } from './lib/kilnProcess.js';
 import { benchPool, createDatabase } from './lib/pg.js';
 import { ms, ratio, sleep, summarize, table, uptimeLine } from './lib/stats.js';
 
@@ -33,7 +32,6 @@ import { ms, ratio, sleep, summarize, table, uptimeLine } from './lib/stats.js';
  */
 const IMAGE = 'kiln-test/busybox:latest';
 const JWT_SECRET = 'kiln-bench-secret-that-is-at-least-32-bytes-long';
-const KILN_BIN = fileURLToPath(new URL('../../bin/kiln.js', import.meta.url));
 const GOAL_RATIO = 1.2;
 
 const SPEC = {
@@ -49,35 +47,6 @@ const GOAL_LOG_RATIO = 0.5;
 /** ... and the worker's peak resident memory stays under this, archive included (MiB). */
 const GOAL_PEAK_RSS_MB = 300;
 
-/** A `kiln` process of one role, started with `env`, up once it says so on stderr. */
-async function startKiln(role: 'serve' | 'worker', env: Record<string, string>): Promise<{ child: ChildProcess; url: string | null; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [KILN_BIN, role], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let output = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string | null>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kiln ${role} did not start within 60 s:\n${output}`)), 60_000);
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      output += line + '\n';
-      if (process.env.BENCH_VERBOSE) console.error(`[${role}] ${line}`);
-      const api = /GraphQL at (http:\/\/\S+)\/graphql/.exec(line);
-      if (api) resolve(api[1]!);
-      if (role === 'worker' && /worker .* running/.test(line)) resolve(null);
-      if (api || /worker .* running/.test(line)) clearTimeout(timer);
-    });
-    child.once('exit', (code) => reject(new Error(`kiln ${role} exited with ${code}:\n${output}`)));
-  });
-  return {
-    child,
-    url,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(killer);
-    },
-  };
-}
 
 /** Peak and current resident memory of a process, in MiB (VmHWM, VmRSS). */
 function memoryMb(pid: number): { peak: number; now: number } {
@@ -329,10 +298,10 @@ export async function main(argv: string[]): Promise<void> {
   const pool = benchPool(db.url, 2);
   const processes: Array<{ stop(): Promise<void> }> = [];
   try {
-    const api = await startKiln('serve', { ...env, PORT: '0', HOST: '127.0.0.1' });
+    const api = await startKilnProcess('serve', { ...env, PORT: '0', HOST: '127.0.0.1' });
     processes.push(api);
     const heapMb = Math.round(Number(a['worker-heap']));
-    const worker = await startKiln('worker', {
+    const worker = await startKilnProcess('worker', {
       ...env, KILN_WORKER_ID: 'bench-worker', KILN_WORKER_CONCURRENCY: '2',
       ...(heapMb > 0 || a['worker-node-options'] ? { NODE_OPTIONS: [heapMb > 0 ? `--max-old-space-size=${heapMb}` : '', a['worker-node-options']].join(' ').trim() } : {}),
     });
