@@ -113,7 +113,8 @@ describe('a worker whose Docker engine does not answer', () => {
     try {
       await gate.start();
       expect(gate.up).toBe(false);
-      expect(gate.reason).toMatch(/^the Docker engine at unix:\/\/.* is not reachable \(is it running\?\): connect ENOENT/);
+      // ENOENT once the socket file is gone; a ping racing the proxy's close may meet a closing socket.
+      expect(gate.reason).toMatch(/^the Docker engine at unix:\/\/.* is not reachable \(is it running\?\): (connect ENOENT|connect ECONNREFUSED|write EPIPE|socket hang up)/);
       expect(gate.downSince(before)).toBe(true);
       await delay(500); // several checks, one change
       await proxy.open();

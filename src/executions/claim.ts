@@ -128,7 +128,8 @@ export async function claimNext(pool: pg.Pool, o: ClaimOptions): Promise<Claimed
               await sql(`select pg_advisory_xact_lock(${CAP_LOCK}::bigint)`);
               return sql<ClaimRow>(CLAIM_NEXT, params);
             })
-          : (await pool.query<ClaimRow>(CLAIM_NEXT, params)).rows;
+          : // Named: each connection plans it once, not at every claim.
+            (await pool.query<ClaimRow>({ name: 'kiln_claim_next', text: CLAIM_NEXT, values: params })).rows;
       return rows.map((r) => toClaimed(r, o.workerId, sentAt));
     } catch (err) {
       // Another worker claimed an execution of the same job meanwhile: claim again, it now counts.

@@ -138,7 +138,8 @@ export class Finisher {
     const batch = this.waiting.splice(0, MAX_BATCH);
     this.busy = true;
     const run = async (sql: Sql) => new Set((await finishMany(sql, batch.map((w) => w.finish))).map((r) => r.id));
-    run(async (text, values) => (await this.pool.query(text, values)).rows)
+    // Named: each connection plans the finish once, not at every batch.
+    run(async (text, values) => (await this.pool.query({ name: 'kiln_finish_many', text, values })).rows)
       .then(
         (recorded) => {
           for (const w of batch) w.resolve(recorded.has(w.finish.fence.id));
