@@ -99,8 +99,8 @@ async function anchorPage(pool: pg.Pool, jobId: string, key: [Date, string] | nu
 
 /** Transactions committed on the database so far (every autocommit statement is one). */
 async function commits(admin: pg.Pool, db: string): Promise<number> {
-  // Backends report their counters when idle for a moment; give Kiln's a second to do so.
-  await sleep(1200);
+  // A busy backend reports its counters at most once a second, an idle one within 10 s (PG 15).
+  await sleep(11_000);
   const { rows } = await admin.query<{ n: string }>(`select xact_commit as n from pg_stat_database where datname = $1`, [db]);
   return Number(rows[0]!.n);
 }

@@ -147,8 +147,9 @@ export class RateLimiter {
    * read are charged as they arrive, as debt beyond that: a chunked body, which declares no
    * length, costs the same as the same body with one.
    *
-   * The token is verified here and again by the route's own authentication; a verification
-   * costs microseconds with a cached key, and only requests that pass are verified twice.
+   * The token is verified here and again by the route's own authentication; the verifier
+   * remembers tokens that passed (auth/verifier.ts rememberVerified), so the second check, and
+   * every later request with the same token, costs a hash instead of a signature check.
    */
   middleware(verifier: TokenVerifier, shape: 'graphql' | 'rest'): RequestHandler {
     return (req: Request, res: Response, next: NextFunction) => {
