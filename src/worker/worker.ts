@@ -1,7 +1,7 @@
 import { Logger } from 'graphile-worker';
 import type pg from 'pg';
 import type { LogFlushListener } from '../logs/LogWriter.js';
-import { handBack } from '../executions/handBack.js';
+import { handBackNow } from './run/handBackNow.js';
 import type { Log } from '../util/log.js';
 import type { KilnMetrics } from '../ops/metrics.js';
 import { settlesWithin } from '../util/timeout.js';
@@ -143,24 +143,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
     if (running > 0) log(`shutdown: waiting up to ${graceMs} ms for ${running} running execution(s)`, { workerId: opts.workerId });
     if (!(await settlesWithin(executionsStopped, graceMs))) {
       const reason = `worker ${opts.workerId} shut down before it finished (grace ${graceMs} ms)`;
-      log(`shutdown: ${runs.size} execution(s) still running after the grace period; stopping their containers and handing them back`, {
-        level: 'warn', workerId: opts.workerId,
-      });
-      // Containers first, then the queue: never two attempts at once. Only runs whose containers are
-      // confirmed gone come back from stopAll; the others' leases expire and the leader re-queues them.
-      const stopping = runs.size;
-      const ended = await runs.stopAll(reason, STOP_WAIT_MS);
-      if (ended.length < stopping) {
-        log(`shutdown: ${stopping - ended.length} execution(s) not handed back: their containers could not be confirmed removed in time; their leases expire and the leader re-queues them (the reaper and the next attempt remove the containers)`, {
-          level: 'error', workerId: opts.workerId,
-        });
-      }
-      const requeued = await handBack(opts.pool, ended, reason, log).catch((err: Error) => {
-        // The lease expires and the leader re-queues them within KILN_LEASE_MS instead.
-        log(`shutdown: handing executions back failed: ${err.message}`, { level: 'error', err });
-        return [];
-      });
-      opts.metrics?.executionsRequeued('shutdown', requeued.length);
+      await handBackNow(runs, { pool: opts.pool, reason, log, metrics: opts.metrics });
       if (!(await settlesWithin(executionsStopped, STOP_WAIT_MS))) log('shutdown: the dispatcher did not stop in time', { level: 'warn' });
     }
     if (!(await settlesWithin(housekeepingStopped, STOP_WAIT_MS))) log('shutdown: the housekeeping runner did not stop in time', { level: 'warn' });
