@@ -27,6 +27,7 @@ import { loadOrCreateSecretsKey, SecretBox } from './secrets/SecretBox.js';
 import type { Deps } from './services/deps.js';
 import type { ArtifactStore } from './storage/ArtifactStore.js';
 import { createArtifactStore } from './storage/createArtifactStore.js';
+import { OffLoop } from './services/offLoop.js';
 import { startRunnerRuntime } from './worker/runnerRuntime.js';
 import { startWorker, type WorkerRole } from './worker/worker.js';
 
@@ -181,7 +182,10 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
           ? { kind: 's3', bucket: config.s3.bucket, endpoint: config.s3.endpoint ?? undefined, region: config.s3.region, forcePathStyle: config.s3.forcePathStyle }
           : { kind: 'filesystem', dir: path.join(config.dataDir, 'artifacts') },
       );
-    const deps: Deps = { orm, pool, store, config, secretBox: await resolveSecretBox(config, log) };
+    // Only the API compiles job files; a worker's pool starts no thread unless asked.
+    const offLoop = new OffLoop(config.offLoop, opts.api ? config.offLoop.threads : 0);
+    stops.push(() => offLoop.close());
+    const deps: Deps = { orm, pool, store, config, secretBox: await resolveSecretBox(config, log), offLoop };
     metrics = new KilnMetrics();
     const kilnMetrics = metrics;
     stops.push(async () => kilnMetrics.close());
