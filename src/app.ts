@@ -51,6 +51,8 @@ export interface KilnOptions {
 /** A running Kiln process with its roles. */
 export interface Kiln {
   deps: Deps;
+  /** The database it runs on: DATABASE_URL, or the embedded Postgres it started. */
+  databaseUrl: string;
   auth: AuthConfig | null;
   http: HttpRole | null;
   worker: WorkerRole | null;
@@ -268,7 +270,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
       log(`GraphQL at ${http.url}/graphql, REST at ${http.url}/api/v1`);
     }
     interrupted();
-    return { deps, auth, http, worker, metrics, readiness, opsServer, stop: stopAll };
+    return { deps, databaseUrl, auth, http, worker, metrics, readiness, opsServer, stop: stopAll };
   } catch (err) {
     await stopAll({ graceMs: opts.stopRequest?.graceMs ?? config.shutdownGraceMs });
     throw err;
