@@ -29,15 +29,20 @@ const THREAD_HEAP_MB = 256;
  *
  * Invariants: piscina holds at most one task per thread (the rest wait here), so a task's budget
  * counts from when a thread takes it; the waiting tasks are served one owner at a time in turn,
- * so one user's burst delays another user's file by at most one task per thread; each owner may
+ * so one user's burst delays another user's file by at most the tasks already in the threads; each owner may
  * have at most `compilesPerUser` compiles (FIRE_TIMES_PER_USER schedule computations) pending,
  * and beyond that is refused at once with TooBusyError.
  */
 export class OffLoop {
   private readonly pool: Piscina;
-  /** Waiting tasks by owner; the Map's order is the turn order (an owner served goes last). */
+  /** Waiting tasks by owner (see takeNext for whose turn it is). */
   private readonly waiting = new Map<string, Waiting[]>();
   private readonly pending = new Map<string, number>();
+  /** When each owner with work pending was last given a thread (a count of turns). */
+  private readonly lastServed = new Map<string, number>();
+  private turns = 0;
+  /** Tasks of each owner in the threads now. */
+  private readonly inThreads = new Map<string, number>();
   private running = 0;
   private closed = false;
 
@@ -115,15 +120,26 @@ export class OffLoop {
     });
   }
 
-  /** The first waiting task of the owner whose turn it is; that owner then goes last. */
+  /**
+   * The first waiting task of the owner whose turn it is: of the owners with the fewest tasks in
+   * the threads now, the one served longest ago (an owner not served since it last had nothing
+   * pending comes first).
+   */
   private takeNext(): Waiting | undefined {
-    for (const [owner, queue] of this.waiting) {
-      this.waiting.delete(owner);
-      const next = queue.shift();
-      if (queue.length > 0) this.waiting.set(owner, queue);
-      if (next !== undefined) return next;
+    let chosen: string | undefined;
+    const rank = (owner: string) => [this.inThreads.get(owner) ?? 0, this.lastServed.get(owner) ?? -1] as const;
+    for (const owner of this.waiting.keys()) {
+      if (chosen === undefined) chosen = owner;
+      const [threads, served] = rank(owner);
+      const [bestThreads, bestServed] = rank(chosen);
+      if (threads < bestThreads || (threads === bestThreads && served < bestServed)) chosen = owner;
     }
-    return undefined;
+    if (chosen === undefined) return undefined;
+    const queue = this.waiting.get(chosen)!;
+    const next = queue.shift()!;
+    if (queue.length === 0) this.waiting.delete(chosen);
+    this.lastServed.set(chosen, ++this.turns);
+    return next;
   }
 
   private pump(): void {
@@ -131,6 +147,7 @@ export class OffLoop {
       const next = this.takeNext();
       if (next === undefined) return;
       this.running++;
+      this.inThreads.set(next.owner, (this.inThreads.get(next.owner) ?? 0) + 1);
       const abort = new AbortController();
       // The budget counts from when the thread starts the task: a thread that is still loading
       // (after one was stopped for running over) does not count against the next file.
@@ -155,6 +172,10 @@ export class OffLoop {
           clearTimeout(timer);
           port1.close();
           this.running--;
+          const left = (this.inThreads.get(next.owner) ?? 1) - 1;
+          if (left === 0) this.inThreads.delete(next.owner);
+          else this.inThreads.set(next.owner, left);
+          if (!this.inThreads.has(next.owner) && !this.waiting.has(next.owner)) this.lastServed.delete(next.owner);
           this.pump();
         });
     }
