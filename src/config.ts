@@ -363,7 +363,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     // the pool exists to keep the loops free, not to compile fast.
     offLoop: Object.freeze({
       threads: int(env, 'KILN_OFFLOOP_THREADS', Math.min(2, Math.max(1, availableParallelism() - 1)), 1, 64),
-      budgetMs: int(env, 'KILN_COMPILE_BUDGET_MS', 5000, 50, 600_000),
+      budgetMs: int(env, 'KILN_COMPILE_BUDGET_MS', 2000, 50, 600_000),
       compilesPerUser: int(env, 'KILN_COMPILE_QUEUE_PER_USER', 4, 1, 1000),
     }),
     secretsKey: secretsKey(env),

@@ -107,8 +107,9 @@ describe('a 10,000-job file submitted to the API', () => {
   let token: string;
 
   beforeAll(async () => {
-    // Five files of one user at once below: one more than KILN_COMPILE_QUEUE_PER_USER lets wait by default.
-    k = await startTestKiln({ worker: false, env: { KILN_COMPILE_QUEUE_PER_USER: '5' } });
+    // Five files of one user at once below, one more than KILN_COMPILE_QUEUE_PER_USER lets wait by
+    // default, and full files that a loaded machine may compile slower than the default budget.
+    k = await startTestKiln({ worker: false, env: { KILN_COMPILE_QUEUE_PER_USER: '5', KILN_COMPILE_BUDGET_MS: '20000' } });
     token = await k.token('bulk');
   });
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { compileJobFile } from './compile.js';
+import { capped, compileJobFile } from './compile.js';
 import type { JobFileResult } from './types.js';
 import { isValidTimezone, nextFireTimes, parseSchedule } from '../schedule/schedule.js';
 
@@ -35,8 +35,18 @@ export type CompileOutcome = JobFileResult & { firstRuns?: Array<number | null> 
 /** Fire times as epoch ms, or why there are none (a bad schedule or time zone). */
 export type FireTimesOutcome = { ok: true; times: number[] } | { ok: false; error: string };
 
+/**
+ * Most diagnostics an answer of the API lists (the last one counts the rest). A file of 1,000
+ * bad schedules asked for in many aliases at once would otherwise answer megabytes, built and
+ * serialised on the API's loop.
+ */
+export const MAX_ANSWERED_DIAGNOSTICS = 100;
+
 export function runCompile(task: CompileTask): CompileOutcome {
-  const result = compileJobFile(task.source);
+  const compiled = compileJobFile(task.source);
+  const result: JobFileResult = compiled.ok
+    ? { ...compiled, warnings: capped(compiled.warnings, MAX_ANSWERED_DIAGNOSTICS) }
+    : { ok: false, diagnostics: capped(compiled.diagnostics, MAX_ANSWERED_DIAGNOSTICS) };
   if (!result.ok || task.now === undefined) return result;
   const now = new Date(task.now);
   const firstRuns = result.jobs.map((job) => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { OffLoopSettings } from '../config.js';
@@ -38,6 +39,8 @@ export class OffLoop {
   /** Waiting tasks by owner (see takeNext for whose turn it is). */
   private readonly waiting = new Map<string, Waiting[]>();
   private readonly pending = new Map<string, number>();
+  /** Compiles of validateJobSpec in flight, by owner and file hash. */
+  private readonly compiling = new Map<string, Promise<CompileOutcome>>();
   /** When each owner with work pending was last given a thread (a count of turns). */
   private readonly lastServed = new Map<string, number>();
   private turns = 0;
@@ -63,8 +66,24 @@ export class OffLoop {
     });
   }
 
-  /** Compiles a job file for `owner`; with `now`, also each job's first fire time after it. */
-  async compile(owner: string, source: string, now?: Date): Promise<CompileOutcome> {
+  /**
+   * Compiles a job file for `owner`; with `now`, also each job's first fire time after it. The
+   * same file of the same owner already compiling without `now` (validateJobSpec in several
+   * aliases or requests at once) is compiled once for all of them.
+   */
+  compile(owner: string, source: string, now?: Date): Promise<CompileOutcome> {
+    if (now !== undefined) return this.compileOnce(owner, source, now);
+    const key = `${owner}\u0000${createHash('sha256').update(source).digest('base64')}`;
+    const inFlight = this.compiling.get(key);
+    if (inFlight !== undefined) return inFlight;
+    const compiled = this.compileOnce(owner, source);
+    this.compiling.set(key, compiled);
+    const forget = () => this.compiling.delete(key);
+    compiled.then(forget, forget);
+    return compiled;
+  }
+
+  private async compileOnce(owner: string, source: string, now?: Date): Promise<CompileOutcome> {
     const ending = await this.submit<CompileOutcome>(owner, { kind: 'compile', source, now: now?.getTime() }, this.settings.compilesPerUser, 'job files');
     if (ending.ok) return ending.value;
     const message =
