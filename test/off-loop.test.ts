@@ -43,7 +43,7 @@ describe('the off-loop pool', () => {
     });
     // The thread that ran over was replaced; the budget counts from when the new one starts the task.
     const next = await p.compile('carol', SMALL, new Date('2026-12-06T10:30:00Z'));
-    expect(next).toMatchObject({ ok: true, firstRuns: [Date.parse('2026-12-06T11:00:00Z')] });
+    expect(next).toMatchObject({ ok: true, firstRuns: [{ kind: 'cron', at: Date.parse('2026-12-06T11:00:00Z') }] });
   });
 
   it("gives another user's file the next turn, not the end of one user's queue", async () => {

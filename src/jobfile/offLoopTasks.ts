@@ -29,8 +29,15 @@ export interface FireTimesTask {
   count: number;
 }
 
-/** A compiled file; `firstRuns[i]` is job i's first fire time after `now` (epoch ms), when asked for. */
-export type CompileOutcome = JobFileResult & { firstRuns?: Array<number | null> };
+/**
+ * When job i of a compiled file first fires: for a cron schedule its first fire time after `now`
+ * (epoch ms; null if none), for an interval its length (the first fire counts from the job's
+ * anchor, set when it is stored); null for a one-off job.
+ */
+export type FirstRun = { kind: 'cron'; at: number | null } | { kind: 'interval'; everyMs: number } | null;
+
+/** A compiled file, with `firstRuns` when asked for (`now`). */
+export type CompileOutcome = JobFileResult & { firstRuns?: FirstRun[] };
 
 /** Fire times as epoch ms, or why there are none (a bad schedule or time zone). */
 export type FireTimesOutcome = { ok: true; times: number[] } | { ok: false; error: string };
@@ -49,11 +56,12 @@ export function runCompile(task: CompileTask): CompileOutcome {
     : { ok: false, diagnostics: capped(compiled.diagnostics, MAX_ANSWERED_DIAGNOSTICS) };
   if (!result.ok || task.now === undefined) return result;
   const now = new Date(task.now);
-  const firstRuns = result.jobs.map((job) => {
+  const firstRuns = result.jobs.map((job): FirstRun => {
     if (job.schedule === null) return null;
     const parsed = parseSchedule(job.schedule);
     if (!parsed.ok) return null;
-    return nextFireTimes(parsed.value, { timezone: job.timezone, after: now, anchor: now, count: 1 })[0]?.getTime() ?? null;
+    if (parsed.value.kind === 'interval') return { kind: 'interval', everyMs: parsed.value.everyMs };
+    return { kind: 'cron', at: nextFireTimes(parsed.value, { timezone: job.timezone, after: now, count: 1 })[0]?.getTime() ?? null };
   });
   return { ...result, firstRuns };
 }

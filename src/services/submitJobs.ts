@@ -1,6 +1,8 @@
 import { Execution, ExecutionTrigger, Job } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
+import type { FirstRun } from '../jobfile/offLoopTasks.js';
 import type { JobFileResult, JobSpec } from '../jobfile/types.js';
+import { upcomingRuns } from './schedules.js';
 import type { Deps } from './deps.js';
 import { insertExecutions } from '../executions/create.js';
 import { notifySchedulesChanged } from '../executions/signals.js';
@@ -29,9 +31,8 @@ export function queuedBy(job: Job): Execution | undefined {
 
 export async function submitJobs(deps: Deps, owner: string, source: string): Promise<Job[]> {
   // The first fire times are computed with the file, off the loop: a thousand rare schedules
-  // cost thousands of cron steps each.
-  const now = new Date();
-  const result = await deps.offLoop.compile(owner, source, now);
+  // cost thousands of cron steps each (see firstRunAt).
+  const result = await deps.offLoop.compile(owner, source, new Date());
   if (!result.ok) {
     const n = result.diagnostics.length;
     throw new ValidationError(`the job file has ${n} error${n === 1 ? '' : 's'}: ${result.diagnostics[0]!.message}`, result.diagnostics);
@@ -39,6 +40,7 @@ export async function submitJobs(deps: Deps, owner: string, source: string): Pro
   const em = deps.orm.em.fork();
   const firstRuns = result.firstRuns ?? [];
   return em.transactional(async (tem) => {
+    const now = new Date();
     const sql = sqlOfEm(tem);
     // Serialise concurrent submits of the same names: the second waits, then updates. One
     // statement takes every lock of the file in the order of the lock keys themselves, so that
@@ -69,7 +71,7 @@ export async function submitJobs(deps: Deps, owner: string, source: string): Pro
         tem.assign(job, fieldsOf(spec));
         if (rearm) job.scheduleAnchor = now;
       }
-      if (rearm) job.nextRunAt = firstRuns[i] == null ? null : new Date(firstRuns[i]!);
+      if (rearm) job.nextRunAt = firstRunAt(job, firstRuns[i] ?? null, now);
       return job;
     });
     await tem.flush();
@@ -83,6 +85,20 @@ export async function submitJobs(deps: Deps, owner: string, source: string): Pro
     await notifySchedulesChanged(sql);
     return jobs;
   });
+}
+
+/**
+ * A stored job's first fire time after `now`, from what the compile found after its own start. A
+ * cron fire time still ahead is the first after `now` too (none came between); one that passed
+ * while the file compiled belongs to a schedule that fires often, whose next fire time is cheap
+ * to compute here. An interval counts from the job's anchor, `now`.
+ */
+function firstRunAt(job: Job, first: FirstRun, now: Date): Date | null {
+  if (first === null) return null;
+  if (first.kind === 'interval') return new Date(now.getTime() + first.everyMs);
+  if (first.at === null) return null;
+  if (first.at > now.getTime()) return new Date(first.at);
+  return upcomingRuns(job, now, 1)[0] ?? null;
 }
 
 function fieldsOf(spec: JobSpec) {
