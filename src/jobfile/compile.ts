@@ -1,4 +1,5 @@
 import { lintJobFile, type JobDraft } from './lint.js';
+import type { RepositoryPolicy } from './repositoryUrl.js';
 import { parseJobFile } from './parse.js';
 import { sortDiagnostics } from './diagnostics.js';
 import type { Diagnostic, ExecutionPlan, JobFileResult, JobSpec } from './types.js';
@@ -78,10 +79,10 @@ function capped(diagnostics: readonly Diagnostic[]): Diagnostic[] {
  * (in file order, each with its own YAML text in `source`), or every diagnostic found.
  * Warnings do not prevent success.
  */
-export function compileJobFile(source: string): JobFileResult {
+export function compileJobFile(source: string, policy?: RepositoryPolicy): JobFileResult {
   const parsed = parseJobFile(source);
   if (!parsed.ok) return { ok: false, diagnostics: capped(parsed.diagnostics) };
-  const linted = lintJobFile(parsed.file);
+  const linted = lintJobFile(parsed.file, policy);
   const diagnostics = [...parsed.warnings, ...linted.diagnostics];
   if (diagnostics.some((d) => d.severity === 'error')) return { ok: false, diagnostics: capped(diagnostics) };
   return { ok: true, jobs: linted.jobs.map((draft) => normalize(draft, source)), warnings: capped(diagnostics) };

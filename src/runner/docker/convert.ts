@@ -39,14 +39,32 @@ export function writableDirs(spec: Pick<ContainerConfig, 'workdir' | 'writablePa
 }
 
 /**
+ * A volume with an empty Source is anonymous: the engine creates it empty, fills it from the
+ * image's own directory (so /root or /go keep their content) and `remove -v` deletes it. The
+ * workdir's named volume, when there is one, is created by the first container that mounts it,
+ * with that container's labels (so it is never without one that owns it).
+ */
+function volumeMount(spec: ContainerConfig, target: string): Dockerode.MountSettings {
+  if (target !== spec.workdir.replace(/\/+$/, '') || spec.workdirVolume === undefined) return { Type: 'volume', Source: '', Target: target };
+  const { name, fromImage } = spec.workdirVolume;
+  return { Type: 'volume', Source: name, Target: target, VolumeOptions: { NoCopy: !fromImage, Labels: { ...spec.labels } } } as Dockerode.MountSettings;
+}
+
+function readOnlyBind(dir: string): Dockerode.MountSettings {
+  return { Type: 'bind', Source: dir, Target: dir, ReadOnly: true, BindOptions: { Propagation: 'rprivate' } } as Dockerode.MountSettings;
+}
+
+/**
  * Translates a ContainerConfig into Engine API create options. Pure: no I/O, the same spec
  * always yields the same options, so the whole security posture is unit-tested here.
  *
  * Invariants, whatever the spec says: never privileged, every capability dropped, no privilege
  * gain through setuid binaries, the engine's default seccomp profile (never `unconfined`), a
  * process limit, ulimits, an init process, nothing from the host mounted (the writable
- * directories are anonymous volumes, removed with the container), no swap beyond the memory
- * limit, and the network exactly as the spec says (`none` unless the server allowed `bridge`).
+ * directories are volumes removed with the container; only a checkout container gets the
+ * operator's KILN_GIT_LOCAL_ROOT, read-only), no swap beyond the memory limit, and the network
+ * exactly as the spec says (`none` unless the server allowed `bridge`, or the operator's
+ * checkout network for a checkout container).
  */
 export function toCreateOptions(spec: ContainerConfig): Dockerode.ContainerCreateOptions {
   const nofile = spec.nofileLimit ?? NOFILE_LIMIT;
@@ -61,14 +79,13 @@ export function toCreateOptions(spec: ContainerConfig): Dockerode.ContainerCreat
     Ulimits: [
       { Name: 'nofile', Soft: nofile, Hard: nofile },
       { Name: 'core', Soft: 0, Hard: 0 },
+      ...(spec.maxFileBytes ? [{ Name: 'fsize', Soft: spec.maxFileBytes, Hard: spec.maxFileBytes }] : []),
     ],
     OomScoreAdj: OOM_SCORE_ADJ,
     IpcMode: 'private',
     ReadonlyRootfs: spec.readOnlyRootfs ?? false,
     Binds: [],
-    // A volume with an empty Source is anonymous: the engine creates it empty, fills it from the
-    // image's own directory (so /root or /go keep their content) and `remove -v` deletes it.
-    Mounts: writableDirs(spec).map((target) => ({ Type: 'volume' as const, Source: '', Target: target })),
+    Mounts: [...writableDirs(spec).map((target) => volumeMount(spec, target)), ...(spec.readOnlyHostDirs ?? []).map(readOnlyBind)],
     AutoRemove: false,
     RestartPolicy: { Name: 'no' },
   };

@@ -162,10 +162,7 @@ export class ExecutionRun {
     await deps.backend.start(handle);
     if (plan.repository !== null) {
       this.buildLog.system(`checking out ${redactUrl(plan.repository.url)} at ${plan.repository.ref} into ${plan.workdir}`);
-      const commit = await checkoutInto(deps.backend, handle, plan.workdir, plan.repository, {
-        protocols: deps.runner.settings.gitProtocols,
-        signal: this.stopping.signal,
-      });
+      const commit = await checkoutInto(deps.backend, { handle, config: spec }, plan.repository, deps.runner.settings, this.stopping.signal);
       this.buildLog.system(`checked out commit ${commit}`);
     }
     return handle;
