@@ -10,6 +10,9 @@
  */
 export const CHECKOUT_SCRIPT = String.raw`
 set -u
+# The only global configuration: a local root's repositories belong to another uid than the
+# steps'. (GIT_CONFIG_COUNT would not reach upload-pack: git clears it for local transports.)
+printf '[safe]\n\tdirectory = *\n' >/tmp/kiln-gitconfig && export GIT_CONFIG_GLOBAL=/tmp/kiln-gitconfig || exit 20
 cd "$KILN_WORKDIR" 2>/dev/null && [ -w . ] || { echo "the workspace $KILN_WORKDIR is not writable by uid $(id -u)" >&2; exit 20; }
 git init -q . || exit 20
 if git fetch -q --depth=1 --no-tags -- "$KILN_URL" "$KILN_REF" 2>/tmp/kiln-fetch.err; then

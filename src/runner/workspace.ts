@@ -133,7 +133,7 @@ async function runCheckout(
 }
 
 /**
- * The script's environment: git with no system or global configuration, no prompts, HOME in the
+ * The script's environment: git with no system configuration (the script writes the global one), no prompts, HOME in the
  * container's own /tmp, only the allowed transports (`file` only with a local root), and ssh that
  * reads no config and offers no key.
  */
@@ -148,11 +148,6 @@ function checkoutEnv(repo: RepositoryRef, settings: CheckoutSettings, workdir: s
     HOME: '/tmp',
     LANG: 'C',
     GIT_CONFIG_NOSYSTEM: '1',
-    GIT_CONFIG_GLOBAL: '/dev/null',
-    // Command-line scope: the local root's repositories belong to another uid than the steps'.
-    GIT_CONFIG_COUNT: '1',
-    GIT_CONFIG_KEY_0: 'safe.directory',
-    GIT_CONFIG_VALUE_0: '*',
     GIT_TERMINAL_PROMPT: '0',
     GIT_ASKPASS: 'true',
     SSH_ASKPASS: 'true',
