@@ -119,10 +119,10 @@ copy_libraries() {
 }
 
 # The busybox userland plus Debian's git (git, git-daemon, the http transport) and OpenSSH's
-# client, with the libraries they link: the checkout image of the tests (KILN_GIT_IMAGE) and the
+# client and server, with the libraries they link: the checkout image of the tests (KILN_GIT_IMAGE) and the
 # git server they run. Only the few git-core programs a fetch and a daemon need are kept.
 rootfs_git() {
-  local dir=$1 git ssh core=usr/lib/git-core
+  local dir=$1 git ssh sshd core=usr/lib/git-core
   rootfs_busybox "$dir"
   git=$(extract_deb git "$WORK/git-deb")
   ssh=$(extract_deb openssh-client "$WORK/ssh-deb")
@@ -135,7 +135,13 @@ rootfs_git() {
   cp -a "$git/usr/share/git-core/templates" "$dir/usr/share/git-core/"
   rm -rf "$dir/usr/share/git-core/templates/hooks"
   install -m 755 "$ssh/usr/bin/ssh" "$dir/usr/bin/ssh"
-  copy_libraries "$dir" /usr/bin/git "/$core/git-daemon" "/$core/git-remote-http" /usr/bin/ssh
+  # sshd, for the tests' ssh git server: git-upload-pack must be on its sessions' PATH.
+  sshd=$(extract_deb openssh-server "$WORK/sshd-deb")
+  install -m 755 "$sshd/usr/sbin/sshd" "$dir/usr/sbin/sshd"
+  ln -sf git "$dir/usr/bin/git-upload-pack"
+  mkdir -p "$dir/run/sshd" "$dir/etc/ssh" "$dir/var/empty"
+  printf '%s\n' 'sshd:x:100:65534::/run/sshd:/bin/false' >>"$dir/etc/passwd"
+  copy_libraries "$dir" /usr/bin/git "/$core/git-daemon" "/$core/git-remote-http" /usr/bin/ssh /usr/sbin/sshd
   IMPORT_CHANGES+=('ENV GIT_EXEC_PATH=/usr/lib/git-core')
 }
 

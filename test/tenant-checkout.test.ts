@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -156,4 +156,85 @@ describe('checkout inside the sandbox (issue 11, item 3)', () => {
       await rm(hostTmp, { recursive: true, force: true });
     }
   }, 240_000);
+
+  describe('over ssh', () => {
+    let home: string;
+    let sshServer: GitServer;
+    let sshKiln: TestKiln;
+    let carol: string;
+    let deployKey: string;
+    const savedHome = process.env.HOME;
+
+    /** A fresh ed25519 key pair made by the test machine's ssh-keygen (a fixture). */
+    async function keyPair(dir: string, name: string): Promise<{ privateKey: string; publicKey: string }> {
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', path.join(dir, name)]);
+      return { privateKey: await readFile(path.join(dir, name), 'utf8'), publicKey: (await readFile(path.join(dir, `${name}.pub`), 'utf8')).trim() };
+    }
+
+    beforeAll(async () => {
+      home = await mkdtemp(path.join(tmpdir(), 'kiln-test-home-'));
+      const keys = path.join(home, 'keys');
+      await mkdir(keys);
+      const [hostKey, workerKey, deploy] = [await keyPair(keys, 'host'), await keyPair(keys, 'worker'), await keyPair(keys, 'deploy')];
+      deployKey = deploy.privateKey;
+      // The server lets in both the worker user's key and the deploy key.
+      sshServer = await startGitServer(docker, reposDir, { hostKey: hostKey.privateKey, authorizedKeys: [workerKey.publicKey, deploy.publicKey] });
+      const knownHosts = `${sshServer.host} ${hostKey.publicKey.split(' ').slice(0, 2).join(' ')}\n`;
+      // The worker user's own ssh set-up: a key the server accepts, the server's host key, a config using them.
+      await mkdir(path.join(home, '.ssh'), { mode: 0o700 });
+      await writeFile(path.join(home, '.ssh', 'id_ed25519'), workerKey.privateKey, { mode: 0o600 });
+      await writeFile(path.join(home, '.ssh', 'known_hosts'), knownHosts);
+      await writeFile(path.join(home, '.ssh', 'config'), 'Host *\n  IdentityFile ~/.ssh/id_ed25519\n  StrictHostKeyChecking no\n');
+      // The operator's known hosts, which the checkout trusts.
+      const operatorKnownHosts = path.join(keys, 'known_hosts');
+      await writeFile(operatorKnownHosts, knownHosts);
+      await chmod(home, 0o755);
+      await chmod(keys, 0o755);
+      process.env.HOME = home;
+      sshKiln = await startTestKiln({
+        env: {
+          KILN_GIT_IMAGE: GIT_TEST_IMAGE,
+          KILN_CHECKOUT_NETWORK: sshServer.network,
+          KILN_GIT_PROTOCOLS: 'https,ssh',
+          KILN_SSH_KNOWN_HOSTS: operatorKnownHosts,
+        },
+      });
+      carol = await sshKiln.token('carol');
+    }, 120_000);
+
+    afterAll(async () => {
+      if (savedHome === undefined) delete process.env.HOME;
+      else process.env.HOME = savedHome;
+      await sshKiln?.stop();
+      await sshServer?.stop();
+      if (home) await rm(home, { recursive: true, force: true });
+    });
+
+    it('never uses the worker user\'s key: without a deploy key the server refuses the checkout', async () => {
+      const url = `ssh://root@${sshServer.host}/srv/git/app.git`;
+      const { executionId } = await submitJob(sshKiln, carol, jobYaml('NoKey', ['cat README'], [`repository: { url: "${url}", ref: main }`]));
+      const end = await waitForEnd(sshKiln, carol, executionId, 120_000);
+      expect(end.status).toBe('FAILED');
+      // The host key was trusted (the operator's known_hosts), and no key was offered.
+      expect(end.error).toMatch(/^cannot fetch ssh:\/\/\*\*\*@kiln-test-gitd-.*: .*Permission denied \(publickey\)/);
+      expect(outputOf(await logsOf(sshKiln, carol, executionId))).toEqual([]);
+    }, 180_000);
+
+    it('checks out with the deploy key the owner stores as a secret, and never shows it', async () => {
+      const set = await sshKiln.gql(`mutation($v: String!) { setSecret(name: "DEPLOY_KEY", value: $v) { name } }`, { v: deployKey }, carol);
+      expect(set.errors).toBeUndefined();
+      const url = `ssh://root@${sshServer.host}/srv/git/app.git`;
+      const { executionId } = await submitJob(
+        sshKiln,
+        carol,
+        jobYaml('DeployKey', ['cat README', 'env | grep -c OPENSSH || true'], [`repository: { url: "${url}", ref: main, ssh_key: DEPLOY_KEY }`]),
+      );
+      const end = await waitForEnd(sshKiln, carol, executionId, 120_000);
+      expect(end.status, end.error ?? '').toBe('SUCCEEDED');
+      const logs = await logsOf(sshKiln, carol, executionId);
+      // The key reached the checkout only: the steps' environment has none of it.
+      expect(outputOf(logs)).toEqual(['hello from alice', '0']);
+      expect(logs.map((l) => l.text).join('\n')).not.toContain('PRIVATE KEY');
+    }, 180_000);
+  });
 });

@@ -45,7 +45,10 @@ function normalize(draft: JobDraft, source: string): JobSpec {
     timezone: draft.timezone ?? JOB_DEFAULTS.timezone,
     priority: draft.priority ?? JOB_DEFAULTS.priority,
     image: draft.image ?? null,
-    repository: draft.repository === undefined ? null : { url: draft.repository.url, ref: draft.repository.ref ?? JOB_DEFAULTS.ref },
+    repository:
+      draft.repository === undefined
+        ? null
+        : { url: draft.repository.url, ref: draft.repository.ref ?? JOB_DEFAULTS.ref, ...(draft.repository.sshKey ? { sshKey: draft.repository.sshKey } : {}) },
     env: draft.env ?? {},
     secrets: draft.secrets ?? [],
     timeoutMs: draft.timeoutMs ?? JOB_DEFAULTS.timeoutMs,

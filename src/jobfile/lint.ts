@@ -2,7 +2,7 @@ import { isMap, isScalar, type YAMLMap } from 'yaml';
 import { isValidTimezone, parseSchedule } from '../schedule/schedule.js';
 import { childPath } from './diagnostics.js';
 import type { ParsedJobFile } from './parse.js';
-import { repositoryUrlProblem, type RepositoryPolicy } from './repositoryUrl.js';
+import { repositoryAddress, repositoryUrlProblem, type RepositoryPolicy } from './repositoryUrl.js';
 import { Reader, describe, given, type Field } from './reader.js';
 import type { ConcurrencyPolicy, Diagnostic, MisfirePolicy, NetworkMode } from './types.js';
 import { ENV_NAME_PATTERN, JOB_NAME_PATTERN, MAX_JOB_NAME_LENGTH, checkArtifactPath, parseMemory } from './values.js';
@@ -40,7 +40,7 @@ export interface JobDraft {
   timezone?: string;
   priority?: number;
   image?: string;
-  repository?: { url: string; ref?: string };
+  repository?: { url: string; ref?: string; sshKey?: string };
   env?: Record<string, string>;
   secrets?: string[];
   timeoutMs?: number;
@@ -106,7 +106,7 @@ function lintPriority(r: Reader, field: Field): number | undefined {
 function lintRepository(r: Reader, field: Field, policy: RepositoryPolicy | undefined): JobDraft['repository'] {
   const map = r.map(field, 'a mapping with "url" and optionally "ref"');
   if (map === undefined) return undefined;
-  const fields = r.entries(map, field.path, ['url', 'ref']);
+  const fields = r.entries(map, field.path, ['url', 'ref', 'ssh_key']);
   const urlField = given(fields, 'url');
   if (urlField === undefined) return void missing(r, fields, map, field.path, 'url', ': the address to clone');
   const url = r.text(urlField);
@@ -114,7 +114,19 @@ function lintRepository(r: Reader, field: Field, policy: RepositoryPolicy | unde
   if (problem !== null) r.error(urlField.at, urlField.path, `url: ${problem}`);
   const refField = given(fields, 'ref');
   const ref = refField === undefined ? undefined : r.text(refField);
-  return url === undefined || problem !== null ? undefined : { url, ref };
+  const keyField = given(fields, 'ssh_key');
+  const sshKey = keyField === undefined ? undefined : lintSshKey(r, keyField, url);
+  if (url === undefined || problem !== null || (keyField !== undefined && sshKey === undefined)) return undefined;
+  return sshKey === undefined ? { url, ref } : { url, ref, sshKey };
+}
+
+/** `ssh_key`: the name of the owner's secret holding an ssh URL's deploy key (docs/design.md#sandboxed-checkout). */
+function lintSshKey(r: Reader, field: Field, url: string | undefined): string | undefined {
+  const name = r.string(field);
+  if (name === undefined) return undefined;
+  if (!ENV_NAME_PATTERN.test(name)) return void r.error(field.at, field.path, `"${name}" is not a valid secret name (letters, digits and _, not starting with a digit)`);
+  if (url !== undefined && repositoryAddress(url).transport !== 'ssh') return void r.error(field.at, field.path, 'ssh_key is only for ssh URLs (ssh://host/path or host:path)');
+  return name;
 }
 
 function lintResources(r: Reader, field: Field): JobDraft['resources'] {

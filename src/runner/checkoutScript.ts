@@ -13,6 +13,10 @@ set -u
 # The only global configuration: a local root's repositories belong to another uid than the
 # steps'. (GIT_CONFIG_COUNT would not reach upload-pack: git clears it for local transports.)
 printf '[safe]\n\tdirectory = *\n' >/tmp/kiln-gitconfig && export GIT_CONFIG_GLOBAL=/tmp/kiln-gitconfig || exit 20
+if [ -n "$KILN_SSH_KEY" ]; then
+  (umask 077 && printf '%s\n' "$KILN_SSH_KEY" >/tmp/kiln-ssh-key) || exit 20
+fi
+unset KILN_SSH_KEY
 cd "$KILN_WORKDIR" 2>/dev/null && [ -w . ] || { echo "the workspace $KILN_WORKDIR is not writable by uid $(id -u)" >&2; exit 20; }
 git init -q . || exit 20
 if git fetch -q --depth=1 --no-tags -- "$KILN_URL" "$KILN_REF" 2>/tmp/kiln-fetch.err; then

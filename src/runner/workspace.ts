@@ -8,12 +8,21 @@ import type { ContainerBackend, ContainerConfig, ContainerHandle } from './types
 export interface RepositoryRef {
   url: string;
   ref: string;
+  /** The private key of an ssh URL (the owner's secret named by `repository.ssh_key`); none = no key offered. */
+  deployKey?: string | null;
 }
 
 /** The settings a checkout runs under (see RunnerSettings). */
 export type CheckoutSettings = Pick<
   RunnerSettings,
-  'gitProtocols' | 'gitLocalRoot' | 'gitImage' | 'checkoutNetwork' | 'checkoutMaxFiles' | 'checkoutMaxBytes' | 'checkoutTimeoutMs'
+  | 'gitProtocols'
+  | 'gitLocalRoot'
+  | 'gitImage'
+  | 'checkoutNetwork'
+  | 'checkoutMaxFiles'
+  | 'checkoutMaxBytes'
+  | 'checkoutTimeoutMs'
+  | 'sshKnownHostsFile'
 >;
 
 /** A checkout failed for a reason that belongs to the job (bad URL, unknown ref, refused transport, a limit). */
@@ -26,6 +35,8 @@ export class CheckoutError extends Error {
 
 /** Most bytes of git's own messages kept for an error report. */
 const MAX_GIT_OUTPUT = 8 * 1024;
+/** Where the checkout script writes the deploy key (the container's own /tmp, gone with it). */
+const SSH_KEY_FILE = '/tmp/kiln-ssh-key';
 /** Label telling a checkout container from the step container of the same attempt. */
 export const ROLE_LABEL = 'kiln.role';
 
@@ -69,7 +80,9 @@ export async function checkoutInto(
  */
 export function checkoutContainerConfig(step: ContainerConfig, repo: RepositoryRef, settings: CheckoutSettings, user: string): ContainerConfig {
   if (step.workdirVolume === undefined) throw new Error('a checkout needs the step container to have a workdir volume');
-  const local = repositoryAddress(repo.url).transport === 'file';
+  const { transport } = repositoryAddress(repo.url);
+  const local = transport === 'file';
+  const hostFiles = local ? [settings.gitLocalRoot] : transport === 'ssh' ? [settings.sshKnownHostsFile] : [];
   return {
     image: settings.gitImage,
     env: {},
@@ -77,7 +90,7 @@ export function checkoutContainerConfig(step: ContainerConfig, repo: RepositoryR
     network: local ? 'none' : settings.checkoutNetwork,
     workdir: step.workdir,
     workdirVolume: { name: step.workdirVolume.name, fromImage: false },
-    readOnlyHostDirs: local && settings.gitLocalRoot !== null ? [settings.gitLocalRoot] : [],
+    readOnlyHostDirs: hostFiles.filter((f): f is string => f !== null),
     memoryBytes: step.memoryBytes,
     cpus: step.cpus,
     name: step.name === undefined ? undefined : `${step.name}-checkout`,
@@ -135,7 +148,8 @@ async function runCheckout(
 /**
  * The script's environment: git with no system configuration (the script writes the global one), no prompts, HOME in the
  * container's own /tmp, only the allowed transports (`file` only with a local root), and ssh that
- * reads no config and offers no key.
+ * reads no config, offers only the job's deploy key and trusts only the operator's known hosts
+ * (KILN_SSH_KNOWN_HOSTS, mounted read-only at its own path).
  */
 function checkoutEnv(repo: RepositoryRef, settings: CheckoutSettings, workdir: string): Record<string, string> {
   const protocols = [...settings.gitProtocols, ...(settings.gitLocalRoot !== null ? ['file'] : [])];
@@ -145,13 +159,18 @@ function checkoutEnv(repo: RepositoryRef, settings: CheckoutSettings, workdir: s
     KILN_WORKDIR: workdir,
     KILN_MAX_FILES: String(settings.checkoutMaxFiles),
     KILN_MAX_BYTES: String(settings.checkoutMaxBytes),
+    KILN_SSH_KEY: repo.deployKey ?? '',
     HOME: '/tmp',
     LANG: 'C',
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_TERMINAL_PROMPT: '0',
     GIT_ASKPASS: 'true',
     SSH_ASKPASS: 'true',
-    GIT_SSH_COMMAND: 'ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityFile=none -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/dev/null',
+    GIT_SSH_COMMAND: [
+      'ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes',
+      `-o IdentityFile=${repo.deployKey ? SSH_KEY_FILE : 'none'}`,
+      `-o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null -o UserKnownHostsFile=${settings.sshKnownHostsFile ?? '/dev/null'}`,
+    ].join(' '),
     GIT_ALLOW_PROTOCOL: protocols.join(':'),
   };
 }
@@ -161,11 +180,17 @@ export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
 }
 
-/** git's own reason, in a line or two: its `fatal:`/`error:` lines first, without those words. */
+/**
+ * git's own reason, in a line or two: its `fatal:`/`error:` lines, without those words, after the
+ * line just before them (ssh's or the server's own reason, e.g. `Permission denied (publickey)`).
+ */
 function gitMessage(stderr: string, url: string): string {
   const lines = stderr.split(url).join(redactUrl(url)).split('\n').map((l) => l.trim()).filter(Boolean);
-  const errors = lines.filter((l) => /^(fatal|error):/.test(l)).map((l) => l.replace(/^(fatal|error):\s*/, ''));
-  const text = (errors.length > 0 ? errors : lines).slice(0, 2).join('; ');
+  const isError = (l: string) => /^(fatal|error):/.test(l);
+  const first = lines.findIndex(isError);
+  const cause = first > 0 ? [lines[first - 1]!] : [];
+  const errors = lines.filter(isError).map((l) => l.replace(/^(fatal|error):\s*/, ''));
+  const text = (errors.length > 0 ? [...cause, ...errors] : lines).slice(0, 2).join('; ');
   return redactCredentials(text === '' ? 'git failed' : text);
 }
 

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
@@ -47,8 +47,31 @@ export function makeGitBomb(parent: string, name: string, levels: number): strin
   return dir;
 }
 
-/** Starts the server with the bare repositories under `reposDir` (each a directory `<name>`). */
-export async function startGitServer(docker: Dockerode, reposDir: string): Promise<GitServer> {
+/** The sshd of a git server: its host key, and the public keys it lets in as root. */
+export interface SshServerKeys {
+  /** OpenSSH private host key (ed25519). */
+  hostKey: string;
+  authorizedKeys: string[];
+}
+
+const SSHD_CONFIG = [
+  'Port 22',
+  'HostKey /etc/ssh/ssh_host_ed25519_key',
+  'AuthorizedKeysFile /etc/ssh/authorized_keys',
+  'PermitRootLogin prohibit-password',
+  'PasswordAuthentication no',
+  'KbdInteractiveAuthentication no',
+  'UsePAM no',
+  'StrictModes no',
+  'PidFile none',
+  '',
+].join('\n');
+
+/**
+ * Starts the server with the bare repositories under `reposDir` (each a directory `<name>`): git
+ * daemon on 9418, and with `ssh`, sshd on 22 too (`ssh://root@host/srv/git/<name>`).
+ */
+export async function startGitServer(docker: Dockerode, reposDir: string, ssh?: SshServerKeys): Promise<GitServer> {
   const id = randomBytes(4).toString('hex');
   const network = `kiln-test-git-${id}`;
   const host = `kiln-test-gitd-${id}`;
@@ -57,16 +80,29 @@ export async function startGitServer(docker: Dockerode, reposDir: string): Promi
     Image: GIT_TEST_IMAGE,
     name: host,
     Labels: { 'kiln.test': String(process.pid) },
-    Entrypoint: ['git', 'daemon', '--export-all', '--base-path=/srv/git', '--reuseaddr', '--listen=0.0.0.0', '--port=9418', '/srv/git'],
+    Entrypoint: [
+      '/bin/sh',
+      '-c',
+      `${ssh ? '/usr/sbin/sshd -e -f /etc/ssh/sshd_config && ' : ''}exec git daemon --export-all --base-path=/srv/git --reuseaddr --listen=0.0.0.0 --port=9418 /srv/git`,
+    ],
     Cmd: [],
-    HostConfig: { NetworkMode: network, CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] },
+    // sshd needs the engine's default capabilities to drop to its privilege-separation user.
+    HostConfig: { NetworkMode: network, ...(ssh ? {} : { CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] }) },
   });
   // The repositories go in as a tar made on the test machine (fixtures, not the runner).
   const staging = await mkdtemp(path.join(tmpdir(), 'kiln-test-gitd-'));
   try {
     execFileSync('mkdir', ['-p', path.join(staging, 'srv')]);
     execFileSync('cp', ['-a', reposDir, path.join(staging, 'srv', 'git')]);
-    const tar = execFileSync('tar', ['-c', '-f', '-', '-C', staging, '--owner=0', '--group=0', '--numeric-owner', 'srv'], { maxBuffer: 256 * 1024 * 1024 });
+    if (ssh) {
+      await mkdir(path.join(staging, 'etc', 'ssh'), { recursive: true });
+      await writeFile(path.join(staging, 'etc', 'ssh', 'sshd_config'), SSHD_CONFIG);
+      await writeFile(path.join(staging, 'etc', 'ssh', 'ssh_host_ed25519_key'), ssh.hostKey, { mode: 0o600 });
+      await writeFile(path.join(staging, 'etc', 'ssh', 'authorized_keys'), `${ssh.authorizedKeys.join('\n')}\n`, { mode: 0o600 });
+    }
+    const tar = execFileSync('tar', ['-c', '-f', '-', '-C', staging, '--owner=0', '--group=0', '--numeric-owner', 'srv', ...(ssh ? ['etc'] : [])], {
+      maxBuffer: 256 * 1024 * 1024,
+    });
     await container.putArchive(tar, { path: '/' });
   } finally {
     await rm(staging, { recursive: true, force: true });
