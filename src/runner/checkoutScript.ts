@@ -77,7 +77,7 @@ export function checkoutFailure(code: number, facts: CheckoutReasonFacts, clean:
     case CHECKOUT_EXIT.checkout:
       return `cannot check out "${ref}" of ${shown}: ${clean(facts.stderr)}`;
     case CHECKOUT_EXIT.workspace:
-      return `cannot prepare the workspace: ${clean(facts.stderr)}`;
+      return `cannot prepare the workspace for ${shown}: ${clean(facts.stderr)}`;
     default:
       return `the checkout of ${shown} failed with exit code ${code}: ${clean(facts.stderr)}`;
   }
