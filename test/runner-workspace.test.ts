@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -164,6 +165,29 @@ describe('the workspace checkout', () => {
       const docker = await requireDocker();
       const left = await docker.listContainers({ all: true, filters: { name: [`kiln-workspace-test-${process.pid}-checkout`] } });
       expect(left).toEqual([]);
+    });
+
+    it('stops a commit whose files are larger than the byte limit, with the limit in the reason', async () => {
+      const big = path.join(repo.root, 'big');
+      execFileSync('mkdir', [big]);
+      git(big, 'init', '-q');
+      await writeFile(path.join(big, 'blob.bin'), randomBytes(3 * 1024 * 1024));
+      git(big, 'add', '.');
+      git(big, 'commit', '-q', '-m', 'big');
+      const attempt = checkoutInto(backend, step, { url: big, ref: 'main' }, { ...settings, gitLocalRoot: repo.root, checkoutMaxBytes: 1024 * 1024 });
+      await expect(attempt).rejects.toBeInstanceOf(CheckoutError);
+      await expect(attempt).rejects.toThrow(/(larger|more) than 1 MiB \(KILN_CHECKOUT_MAX_BYTES\)$/);
+    });
+
+    it('never shows the credentials of a URL in the reason a checkout failed', async () => {
+      const url = 'https://bob:s3cret-token@git.kiln-test.invalid/org/repo.git';
+      const failure = await checkoutInto(backend, step, { url, ref: 'main' }, settings).then(
+        () => null,
+        (err: Error) => err,
+      );
+      expect(failure).toBeInstanceOf(CheckoutError);
+      expect(failure!.message).toMatch(/^cannot fetch https:\/\/\*\*\*@git\.kiln-test\.invalid\/org\/repo\.git: /);
+      expect(failure!.message).not.toContain('s3cret');
     });
 
     it('never shows credentials of a repository URL', () => {
