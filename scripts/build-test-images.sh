@@ -101,7 +101,10 @@ rootfs_nonroot() {
 extract_deb() {
   local pkg=$1 dir=$2
   mkdir -p "$dir"
-  (cd "$dir" && apt-get download "$pkg" >&2 2>/dev/null) || die "cannot download the Debian package $pkg"
+  # A fresh machine may have no package lists yet: update them once and try again.
+  (cd "$dir" && apt-get download "$pkg" >&2 2>/dev/null) \
+    || { apt-get update -q >&2 && (cd "$dir" && apt-get download "$pkg" >&2 2>/dev/null); } \
+    || die "cannot download the Debian package $pkg"
   dpkg-deb -x "$dir"/"${pkg}"_*.deb "$dir/x"
   printf '%s\n' "$dir/x"
 }
