@@ -100,7 +100,7 @@ export function defaultRunnerSettings(): RunnerSettings {
     // A shared installation clones from the network over TLS only; see docs/design.md#sandboxed-checkout.
     gitProtocols: ['https'],
     gitLocalRoot: null,
-    gitImage: 'alpine/git:v2.47.2',
+    gitImage: 'alpine/git:v2.45.1',
     checkoutNetwork: 'bridge',
     checkoutMaxFiles: 100_000,
     checkoutMaxBytes: GiB,
