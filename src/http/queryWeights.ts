@@ -41,7 +41,7 @@ export const LIST_WEIGHTS: Readonly<Record<string, ListWeight>> = {
   'Execution.steps': { fixed: MAX_STEPS_PER_JOB },
   // An estimate, not a bound: a job file may list more paths, but a directory is one archive.
   'Execution.artifacts': { fixed: 100 },
-  // An estimate until secrets per owner are capped (storage quotas, docs/design.md#storage-quotas).
+  // An estimate until secrets per owner are capped (storage quotas, docs/design.md#quotas).
   'Query.secrets': { fixed: 1000 },
   'SubmitJobPayload.jobs': { fixed: MAX_JOBS_PER_FILE },
   'ValidationResult.diagnostics': { fixed: MAX_DIAGNOSTICS },
