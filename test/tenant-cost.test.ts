@@ -158,7 +158,7 @@ describe('log amplification against a real kiln process (issue 11, item 2)', () 
       expect(a.errors).toEqual([
         expect.objectContaining({
           message: expect.stringMatching(/^this request may return up to [\d,]+ rows .* the limit per request is 20,000 \(KILN_QUERY_MAX_ROWS\)/),
-          extensions: expect.objectContaining({ code: 'GRAPHQL_VALIDATION_FAILED' }),
+          extensions: expect.objectContaining({ code: 'GRAPHQL_VALIDATION_FAILED', budget: 'KILN_QUERY_MAX_ROWS', limit: 20_000, worstCase: expect.any(Number) }),
         }),
       ]);
     }
