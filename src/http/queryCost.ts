@@ -28,6 +28,8 @@ export interface Cost {
 
 const ZERO: Cost = { rows: 0, bytes: 0 };
 const add = (a: Cost, b: Cost): Cost => ({ rows: a.rows + b.rows, bytes: a.bytes + b.bytes });
+/** `n` items of `each`; none of an unbounded item is nothing (0 x Infinity would be NaN, which passes every comparison). */
+const times = (n: number, each: number): number => (n === 0 ? 0 : n * each);
 
 /**
  * The budgets the rule holds operations to: the request limits and the byte cap of one page of
@@ -94,7 +96,7 @@ class CostCounter {
     // A connection is one object; the size it asks for applies to its edges.
     const items = connection ? 1 : size;
     const item = this.item(node, def, key, connection ? size : 0);
-    const cost = { rows: items * item.rows, bytes: items * item.bytes };
+    const cost = { rows: times(items, item.rows), bytes: times(items, item.bytes) };
     if (weight !== undefined && 'pageBytes' in weight) cost.bytes = Math.min(cost.bytes, this.logPageMaxBytes);
     return cost;
   }
