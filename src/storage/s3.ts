@@ -1,8 +1,10 @@
 import {
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -10,7 +12,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertValidKey, ObjectNotFoundError, type ArtifactStore } from './ArtifactStore.js';
+import { assertValidKey, assertValidPrefix, ObjectNotFoundError, type ArtifactStore } from './ArtifactStore.js';
 
 /** Options of an S3Store; any S3-compatible endpoint works. */
 export interface S3StoreOptions {
@@ -143,6 +145,19 @@ export class S3Store implements ArtifactStore {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (err) {
       if (!isNoSuchKey(err)) throw err;
+    }
+  }
+
+  /** Lists a page of keys under the prefix (at most 1000, S3's page) and deletes them in one request, until none is left. */
+  async deletePrefix(prefix: string): Promise<void> {
+    assertValidPrefix(prefix);
+    for (;;) {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1000 }));
+      const keys = (page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [{ Key: o.Key }]));
+      if (keys.length === 0) return;
+      const result = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } }));
+      const failed = result.Errors?.[0];
+      if (failed) throw new Error(`S3 could not delete ${failed.Key}: ${failed.Code ?? ''} ${failed.Message ?? ''}`.trim());
     }
   }
 
