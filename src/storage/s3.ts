@@ -1,10 +1,9 @@
 import {
   DeleteObjectCommand,
-  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
+  ListObjectsCommand,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -148,16 +147,20 @@ export class S3Store implements ArtifactStore {
     }
   }
 
-  /** Lists a page of keys under the prefix (at most 1000, S3's page) and deletes them in one request, until none is left. */
+  /**
+   * Lists a page of keys under the prefix (S3's 1000 at most) and deletes them, until none is left;
+   * each listing starts over, so no marker is kept. The oldest calls on purpose, which every
+   * S3-compatible server has right: ListObjects (s3rver fails a truncated ListObjectsV2) and one
+   * DeleteObject per key (s3rver's multi-delete fails on two keys of one folder). An execution's
+   * prefix holds a few objects, and this runs in housekeeping, off every request's path.
+   */
   async deletePrefix(prefix: string): Promise<void> {
     assertValidPrefix(prefix);
     for (;;) {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1000 }));
-      const keys = (page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [{ Key: o.Key }]));
+      const page = await this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1000 }));
+      const keys = (page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [o.Key]));
       if (keys.length === 0) return;
-      const result = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } }));
-      const failed = result.Errors?.[0];
-      if (failed) throw new Error(`S3 could not delete ${failed.Key}: ${failed.Code ?? ''} ${failed.Message ?? ''}`.trim());
+      for (const key of keys) await this.delete(key);
     }
   }
 
