@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import type { ArtifactStore } from '../src/storage/ArtifactStore.js';
 import { FilesystemStore } from '../src/storage/filesystem.js';
 import { S3Store } from '../src/storage/s3.js';
 import { housekeepingTask } from '../src/tasks/housekeeping.js';
+import { storeDeletionsTask } from '../src/tasks/store-deletions.js';
 import { requireDocker } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { jobYaml, outputOf, runJob, submitJob, waitForEnd } from './helpers/runner.js';
@@ -152,6 +154,37 @@ describe('storage quotas (real Docker engine, Postgres, filesystem store)', () =
     expect(deleted.data?.deleteJob).toBe(true);
     await waitFor(async () => ((await filesUnder(path.join(storeDir, 'executions', mine.id))).length === 0 ? true : undefined), 30_000, 'the store objects to go');
     expect((await filesUnder(path.join(storeDir, 'executions', kept.id))).sort()).toEqual(['artifacts/1-out.tar.gz', 'log.ndjson', 'log.txt']);
+  });
+
+  it('finishes a deletion recorded before a crash: the rows alone bring the store objects down, in two sweeps', async () => {
+    // As if the process died right after deleteJob committed: the rows are there, the objects too.
+    const store = new FilesystemStore(storeDir);
+    const ids = [randomUUID(), randomUUID()];
+    for (const id of ids) {
+      await store.put(`executions/${id}/log.txt`, 'log');
+      await store.put(`executions/${id}/artifacts/1-out.tar.gz`, 'artifact');
+    }
+    const pool = new pg.Pool({ connectionString: k.databaseUrl, max: 2 });
+    try {
+      await pool.query(`insert into store_deletions (prefix) select 'executions/' || unnest($1::text[]) || '/'`, [ids]);
+      const sweep = storeDeletionsTask(pool, store, () => {});
+      await sweep(undefined as never, undefined as never);
+      for (const id of ids) expect(await filesUnder(path.join(storeDir, 'executions', id))).toEqual([]);
+      const afterFirst = await pool.query<{ sweeps: number; later: boolean }>(
+        `select sweeps, due_at > now() + interval '5 minutes' as later from store_deletions where prefix like any($1)`,
+        [ids.map((id) => `executions/${id}/`)],
+      );
+      expect(afterFirst.rows).toEqual([{ sweeps: 1, later: true }, { sweeps: 1, later: true }]);
+      // A late upload of a cancelled run, then the second sweep.
+      await store.put(`executions/${ids[0]}/artifacts/2-late.tar.gz`, 'late');
+      await pool.query(`update store_deletions set due_at = now() where prefix like any($1)`, [ids.map((id) => `executions/${id}/`)]);
+      await sweep(undefined as never, undefined as never);
+      expect(await filesUnder(path.join(storeDir, 'executions', ids[0]!))).toEqual([]);
+      const left = await pool.query(`select 1 from store_deletions where prefix like any($1)`, [ids.map((id) => `executions/${id}/`)]);
+      expect(left.rowCount).toBe(0);
+    } finally {
+      await pool.end();
+    }
   });
 
   it('refuses a secret past the owner\'s cap with a clear error, replaces existing ones, and leaves other owners alone', async () => {
