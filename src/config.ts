@@ -6,6 +6,7 @@ import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type ConfiguredLogLevel } from './util/log.js';
 import { defaultRunnerSettings, type RegistryCredentials, type RunnerSettings } from './runner/settings.js';
 import { parseMemory } from './jobfile/values.js';
+import { formatDuration, parseDuration } from './schedule/duration.js';
 
 /** The S3-compatible store's settings; credentials come from the standard `AWS_*` chain. */
 export interface S3Config {
@@ -89,6 +90,10 @@ export interface Config {
   rateLimit: Readonly<{ rps: number; burst: number }>;
   /** How the worker hardens and limits containers (README, "Containers"). */
   runner: Readonly<RunnerSettings>;
+  /** Most secrets one owner may store (KILN_MAX_SECRETS_PER_OWNER); see docs/design.md#quotas. */
+  maxSecretsPerOwner: number;
+  /** Ticks (the fire-time ledger) older than this are pruned by housekeeping (KILN_TICK_RETENTION). */
+  tickRetentionMs: number;
   /** Key that seals stored secrets (KILN_SECRETS_KEY: 32 bytes, base64 or hex); null = a key file in `dataDir`. */
   secretsKey: Uint8Array | null;
 }
@@ -221,6 +226,16 @@ function size(env: Env, name: string, def: number, min = 1): number {
   return bytes;
 }
 
+/** A duration (`30d`, `12h`, `1h30m`) of at least `min` milliseconds. */
+function duration(env: Env, name: string, def: number, min: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  const parsed = parseDuration(raw);
+  if (!parsed.ok) throw new ConfigError(name, parsed.error);
+  if (parsed.value < min) throw new ConfigError(name, `must be at least ${formatDuration(min)}, got ${raw}`);
+  return parsed.value;
+}
+
 function cpus(env: Env, name: string, def: number): number {
   const raw = str(env, name);
   if (raw === undefined) return def;
@@ -287,6 +302,9 @@ function loadRunner(env: Env): Readonly<RunnerSettings> {
     stopGraceMs: int(env, 'KILN_STOP_GRACE_MS', d.stopGraceMs, 0, 600_000),
     maxLogBytes: maxLog === '0' ? null : size(env, 'KILN_MAX_LOG_BYTES', d.maxLogBytes ?? 0, 1024),
     maxArtifactBytes: size(env, 'KILN_MAX_ARTIFACT_BYTES', d.maxArtifactBytes, 1024),
+    maxExecutionArtifactBytes: size(env, 'KILN_MAX_EXECUTION_ARTIFACT_BYTES', d.maxExecutionArtifactBytes, 1024),
+    ownerStorageQuotaBytes: str(env, 'KILN_OWNER_STORAGE_QUOTA') === '0' ? null : size(env, 'KILN_OWNER_STORAGE_QUOTA', d.ownerStorageQuotaBytes ?? 0, 1024),
+    writableMaxBytes: size(env, 'KILN_WRITABLE_MAX_BYTES', d.writableMaxBytes, 1024 * 1024),
     pullTimeoutMs: int(env, 'KILN_PULL_TIMEOUT_MS', d.pullTimeoutMs, 1000, 3_600_000),
     registryAuth: Object.freeze(registryAuth(env)),
     reapIntervalMs: int(env, 'KILN_REAP_INTERVAL_MS', d.reapIntervalMs, 100, 3_600_000),
@@ -372,6 +390,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       burst: int(env, 'KILN_RATE_LIMIT_BURST', 200, 1, 1_000_000),
     }),
     runner: loadRunner(env),
+    maxSecretsPerOwner: int(env, 'KILN_MAX_SECRETS_PER_OWNER', 100, 1, 100_000),
+    tickRetentionMs: duration(env, 'KILN_TICK_RETENTION', 30 * 86_400_000, 3_600_000),
     secretsKey: secretsKey(env),
   });
 }

@@ -82,6 +82,7 @@ export function containerConfigFor(plan: ExecutionPlan, owner: ContainerOwner, s
     nofileLimit: settings.nofileLimit,
     readOnlyRootfs: settings.readOnlyRootfs,
     writablePaths: settings.writablePaths,
+    writableMaxBytes: settings.writableMaxBytes,
     user: settings.user,
     maxLifetimeSec: lifetimeMs / 1000,
   };

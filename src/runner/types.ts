@@ -33,6 +33,8 @@ export interface ContainerConfig {
   readOnlyRootfs?: boolean;
   /** Writable directories besides `workdir` and /tmp, each a volume of its own. */
   writablePaths?: string[];
+  /** Bytes each writable directory may hold (a tmpfs volume of that size); default 1 GiB. */
+  writableMaxBytes?: number;
   /** User the steps run as; default the image's. */
   user?: string | null;
   /**

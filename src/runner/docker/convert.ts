@@ -7,6 +7,8 @@ export const PIDS_LIMIT = 512;
 export const NOFILE_LIMIT = 8192;
 /** Default lifetime of a container whose spec names none: a day. */
 export const DEFAULT_MAX_LIFETIME_SEC = 24 * 3600;
+/** Default size of each writable directory, for a spec that names none. */
+export const DEFAULT_WRITABLE_MAX_BYTES = 1024 ** 3;
 /** Always writable, besides the workdir: where tools put temporary files. */
 export const TMP_DIR = '/tmp';
 /**
@@ -39,13 +41,34 @@ export function writableDirs(spec: Pick<ContainerConfig, 'workdir' | 'writablePa
 }
 
 /**
+ * The mount of one writable directory: an anonymous volume of the `local` driver backed by a tmpfs
+ * of `maxBytes` (docs/design.md#quotas). Overlay2 can cap a container's writable layer only on
+ * xfs with project quotas, which engines rarely have; a tmpfs is capped on any engine, its pages
+ * count against the container's memory cgroup, and nothing reaches the engine's disk. A volume
+ * rather than a plain tmpfs mount: the engine mounts it in its own namespace, so copying in (the
+ * checkout) and out (artifacts) sees its content, which it does not for a container's tmpfs.
+ */
+export function writableMount(target: string, maxBytes: number): Dockerode.MountSettings {
+  return {
+    Type: 'volume',
+    Source: '',
+    Target: target,
+    VolumeOptions: {
+      NoCopy: true,
+      Labels: {},
+      DriverConfig: { Name: 'local', Options: { type: 'tmpfs', device: 'tmpfs', o: `size=${maxBytes},mode=1777,nosuid,nodev` } },
+    },
+  };
+}
+
+/**
  * Translates a ContainerConfig into Engine API create options. Pure: no I/O, the same spec
  * always yields the same options, so the whole security posture is unit-tested here.
  *
  * Invariants, whatever the spec says: never privileged, every capability dropped, no privilege
  * gain through setuid binaries, the engine's default seccomp profile (never `unconfined`), a
  * process limit, ulimits, an init process, nothing from the host mounted (the writable
- * directories are anonymous volumes, removed with the container), no swap beyond the memory
+ * directories are size-capped tmpfs volumes, removed with the container), no swap beyond the memory
  * limit, and the network exactly as the spec says (`none` unless the server allowed `bridge`).
  */
 export function toCreateOptions(spec: ContainerConfig): Dockerode.ContainerCreateOptions {
@@ -66,9 +89,9 @@ export function toCreateOptions(spec: ContainerConfig): Dockerode.ContainerCreat
     IpcMode: 'private',
     ReadonlyRootfs: spec.readOnlyRootfs ?? false,
     Binds: [],
-    // A volume with an empty Source is anonymous: the engine creates it empty, fills it from the
-    // image's own directory (so /root or /go keep their content) and `remove -v` deletes it.
-    Mounts: writableDirs(spec).map((target) => ({ Type: 'volume' as const, Source: '', Target: target })),
+    // A volume with an empty Source is anonymous: the engine creates it and `remove -v` deletes it.
+    // Being a tmpfs, it starts empty: the image's own content at that path is not copied in.
+    Mounts: writableDirs(spec).map((target) => writableMount(target, spec.writableMaxBytes ?? DEFAULT_WRITABLE_MAX_BYTES)),
     AutoRemove: false,
     RestartPolicy: { Name: 'no' },
   };
