@@ -230,6 +230,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
         misfireGraceMs: config.misfireGraceMs,
         runAllMax: config.runAllMax,
         retryBaseMs: config.retryBaseMs,
+        tickRetentionMs: config.tickRetentionMs,
         metrics,
         gate: gate ?? undefined,
       });

@@ -6,6 +6,7 @@ import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type ConfiguredLogLevel } from './util/log.js';
 import { defaultRunnerSettings, type RegistryCredentials, type RunnerSettings } from './runner/settings.js';
 import { parseMemory } from './jobfile/values.js';
+import { formatDuration, parseDuration } from './schedule/duration.js';
 
 /** The S3-compatible store's settings; credentials come from the standard `AWS_*` chain. */
 export interface S3Config {
@@ -89,18 +90,32 @@ export interface Config {
   rateLimit: Readonly<{ rps: number; burst: number }>;
   /** How the worker hardens and limits containers (README, "Containers"). */
   runner: Readonly<RunnerSettings>;
+  /** Most secrets one owner may store (KILN_MAX_SECRETS_PER_OWNER); see docs/design.md#quotas. */
+  maxSecretsPerOwner: number;
+  /** Ticks (the fire-time ledger) older than this are pruned by housekeeping (KILN_TICK_RETENTION). */
+  tickRetentionMs: number;
   /** Key that seals stored secrets (KILN_SECRETS_KEY: 32 bytes, base64 or hex); null = a key file in `dataDir`. */
   secretsKey: Uint8Array | null;
 }
 
-/** Limits on one GraphQL operation (graphql-armor's rules and graphql-js's token limit). */
+/**
+ * Limits on one GraphQL operation: graphql-armor's depth, alias and directive rules, graphql-js's
+ * token limit, and Kiln's cost rule (docs/design.md#query-cost).
+ */
 export interface QueryLimits {
   /** Deepest field nesting (KILN_GRAPHQL_MAX_DEPTH). */
   maxDepth: number;
   /** Most aliases (KILN_GRAPHQL_MAX_ALIASES). */
   maxAliases: number;
-  /** Highest cost, objects 2 and scalars 1, growing with depth (KILN_GRAPHQL_MAX_COST). */
-  maxCost: number;
+  /** Most rows (objects and list items) an operation may return at worst (KILN_QUERY_MAX_ROWS). */
+  maxRows: number;
+  /** Most bytes an operation's answer may hold at worst (KILN_QUERY_MAX_BYTES). */
+  maxBytes: number;
+  /**
+   * Most bytes of one page of `Execution.logs`, each line counted as its text plus a fixed
+   * overhead (KILN_LOG_PAGE_MAX_BYTES): a page stops there and the client goes on from its last seq.
+   */
+  logPageMaxBytes: number;
   /** Most directives (KILN_GRAPHQL_MAX_DIRECTIVES). */
   maxDirectives: number;
   /** Most lexical tokens in the document (KILN_GRAPHQL_MAX_TOKENS). */
@@ -211,6 +226,16 @@ function size(env: Env, name: string, def: number, min = 1): number {
   return bytes;
 }
 
+/** A duration (`30d`, `12h`, `1h30m`) of at least `min` milliseconds. */
+function duration(env: Env, name: string, def: number, min: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  const parsed = parseDuration(raw);
+  if (!parsed.ok) throw new ConfigError(name, parsed.error);
+  if (parsed.value < min) throw new ConfigError(name, `must be at least ${formatDuration(min)}, got ${raw}`);
+  return parsed.value;
+}
+
 function cpus(env: Env, name: string, def: number): number {
   const raw = str(env, name);
   if (raw === undefined) return def;
@@ -299,6 +324,9 @@ function loadRunner(env: Env): Readonly<RunnerSettings> {
     stopGraceMs: int(env, 'KILN_STOP_GRACE_MS', d.stopGraceMs, 0, 600_000),
     maxLogBytes: maxLog === '0' ? null : size(env, 'KILN_MAX_LOG_BYTES', d.maxLogBytes ?? 0, 1024),
     maxArtifactBytes: size(env, 'KILN_MAX_ARTIFACT_BYTES', d.maxArtifactBytes, 1024),
+    maxExecutionArtifactBytes: size(env, 'KILN_MAX_EXECUTION_ARTIFACT_BYTES', d.maxExecutionArtifactBytes, 1024),
+    ownerStorageQuotaBytes: str(env, 'KILN_OWNER_STORAGE_QUOTA') === '0' ? null : size(env, 'KILN_OWNER_STORAGE_QUOTA', d.ownerStorageQuotaBytes ?? 0, 1024),
+    writableMaxBytes: size(env, 'KILN_WRITABLE_MAX_BYTES', d.writableMaxBytes, 1024 * 1024),
     pullTimeoutMs: int(env, 'KILN_PULL_TIMEOUT_MS', d.pullTimeoutMs, 1000, 3_600_000),
     registryAuth: Object.freeze(registryAuth(env)),
     reapIntervalMs: int(env, 'KILN_REAP_INTERVAL_MS', d.reapIntervalMs, 100, 3_600_000),
@@ -313,6 +341,24 @@ function loadRunner(env: Env): Readonly<RunnerSettings> {
   });
 }
 
+function loadQueryLimits(env: Env): Readonly<QueryLimits> {
+  // One 10,000-line log page (10,001 rows) or 100 executions with 100 steps each (10,202) fit,
+  // two log pages do not. 32 MiB holds that page of executions even with the longest step names
+  // a job file allows; a log page stops at 8 MiB (docs/design.md#query-cost).
+  const maxBytes = size(env, 'KILN_QUERY_MAX_BYTES', 32 * 1024 * 1024, 1024 * 1024);
+  const logPageMaxBytes = size(env, 'KILN_LOG_PAGE_MAX_BYTES', Math.min(8 * 1024 * 1024, maxBytes), 64 * 1024);
+  if (logPageMaxBytes > maxBytes) throw new ConfigError('KILN_LOG_PAGE_MAX_BYTES', `must not exceed KILN_QUERY_MAX_BYTES (${maxBytes} bytes), or no page of logs could be asked for`);
+  return Object.freeze({
+    maxDepth: int(env, 'KILN_GRAPHQL_MAX_DEPTH', 12, 2, 100),
+    maxAliases: int(env, 'KILN_GRAPHQL_MAX_ALIASES', 15, 0, 1000),
+    maxRows: int(env, 'KILN_QUERY_MAX_ROWS', 20_000, 100, 100_000_000),
+    maxBytes,
+    logPageMaxBytes,
+    maxDirectives: int(env, 'KILN_GRAPHQL_MAX_DIRECTIVES', 50, 0, 1000),
+    maxTokens: int(env, 'KILN_GRAPHQL_MAX_TOKENS', 5000, 100, 1_000_000),
+  });
+}
+
 function secretsKey(env: Env): Uint8Array | null {
   const raw = str(env, 'KILN_SECRETS_KEY');
   if (raw === undefined) return null;
@@ -323,6 +369,9 @@ function secretsKey(env: Env): Uint8Array | null {
 
 /** Reads and validates the configuration; throws ConfigError naming the bad variable. */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
+  if (str(env, 'KILN_GRAPHQL_MAX_COST') !== undefined) {
+    throw new ConfigError('KILN_GRAPHQL_MAX_COST', 'is no longer read: the cost of a request is now counted in rows and bytes (KILN_QUERY_MAX_ROWS, KILN_QUERY_MAX_BYTES)');
+  }
   const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']) ?? null;
   const executor = str(env, 'KILN_EXECUTOR') ?? 'docker';
   if (executor !== 'docker' && executor !== 'noop') {
@@ -361,13 +410,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     production: str(env, 'NODE_ENV') === 'production',
     introspection: bool(env, 'KILN_GRAPHQL_INTROSPECTION', str(env, 'NODE_ENV') !== 'production'),
     playground: bool(env, 'KILN_PLAYGROUND', str(env, 'NODE_ENV') !== 'production'),
-    queryLimits: Object.freeze({
-      maxDepth: int(env, 'KILN_GRAPHQL_MAX_DEPTH', 12, 2, 100),
-      maxAliases: int(env, 'KILN_GRAPHQL_MAX_ALIASES', 15, 0, 1000),
-      maxCost: int(env, 'KILN_GRAPHQL_MAX_COST', 5000, 10, 1_000_000),
-      maxDirectives: int(env, 'KILN_GRAPHQL_MAX_DIRECTIVES', 50, 0, 1000),
-      maxTokens: int(env, 'KILN_GRAPHQL_MAX_TOKENS', 5000, 100, 1_000_000),
-    }),
+    queryLimits: loadQueryLimits(env),
     wsKeepAliveMs: int(env, 'KILN_WS_KEEPALIVE_MS', 12_000, 0, 3_600_000),
     // 50/s sustained with bursts of 200 is far above what a person, the CLI or a dashboard does,
     // and well below what starves other users of one API process.
@@ -376,6 +419,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       burst: int(env, 'KILN_RATE_LIMIT_BURST', 200, 1, 1_000_000),
     }),
     runner: loadRunner(env),
+    maxSecretsPerOwner: int(env, 'KILN_MAX_SECRETS_PER_OWNER', 100, 1, 100_000),
+    tickRetentionMs: duration(env, 'KILN_TICK_RETENTION', 30 * 86_400_000, 3_600_000),
     secretsKey: secretsKey(env),
   });
 }

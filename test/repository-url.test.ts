@@ -70,7 +70,7 @@ describe('the checkout container', () => {
     labels: { kiln: 'true', 'kiln.execution': 'e' },
     network: 'none',
     workdir: '/workspace',
-    workdirVolume: { name: 'kiln-e-1-workspace', fromImage: true },
+    workdirVolume: { name: 'kiln-e-1-workspace' },
     memoryBytes: 512 * 1024 * 1024,
     cpus: 1,
     name: 'kiln-e-1',
@@ -99,9 +99,10 @@ describe('the checkout container', () => {
     expect(ssh).toMatchObject({ network: 'git-egress', readOnlyHostDirs: ['/etc/kiln/known_hosts'] });
     const options = toCreateOptions(local);
     expect(options.HostConfig?.CapDrop).toEqual(['ALL']);
+    const tmpfs = { Name: 'local', Options: { type: 'tmpfs', device: 'tmpfs', o: `size=${1024 ** 3},mode=1777,nosuid,nodev` } };
     expect(options.HostConfig?.Mounts).toEqual([
-      { Type: 'volume', Source: 'kiln-e-1-workspace', Target: '/workspace', VolumeOptions: { NoCopy: true, Labels: local.labels } },
-      { Type: 'volume', Source: '', Target: '/tmp' },
+      { Type: 'volume', Source: 'kiln-e-1-workspace', Target: '/workspace', VolumeOptions: { NoCopy: true, Labels: local.labels, DriverConfig: tmpfs } },
+      { Type: 'volume', Source: '', Target: '/tmp', VolumeOptions: { NoCopy: true, Labels: {}, DriverConfig: tmpfs } },
       { Type: 'bind', Source: '/srv/repos', Target: '/srv/repos', ReadOnly: true, BindOptions: { Propagation: 'rprivate' } },
     ]);
     expect(options.HostConfig?.Ulimits).toContainEqual({ Name: 'fsize', Soft: settings.checkoutMaxBytes, Hard: settings.checkoutMaxBytes });

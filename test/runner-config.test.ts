@@ -68,6 +68,18 @@ describe('the runner configuration', () => {
     expect(secretsKey).toEqual(new Uint8Array(32).fill(1));
   });
 
+  it('bounds storage by default, and reads the storage quotas (docs/design.md#quotas)', () => {
+    const defaults = loadConfig({});
+    expect(defaults.runner).toMatchObject({ maxExecutionArtifactBytes: 2 * 1024 ** 3, ownerStorageQuotaBytes: 10 * 1024 ** 3, writableMaxBytes: 1024 ** 3 });
+    expect([defaults.maxSecretsPerOwner, defaults.tickRetentionMs]).toEqual([100, 30 * 86_400_000]);
+    const set = loadConfig({
+      KILN_MAX_EXECUTION_ARTIFACT_BYTES: '300m', KILN_OWNER_STORAGE_QUOTA: '0', KILN_WRITABLE_MAX_BYTES: '256m',
+      KILN_MAX_SECRETS_PER_OWNER: '20', KILN_TICK_RETENTION: '7d12h',
+    });
+    expect(set.runner).toMatchObject({ maxExecutionArtifactBytes: 300 * 1024 ** 2, ownerStorageQuotaBytes: null, writableMaxBytes: 256 * 1024 ** 2 });
+    expect([set.maxSecretsPerOwner, set.tickRetentionMs]).toEqual([20, 7.5 * 86_400_000]);
+  });
+
   it.each([
     [{ KILN_DEFAULT_CPUS: '8', KILN_MAX_CPUS: '2' }, /^KILN_DEFAULT_CPUS: must not exceed KILN_MAX_CPUS/],
     [{ KILN_MAX_MEMORY: 'lots' }, /^KILN_MAX_MEMORY: "lots" is not a memory size/],
@@ -81,6 +93,11 @@ describe('the runner configuration', () => {
     [{ KILN_GIT_LOCAL_ROOT: 'repos' }, /^KILN_GIT_LOCAL_ROOT: must be an absolute path/],
     [{ KILN_CHECKOUT_NETWORK: 'host' }, /^KILN_CHECKOUT_NETWORK: the host network/],
     [{ KILN_CHECKOUT_MAX_FILES: '0' }, /^KILN_CHECKOUT_MAX_FILES: must be between 1/],
+    [{ KILN_OWNER_STORAGE_QUOTA: 'lots' }, /^KILN_OWNER_STORAGE_QUOTA: "lots" is not a memory size/],
+    [{ KILN_WRITABLE_MAX_BYTES: '1000' }, /^KILN_WRITABLE_MAX_BYTES: must be at least 1048576 bytes/],
+    [{ KILN_MAX_SECRETS_PER_OWNER: '0' }, /^KILN_MAX_SECRETS_PER_OWNER: must be between 1/],
+    [{ KILN_TICK_RETENTION: '30' }, /^KILN_TICK_RETENTION: "30" has no unit/],
+    [{ KILN_TICK_RETENTION: '10m' }, /^KILN_TICK_RETENTION: must be at least 1h, got 10m/],
   ])('names the bad variable: %o', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });

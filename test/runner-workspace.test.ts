@@ -133,7 +133,7 @@ describe('the workspace checkout', () => {
     beforeAll(async () => {
       const docker = await requireDocker();
       await removeTestContainers(docker);
-      const config = testContainerConfig({ name: `kiln-workspace-test-${process.pid}`, workdirVolume: { name: `kiln-workspace-test-${process.pid}`, fromImage: true } });
+      const config = testContainerConfig({ name: `kiln-workspace-test-${process.pid}`, workdirVolume: { name: `kiln-workspace-test-${process.pid}` } });
       step = { handle: await backend.prepare(config), config };
       await backend.start(step.handle);
     });

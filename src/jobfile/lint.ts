@@ -5,12 +5,19 @@ import type { ParsedJobFile } from './parse.js';
 import { repositoryAddress, repositoryUrlProblem, type RepositoryPolicy } from './repositoryUrl.js';
 import { Reader, describe, given, type Field } from './reader.js';
 import type { ConcurrencyPolicy, Diagnostic, MisfirePolicy, NetworkMode } from './types.js';
-import { ENV_NAME_PATTERN, JOB_NAME_PATTERN, MAX_JOB_NAME_LENGTH, checkArtifactPath, parseMemory } from './values.js';
+import { ENV_NAME_PATTERN, JOB_NAME_PATTERN, MAX_JOB_NAME_LENGTH, artifactIdentity, normalizeArtifactPath, parseMemory } from './values.js';
 
 /** Most jobs one file may hold. */
 export const MAX_JOBS_PER_FILE = 1000;
 /** Most steps one job may have. */
 export const MAX_STEPS_PER_JOB = 100;
+/**
+ * Most secrets one job may list (docs/design.md#quotas): each one is masked in every byte of the
+ * build's output, so the list is bounded like the owner's store of secrets.
+ */
+export const MAX_SECRETS_PER_JOB = 100;
+/** Most artifact paths one job may list. */
+export const MAX_ARTIFACTS_PER_JOB = 100;
 /** Longest `timeout` accepted, for a job or a step. */
 export const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
 
@@ -85,6 +92,9 @@ function lintEnv(r: Reader, field: Field): Record<string, string> | undefined {
 function lintSecrets(r: Reader, field: Field): string[] | undefined {
   const list = r.list(field, 'a list of secret names');
   if (list === undefined) return undefined;
+  if (list.items.length > MAX_SECRETS_PER_JOB) {
+    return void r.error(field.at, field.path, `a job may list at most ${MAX_SECRETS_PER_JOB} secrets, found ${list.items.length}`);
+  }
   const names: string[] = [];
   for (const item of r.items(list, field)) {
     const name = r.string(item);
@@ -153,16 +163,31 @@ function lintResources(r: Reader, field: Field): JobDraft['resources'] {
   return resources;
 }
 
+/** Each path in its canonical form, once: `big`, `./big` and `.//big` are one artifact, stored once. */
 function lintArtifacts(r: Reader, field: Field): string[] | undefined {
   const list = r.list(field, 'a list of paths relative to /workspace');
   if (list === undefined) return undefined;
+  if (list.items.length > MAX_ARTIFACTS_PER_JOB) {
+    return void r.error(field.at, field.path, `a job may list at most ${MAX_ARTIFACTS_PER_JOB} artifacts, found ${list.items.length}`);
+  }
   const paths: string[] = [];
+  const seen = new Map<string, string>();
   for (const item of r.items(list, field)) {
-    const path = r.string(item);
-    if (path === undefined) continue;
-    const problem = checkArtifactPath(path);
-    if (problem === null) paths.push(path);
-    else r.error(item.at, item.path, problem);
+    const raw = r.string(item);
+    if (raw === undefined) continue;
+    const normal = normalizeArtifactPath(raw);
+    if ('problem' in normal) {
+      r.error(item.at, item.path, normal.problem);
+      continue;
+    }
+    const identity = artifactIdentity(normal.path);
+    const first = seen.get(identity);
+    if (first !== undefined) {
+      r.warn(item.at, item.path, `"${raw}" is the same path as "${first}"; it is stored once`);
+      continue;
+    }
+    seen.set(identity, raw);
+    paths.push(normal.path);
   }
   return paths;
 }

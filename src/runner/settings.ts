@@ -44,6 +44,19 @@ export interface RunnerSettings {
   maxLogBytes: number | null;
   /** Bytes one artifact may take once compressed (KILN_MAX_ARTIFACT_BYTES). */
   maxArtifactBytes: number;
+  /** Bytes all artifacts of one execution may take once compressed (KILN_MAX_EXECUTION_ARTIFACT_BYTES). */
+  maxExecutionArtifactBytes: number;
+  /**
+   * Bytes of stored artifacts one owner may hold across all their executions, null = no quota
+   * (KILN_OWNER_STORAGE_QUOTA; `0` = no quota). See docs/design.md#quotas.
+   */
+  ownerStorageQuotaBytes: number | null;
+  /**
+   * Bytes each writable directory of a container (the workdir, /tmp, KILN_WRITABLE_PATHS) may hold
+   * (KILN_WRITABLE_MAX_BYTES). They are tmpfs volumes: their content counts against the container's
+   * memory limit and never reaches the engine's disk.
+   */
+  writableMaxBytes: number;
   /** Longest an image pull may take (KILN_PULL_TIMEOUT_MS). */
   pullTimeoutMs: number;
   /** Registry host -> credentials for pulls (KILN_REGISTRY_AUTH, JSON). `docker.io` for Docker Hub. */
@@ -94,6 +107,10 @@ export function defaultRunnerSettings(): RunnerSettings {
     // A CI log past 100 MiB is noise, and one build must not be able to fill Postgres.
     maxLogBytes: 100 * 1024 * 1024,
     maxArtifactBytes: GiB,
+    maxExecutionArtifactBytes: 2 * GiB,
+    ownerStorageQuotaBytes: 10 * GiB,
+    // Half the default memory: a build filling its workspace still has room to run.
+    writableMaxBytes: GiB,
     pullTimeoutMs: 10 * 60_000,
     registryAuth: {},
     reapIntervalMs: 30_000,

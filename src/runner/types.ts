@@ -27,14 +27,7 @@ export interface ContainerConfig {
    * share it (docs/design.md#sandboxed-checkout); it carries the container's labels and goes
    * with the last container that mounts it (see ContainerBackend.destroy).
    */
-  workdirVolume?: {
-    name: string;
-    /**
-     * Fill an empty volume from the image's own workdir (the step container), or mount it as it
-     * is (the checkout container, whose image must not replace the owner the steps' image gave it).
-     */
-    fromImage: boolean;
-  };
+  workdirVolume?: { name: string };
   /** Host directories mounted read-only at the same path: only the checkout's KILN_GIT_LOCAL_ROOT. */
   readOnlyHostDirs?: string[];
   /** Largest file a process of the container may write (RLIMIT_FSIZE), null/absent = no limit. */
@@ -51,6 +44,8 @@ export interface ContainerConfig {
   readOnlyRootfs?: boolean;
   /** Writable directories besides `workdir` and /tmp, each a volume of its own. */
   writablePaths?: string[];
+  /** Bytes each writable directory may hold (a tmpfs volume of that size); default 1 GiB. */
+  writableMaxBytes?: number;
   /** User the steps run as; default the image's. */
   user?: string | null;
   /**

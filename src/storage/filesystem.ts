@@ -4,7 +4,7 @@ import { type FileHandle, mkdir, open, readFile, rename, rm, stat, unlink, write
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertValidKey, ObjectNotFoundError, type ArtifactStore } from './ArtifactStore.js';
+import { assertValidKey, assertValidPrefix, ObjectNotFoundError, type ArtifactStore } from './ArtifactStore.js';
 
 /**
  * An ArtifactStore in a local directory: key `a/b.log` is the file `<dir>/a/b.log`.
@@ -84,6 +84,11 @@ export class FilesystemStore implements ArtifactStore {
     } catch (err) {
       if (!isMissing(err)) throw err;
     }
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    assertValidPrefix(prefix);
+    await rm(path.join(this.root, ...prefix.slice(0, -1).split('/')), { recursive: true, force: true });
   }
 
   async url(key: string, _expiresInSec?: number): Promise<string | null> {
