@@ -84,7 +84,7 @@ describe('the checkout container', () => {
       env: {},
       labels: { kiln: 'true', 'kiln.execution': 'e', 'kiln.role': 'checkout' },
       network: 'git-egress',
-      workdirVolume: { name: 'kiln-e-1-workspace', fromImage: false },
+      workdirVolume: { name: 'kiln-e-1-workspace' },
       readOnlyHostDirs: [],
       memoryBytes: 512 * 1024 * 1024,
       pidsLimit: 128,
