@@ -149,9 +149,29 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+/** 127.0.0.0/8, ::1 and localhost: an address no one between Kiln and the peer can intercept. */
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/**
+ * The identity provider's key set: https, so that no one on the way can hand Kiln keys of their
+ * own (security review L4); plain http only on loopback (a provider on the same host, tests).
+ */
+function jwksUrlOf(env: Env): string | undefined {
+  const raw = url(env, 'KILN_JWKS_URL', ['http:', 'https:']);
+  if (raw === undefined) return undefined;
+  const parsed = new URL(raw);
+  if (parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
+    throw new ConfigError('KILN_JWKS_URL', `must use https: (http: only on 127.0.0.1, ::1 or localhost), got "${raw}"`);
+  }
+  return raw;
+}
+
 function loadAuth(env: Env): AuthConfig | null {
   const secret = str(env, 'KILN_JWT_SECRET');
-  const jwksUrl = url(env, 'KILN_JWKS_URL', ['http:', 'https:']);
+  const jwksUrl = jwksUrlOf(env);
   if (secret !== undefined && jwksUrl !== undefined) {
     throw new ConfigError('KILN_JWT_SECRET', 'set either KILN_JWT_SECRET (local mode) or KILN_JWKS_URL (identity provider), not both');
   }

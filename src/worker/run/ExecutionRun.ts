@@ -13,7 +13,7 @@ import { settlesWithin, withTimeout } from '../../util/timeout.js';
 import { ArtifactError, collectArtifacts as collectFromContainer } from '../../runner/artifacts.js';
 import { containerConfigFor } from '../../runner/containerConfig.js';
 import { stepFailure } from '../../runner/failures.js';
-import { atPostgresBoundary } from '../../runner/infrastructure.js';
+import { atPostgresBoundary, runErrorText } from '../../runner/infrastructure.js';
 import { removeUntilGone } from '../../runner/removal.js';
 import type { ContainerHandle, StepResult } from '../../runner/types.js';
 import { checkoutInto, redactUrl } from '../../runner/workspace.js';
@@ -257,7 +257,7 @@ export class ExecutionRun {
   private broke(err: unknown): void {
     const ending = errorEnding(err, this.stopped);
     if (ending === 'STOPPED') return; // the stop decides
-    const message = err instanceof Error ? err.message : String(err);
+    const message = runErrorText(err, this.deps.backend.description);
     this.buildLog.system(`error: ${message}`);
     this.result = { status: 'FAILED', exitCode: null, error: message };
     if (ending === 'HANDED_BACK') [this.infraError, this.engineWasDown] = [message, witnessEngine(this.deps.gate)];
