@@ -6,6 +6,7 @@ import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type ConfiguredLogLevel } from './util/log.js';
 import { defaultRunnerSettings, type RegistryCredentials, type RunnerSettings } from './runner/settings.js';
 import { parseMemory } from './jobfile/values.js';
+import { imagePatternProblem } from './runner/registryAccess.js';
 
 /** The S3-compatible store's settings; credentials come from the standard `AWS_*` chain. */
 export interface S3Config {
@@ -272,6 +273,28 @@ function registryAuth(env: Env): Record<string, RegistryCredentials> {
   return out;
 }
 
+/**
+ * KILN_REGISTRY_AUTH_IMAGES: which images every user may pull with the operator's credentials.
+ * Required with KILN_REGISTRY_AUTH: without it, any user could pull (and run) any private image
+ * the operator's account can read (security review M4).
+ */
+function registryAuthImages(env: Env, auth: Record<string, RegistryCredentials>): string[] {
+  const raw = str(env, 'KILN_REGISTRY_AUTH_IMAGES');
+  if (raw === undefined) {
+    if (Object.keys(auth).length === 0) return [];
+    throw new ConfigError(
+      'KILN_REGISTRY_AUTH_IMAGES',
+      'is required with KILN_REGISTRY_AUTH: the images every user may pull with these credentials, e.g. "docker.io/library/*,registry.example.com/shared/*" ("*" for all)',
+    );
+  }
+  const patterns = raw.split(/[,\s]+/).filter(Boolean);
+  for (const p of patterns) {
+    const problem = imagePatternProblem(p);
+    if (problem) throw new ConfigError('KILN_REGISTRY_AUTH_IMAGES', problem);
+  }
+  return patterns;
+}
+
 function loadRunner(env: Env): Readonly<RunnerSettings> {
   const d = defaultRunnerSettings();
   const maxCpus = cpus(env, 'KILN_MAX_CPUS', d.maxCpus);
@@ -281,6 +304,7 @@ function loadRunner(env: Env): Readonly<RunnerSettings> {
   const defaultMemoryBytes = size(env, 'KILN_DEFAULT_MEMORY', Math.min(d.defaultMemoryBytes, maxMemoryBytes), 4 * 1024 * 1024);
   if (defaultMemoryBytes > maxMemoryBytes) throw new ConfigError('KILN_DEFAULT_MEMORY', `must not exceed KILN_MAX_MEMORY (${maxMemoryBytes} bytes)`);
   const maxLog = str(env, 'KILN_MAX_LOG_BYTES');
+  const auth = registryAuth(env);
   return Object.freeze({
     allowBridge: bool(env, 'KILN_ALLOW_BRIDGE', d.allowBridge),
     defaultCpus,
@@ -298,7 +322,8 @@ function loadRunner(env: Env): Readonly<RunnerSettings> {
     maxLogBytes: maxLog === '0' ? null : size(env, 'KILN_MAX_LOG_BYTES', d.maxLogBytes ?? 0, 1024),
     maxArtifactBytes: size(env, 'KILN_MAX_ARTIFACT_BYTES', d.maxArtifactBytes, 1024),
     pullTimeoutMs: int(env, 'KILN_PULL_TIMEOUT_MS', d.pullTimeoutMs, 1000, 3_600_000),
-    registryAuth: Object.freeze(registryAuth(env)),
+    registryAuth: Object.freeze(auth),
+    registryAuthImages: Object.freeze(registryAuthImages(env, auth)),
     reapIntervalMs: int(env, 'KILN_REAP_INTERVAL_MS', d.reapIntervalMs, 100, 3_600_000),
     gitProtocols: list(env, 'KILN_GIT_PROTOCOLS', d.gitProtocols, (p) => (/^[a-z][a-z0-9+.-]*$/.test(p) && p !== 'ext' ? null : `"${p}" is not an allowed git transport`)),
   });

@@ -21,6 +21,7 @@ import { loadExecutionSecrets } from '../../secrets/executionSecrets.js';
 import type { ExecutionPlan } from '../../jobfile/types.js';
 import { decideEnding, type ContainerState, type Ending, type RunFacts, type Stop } from './decideEnding.js';
 import { errorEnding } from './endings.js';
+import { pullAccessFor } from './pullAccess.js';
 import { judgeInfrastructureFailure, witnessEngine, type InfrastructureVerdict } from './infrastructureFailure.js';
 import type { RunDeps } from './RunDeps.js';
 import type { RunRegistry, StopReason } from './RunRegistry.js';
@@ -155,7 +156,8 @@ export class ExecutionRun {
     );
     this.memoryBytes = spec.memoryBytes;
     await this.removeEarlierAttempts();
-    const handle = await deps.backend.prepare(spec, this.stopping.signal);
+    const access = await pullAccessFor(this.pool, deps.runner.secretBox, claimed.id, plan.image, deps.runner.settings);
+    const handle = await deps.backend.prepare(spec, this.stopping.signal, access);
     this.handle = handle;
     this.container = 'running';
     this.stopping.signal.throwIfAborted(); // stopped while the image was pulled: never start it
