@@ -43,7 +43,9 @@ function isEngineSocketError(err: unknown): boolean {
     const { code, syscall } = (e ?? {}) as { code?: unknown; syscall?: unknown };
     return typeof code === 'string' && (CONNECTION_CODES.has(code) || (code === 'ENOENT' && syscall === 'connect'));
   };
-  return socketError(err) || socketError(err.cause);
+  // A cause counts only under a plain Error: Kiln's own errors (an artifact the store refused) say
+  // what failed themselves, and their causes may be sockets of something else (S3).
+  return socketError(err) || (err.constructor === Error && socketError(err.cause));
 }
 
 /**
