@@ -8,6 +8,7 @@ import { Migration20261206000000_dispatch } from './Migration20261206000000_disp
 import { Migration20261206120000_log_chunks_parent } from './Migration20261206120000_log_chunks_parent.js';
 import { Migration20261207000000_engineDownAttempts } from './Migration20261207000000_engineDownAttempts.js';
 import { Migration20261208000000_quotas } from './Migration20261208000000_quotas.js';
+import { Migration20261208010000_imageGrants } from './Migration20261208010000_imageGrants.js';
 
 /** Every migration, oldest first. Listed explicitly so `dist/` needs no folder scanning. */
 export const MIGRATIONS: MigrationObject[] = [
@@ -20,4 +21,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261206120000_log_chunks_parent', class: Migration20261206120000_log_chunks_parent },
   { name: 'Migration20261207000000_engineDownAttempts', class: Migration20261207000000_engineDownAttempts },
   { name: 'Migration20261208000000_quotas', class: Migration20261208000000_quotas },
+  { name: 'Migration20261208010000_imageGrants', class: Migration20261208010000_imageGrants },
 ];

@@ -7,6 +7,7 @@ import { LOG_LEVELS, type ConfiguredLogLevel } from './util/log.js';
 import { defaultRunnerSettings, type RegistryCredentials, type RunnerSettings } from './runner/settings.js';
 import { parseMemory } from './jobfile/values.js';
 import { formatDuration, parseDuration } from './schedule/duration.js';
+import { imagePatternProblem } from './runner/registryAccess.js';
 
 /** The S3-compatible store's settings; credentials come from the standard `AWS_*` chain. */
 export interface S3Config {
@@ -164,9 +165,29 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+/** 127.0.0.0/8, ::1 and localhost: an address no one between Kiln and the peer can intercept. */
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/**
+ * The identity provider's key set: https, so that no one on the way can hand Kiln keys of their
+ * own (security review L4); plain http only on loopback (a provider on the same host, tests).
+ */
+function jwksUrlOf(env: Env): string | undefined {
+  const raw = url(env, 'KILN_JWKS_URL', ['http:', 'https:']);
+  if (raw === undefined) return undefined;
+  const parsed = new URL(raw);
+  if (parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
+    throw new ConfigError('KILN_JWKS_URL', `must use https: (http: only on 127.0.0.1, ::1 or localhost), got "${raw}"`);
+  }
+  return raw;
+}
+
 function loadAuth(env: Env): AuthConfig | null {
   const secret = str(env, 'KILN_JWT_SECRET');
-  const jwksUrl = url(env, 'KILN_JWKS_URL', ['http:', 'https:']);
+  const jwksUrl = jwksUrlOf(env);
   if (secret !== undefined && jwksUrl !== undefined) {
     throw new ConfigError('KILN_JWT_SECRET', 'set either KILN_JWT_SECRET (local mode) or KILN_JWKS_URL (identity provider), not both');
   }
@@ -299,6 +320,28 @@ function dockerNetwork(env: Env, name: string, def: string): string {
   return raw;
 }
 
+/**
+ * KILN_REGISTRY_AUTH_IMAGES: which images every user may pull with the operator's credentials.
+ * Required with KILN_REGISTRY_AUTH: without it, any user could pull (and run) any private image
+ * the operator's account can read (security review M4).
+ */
+function registryAuthImages(env: Env, auth: Record<string, RegistryCredentials>): string[] {
+  const raw = str(env, 'KILN_REGISTRY_AUTH_IMAGES');
+  if (raw === undefined) {
+    if (Object.keys(auth).length === 0) return [];
+    throw new ConfigError(
+      'KILN_REGISTRY_AUTH_IMAGES',
+      'is required with KILN_REGISTRY_AUTH: the images every user may pull with these credentials, e.g. "docker.io/library/*,registry.example.com/shared/*" ("*" for all)',
+    );
+  }
+  const patterns = raw.split(/[,\s]+/).filter(Boolean);
+  for (const p of patterns) {
+    const problem = imagePatternProblem(p);
+    if (problem) throw new ConfigError('KILN_REGISTRY_AUTH_IMAGES', problem);
+  }
+  return patterns;
+}
+
 function loadRunner(env: Env): Readonly<RunnerSettings> {
   const d = defaultRunnerSettings();
   const maxCpus = cpus(env, 'KILN_MAX_CPUS', d.maxCpus);
@@ -308,6 +351,7 @@ function loadRunner(env: Env): Readonly<RunnerSettings> {
   const defaultMemoryBytes = size(env, 'KILN_DEFAULT_MEMORY', Math.min(d.defaultMemoryBytes, maxMemoryBytes), 4 * 1024 * 1024);
   if (defaultMemoryBytes > maxMemoryBytes) throw new ConfigError('KILN_DEFAULT_MEMORY', `must not exceed KILN_MAX_MEMORY (${maxMemoryBytes} bytes)`);
   const maxLog = str(env, 'KILN_MAX_LOG_BYTES');
+  const auth = registryAuth(env);
   return Object.freeze({
     allowBridge: bool(env, 'KILN_ALLOW_BRIDGE', d.allowBridge),
     defaultCpus,
@@ -328,7 +372,8 @@ function loadRunner(env: Env): Readonly<RunnerSettings> {
     ownerStorageQuotaBytes: str(env, 'KILN_OWNER_STORAGE_QUOTA') === '0' ? null : size(env, 'KILN_OWNER_STORAGE_QUOTA', d.ownerStorageQuotaBytes ?? 0, 1024),
     writableMaxBytes: size(env, 'KILN_WRITABLE_MAX_BYTES', d.writableMaxBytes, 1024 * 1024),
     pullTimeoutMs: int(env, 'KILN_PULL_TIMEOUT_MS', d.pullTimeoutMs, 1000, 3_600_000),
-    registryAuth: Object.freeze(registryAuth(env)),
+    registryAuth: Object.freeze(auth),
+    registryAuthImages: Object.freeze(registryAuthImages(env, auth)),
     reapIntervalMs: int(env, 'KILN_REAP_INTERVAL_MS', d.reapIntervalMs, 100, 3_600_000),
     gitProtocols: list(env, 'KILN_GIT_PROTOCOLS', d.gitProtocols, gitTransportProblem),
     gitLocalRoot: absolutePath(env, 'KILN_GIT_LOCAL_ROOT') ?? d.gitLocalRoot,

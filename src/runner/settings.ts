@@ -61,6 +61,11 @@ export interface RunnerSettings {
   pullTimeoutMs: number;
   /** Registry host -> credentials for pulls (KILN_REGISTRY_AUTH, JSON). `docker.io` for Docker Hub. */
   registryAuth: Readonly<Record<string, RegistryCredentials>>;
+  /**
+   * Images every user may pull with `registryAuth` (KILN_REGISTRY_AUTH_IMAGES): repositories,
+   * prefixes ending in `/*`, or `*`. Owners' own credentials are their secrets (REGISTRY_AUTH_<HOST>).
+   */
+  registryAuthImages: readonly string[];
   /** How often the worker looks for orphaned containers (KILN_REAP_INTERVAL_MS). */
   reapIntervalMs: number;
   /**
@@ -113,6 +118,7 @@ export function defaultRunnerSettings(): RunnerSettings {
     writableMaxBytes: GiB,
     pullTimeoutMs: 10 * 60_000,
     registryAuth: {},
+    registryAuthImages: [],
     reapIntervalMs: 30_000,
     // A shared installation clones from the network over TLS only; see docs/design.md#sandboxed-checkout.
     gitProtocols: ['https'],

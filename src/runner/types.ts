@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { PullAccess } from './registryAccess.js';
 
 /**
  * The seam between Kiln and whatever runs containers. The lifecycle is explicit:
@@ -95,9 +96,10 @@ export interface ContainerBackend {
   readonly description: string;
   /**
    * Makes sure the image is there (pulling it when missing) and creates the container, not
-   * started. Aborting `signal` abandons a pull.
+   * started. Aborting `signal` abandons a pull. `access` says whose run it is and what they may
+   * pull with (docs/design.md#local-privacy); without it, the backend's own configuration applies.
    */
-  prepare(spec: ContainerConfig, signal?: AbortSignal): Promise<ContainerHandle>;
+  prepare(spec: ContainerConfig, signal?: AbortSignal, access?: PullAccess): Promise<ContainerHandle>;
   start(handle: ContainerHandle): Promise<void>;
   /** Unpacks a tar archive into directory `dir` of the container (the workspace checkout). */
   copyIn(handle: ContainerHandle, dir: string, tar: Readable): Promise<void>;

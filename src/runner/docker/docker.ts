@@ -18,6 +18,7 @@ import type {
 import { toCreateOptions, toEnvList } from './convert.js';
 import { ensureImage, messageOf, statusOf } from './images.js';
 import { InfrastructureError } from '../infrastructure.js';
+import type { PullAccess } from '../registryAccess.js';
 
 export { ImageUnavailableError } from './images.js';
 
@@ -87,8 +88,8 @@ export class DockerBackend implements ContainerBackend {
     return `the Docker engine at ${engineAddress(this.docker)}`;
   }
 
-  async prepare(spec: ContainerConfig, signal?: AbortSignal): Promise<ContainerHandle> {
-    const image = await ensureImage(this.docker, spec.image, { timeoutMs: this.options.pullTimeoutMs, auth: this.options.registryAuth, signal });
+  async prepare(spec: ContainerConfig, signal?: AbortSignal, access?: PullAccess): Promise<ContainerHandle> {
+    const image = await ensureImage(this.docker, spec.image, { timeoutMs: this.options.pullTimeoutMs, auth: this.options.registryAuth, access, signal });
     const container = await this.docker.createContainer(toCreateOptions(spec));
     // What steps run as: the configured user, else the image's USER.
     return { id: container.id, user: spec.user || image.user };

@@ -11,7 +11,7 @@ import type { LogFields } from '../../util/log.js';
 import { settlesWithin, withTimeout } from '../../util/timeout.js';
 import { containerConfigFor } from '../../runner/containerConfig.js';
 import { stepFailure } from '../../runner/failures.js';
-import { atPostgresBoundary } from '../../runner/infrastructure.js';
+import { atPostgresBoundary, runErrorText } from '../../runner/infrastructure.js';
 import { DEFAULT_WRITABLE_MAX_BYTES, writableDirs } from '../../runner/docker/convert.js';
 import { removeUntilGone } from '../../runner/removal.js';
 import type { ContainerHandle, StepResult } from '../../runner/types.js';
@@ -22,6 +22,7 @@ import type { ExecutionPlan } from '../../jobfile/types.js';
 import { decideEnding, type ContainerState, type Ending, type RunFacts, type Stop } from './decideEnding.js';
 import { errorEnding } from './endings.js';
 import { keepArtifacts } from './keepArtifacts.js';
+import { pullAccessFor } from './pullAccess.js';
 import { judgeInfrastructureFailure, witnessEngine, type InfrastructureVerdict } from './infrastructureFailure.js';
 import type { RunDeps } from './RunDeps.js';
 import type { RunRegistry, StopReason } from './RunRegistry.js';
@@ -164,7 +165,8 @@ export class ExecutionRun {
     this.memoryBytes = spec.memoryBytes;
     this.writable = { dirs: writableDirs(spec), maxBytes: spec.writableMaxBytes ?? DEFAULT_WRITABLE_MAX_BYTES };
     await this.removeEarlierAttempts();
-    const handle = await deps.backend.prepare(spec, this.stopping.signal);
+    const access = await pullAccessFor(this.pool, deps.runner.secretBox, claimed.id, plan.image, deps.runner.settings);
+    const handle = await deps.backend.prepare(spec, this.stopping.signal, access);
     this.handle = handle;
     this.container = 'running';
     this.stopping.signal.throwIfAborted(); // stopped while the image was pulled: never start it
@@ -264,7 +266,7 @@ export class ExecutionRun {
   private broke(err: unknown): void {
     const ending = errorEnding(err, this.stopped);
     if (ending === 'STOPPED') return; // the stop decides
-    const message = err instanceof Error ? err.message : String(err);
+    const message = runErrorText(err, this.deps.backend.description);
     this.buildLog.system(`error: ${message}`);
     this.result = { status: 'FAILED', exitCode: null, error: message };
     if (ending === 'HANDED_BACK') [this.infraError, this.engineWasDown] = [message, witnessEngine(this.deps.gate)];
