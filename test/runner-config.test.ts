@@ -48,6 +48,7 @@ describe('the runner configuration', () => {
       KILN_MAX_LOG_BYTES: '100m',
       KILN_MAX_ARTIFACT_BYTES: '1g',
       KILN_REGISTRY_AUTH: '{"ghcr.io": {"username": "u", "password": "p"}}',
+      KILN_REGISTRY_AUTH_IMAGES: 'ghcr.io/team/*',
       KILN_GIT_PROTOCOLS: 'https,ssh',
       KILN_GIT_LOCAL_ROOT: '/srv/repos/',
       KILN_GIT_IMAGE: 'registry.example.com/git:2',
