@@ -298,6 +298,28 @@ function registryAuth(env: Env): Record<string, RegistryCredentials> {
   return out;
 }
 
+/** Why `p` may not be in KILN_GIT_PROTOCOLS, or null. */
+function gitTransportProblem(p: string): string | null {
+  if (p === 'file') return '"file" is not a network transport: allow a directory with KILN_GIT_LOCAL_ROOT instead';
+  return /^[a-z][a-z0-9+.-]*$/.test(p) && p !== 'ext' ? null : `"${p}" is not an allowed git transport`;
+}
+
+/** An absolute path without `..`, normalised (no trailing slash). */
+function absolutePath(env: Env, name: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  if (!raw.startsWith('/') || raw.split('/').includes('..')) throw new ConfigError(name, `must be an absolute path without "..", got "${raw}"`);
+  return raw.replace(/\/+/g, '/').replace(/(.)\/$/, '$1');
+}
+
+/** A docker network name (`none` refuses every checkout over the network). */
+function dockerNetwork(env: Env, name: string, def: string): string {
+  const raw = str(env, name) ?? def;
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(raw)) throw new ConfigError(name, `"${raw}" is not a docker network name`);
+  if (raw === 'host') throw new ConfigError(name, 'the host network would give the checkout the worker host\'s own network view');
+  return raw;
+}
+
 /**
  * KILN_REGISTRY_AUTH_IMAGES: which images every user may pull with the operator's credentials.
  * Required with KILN_REGISTRY_AUTH: without it, any user could pull (and run) any private image
@@ -353,7 +375,14 @@ function loadRunner(env: Env): Readonly<RunnerSettings> {
     registryAuth: Object.freeze(auth),
     registryAuthImages: Object.freeze(registryAuthImages(env, auth)),
     reapIntervalMs: int(env, 'KILN_REAP_INTERVAL_MS', d.reapIntervalMs, 100, 3_600_000),
-    gitProtocols: list(env, 'KILN_GIT_PROTOCOLS', d.gitProtocols, (p) => (/^[a-z][a-z0-9+.-]*$/.test(p) && p !== 'ext' ? null : `"${p}" is not an allowed git transport`)),
+    gitProtocols: list(env, 'KILN_GIT_PROTOCOLS', d.gitProtocols, gitTransportProblem),
+    gitLocalRoot: absolutePath(env, 'KILN_GIT_LOCAL_ROOT') ?? d.gitLocalRoot,
+    gitImage: str(env, 'KILN_GIT_IMAGE') ?? d.gitImage,
+    checkoutNetwork: dockerNetwork(env, 'KILN_CHECKOUT_NETWORK', d.checkoutNetwork),
+    checkoutMaxFiles: int(env, 'KILN_CHECKOUT_MAX_FILES', d.checkoutMaxFiles, 1, 100_000_000),
+    checkoutMaxBytes: size(env, 'KILN_CHECKOUT_MAX_BYTES', d.checkoutMaxBytes, 1024 * 1024),
+    checkoutTimeoutMs: int(env, 'KILN_CHECKOUT_TIMEOUT_MS', d.checkoutTimeoutMs, 1000, 24 * 3_600_000),
+    sshKnownHostsFile: absolutePath(env, 'KILN_SSH_KNOWN_HOSTS') ?? d.sshKnownHostsFile,
   });
 }
 

@@ -2,6 +2,7 @@ import { isMap, isScalar, type YAMLMap } from 'yaml';
 import { isValidTimezone, parseSchedule } from '../schedule/schedule.js';
 import { childPath } from './diagnostics.js';
 import type { ParsedJobFile } from './parse.js';
+import { repositoryAddress, repositoryUrlProblem, type RepositoryPolicy } from './repositoryUrl.js';
 import { Reader, describe, given, type Field } from './reader.js';
 import type { ConcurrencyPolicy, Diagnostic, MisfirePolicy, NetworkMode } from './types.js';
 import { ENV_NAME_PATTERN, JOB_NAME_PATTERN, MAX_JOB_NAME_LENGTH, artifactIdentity, normalizeArtifactPath, parseMemory } from './values.js';
@@ -46,7 +47,7 @@ export interface JobDraft {
   timezone?: string;
   priority?: number;
   image?: string;
-  repository?: { url: string; ref?: string };
+  repository?: { url: string; ref?: string; sshKey?: string };
   env?: Record<string, string>;
   secrets?: string[];
   timeoutMs?: number;
@@ -112,16 +113,30 @@ function lintPriority(r: Reader, field: Field): number | undefined {
   return r.wrong(field, 'low, normal, high or a whole number from 0 to 10');
 }
 
-function lintRepository(r: Reader, field: Field): JobDraft['repository'] {
+function lintRepository(r: Reader, field: Field, policy: RepositoryPolicy | undefined): JobDraft['repository'] {
   const map = r.map(field, 'a mapping with "url" and optionally "ref"');
   if (map === undefined) return undefined;
-  const fields = r.entries(map, field.path, ['url', 'ref']);
+  const fields = r.entries(map, field.path, ['url', 'ref', 'ssh_key']);
   const urlField = given(fields, 'url');
   if (urlField === undefined) return void missing(r, fields, map, field.path, 'url', ': the address to clone');
   const url = r.text(urlField);
+  const problem = url === undefined || policy === undefined ? null : repositoryUrlProblem(url, policy);
+  if (problem !== null) r.error(urlField.at, urlField.path, `url: ${problem}`);
   const refField = given(fields, 'ref');
   const ref = refField === undefined ? undefined : r.text(refField);
-  return url === undefined ? undefined : { url, ref };
+  const keyField = given(fields, 'ssh_key');
+  const sshKey = keyField === undefined ? undefined : lintSshKey(r, keyField, url);
+  if (url === undefined || problem !== null || (keyField !== undefined && sshKey === undefined)) return undefined;
+  return sshKey === undefined ? { url, ref } : { url, ref, sshKey };
+}
+
+/** `ssh_key`: the name of the owner's secret holding an ssh URL's deploy key (docs/design.md#sandboxed-checkout). */
+function lintSshKey(r: Reader, field: Field, url: string | undefined): string | undefined {
+  const name = r.string(field);
+  if (name === undefined) return undefined;
+  if (!ENV_NAME_PATTERN.test(name)) return void r.error(field.at, field.path, `"${name}" is not a valid secret name (letters, digits and _, not starting with a digit)`);
+  if (url !== undefined && repositoryAddress(url).transport !== 'ssh') return void r.error(field.at, field.path, 'ssh_key is only for ssh URLs (ssh://host/path or host:path)');
+  return name;
 }
 
 function lintResources(r: Reader, field: Field): JobDraft['resources'] {
@@ -228,6 +243,8 @@ function lintName(r: Reader, field: Field, names: Map<string, string>): string |
 interface FileScope {
   names: Map<string, string>;
   schedules: Map<string, ReturnType<typeof parseSchedule>>;
+  /** What the server lets `repository.url` reach; undefined where no server is asked (the CLI). */
+  repositories: RepositoryPolicy | undefined;
 }
 
 function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefined {
@@ -275,7 +292,7 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
     if (job.image !== undefined && /\s/.test(job.image)) r.error(image.at, image.path, 'image must not contain spaces');
   }
   const repository = opt('repository');
-  if (repository !== undefined) job.repository = lintRepository(r, repository);
+  if (repository !== undefined) job.repository = lintRepository(r, repository, scope.repositories);
   const env = opt('env');
   if (env !== undefined) job.env = lintEnv(r, env);
   const secrets = opt('secrets');
@@ -304,9 +321,10 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
 
 /**
  * Checks the content of a parsed job file against the job file format (docs/design.md#job-file)
- * and collects every problem, not just the first.
+ * and collects every problem, not just the first. With `policy`, a repository URL the server does
+ * not allow is one of them (docs/design.md#sandboxed-checkout).
  */
-export function lintJobFile(file: ParsedJobFile): LintResult {
+export function lintJobFile(file: ParsedJobFile, policy?: RepositoryPolicy): LintResult {
   const r = new Reader(file);
   const jobs: JobDraft[] = [];
   const root = r.field(file.document.contents, '', 'the top level', file.document.range[0]);
@@ -326,7 +344,7 @@ export function lintJobFile(file: ParsedJobFile): LintResult {
   else if (list.items.length > MAX_JOBS_PER_FILE) {
     r.error(jobsField.at, 'jobs', `a file may hold at most ${MAX_JOBS_PER_FILE} jobs, found ${list.items.length}`);
   } else {
-    const scope: FileScope = { names: new Map(), schedules: new Map() };
+    const scope: FileScope = { names: new Map(), schedules: new Map(), repositories: policy };
     for (const item of r.items(list, jobsField)) {
       const job = lintJob(r, item, scope);
       if (job !== undefined) jobs.push(job);

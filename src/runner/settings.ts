@@ -68,8 +68,28 @@ export interface RunnerSettings {
   registryAuthImages: readonly string[];
   /** How often the worker looks for orphaned containers (KILN_REAP_INTERVAL_MS). */
   reapIntervalMs: number;
-  /** Transports `repository.url` may use (KILN_GIT_PROTOCOLS), as git's GIT_ALLOW_PROTOCOL names them. */
+  /**
+   * Network transports `repository.url` may use (KILN_GIT_PROTOCOLS), as git's GIT_ALLOW_PROTOCOL
+   * names them; `file` is not one of them (see gitLocalRoot).
+   */
   gitProtocols: string[];
+  /**
+   * The one host directory whose repositories jobs may clone by path or `file://` URL
+   * (KILN_GIT_LOCAL_ROOT), mounted read-only into the checkout container; null = none.
+   */
+  gitLocalRoot: string | null;
+  /** The image the checkout runs in (KILN_GIT_IMAGE): git, a POSIX shell with awk, ssh. */
+  gitImage: string;
+  /** The docker network the checkout container is on (KILN_CHECKOUT_NETWORK); the steps keep the job's. */
+  checkoutNetwork: string;
+  /** Most files a checked-out commit may hold (KILN_CHECKOUT_MAX_FILES). */
+  checkoutMaxFiles: number;
+  /** Most bytes the checked-out files may take, and any one file of the clone (KILN_CHECKOUT_MAX_BYTES). */
+  checkoutMaxBytes: number;
+  /** Longest a checkout may take (KILN_CHECKOUT_TIMEOUT_MS), within the job's own timeout. */
+  checkoutTimeoutMs: number;
+  /** The ssh known_hosts file the operator vouches for (KILN_SSH_KNOWN_HOSTS); ssh URLs need it. */
+  sshKnownHostsFile: string | null;
 }
 
 const GiB = 1024 ** 3;
@@ -100,6 +120,14 @@ export function defaultRunnerSettings(): RunnerSettings {
     registryAuth: {},
     registryAuthImages: [],
     reapIntervalMs: 30_000,
-    gitProtocols: ['https', 'ssh', 'git', 'file'],
+    // A shared installation clones from the network over TLS only; see docs/design.md#sandboxed-checkout.
+    gitProtocols: ['https'],
+    gitLocalRoot: null,
+    gitImage: 'alpine/git:v2.45.1',
+    checkoutNetwork: 'bridge',
+    checkoutMaxFiles: 100_000,
+    checkoutMaxBytes: GiB,
+    checkoutTimeoutMs: 10 * 60_000,
+    sshKnownHostsFile: null,
   };
 }

@@ -62,14 +62,37 @@ export function writableMount(target: string, maxBytes: number): Dockerode.Mount
 }
 
 /**
+ * The workdir's mount when it is a named volume shared with a checkout container
+ * (docs/design.md#sandboxed-checkout): the same size-capped tmpfs, created by the first container
+ * that mounts it, with that container's labels (so it is never without one that owns it). The
+ * step container mounts it first and holds it until it is removed, so the checkout's files stay.
+ */
+function sharedWorkdirMount(spec: ContainerConfig, name: string, maxBytes: number): Dockerode.MountSettings {
+  const mount = writableMount(spec.workdir.replace(/\/+$/, ''), maxBytes);
+  return { ...mount, Source: name, VolumeOptions: { ...mount.VolumeOptions!, Labels: { ...spec.labels } } } as Dockerode.MountSettings;
+}
+
+function readOnlyBind(dir: string): Dockerode.MountSettings {
+  return { Type: 'bind', Source: dir, Target: dir, ReadOnly: true, BindOptions: { Propagation: 'rprivate' } } as Dockerode.MountSettings;
+}
+
+function mountOf(spec: ContainerConfig, target: string): Dockerode.MountSettings {
+  const maxBytes = spec.writableMaxBytes ?? DEFAULT_WRITABLE_MAX_BYTES;
+  const shared = spec.workdirVolume !== undefined && target === spec.workdir.replace(/\/+$/, '');
+  return shared ? sharedWorkdirMount(spec, spec.workdirVolume!.name, maxBytes) : writableMount(target, maxBytes);
+}
+
+/**
  * Translates a ContainerConfig into Engine API create options. Pure: no I/O, the same spec
  * always yields the same options, so the whole security posture is unit-tested here.
  *
  * Invariants, whatever the spec says: never privileged, every capability dropped, no privilege
  * gain through setuid binaries, the engine's default seccomp profile (never `unconfined`), a
  * process limit, ulimits, an init process, nothing from the host mounted (the writable
- * directories are size-capped tmpfs volumes, removed with the container), no swap beyond the memory
- * limit, and the network exactly as the spec says (`none` unless the server allowed `bridge`).
+ * directories are size-capped tmpfs volumes, removed with the container; only a checkout
+ * container gets the operator's KILN_GIT_LOCAL_ROOT, read-only), no swap beyond the memory limit,
+ * and the network exactly as the spec says (`none` unless the server allowed `bridge`, or the
+ * operator's checkout network for a checkout container).
  */
 export function toCreateOptions(spec: ContainerConfig): Dockerode.ContainerCreateOptions {
   const nofile = spec.nofileLimit ?? NOFILE_LIMIT;
@@ -84,6 +107,7 @@ export function toCreateOptions(spec: ContainerConfig): Dockerode.ContainerCreat
     Ulimits: [
       { Name: 'nofile', Soft: nofile, Hard: nofile },
       { Name: 'core', Soft: 0, Hard: 0 },
+      ...(spec.maxFileBytes ? [{ Name: 'fsize', Soft: spec.maxFileBytes, Hard: spec.maxFileBytes }] : []),
     ],
     OomScoreAdj: OOM_SCORE_ADJ,
     IpcMode: 'private',
@@ -91,7 +115,7 @@ export function toCreateOptions(spec: ContainerConfig): Dockerode.ContainerCreat
     Binds: [],
     // A volume with an empty Source is anonymous: the engine creates it and `remove -v` deletes it.
     // Being a tmpfs, it starts empty: the image's own content at that path is not copied in.
-    Mounts: writableDirs(spec).map((target) => writableMount(target, spec.writableMaxBytes ?? DEFAULT_WRITABLE_MAX_BYTES)),
+    Mounts: [...writableDirs(spec).map((target) => mountOf(spec, target)), ...(spec.readOnlyHostDirs ?? []).map(readOnlyBind)],
     AutoRemove: false,
     RestartPolicy: { Name: 'no' },
   };

@@ -194,6 +194,7 @@ export class DockerBackend implements ContainerBackend {
   }
 
   async destroy(handle: ContainerHandle): Promise<void> {
+    const volumes = await this.volumesOf(handle.id);
     try {
       await this.docker.getContainer(handle.id).remove({ force: true, v: true });
     } catch (err) {
@@ -206,6 +207,33 @@ export class DockerBackend implements ContainerBackend {
         return;
       }
       throw err;
+    }
+    await this.removeVolumes(volumes);
+  }
+
+  /** The names of the volumes a container mounts; none when it is gone. */
+  private async volumesOf(id: string): Promise<string[]> {
+    try {
+      const info = await this.docker.getContainer(id).inspect();
+      return (info.Mounts ?? []).filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name as string);
+    } catch (err) {
+      if (statusOf(err) === 404) return [];
+      throw err;
+    }
+  }
+
+  /**
+   * `remove -v` leaves named volumes (a workdir shared with a checkout container): each goes with
+   * the last container that mounts it. One still in use (409) is the other container's to remove.
+   */
+  private async removeVolumes(names: string[]): Promise<void> {
+    for (const name of names) {
+      try {
+        await this.docker.getVolume(name).remove();
+      } catch (err) {
+        const status = statusOf(err);
+        if (status !== 404 && status !== 409) throw err;
+      }
     }
   }
 

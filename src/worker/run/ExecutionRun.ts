@@ -60,6 +60,8 @@ export class ExecutionRun {
   private masker: SecretMasker | null = null;
   /** The job's secrets, given to each step's process only (not to the container's config). */
   private secretEnv: Record<string, string> = {};
+  /** The private key of an ssh repository (`repository.ssh_key`), for the checkout container only. */
+  private deployKey: string | null = null;
   private memoryBytes: number | null = null;
   /** The container's writable directories and their size, named when a step fills one. */
   private writable: { dirs: string[]; maxBytes: number } | null = null;
@@ -149,7 +151,10 @@ export class ExecutionRun {
     const { deps, claimed, plan } = this;
     this.buildLog.system(`execution #${claimed.number} (attempt ${claimed.attempt}) on worker ${deps.workerId}, image ${plan.image}`);
     const secrets = await loadExecutionSecrets(this.pool, deps.runner.secretBox, claimed.id, plan.secrets);
-    this.masker = SecretMasker.of(secrets.values());
+    // The deploy key goes to the checkout only, never to the steps; it is masked all the same.
+    const keyName = plan.repository?.sshKey;
+    this.deployKey = keyName ? ((await loadExecutionSecrets(this.pool, deps.runner.secretBox, claimed.id, [keyName])).get(keyName) ?? null) : null;
+    this.masker = SecretMasker.of([...secrets.values(), ...(this.deployKey !== null ? [this.deployKey] : [])]);
     this.secretEnv = Object.fromEntries(secrets);
     const spec = containerConfigFor(
       plan,
@@ -168,10 +173,13 @@ export class ExecutionRun {
     await deps.backend.start(handle);
     if (plan.repository !== null) {
       this.buildLog.system(`checking out ${redactUrl(plan.repository.url)} at ${plan.repository.ref} into ${plan.workdir}`);
-      const commit = await checkoutInto(deps.backend, handle, plan.workdir, plan.repository, {
-        protocols: deps.runner.settings.gitProtocols,
-        signal: this.stopping.signal,
-      });
+      const commit = await checkoutInto(
+        deps.backend,
+        { handle, config: spec },
+        { url: plan.repository.url, ref: plan.repository.ref, deployKey: this.deployKey },
+        deps.runner.settings,
+        this.stopping.signal,
+      );
       this.buildLog.system(`checked out commit ${commit}`);
     }
     return handle;
