@@ -53,6 +53,17 @@ describe('the cost of a request', () => {
     expect(costOf(LOGS_PAGE).bytes).toBeLessThan(LIMITS.logPageMaxBytes + 1024);
   });
 
+  it('counts the jobs a submitJob answers as one file between them, not one file each', () => {
+    const submit = 'mutation($spec: String!) { submitJob(spec: $spec) { jobs { id name schedule timezone image spec nextRuns(count: 3) } } }';
+    expect(refusals(submit)).toEqual([]);
+    const { bytes } = costOf(submit);
+    // The 1,000 jobs' own texts are at most one 256 KiB file; ids, times and braces come on top.
+    expect(bytes).toBeGreaterThan(256 * 1024);
+    expect(bytes).toBeLessThan(256 * 1024 + 1000 * 1024);
+    // The same fields on a page of 100 jobs from different files weigh a file each.
+    expect(costOf('{ jobs(first: 100) { edges { node { spec } } } }').bytes).toBeGreaterThan(100 * 256 * 1024);
+  });
+
   it('refuses 8 aliases of logs(limit: 10000), naming the budget and the worst case', () => {
     expect(costOf(EIGHT_ALIASES).rows).toBe(1 + 8 * 10_000);
     expect(refusals(EIGHT_ALIASES)).toEqual([

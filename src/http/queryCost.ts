@@ -18,7 +18,7 @@ import {
   type ValidationRule,
 } from 'graphql';
 import type { QueryLimits } from '../config.js';
-import { DEFAULT_LEAF_BYTES, LEAF_BYTES, LIST_WEIGHTS, OBJECT_BYTES, type ListWeight } from './queryWeights.js';
+import { DEFAULT_LEAF_BYTES, FILE_LEAVES, LEAF_BYTES, LIST_WEIGHTS, OBJECT_BYTES, type ListWeight } from './queryWeights.js';
 
 /** The worst case of an operation: how many rows (objects and list items) and bytes it may return. */
 export interface Cost {
@@ -45,6 +45,8 @@ export type CostBudget = Pick<QueryLimits, 'maxRows' | 'maxBytes' | 'logPageMaxB
 class CostCounter {
   private readonly fragments = new Map<string, Cost>();
   private readonly entered = new Set<string>();
+  /** Items of the `oneFile` list being costed (1 outside one): FILE_LEAVES weigh 1/fileShare each. */
+  private fileShare = 1;
 
   constructor(
     private readonly ctx: ValidationContext,
@@ -69,7 +71,7 @@ class CostCounter {
   }
 
   private fragment(name: string, edgesSize: number): Cost {
-    const key = `${name}@${edgesSize}`;
+    const key = `${name}@${edgesSize}@${this.fileShare}`;
     const known = this.fragments.get(key);
     if (known) return known;
     const fragment = this.ctx.getFragment(name);
@@ -95,7 +97,10 @@ class CostCounter {
     const connection = weight !== undefined && 'connection' in weight;
     // A connection is one object; the size it asks for applies to its edges.
     const items = connection ? 1 : size;
+    const outerShare = this.fileShare;
+    if (weight !== undefined && 'oneFile' in weight) this.fileShare = size;
     const item = this.item(node, def, key, connection ? size : 0);
+    this.fileShare = outerShare;
     const cost = { rows: times(items, item.rows), bytes: times(items, item.bytes) };
     if (weight !== undefined && 'pageBytes' in weight) cost.bytes = Math.min(cost.bytes, this.logPageMaxBytes);
     return cost;
@@ -108,7 +113,8 @@ class CostCounter {
       const inner = this.selections(node.selectionSet, type, edgesSize);
       return { rows: 1 + inner.rows, bytes: OBJECT_BYTES + inner.bytes };
     }
-    return { rows: isListType(getNullableType(def.type)) ? 1 : 0, bytes: LEAF_BYTES[key] ?? DEFAULT_LEAF_BYTES };
+    const bytes = LEAF_BYTES[key] ?? DEFAULT_LEAF_BYTES;
+    return { rows: isListType(getNullableType(def.type)) ? 1 : 0, bytes: FILE_LEAVES.has(key) ? Math.ceil(bytes / this.fileShare) : bytes };
   }
 }
 

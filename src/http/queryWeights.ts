@@ -15,8 +15,11 @@ import { MAX_PREVIEW } from '../services/schedules.js';
 export type ListWeight =
   /** Sized by an argument: its default when absent, its largest accepted value when a variable. */
   | { arg: string; default: number; max: number; connection?: true; pageBytes?: true }
-  /** No size argument: the longest the list can be. */
-  | { fixed: number }
+  /**
+   * No size argument: the longest the list can be. `oneFile`: its items all come from one job
+   * file, so the FILE_LEAVES of all of them together are at most one file, not one file each.
+   */
+  | { fixed: number; oneFile?: true }
   /** A connection's `edges`: as long as the connection field's argument says. */
   | { edges: true };
 
@@ -43,9 +46,16 @@ export const LIST_WEIGHTS: Readonly<Record<string, ListWeight>> = {
   'Execution.artifacts': { fixed: 100 },
   // An estimate until secrets per owner are capped (storage quotas, docs/design.md#quotas).
   'Query.secrets': { fixed: 1000 },
-  'SubmitJobPayload.jobs': { fixed: MAX_JOBS_PER_FILE },
+  'SubmitJobPayload.jobs': { fixed: MAX_JOBS_PER_FILE, oneFile: true },
   'ValidationResult.diagnostics': { fixed: MAX_DIAGNOSTICS },
 };
+
+/**
+ * Scalars cut from a job file's text (a job's own YAML, its name, schedule, image, step names):
+ * under a `oneFile` list of n items each weighs 1/n of its LEAF_BYTES, since n jobs of one file
+ * hold at most that file between them.
+ */
+export const FILE_LEAVES: ReadonlySet<string> = new Set(['Job.spec', 'Job.name', 'Job.schedule', 'Job.timezone', 'Job.image', 'Step.name']);
 
 /** Bytes of a scalar in the JSON answer, key included: ids, numbers, dates, enums, short names. */
 export const DEFAULT_LEAF_BYTES = 64;
