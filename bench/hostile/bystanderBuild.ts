@@ -1,0 +1,100 @@
+import { sleep } from '../lib/stats.js';
+import { generatorJob, nowUs } from '../logs/generator.js';
+import { Latencies, subscribe, type SubscriberResult } from '../logs/subscribers.js';
+import { dataOf, gql, type User } from './api.js';
+import type { HostileContext } from './context.js';
+
+/**
+ * The bystander's build: during each phase user B runs a build that prints a stamped line every
+ * 100 ms and follows its log live over graphql-ws, as `kiln logs --follow` would. It shows what
+ * an attack does to another user's running build: its lines' latency, whether its subscription
+ * is accepted, and whether it ends as attempt 1 (a lost lease re-runs it).
+ */
+
+const LINES_PER_SECOND = 10;
+
+/** Latencies of lines stamped after `sinceUs` only: lines replayed on subscribing are not live. */
+class LiveLatencies extends Latencies {
+  constructor(private readonly sinceUs: number) {
+    super();
+  }
+
+  override add(ms: number): void {
+    if (nowUs() - ms * 1000 >= this.sinceUs) super.add(ms);
+  }
+}
+
+interface Execution {
+  status: string;
+  attempt: number;
+  error: string | null;
+}
+
+export async function executionOf(url: string, user: User, id: string): Promise<Execution> {
+  const d = await dataOf<{ execution: Execution | null }>(await gql(url, user.token, 'query($id: ID!) { execution(id: $id) { status attempt error } }', { id }), 'execution');
+  if (!d.execution) throw new Error(`execution ${id} not found`);
+  return d.execution;
+}
+
+/** Submits a one-off job file as `user`; the id of its first job's execution. */
+export async function submitOneOff(url: string, user: User, spec: string): Promise<string> {
+  const d = await dataOf<{ submitJob: { jobs: Array<{ lastExecution: { id: string } | null }> } }>(
+    await gql(url, user.token, 'mutation($s: String!) { submitJob(spec: $s) { jobs { lastExecution { id } } } }', { s: spec }),
+    'submitJob',
+  );
+  const id = d.submitJob.jobs[0]?.lastExecution?.id;
+  if (!id) throw new Error('submitJob: a one-off job without an execution');
+  return id;
+}
+
+/** Polls until the execution leaves `statuses` or `timeoutMs` passes; its last state. */
+export async function waitWhile(url: string, user: User, id: string, statuses: string[], timeoutMs: number): Promise<Execution> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const e = await executionOf(url, user, id).catch((err: Error) => ({ status: `unknown (${err.message.slice(0, 60)})`, attempt: 0, error: null }));
+    if (!statuses.includes(e.status) || Date.now() > until) return e;
+    await sleep(250);
+  }
+}
+
+export interface BuildResult {
+  /** Live lines' latency: container stamp -> received by the follower, ms. */
+  latencies: Latencies;
+  /** null when following was refused or failed (with why). */
+  followError: string | null;
+  followed: SubscriberResult | null;
+  final: Execution;
+}
+
+/** B's build of one phase, from before the attack until it is over. */
+export class BystanderBuild {
+  private follower: ReturnType<typeof subscribe> | null = null;
+  private followError: string | null = null;
+  private latencies = new Latencies();
+
+  private constructor(private readonly executionId: string) {}
+
+  /** Submits the build (long enough to outlast the attack) and waits until it runs. */
+  static async start(ctx: HostileContext, label: string): Promise<BystanderBuild> {
+    const total = Math.ceil((ctx.windowMs / 1000 + 4) * LINES_PER_SECOND);
+    const id = await submitOneOff(ctx.url, ctx.b, generatorJob(`Ticker-${label}`, ctx.image, { rate: LINES_PER_SECOND, total, burst: 1 }));
+    const e = await waitWhile(ctx.url, ctx.b, id, ['QUEUED'], 60_000);
+    if (e.status !== 'RUNNING') throw new Error(`B's build did not start: ${e.status} ${e.error ?? ''}`);
+    return new BystanderBuild(id);
+  }
+
+  /** Subscribes to the build's log now; a refused upgrade is recorded, not thrown. */
+  follow(ctx: HostileContext): void {
+    this.latencies = new LiveLatencies(nowUs());
+    this.follower = subscribe(ctx.url, ctx.b.token, this.executionId, this.latencies);
+    this.follower.ready.catch((err: Error) => (this.followError = err.message.slice(0, 80)));
+  }
+
+  /** Waits (at most `timeoutMs`) for the build to end and the follower to complete. */
+  async finish(ctx: HostileContext, timeoutMs: number): Promise<BuildResult> {
+    const final = await waitWhile(ctx.url, ctx.b, this.executionId, ['QUEUED', 'RUNNING'], timeoutMs);
+    const followed = this.follower ? await Promise.race([this.follower.done, sleep(5000).then(() => null)]) : null;
+    if (followed && !followed.completed && this.followError === null) this.followError = 'closed before the log ended';
+    return { latencies: this.latencies, followError: this.followError, followed, final };
+  }
+}

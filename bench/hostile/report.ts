@@ -1,0 +1,65 @@
+import { ms, ratio, table } from '../lib/stats.js';
+import { BYSTANDER_EVERY_MS } from '../schedule/bystander.js';
+import type { PhaseResult } from './phase.js';
+
+/** The hostile benchmark's report: one row per phase, each beside the baseline (the first phase). */
+
+const mib = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(0));
+
+function refusedCell(r: PhaseResult): string {
+  if (r.notMeasured) return '-';
+  const refusals = r.attack?.tally.refusals;
+  if (!refusals || refusals.size === 0) return r.attack?.tally.failed ? 'socket errors' : 'no';
+  return `yes: ${[...refusals.keys()][0]!.slice(0, 28)}`;
+}
+
+function liveCells(r: PhaseResult): [string, string] {
+  if (!r.build) return ['-', '-'];
+  if (r.build.followError) return ['refused', '-'];
+  const s = r.build.latencies.summary();
+  return [ms(s.p50), ms(s.p99)];
+}
+
+export function printReport(phases: PhaseResult[]): void {
+  const base = phases[0];
+  console.log(`\n## Bystander B while A attacks: B's history query every ${BYSTANDER_EVERY_MS} ms, B's build followed live, server RSS (ms, MiB)\n`);
+  const rows = [['phase', 'refused?', 'B history p50', 'p99', 'errors', 'B live log p50', 'p99', "B's build", 'peak RSS', 'vs baseline p99', 'RSS +MiB']];
+  for (const r of phases) {
+    if (r.notMeasured || r.error) {
+      rows.push([r.label, r.notMeasured ? 'not measured' : `ERROR`, '-', '-', '-', '-', '-', '-', '-', '-', '-']);
+      continue;
+    }
+    const b = r.bystander!;
+    const build = r.build ? `${r.build.final.status} #${r.build.final.attempt}` : '-';
+    const errors = b.errors + b.skipped === 0 ? '0' : `${b.errors}+${b.skipped} skipped`;
+    const rssGrowth = base?.rssPeak !== undefined && r !== base ? (r.rssPeak! - base.rssPeak).toFixed(0) : '';
+    const vs = r === base ? '' : ratio(r.history!.p99, base?.history?.p99 ?? NaN);
+    rows.push([r.label, refusedCell(r), ms(r.history!.p50), ms(r.history!.p99), errors, ...liveCells(r), build, mib(r.rssPeak), vs, rssGrowth]);
+  }
+  console.log(table(rows));
+  console.log(`(B history: \`executions(first: 20)\` over HTTP as B, latency from each intended send time; "errors": failed + skipped (50 unanswered).`);
+  console.log(' B live log: container stamp -> line received on B\'s graphql-ws subscription, opened 1 s into the attack; "refused" = the upgrade or');
+  console.log(' subscription was refused. B\'s build: its status and attempt (#2 = it lost its lease and ran again). Peak RSS: `kiln start` and its');
+  console.log(' children, VmRSS sampled every 100 ms. vs baseline: B history p99 / the baseline\'s; RSS +MiB: peak over the baseline\'s peak.)\n');
+  for (const r of phases) printDetail(r);
+}
+
+function printDetail(r: PhaseResult): void {
+  console.log(`- ${r.name}`);
+  if (r.notMeasured) return void console.log(`    ${r.notMeasured}`);
+  if (r.error) console.log(`    ERROR: ${r.error}`);
+  const t = r.attack?.tally;
+  if (r.attack && t) {
+    console.log(`    A: ${r.attack.requests ?? t.requestsCell()}; refused: ${t.refusedCell()}`);
+    if (t.firstFailure) console.log(`    A's first socket error: ${t.firstFailure.slice(0, 120)}`);
+    for (const n of r.attack.notes) console.log(`    ${n}`);
+  }
+  if (r.capped) console.log('    stopped early: the server\'s RSS passed --rss-cap-mb');
+  if (r.bystander?.firstError) console.log(`    B's first failed query: ${r.bystander.firstError.slice(0, 120)}`);
+  if (r.build?.followError) console.log(`    B's log subscription: ${r.build.followError}`);
+  if (r.build?.final.error) console.log(`    B's build: ${r.build.final.error.slice(0, 120)}`);
+  if (r.durationMs !== undefined) {
+    console.log(`    measured ${(r.durationMs / 1000).toFixed(1)} s: B history max ${ms(r.history!.max)} ms over ${r.bystander!.sent} queries; RSS ${mib(r.rssBefore)} -> peak ${mib(r.rssPeak)} MiB`);
+  }
+  if (r.recovery) console.log(`    after: ${r.recovery}`);
+}
