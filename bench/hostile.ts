@@ -42,9 +42,9 @@ const B_HISTORY = 200;
 
 const SPEC = {
   attacks: { default: ATTACKS.join(','), help: `which attacks, in order (after the baseline): ${ATTACKS.join(',')}` },
-  window: { default: '12', help: 'seconds each attack lasts at most' },
+  window: { default: '10', help: 'seconds each attack lasts at most' },
   pause: { default: '2', help: 'seconds between phases' },
-  recover: { default: '15', help: 'seconds the server may take to answer /healthz again after an attack before it is restarted' },
+  recover: { default: '10', help: 'seconds the server may take to answer /healthz again after an attack before it is restarted' },
   'rss-cap-mb': { default: '4096', help: 'an attack stops early when the server\'s RSS passes this (the machine is shared)' },
   'cron-jobs': { default: '1000', help: 'jobs in the cron-heavy file' },
   'cron-aliases': { default: '4', help: 'validateJobSpec aliases per request' },

@@ -46,12 +46,16 @@ export async function post(url: string, init: RequestInit): Promise<Answer> {
   return { status: res.status, ms: performance.now() - t0, bytes, body, head: text.slice(0, 300) };
 }
 
+/** A request unanswered for this long is given up (the server may be frozen by an attack). */
+export const REQUEST_TIMEOUT_MS = 10_000;
+
+/** A GraphQL POST, given up at `signal` (an attack's: the window's end), or else after REQUEST_TIMEOUT_MS. */
 export function gql(apiUrl: string, token: string | null, query: string, variables: Record<string, unknown> = {}, signal?: AbortSignal): Promise<Answer> {
   return post(`${apiUrl}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ query, variables }),
-    signal,
+    signal: signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
 }
 
@@ -74,7 +78,7 @@ export function refusal(a: Answer): string | null {
 export class Tally {
   readonly ms: number[] = [];
   answered = 0;
-  /** Still unanswered when the phase ended (aborted by the benchmark). */
+  /** Still unanswered when the window ended (given up by the benchmark). */
   cutOff = 0;
   /** Network errors: a reset or closed socket. */
   failed = 0;
@@ -126,7 +130,7 @@ export class Tally {
     const s = summarize(this.ms);
     const parts = [`${this.answered} answered`];
     if (this.refusals.size) parts.push(`${[...this.refusals.values()].reduce((a, b) => a + b, 0)} refused`);
-    if (this.cutOff) parts.push(`${this.cutOff} unanswered at the end`);
+    if (this.cutOff) parts.push(`${this.cutOff} unanswered when the window ended`);
     if (this.failed) parts.push(`${this.failed} failed`);
     const time = s.count ? `; p50 ${seconds(s.p50)}, max ${seconds(s.max)}` : '';
     return `${this.sent.toLocaleString('en')} sent: ${parts.join(', ')}${time}`;

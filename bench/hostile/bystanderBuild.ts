@@ -76,7 +76,7 @@ export class BystanderBuild {
 
   /** Submits the build (long enough to outlast the attack) and waits until it runs. */
   static async start(ctx: HostileContext, label: string): Promise<BystanderBuild> {
-    const total = Math.ceil((ctx.windowMs / 1000 + 4) * LINES_PER_SECOND);
+    const total = Math.ceil((ctx.windowMs / 1000 + 2) * LINES_PER_SECOND);
     const id = await submitOneOff(ctx.url, ctx.b, generatorJob(`Ticker-${label}`, ctx.image, { rate: LINES_PER_SECOND, total, burst: 1 }));
     const e = await waitWhile(ctx.url, ctx.b, id, ['QUEUED'], 60_000);
     if (e.status !== 'RUNNING') throw new Error(`B's build did not start: ${e.status} ${e.error ?? ''}`);

@@ -14,6 +14,8 @@ import type { Attack, AttackReport, HostileContext } from './context.js';
 const MIN_PHASE_MS = 3000;
 /** B starts following its build this long into the attack, so a refusal of new sockets shows. */
 const FOLLOW_AFTER_MS = 1000;
+/** How long after the attack B's build may take to end (it prints for the window and 2 s more). */
+const BUILD_END_MS = 20_000;
 
 export interface PhaseResult {
   label: string;
@@ -22,12 +24,15 @@ export interface PhaseResult {
   notMeasured?: string;
   attack?: AttackReport;
   bystander?: BystanderResult;
+  /** B's query latencies, failed and skipped queries counted as infinitely late. */
   history?: Summary;
   build?: BuildResult;
   /** Tree RSS before the phase and its peak during, MiB. */
   rssBefore?: number;
   rssPeak?: number;
   durationMs?: number;
+  /** What the attack's preparation took (a build, stored secrets), not measured. */
+  prepareMs?: number;
   /** Set when the phase failed as a whole (a crash of the server, a setup error). */
   error?: string;
   /** Set when the attack was stopped before its end because the server's RSS passed the cap. */
@@ -41,7 +46,9 @@ export async function runPhase(ctx: HostileContext, attack: Attack, index: numbe
   try {
     const declined = await attack.probe?.(ctx);
     if (declined) return { ...result, notMeasured: declined };
+    const p0 = performance.now();
     await attack.prepare?.(ctx);
+    if (attack.prepare) result.prepareMs = performance.now() - p0;
     const build = await BystanderBuild.start(ctx, String(index));
     const rss = new PeakRss(ctx.server.child.pid!);
     result.rssBefore = rss.mb;
@@ -64,10 +71,12 @@ export async function runPhase(ctx: HostileContext, attack: Attack, index: numbe
       clearInterval(capWatch);
       result.durationMs = performance.now() - t0;
       result.bystander = await bystander.stop();
-      result.history = summarize(result.bystander.samples);
+      // A query that failed or was never sent (50 unanswered) counts as infinitely late.
+      const { samples, errors, skipped } = result.bystander;
+      result.history = summarize([...samples, ...new Array<number>(errors + skipped).fill(Number.POSITIVE_INFINITY)]);
       result.rssPeak = rss.stop();
     }
-    result.build = await build.finish(ctx, 30_000);
+    result.build = await build.finish(ctx, BUILD_END_MS);
   } catch (err) {
     result.error = (err as Error).message.slice(0, 200);
   } finally {

@@ -4,13 +4,21 @@ import type { PhaseResult } from './phase.js';
 
 /** The hostile benchmark's report: one row per phase, each beside the baseline (the first phase). */
 
+/** A latency cell; "failed" where the percentile falls on a failed or skipped query. */
+const late = (v: number) => (v === Number.POSITIVE_INFINITY ? 'failed' : ms(v));
 const mib = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(0));
 
 function refusedCell(r: PhaseResult): string {
   if (r.notMeasured) return '-';
   const refusals = r.attack?.tally.refusals;
   if (!refusals || refusals.size === 0) return r.attack?.tally.failed ? 'socket errors' : 'no';
-  return `yes: ${[...refusals.keys()][0]!.slice(0, 28)}`;
+  // The kinds of refusal, most frequent first: "429 x349, 401 x444" (HTTP status, or the GraphQL code).
+  const kinds = new Map<string, number>();
+  for (const [why, n] of refusals) {
+    const kind = /^HTTP (\d+)/.exec(why)?.[1] ?? why.split(':')[0]!.slice(0, 24);
+    kinds.set(kind, (kinds.get(kind) ?? 0) + n);
+  }
+  return [...kinds].sort((x, y) => y[1] - x[1]).slice(0, 2).map(([k, n]) => `${k} x${n}`).join(', ');
 }
 
 function liveCells(r: PhaseResult): [string, string] {
@@ -23,24 +31,26 @@ function liveCells(r: PhaseResult): [string, string] {
 export function printReport(phases: PhaseResult[]): void {
   const base = phases[0];
   console.log(`\n## Bystander B while A attacks: B's history query every ${BYSTANDER_EVERY_MS} ms, B's build followed live, server RSS (ms, MiB)\n`);
-  const rows = [['phase', 'refused?', 'B history p50', 'p99', 'errors', 'B live log p50', 'p99', "B's build", 'peak RSS', 'vs baseline p99', 'RSS +MiB']];
+  const rows = [['phase', 'refused?', 'B history p50', 'p99', 'p99 vs baseline', 'errors', 'B live log p50', 'p99', "B's build", 'peak RSS', 'grew', 'vs baseline']];
   for (const r of phases) {
     if (r.notMeasured || r.error) {
-      rows.push([r.label, r.notMeasured ? 'not measured' : `ERROR`, '-', '-', '-', '-', '-', '-', '-', '-', '-']);
+      rows.push([r.label, r.notMeasured ? 'not measured' : 'ERROR', ...new Array<string>(10).fill('-')]);
       continue;
     }
     const b = r.bystander!;
     const build = r.build ? `${r.build.final.status} #${r.build.final.attempt}` : '-';
     const errors = b.errors + b.skipped === 0 ? '0' : `${b.errors}+${b.skipped} skipped`;
-    const rssGrowth = base?.rssPeak !== undefined && r !== base ? (r.rssPeak! - base.rssPeak).toFixed(0) : '';
-    const vs = r === base ? '' : ratio(r.history!.p99, base?.history?.p99 ?? NaN);
-    rows.push([r.label, refusedCell(r), ms(r.history!.p50), ms(r.history!.p99), errors, ...liveCells(r), build, mib(r.rssPeak), vs, rssGrowth]);
+    const vsRss = r === base || base?.rssPeak === undefined ? '' : `+${(r.rssPeak! - base.rssPeak).toFixed(0)}`;
+    const vsP99 = r === base ? '' : ratio(r.history!.p99, base?.history?.p99 ?? NaN);
+    const grew = (r.rssPeak! - r.rssBefore!).toFixed(0);
+    rows.push([r.label, refusedCell(r), late(r.history!.p50), late(r.history!.p99), vsP99, errors, ...liveCells(r), build, mib(r.rssPeak), grew, vsRss]);
   }
   console.log(table(rows));
   console.log(`(B history: \`executions(first: 20)\` over HTTP as B, latency from each intended send time; "errors": failed + skipped (50 unanswered).`);
   console.log(' B live log: container stamp -> line received on B\'s graphql-ws subscription, opened 1 s into the attack; "refused" = the upgrade or');
   console.log(' subscription was refused. B\'s build: its status and attempt (#2 = it lost its lease and ran again). Peak RSS: `kiln start` and its');
-  console.log(' children, VmRSS sampled every 100 ms. vs baseline: B history p99 / the baseline\'s; RSS +MiB: peak over the baseline\'s peak.)\n');
+  console.log(' children, VmRSS sampled every 100 ms, MiB; "grew": peak minus the RSS at the phase\'s start; "vs baseline": peak minus the baseline\'s peak.');
+  console.log(' p99 vs baseline: B history p99 / the baseline\'s ("-" where it failed). A query that failed or was skipped counts as infinitely late.)\n');
   for (const r of phases) printDetail(r);
 }
 
@@ -59,7 +69,8 @@ function printDetail(r: PhaseResult): void {
   if (r.build?.followError) console.log(`    B's log subscription: ${r.build.followError}`);
   if (r.build?.final.error) console.log(`    B's build: ${r.build.final.error.slice(0, 120)}`);
   if (r.durationMs !== undefined) {
-    console.log(`    measured ${(r.durationMs / 1000).toFixed(1)} s: B history max ${ms(r.history!.max)} ms over ${r.bystander!.sent} queries; RSS ${mib(r.rssBefore)} -> peak ${mib(r.rssPeak)} MiB`);
+    console.log(`    measured ${(r.durationMs / 1000).toFixed(1)} s: B history max ${late(r.history!.max)} ms over ${r.bystander!.sent} queries; RSS ${mib(r.rssBefore)} -> peak ${mib(r.rssPeak)} MiB`);
   }
+  if (r.prepareMs !== undefined) console.log(`    prepared (not measured) in ${(r.prepareMs / 1000).toFixed(1)} s`);
   if (r.recovery) console.log(`    after: ${r.recovery}`);
 }
