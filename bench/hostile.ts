@@ -8,7 +8,7 @@ import { mintLocalToken } from '../src/auth/token.js';
 import { localAuth } from '../src/config.js';
 import type { JobSpec } from '../src/jobfile/types.js';
 import { seedHistory } from './history/seed.js';
-import { dataOf, gql, post, Tally, type User } from './hostile/api.js';
+import { dataOf, gql, Tally, type User } from './hostile/api.js';
 import type { Attack, HostileContext } from './hostile/context.js';
 import { cronAttack } from './hostile/cron.js';
 import { gitBombAttack } from './hostile/gitBomb.js';
@@ -44,7 +44,7 @@ const SPEC = {
   attacks: { default: ATTACKS.join(','), help: `which attacks, in order (after the baseline): ${ATTACKS.join(',')}` },
   window: { default: '10', help: 'seconds each attack lasts at most' },
   pause: { default: '2', help: 'seconds between phases' },
-  recover: { default: '10', help: 'seconds the server may take to answer /healthz again after an attack before it is restarted' },
+  recover: { default: '6', help: 'seconds the server may take to answer /healthz again after an attack before it is restarted' },
   'rss-cap-mb': { default: '4096', help: 'an attack stops early when the server\'s RSS passes this (the machine is shared)' },
   'cron-jobs': { default: '1000', help: 'jobs in the cron-heavy file' },
   'cron-aliases': { default: '4', help: 'validateJobSpec aliases per request' },
@@ -92,26 +92,6 @@ async function seedBystander(ctx: HostileContext, pool: pg.Pool): Promise<void> 
   await seedHistory(pool, rows[0]!, B_HISTORY, IMAGE, () => {});
 }
 
-/** Whether /healthz answers within 1 s. */
-async function healthy(url: string): Promise<boolean> {
-  const a = await post(`${url}/healthz`, { signal: AbortSignal.timeout(1000) }).catch(() => null);
-  return a?.status === 200;
-}
-
-/** Waits up to `recoverMs` for the server to answer; otherwise restarts it (same database). */
-async function recover(ctx: HostileContext, restart: () => Promise<KilnProcess>, recoverMs: number): Promise<string> {
-  const t0 = performance.now();
-  while (performance.now() - t0 < recoverMs && ctx.server.child.exitCode === null) {
-    if (await healthy(ctx.url)) return `answering /healthz ${((performance.now() - t0) / 1000).toFixed(1)} s after the attack`;
-    await sleep(500);
-  }
-  const why = ctx.server.child.exitCode !== null ? `the server had exited (${ctx.server.child.exitCode})` : `no /healthz answer within ${recoverMs / 1000} s`;
-  await ctx.server.stop(2000);
-  ctx.server = await restart();
-  ctx.url = ctx.server.url!;
-  return `${why}: restarted`;
-}
-
 /** Removes the containers of this run's workers (a restarted server leaves its predecessor's). */
 async function removeContainers(workerPrefix: string): Promise<void> {
   const docker = new Dockerode();
@@ -149,15 +129,18 @@ export async function main(argv: string[]): Promise<void> {
     first = await start();
     const auth = localAuth(new TextEncoder().encode(JWT_SECRET)) as Extract<ReturnType<typeof localAuth>, { mode: 'local' }>;
     const user = async (name: string): Promise<User> => ({ name, token: await mintLocalToken(auth, name, 3600) });
-    ctx = { server: first, url: first.url!, a: await user('mallory'), b: await user('bob'), image: IMAGE, windowMs: positive(a.window, 'window') * 1000, rssCapMb: positive(a['rss-cap-mb'], 'rss-cap-mb') };
+    const restart = async () => {
+      await ctx!.server.stop(2000);
+      ctx!.server = await start();
+      ctx!.url = ctx!.server.url!;
+    };
+    ctx = { server: first, restart, url: first.url!, a: await user('mallory'), b: await user('bob'), image: IMAGE, windowMs: positive(a.window, 'window') * 1000, rssCapMb: positive(a['rss-cap-mb'], 'rss-cap-mb') };
     await seedBystander(ctx, pool);
     await Bystander.warmUp(ctx.url, ctx.b.token);
     const results: PhaseResult[] = [];
     for (const [i, attack] of attacks.entries()) {
       process.stderr.write(`phase ${i}: ${attack.name}\n`);
-      const r = await runPhase(ctx, attack, i);
-      if (!r.notMeasured) r.recovery = await recover(ctx, start, positive(a.recover, 'recover') * 1000);
-      results.push(r);
+      results.push(await runPhase(ctx, attack, i, { recoverMs: positive(a.recover, 'recover') * 1000, last: i === attacks.length - 1 }));
       await sleep(positive(a.pause, 'pause') * 1000);
     }
     printReport(results);

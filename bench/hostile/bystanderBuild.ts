@@ -30,8 +30,8 @@ interface Execution {
   error: string | null;
 }
 
-export async function executionOf(url: string, user: User, id: string): Promise<Execution> {
-  const d = await dataOf<{ execution: Execution | null }>(await gql(url, user.token, 'query($id: ID!) { execution(id: $id) { status attempt error } }', { id }), 'execution');
+export async function executionOf(url: string, user: User, id: string, signal?: AbortSignal): Promise<Execution> {
+  const d = await dataOf<{ execution: Execution | null }>(await gql(url, user.token, 'query($id: ID!) { execution(id: $id) { status attempt error } }', { id }, signal), 'execution');
   if (!d.execution) throw new Error(`execution ${id} not found`);
   return d.execution;
 }
@@ -51,7 +51,7 @@ export async function submitOneOff(url: string, user: User, spec: string): Promi
 export async function waitWhile(url: string, user: User, id: string, statuses: string[], timeoutMs: number): Promise<Execution> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const e = await executionOf(url, user, id).catch((err: Error) => ({ status: `unknown (${err.message.slice(0, 60)})`, attempt: 0, error: null }));
+    const e = await executionOf(url, user, id).catch((err: Error) => ({ status: 'no answer', attempt: 0, error: err.message.slice(0, 80) }));
     if (!statuses.includes(e.status) || Date.now() > until) return e;
     await sleep(250);
   }
@@ -60,6 +60,10 @@ export async function waitWhile(url: string, user: User, id: string, statuses: s
 export interface BuildResult {
   /** Live lines' latency: container stamp -> received by the follower, ms. */
   latencies: Latencies;
+  /** Lines the build printed while followed during the phase (LINES_PER_SECOND from the follow on). */
+  expectedLines: number;
+  /** Of those, the lines the follower had received when the phase ended. */
+  receivedInPhase: number;
   /** null when following was refused or failed (with why). */
   followError: string | null;
   followed: SubscriberResult | null;
@@ -71,6 +75,9 @@ export class BystanderBuild {
   private follower: ReturnType<typeof subscribe> | null = null;
   private followError: string | null = null;
   private latencies = new Latencies();
+  private followedAt = 0;
+  private measuredUntil = 0;
+  private receivedInPhase = 0;
 
   private constructor(private readonly executionId: string) {}
 
@@ -85,9 +92,16 @@ export class BystanderBuild {
 
   /** Subscribes to the build's log now; a refused upgrade is recorded, not thrown. */
   follow(ctx: HostileContext): void {
+    this.followedAt = performance.now();
     this.latencies = new LiveLatencies(nowUs());
     this.follower = subscribe(ctx.url, ctx.b.token, this.executionId, this.latencies);
     this.follower.ready.catch((err: Error) => (this.followError = err.message.slice(0, 80)));
+  }
+
+  /** The end of the measured phase: lines printed after it are not expected. */
+  endOfPhase(): void {
+    this.measuredUntil = performance.now();
+    this.receivedInPhase = this.latencies.count;
   }
 
   /** Waits (at most `timeoutMs`) for the build to end and the follower to complete. */
@@ -95,6 +109,7 @@ export class BystanderBuild {
     const final = await waitWhile(ctx.url, ctx.b, this.executionId, ['QUEUED', 'RUNNING'], timeoutMs);
     const followed = this.follower ? await Promise.race([this.follower.done, sleep(5000).then(() => null)]) : null;
     if (followed && !followed.completed && this.followError === null) this.followError = 'closed before the log ended';
-    return { latencies: this.latencies, followError: this.followError, followed, final };
+    const expectedLines = this.followedAt ? Math.floor(((this.measuredUntil - this.followedAt) / 1000) * LINES_PER_SECOND) : 0;
+    return { latencies: this.latencies, expectedLines, receivedInPhase: this.receivedInPhase, followError: this.followError, followed, final };
   }
 }

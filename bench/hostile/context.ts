@@ -5,6 +5,8 @@ import type { Tally, User } from './api.js';
 export interface HostileContext {
   /** The `kiln start` under test; replaced when a phase leaves it unresponsive. */
   server: KilnProcess;
+  /** Stops the server (SIGKILL if it must) and starts another on the same database; updates `server` and `url`. */
+  restart(): Promise<void>;
   /** Its API's base URL (changes with a restart: it listens on port 0). */
   url: string;
   /** The attacker. */

@@ -1,7 +1,9 @@
+import { setMaxListeners } from 'node:events';
 import { PeakRss } from '../lib/rss.js';
 import { sleep, summarize, type Summary } from '../lib/stats.js';
 import { Bystander } from '../schedule/bystander.js';
 import type { BystanderResult } from '../schedule/common.js';
+import { post } from './api.js';
 import { BystanderBuild, type BuildResult } from './bystanderBuild.js';
 import type { Attack, AttackReport, HostileContext } from './context.js';
 
@@ -16,6 +18,8 @@ const MIN_PHASE_MS = 3000;
 const FOLLOW_AFTER_MS = 1000;
 /** How long after the attack B's build may take to end (it prints for the window and 2 s more). */
 const BUILD_END_MS = 20_000;
+/** The same after the last phase, which nothing waits for. */
+const LAST_BUILD_END_MS = 10_000;
 
 export interface PhaseResult {
   label: string;
@@ -41,46 +45,78 @@ export interface PhaseResult {
   recovery?: string;
 }
 
-export async function runPhase(ctx: HostileContext, attack: Attack, index: number): Promise<PhaseResult> {
+/** Whether /healthz answers within 1 s. */
+async function healthy(url: string): Promise<boolean> {
+  const a = await post(`${url}/healthz`, { signal: AbortSignal.timeout(1000) }).catch(() => null);
+  return a?.status === 200;
+}
+
+/** Waits up to `recoverMs` for the server to answer again; otherwise restarts it (same database). */
+async function recover(ctx: HostileContext, recoverMs: number): Promise<{ restarted: boolean; note: string }> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < recoverMs && ctx.server.child.exitCode === null) {
+    if (await healthy(ctx.url)) return { restarted: false, note: `answering /healthz ${((performance.now() - t0) / 1000).toFixed(1)} s after the attack` };
+    await sleep(500);
+  }
+  const why = ctx.server.child.exitCode !== null ? `the server had exited (${ctx.server.child.exitCode})` : `no /healthz answer within ${recoverMs / 1000} s`;
+  await ctx.restart();
+  return { restarted: true, note: `${why}: restarted (B's build below as the new server found it)` };
+}
+
+/**
+ * Runs one phase. After the attack the server gets `recoverMs` to answer again (else it is
+ * restarted) so that the next phase starts from a server that answers; the last phase skips that.
+ */
+export async function runPhase(ctx: HostileContext, attack: Attack, index: number, opts: { recoverMs: number; last: boolean }): Promise<PhaseResult> {
   const result: PhaseResult = { label: attack.label, name: attack.name };
+  let build: BystanderBuild | null = null;
   try {
     const declined = await attack.probe?.(ctx);
     if (declined) return { ...result, notMeasured: declined };
     const p0 = performance.now();
     await attack.prepare?.(ctx);
     if (attack.prepare) result.prepareMs = performance.now() - p0;
-    const build = await BystanderBuild.start(ctx, String(index));
-    const rss = new PeakRss(ctx.server.child.pid!);
-    result.rssBefore = rss.mb;
-    const bystander = Bystander.start(ctx.url, ctx.b.token);
-    const abort = new AbortController();
-    const window = setTimeout(() => abort.abort(), ctx.windowMs);
-    const t0 = performance.now();
-    const followTimer = setTimeout(() => build.follow(ctx), FOLLOW_AFTER_MS);
-    const capWatch = setInterval(() => {
-      if (rss.mb <= ctx.rssCapMb || abort.signal.aborted) return;
-      result.capped = true;
-      abort.abort();
-    }, 100);
-    try {
-      result.attack = await attack.run(ctx, abort.signal);
-      await sleep(MIN_PHASE_MS - (performance.now() - t0));
-    } finally {
-      clearTimeout(window);
-      clearTimeout(followTimer);
-      clearInterval(capWatch);
-      result.durationMs = performance.now() - t0;
-      result.bystander = await bystander.stop();
-      // A query that failed or was never sent (50 unanswered) counts as infinitely late.
-      const { samples, errors, skipped } = result.bystander;
-      result.history = summarize([...samples, ...new Array<number>(errors + skipped).fill(Number.POSITIVE_INFINITY)]);
-      result.rssPeak = rss.stop();
-    }
-    result.build = await build.finish(ctx, BUILD_END_MS);
+    build = await BystanderBuild.start(ctx, String(index));
+    await measure(ctx, attack, build, result);
+    const recovered = opts.last ? null : await recover(ctx, opts.recoverMs);
+    result.recovery = recovered?.note;
+    await attack.cleanup?.(ctx).catch(() => undefined);
+    result.build = await build.finish(ctx, recovered?.restarted ? 0 : opts.last ? LAST_BUILD_END_MS : BUILD_END_MS);
   } catch (err) {
     result.error = (err as Error).message.slice(0, 200);
-  } finally {
-    await attack.cleanup?.(ctx).catch(() => undefined);
   }
   return result;
+}
+
+/** The attack with B looking on: fills in the bystander's, the attack's and the RSS figures. */
+async function measure(ctx: HostileContext, attack: Attack, build: BystanderBuild, result: PhaseResult): Promise<void> {
+  const rss = new PeakRss(ctx.server.child.pid!);
+  result.rssBefore = rss.mb;
+  const bystander = Bystander.start(ctx.url, ctx.b.token);
+  const abort = new AbortController();
+  // Every request of an attack listens on this signal: thousands of them in a flood.
+  setMaxListeners(100_000, abort.signal);
+  const window = setTimeout(() => abort.abort(), ctx.windowMs);
+  const t0 = performance.now();
+  const followTimer = setTimeout(() => build.follow(ctx), FOLLOW_AFTER_MS);
+  const capWatch = setInterval(() => {
+    if (rss.mb <= ctx.rssCapMb || abort.signal.aborted) return;
+    result.capped = true;
+    abort.abort();
+  }, 100);
+  try {
+    result.attack = await attack.run(ctx, abort.signal);
+    await sleep(MIN_PHASE_MS - (performance.now() - t0));
+  } finally {
+    clearTimeout(window);
+    clearTimeout(followTimer);
+    clearInterval(capWatch);
+    result.durationMs = performance.now() - t0;
+    result.bystander = await bystander.stop();
+    // A query that failed or was never sent (50 unanswered) counts as infinitely late.
+    const { samples, errors, skipped } = result.bystander;
+    result.history = summarize([...samples, ...new Array<number>(errors + skipped).fill(Number.POSITIVE_INFINITY)]);
+    result.rssPeak = rss.stop();
+    build.endOfPhase();
+  }
 }

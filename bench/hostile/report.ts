@@ -6,6 +6,7 @@ import type { PhaseResult } from './phase.js';
 
 /** A latency cell; "failed" where the percentile falls on a failed or skipped query. */
 const late = (v: number) => (v === Number.POSITIVE_INFINITY ? 'failed' : ms(v));
+const lateMs = (v: number) => (v === Number.POSITIVE_INFINITY ? 'failed' : `${ms(v)} ms`);
 const mib = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(0));
 
 function refusedCell(r: PhaseResult): string {
@@ -21,20 +22,20 @@ function refusedCell(r: PhaseResult): string {
   return [...kinds].sort((x, y) => y[1] - x[1]).slice(0, 2).map(([k, n]) => `${k} x${n}`).join(', ');
 }
 
-function liveCells(r: PhaseResult): [string, string] {
-  if (!r.build) return ['-', '-'];
-  if (r.build.followError) return ['refused', '-'];
+function liveCells(r: PhaseResult): [string, string, string] {
+  if (!r.build) return ['-', '-', '-'];
+  if (r.build.followError) return ['refused', '-', '-'];
   const s = r.build.latencies.summary();
-  return [ms(s.p50), ms(s.p99)];
+  return [`${r.build.receivedInPhase}/${r.build.expectedLines}`, ms(s.p50), ms(s.p99)];
 }
 
 export function printReport(phases: PhaseResult[]): void {
   const base = phases[0];
   console.log(`\n## Bystander B while A attacks: B's history query every ${BYSTANDER_EVERY_MS} ms, B's build followed live, server RSS (ms, MiB)\n`);
-  const rows = [['phase', 'refused?', 'B history p50', 'p99', 'p99 vs baseline', 'errors', 'B live log p50', 'p99', "B's build", 'peak RSS', 'grew', 'vs baseline']];
+  const rows = [['phase', 'refused?', 'B history p50', 'p99', 'p99 vs baseline', 'errors', 'B live lines', 'p50', 'p99', "B's build", 'peak RSS', 'grew', 'vs baseline']];
   for (const r of phases) {
     if (r.notMeasured || r.error) {
-      rows.push([r.label, r.notMeasured ? 'not measured' : 'ERROR', ...new Array<string>(10).fill('-')]);
+      rows.push([r.label, r.notMeasured ? 'not measured' : 'ERROR', ...new Array<string>(11).fill('-')]);
       continue;
     }
     const b = r.bystander!;
@@ -47,8 +48,8 @@ export function printReport(phases: PhaseResult[]): void {
   }
   console.log(table(rows));
   console.log(`(B history: \`executions(first: 20)\` over HTTP as B, latency from each intended send time; "errors": failed + skipped (50 unanswered).`);
-  console.log(' B live log: container stamp -> line received on B\'s graphql-ws subscription, opened 1 s into the attack; "refused" = the upgrade or');
-  console.log(' subscription was refused. B\'s build: its status and attempt (#2 = it lost its lease and ran again). Peak RSS: `kiln start` and its');
+  console.log(' B live lines: lines B\'s build printed while followed in the phase, received by then / printed (10 a second); p50/p99: container stamp ->');
+  console.log(' line received on B\'s graphql-ws subscription, opened 1 s into the attack, ms; "refused" = the upgrade or subscription was refused. B\'s build: its status and attempt (#2 = it lost its lease and ran again). Peak RSS: `kiln start` and its');
   console.log(' children, VmRSS sampled every 100 ms, MiB; "grew": peak minus the RSS at the phase\'s start; "vs baseline": peak minus the baseline\'s peak.');
   console.log(' p99 vs baseline: B history p99 / the baseline\'s ("-" where it failed). A query that failed or was skipped counts as infinitely late.)\n');
   for (const r of phases) printDetail(r);
@@ -69,7 +70,7 @@ function printDetail(r: PhaseResult): void {
   if (r.build?.followError) console.log(`    B's log subscription: ${r.build.followError}`);
   if (r.build?.final.error) console.log(`    B's build: ${r.build.final.error.slice(0, 120)}`);
   if (r.durationMs !== undefined) {
-    console.log(`    measured ${(r.durationMs / 1000).toFixed(1)} s: B history max ${late(r.history!.max)} ms over ${r.bystander!.sent} queries; RSS ${mib(r.rssBefore)} -> peak ${mib(r.rssPeak)} MiB`);
+    console.log(`    measured ${(r.durationMs / 1000).toFixed(1)} s: B history max ${lateMs(r.history!.max)} over ${r.bystander!.sent} queries; RSS ${mib(r.rssBefore)} -> peak ${mib(r.rssPeak)} MiB`);
   }
   if (r.prepareMs !== undefined) console.log(`    prepared (not measured) in ${(r.prepareMs / 1000).toFixed(1)} s`);
   if (r.recovery) console.log(`    after: ${r.recovery}`);
