@@ -44,7 +44,7 @@ export function gitBombAttack(opts: { url: string }): Attack {
       const t0 = performance.now();
       executionId = await submitOneOff(ctx.url, ctx.a, jobWithRepository(opts.url));
       while (!signal.aborted) {
-        const e = await executionOf(ctx.url, ctx.a, executionId).catch(() => null);
+        const e = await executionOf(ctx.url, ctx.a, executionId, signal).catch(() => null);
         if (e && !['QUEUED', 'RUNNING'].includes(e.status)) {
           notes.push(`A's build ${e.status} after ${((performance.now() - t0) / 1000).toFixed(1)} s${e.error ? `: ${e.error.slice(0, 100)}` : ''}`);
           break;

@@ -54,7 +54,7 @@ export function manySecretsAttack(opts: { secrets: number; mb: number }): Attack
         if (executionId) notes.push(`the job names ${names}`);
       }
       while (executionId && !signal.aborted) {
-        const e = await executionOf(ctx.url, ctx.a, executionId).catch(() => null);
+        const e = await executionOf(ctx.url, ctx.a, executionId, signal).catch(() => null);
         if (e && !['QUEUED', 'RUNNING'].includes(e.status)) {
           notes.push(`A's build ${e.status} (attempt ${e.attempt})${e.error ? `: ${e.error.slice(0, 80)}` : ''}`);
           break;

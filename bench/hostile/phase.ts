@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import { PeakRss } from '../lib/rss.js';
 import { sleep, summarize, type Summary } from '../lib/stats.js';
 import { Bystander } from '../schedule/bystander.js';
@@ -14,8 +13,8 @@ import type { Attack, AttackReport, HostileContext } from './context.js';
  */
 
 const MIN_PHASE_MS = 3000;
-/** B starts following its build this long into the attack, so a refusal of new sockets shows. */
-const FOLLOW_AFTER_MS = 1000;
+/** B starts following its build this long into the attack, so a refusal of new sockets shows (a flood has emptied a bucket by then). */
+export const FOLLOW_AFTER_MS = 3000;
 /** How long after the attack B's build may take to end (it prints for the window and 2 s more). */
 const BUILD_END_MS = 20_000;
 /** The same after the last phase, which nothing waits for. */
@@ -94,8 +93,6 @@ async function measure(ctx: HostileContext, attack: Attack, build: BystanderBuil
   result.rssBefore = rss.mb;
   const bystander = Bystander.start(ctx.url, ctx.b.token);
   const abort = new AbortController();
-  // Every request of an attack listens on this signal: thousands of them in a flood.
-  setMaxListeners(100_000, abort.signal);
   const window = setTimeout(() => abort.abort(), ctx.windowMs);
   const t0 = performance.now();
   const followTimer = setTimeout(() => build.follow(ctx), FOLLOW_AFTER_MS);

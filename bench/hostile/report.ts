@@ -1,6 +1,6 @@
 import { ms, ratio, table } from '../lib/stats.js';
 import { BYSTANDER_EVERY_MS } from '../schedule/bystander.js';
-import type { PhaseResult } from './phase.js';
+import { FOLLOW_AFTER_MS, type PhaseResult } from './phase.js';
 
 /** The hostile benchmark's report: one row per phase, each beside the baseline (the first phase). */
 
@@ -24,7 +24,7 @@ function refusedCell(r: PhaseResult): string {
 
 function liveCells(r: PhaseResult): [string, string, string] {
   if (!r.build) return ['-', '-', '-'];
-  if (r.build.followError) return ['refused', '-', '-'];
+  if (r.build.followError) return [/\b4\d\d\b|4403/.test(r.build.followError) ? 'refused' : 'failed', '-', '-'];
   const s = r.build.latencies.summary();
   return [`${r.build.receivedInPhase}/${r.build.expectedLines}`, ms(s.p50), ms(s.p99)];
 }
@@ -47,11 +47,12 @@ export function printReport(phases: PhaseResult[]): void {
     rows.push([r.label, refusedCell(r), late(r.history!.p50), late(r.history!.p99), vsP99, errors, ...liveCells(r), build, mib(r.rssPeak), grew, vsRss]);
   }
   console.log(table(rows));
-  console.log(`(B history: \`executions(first: 20)\` over HTTP as B, latency from each intended send time; "errors": failed + skipped (50 unanswered).`);
-  console.log(' B live lines: lines B\'s build printed while followed in the phase, received by then / printed (10 a second); p50/p99: container stamp ->');
-  console.log(' line received on B\'s graphql-ws subscription, opened 1 s into the attack, ms; "refused" = the upgrade or subscription was refused. B\'s build: its status and attempt (#2 = it lost its lease and ran again). Peak RSS: `kiln start` and its');
-  console.log(' children, VmRSS sampled every 100 ms, MiB; "grew": peak minus the RSS at the phase\'s start; "vs baseline": peak minus the baseline\'s peak.');
-  console.log(' p99 vs baseline: B history p99 / the baseline\'s ("-" where it failed). A query that failed or was skipped counts as infinitely late.)\n');
+  console.log(`(B history: \`executions(first: 20)\` over HTTP as B, latency from each intended send time, ms; a query that failed or was skipped`);
+  console.log(' counts as infinitely late ("failed" where a percentile falls on one); "errors": failed + skipped (50 unanswered); "p99 vs baseline": over the');
+  console.log(` baseline's p99. B live lines: lines B's build printed while B followed it (from ${FOLLOW_AFTER_MS / 1000} s into the attack, 10 a second), received by the`);
+  console.log(' end of the phase / printed; p50/p99: container stamp -> line received on B\'s graphql-ws subscription, ms; "refused": the upgrade or');
+  console.log(' subscription was refused, "failed": it broke. B\'s build: status and attempt (#2 = it lost its lease and ran again). Peak RSS: `kiln start`');
+  console.log(' and its children, VmRSS sampled every 100 ms, MiB; "grew": peak minus the RSS at the phase\'s start; "vs baseline": peak minus the baseline\'s.)\n');
   for (const r of phases) printDetail(r);
 }
 

@@ -15,10 +15,16 @@ export function tokenlessAttack(opts: { requests: number; concurrency: number })
       const tally = new Tally();
       let next = 0;
       const client = async () => {
+        // One signal per client, not the window's for every request: fetch leaves a listener on
+        // the signal it is given until the request is collected, thousands of them here.
+        const own = new AbortController();
+        const stop = () => own.abort();
+        signal.addEventListener('abort', stop, { once: true });
         while (next < opts.requests && !signal.aborted) {
           next++;
-          await tally.time(post(`${ctx.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal }));
+          await tally.time(post(`${ctx.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: own.signal }));
         }
+        signal.removeEventListener('abort', stop);
       };
       await Promise.all(Array.from({ length: opts.concurrency }, client));
       return { tally, notes: [] };
