@@ -1,8 +1,8 @@
 import { sleep } from '../lib/stats.js';
 import { generatorJob, nowUs } from '../logs/generator.js';
 import { Latencies, subscribe, type SubscriberResult } from '../logs/subscribers.js';
-import { dataOf, gql, type User } from './api.js';
 import type { HostileContext } from './context.js';
+import { type Execution, submitOneOff, waitWhile } from './executions.js';
 
 /**
  * The bystander's build: during each phase user B runs a build that prints a stamped line every
@@ -21,39 +21,6 @@ class LiveLatencies extends Latencies {
 
   override add(ms: number): void {
     if (nowUs() - ms * 1000 >= this.sinceUs) super.add(ms);
-  }
-}
-
-interface Execution {
-  status: string;
-  attempt: number;
-  error: string | null;
-}
-
-export async function executionOf(url: string, user: User, id: string, signal?: AbortSignal): Promise<Execution> {
-  const d = await dataOf<{ execution: Execution | null }>(await gql(url, user.token, 'query($id: ID!) { execution(id: $id) { status attempt error } }', { id }, signal), 'execution');
-  if (!d.execution) throw new Error(`execution ${id} not found`);
-  return d.execution;
-}
-
-/** Submits a one-off job file as `user`; the id of its first job's execution. */
-export async function submitOneOff(url: string, user: User, spec: string): Promise<string> {
-  const d = await dataOf<{ submitJob: { jobs: Array<{ lastExecution: { id: string } | null }> } }>(
-    await gql(url, user.token, 'mutation($s: String!) { submitJob(spec: $s) { jobs { lastExecution { id } } } }', { s: spec }),
-    'submitJob',
-  );
-  const id = d.submitJob.jobs[0]?.lastExecution?.id;
-  if (!id) throw new Error('submitJob: a one-off job without an execution');
-  return id;
-}
-
-/** Polls until the execution leaves `statuses` or `timeoutMs` passes; its last state. */
-export async function waitWhile(url: string, user: User, id: string, statuses: string[], timeoutMs: number): Promise<Execution> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const e = await executionOf(url, user, id).catch((err: Error) => ({ status: 'no answer', attempt: 0, error: err.message.slice(0, 80) }));
-    if (!statuses.includes(e.status) || Date.now() > until) return e;
-    await sleep(250);
   }
 }
 
@@ -109,7 +76,7 @@ export class BystanderBuild {
     const final = await waitWhile(ctx.url, ctx.b, this.executionId, ['QUEUED', 'RUNNING'], timeoutMs);
     const followed = this.follower ? await Promise.race([this.follower.done, sleep(5000).then(() => null)]) : null;
     if (followed && !followed.completed && this.followError === null) this.followError = 'closed before the log ended';
-    const expectedLines = this.followedAt ? Math.floor(((this.measuredUntil - this.followedAt) / 1000) * LINES_PER_SECOND) : 0;
+    const expectedLines = this.followedAt ? Math.ceil(((this.measuredUntil - this.followedAt) / 1000) * LINES_PER_SECOND) : 0;
     return { latencies: this.latencies, expectedLines, receivedInPhase: this.receivedInPhase, followError: this.followError, followed, final };
   }
 }

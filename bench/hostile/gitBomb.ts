@@ -1,6 +1,5 @@
-import { sleep } from '../lib/stats.js';
 import { dataOf, gql, Tally } from './api.js';
-import { executionOf, submitOneOff } from './bystanderBuild.js';
+import { attackerBuildEnd, cancelAttackerBuild, submitOneOff } from './executions.js';
 import type { Attack, HostileContext } from './context.js';
 
 /**
@@ -40,22 +39,12 @@ export function gitBombAttack(opts: { url: string }): Attack {
     },
     async run(ctx, signal) {
       const tally = new Tally();
-      const notes: string[] = [];
-      const t0 = performance.now();
       executionId = await submitOneOff(ctx.url, ctx.a, jobWithRepository(opts.url));
-      while (!signal.aborted) {
-        const e = await executionOf(ctx.url, ctx.a, executionId, signal).catch(() => null);
-        if (e && !['QUEUED', 'RUNNING'].includes(e.status)) {
-          notes.push(`A's build ${e.status} after ${((performance.now() - t0) / 1000).toFixed(1)} s${e.error ? `: ${e.error.slice(0, 100)}` : ''}`);
-          break;
-        }
-        await sleep(500);
-      }
-      if (signal.aborted) notes.push("A's build still running at the window's end (cancelled)");
+      const notes = [await attackerBuildEnd(ctx, executionId, signal)];
       return { tally, requests: '1 job', notes };
     },
     async cleanup(ctx) {
-      if (executionId) await gql(ctx.url, ctx.a.token, 'mutation($id: ID!) { cancelExecution(id: $id) { status } }', { id: executionId });
+      await cancelAttackerBuild(ctx, executionId);
     },
   };
 }

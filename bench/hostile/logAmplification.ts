@@ -1,6 +1,6 @@
 import { sleep } from '../lib/stats.js';
 import { gql, Tally } from './api.js';
-import { submitOneOff, waitWhile } from './bystanderBuild.js';
+import { submitOneOff, waitWhile } from './executions.js';
 import type { Attack } from './context.js';
 
 /**

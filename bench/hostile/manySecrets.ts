@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { sleep } from '../lib/stats.js';
 import { gql, refusal, Tally } from './api.js';
-import { executionOf } from './bystanderBuild.js';
+import { attackerBuildEnd, cancelAttackerBuild } from './executions.js';
 import type { Attack, HostileContext } from './context.js';
 
 /**
@@ -53,19 +52,11 @@ export function manySecretsAttack(opts: { secrets: number; mb: number }): Attack
         executionId = jobs?.[0]?.lastExecution?.id ?? null;
         if (executionId) notes.push(`the job names ${names}`);
       }
-      while (executionId && !signal.aborted) {
-        const e = await executionOf(ctx.url, ctx.a, executionId, signal).catch(() => null);
-        if (e && !['QUEUED', 'RUNNING'].includes(e.status)) {
-          notes.push(`A's build ${e.status} (attempt ${e.attempt})${e.error ? `: ${e.error.slice(0, 80)}` : ''}`);
-          break;
-        }
-        await sleep(500);
-      }
-      if (signal.aborted) notes.push("A's build still running at the window's end (cancelled)");
+      if (executionId) notes.push(await attackerBuildEnd(ctx, executionId, signal));
       return { tally, notes };
     },
     async cleanup(ctx) {
-      if (executionId) await gql(ctx.url, ctx.a.token, 'mutation($id: ID!) { cancelExecution(id: $id) { status } }', { id: executionId });
+      await cancelAttackerBuild(ctx, executionId);
     },
   };
 }

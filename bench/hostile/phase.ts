@@ -109,11 +109,11 @@ async function measure(ctx: HostileContext, attack: Attack, build: BystanderBuil
     clearTimeout(followTimer);
     clearInterval(capWatch);
     result.durationMs = performance.now() - t0;
+    build.endOfPhase();
     result.bystander = await bystander.stop();
     // A query that failed or was never sent (50 unanswered) counts as infinitely late.
     const { samples, errors, skipped } = result.bystander;
     result.history = summarize([...samples, ...new Array<number>(errors + skipped).fill(Number.POSITIVE_INFINITY)]);
     result.rssPeak = rss.stop();
-    build.endOfPhase();
   }
 }
