@@ -75,7 +75,7 @@ export class BystanderBuild {
   async finish(ctx: HostileContext, timeoutMs: number): Promise<BuildResult> {
     const final = await waitWhile(ctx.url, ctx.b, this.executionId, ['QUEUED', 'RUNNING'], timeoutMs);
     const followed = this.follower ? await Promise.race([this.follower.done, sleep(5000).then(() => null)]) : null;
-    if (followed && !followed.completed && this.followError === null) this.followError = 'closed before the log ended';
+    if (followed && !followed.completed && this.followError === null) this.followError = followed.error ?? 'closed before the log ended';
     const expectedLines = this.followedAt ? Math.ceil(((this.measuredUntil - this.followedAt) / 1000) * LINES_PER_SECOND) : 0;
     return { latencies: this.latencies, expectedLines, receivedInPhase: this.receivedInPhase, followError: this.followError, followed, final };
   }
