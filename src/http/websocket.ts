@@ -157,6 +157,8 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
           tryAgainLater(ctx.extra.socket, refusal);
           return false;
         }
+        // Closed while this was verified and charged: its close already released its place.
+        if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
         if (!caps.admitUser(principal.sub)) {
           ctx.extra.socket.close(TOO_MANY_SOCKETS, caps.userMessage());
           return false;
