@@ -5,6 +5,7 @@ import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes, RLWrapperTimeou
 import { bearerToken } from '../auth/token.js';
 import type { TokenVerifier } from '../auth/types.js';
 import { addressKey, TrustedProxies } from './clientAddress.js';
+import { LeasedBudget } from './leasedBudget.js';
 
 export { addressKey } from './clientAddress.js';
 
@@ -38,6 +39,8 @@ export const RATE_LIMIT_TABLE = 'rate_limits';
 const STORE_TIMEOUT_MS = 250;
 /** After a failed or slow check, the process's own count decides alone for this long. */
 const STORE_BACKOFF_MS = 5_000;
+/** A process takes a caller's tokens from Postgres in blocks of this fraction of the burst (leasedBudget.ts). */
+const LEASE_FRACTION = 1 / 20;
 
 /** Where the shared budgets live, whose forwarded addresses count, where to report trouble. */
 export interface RateLimiterOptions {
@@ -62,8 +65,9 @@ function refusal(msBeforeNext: number): Refusal {
  *   refuses is over the budget for sure, and a flood is refused without a round trip: of 10,000
  *   requests at once from one caller, `burst` reach Postgres.
  * - Postgres (RateLimiterPostgres on RATE_LIMIT_TABLE), shared by every API process on the
- *   database: a user behind three replicas has one budget, not three. A caller that spent its
- *   budget there is then refused from memory until its window ends (inMemoryBlockOnConsumed).
+ *   database: a user behind three replicas has one budget, not three. Tokens are taken from it
+ *   in blocks of a twentieth of the burst (LeasedBudget), so one request in ten pays a round trip
+ *   at the defaults; a caller whose window is spent there is refused from memory until it ends.
  *
  * Postgres failing, or slower than STORE_TIMEOUT_MS, fails no request: the process's own count
  * decides alone (a limit per process) for STORE_BACKOFF_MS, and says so in the log.
@@ -73,7 +77,7 @@ function refusal(msBeforeNext: number): Refusal {
  */
 export class RateLimiter {
   private readonly local: RateLimiterMemory | null;
-  private readonly shared: RLWrapperTimeouts | null;
+  private readonly shared: LeasedBudget | null;
   private storeDownUntil = 0;
   /** Who may speak for a client in `X-Forwarded-For`. */
   readonly proxies: TrustedProxies;
@@ -93,22 +97,23 @@ export class RateLimiter {
     }
     const window = { points: burst, duration: burst / rps };
     this.local = new RateLimiterMemory({ ...window, keyPrefix: 'local' });
-    this.shared =
-      opts.pool == null
-        ? null
-        : new RLWrapperTimeouts({
-            timeoutMs: STORE_TIMEOUT_MS,
-            limiter: new RateLimiterPostgres({
-              ...window,
-              storeClient: opts.pool,
-              storeType: 'pool',
-              tableName: RATE_LIMIT_TABLE,
-              // Created by the migration: the library never runs DDL at start-up.
-              tableCreated: true,
-              keyPrefix: 'kiln',
-              inMemoryBlockOnConsumed: burst,
-            }),
-          });
+    if (opts.pool == null) {
+      this.shared = null;
+      return;
+    }
+    const store = new RLWrapperTimeouts({
+      timeoutMs: STORE_TIMEOUT_MS,
+      limiter: new RateLimiterPostgres({
+        ...window,
+        storeClient: opts.pool,
+        storeType: 'pool',
+        tableName: RATE_LIMIT_TABLE,
+        // Created by the migration: the library never runs DDL at start-up.
+        tableCreated: true,
+        keyPrefix: 'kiln',
+      }),
+    });
+    this.shared = new LeasedBudget(store, burst, Math.max(1, Math.floor(burst * LEASE_FRACTION)));
   }
 
   /** Whether requests are limited at all (KILN_RATE_LIMIT_RPS is not 0). */
@@ -166,7 +171,7 @@ export class RateLimiter {
     return this.settings.burst - (res?.consumedPoints ?? 0);
   }
 
-  private usableStore(): RLWrapperTimeouts | null {
+  private usableStore(): LeasedBudget | null {
     return this.shared !== null && Date.now() >= this.storeDownUntil ? this.shared : null;
   }
 
