@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import type { AuthConfig } from './auth/types.js';
 import { ConfigError } from './errors.js';
@@ -86,9 +87,17 @@ export interface Config {
   wsKeepAliveMs: number;
   /**
    * Requests per caller (token `sub`, else client address) to GraphQL, REST and socket
-   * operations, per API process (KILN_RATE_LIMIT_RPS, KILN_RATE_LIMIT_BURST); rps 0 turns it off.
+   * operations, one budget across all API processes on the database (KILN_RATE_LIMIT_RPS,
+   * KILN_RATE_LIMIT_BURST); rps 0 turns it off (docs/design.md#socket-limits).
    */
   rateLimit: Readonly<{ rps: number; burst: number }>;
+  /**
+   * Reverse proxies whose `X-Forwarded-For` is believed (KILN_TRUSTED_PROXIES, CIDRs): the client
+   * is the right-most address not in them. Empty: the header is ignored.
+   */
+  trustedProxies: readonly string[];
+  /** What one WebSocket may hold or cost (docs/design.md#socket-limits). */
+  sockets: Readonly<SocketLimits>;
   /** How the worker hardens and limits containers (README, "Containers"). */
   runner: Readonly<RunnerSettings>;
   /** Most secrets one owner may store (KILN_MAX_SECRETS_PER_OWNER); see docs/design.md#quotas. */
@@ -121,6 +130,18 @@ export interface QueryLimits {
   maxDirectives: number;
   /** Most lexical tokens in the document (KILN_GRAPHQL_MAX_TOKENS). */
   maxTokens: number;
+}
+
+/** Caps on WebSockets, each per API process. */
+export interface SocketLimits {
+  /** Open sockets one user may hold (KILN_WS_MAX_PER_USER); 0 = no cap. */
+  maxPerUser: number;
+  /** Sockets from one address not yet past connection_init (KILN_WS_MAX_PENDING_PER_ADDRESS); 0 = no cap. */
+  maxPendingPerAddress: number;
+  /** Unsent bytes past which a socket is not read from (KILN_WS_MAX_BUFFERED). */
+  maxBufferedBytes: number;
+  /** How long a socket may stay past maxBufferedBytes before it is closed (KILN_WS_STALL_MS). */
+  stallMs: number;
 }
 
 const LOCAL_ISSUER = 'kiln-local';
@@ -272,6 +293,21 @@ function list(env: Env, name: string, def: string[], check: (item: string) => st
   for (const item of items) {
     const problem = check(item);
     if (problem) throw new ConfigError(name, problem);
+  }
+  return items;
+}
+
+/** A list of CIDRs (`10.0.0.0/8, fd00::/8`; a bare address is one host), by commas or spaces. */
+function cidrs(env: Env, name: string): string[] {
+  const raw = str(env, name);
+  if (raw === undefined) return [];
+  const items = raw.split(/[,\s]+/).filter(Boolean);
+  for (const item of items) {
+    const [address = '', prefix, extra] = item.split('/');
+    const family = isIP(address);
+    const max = family === 6 ? 128 : 32;
+    const ok = family !== 0 && extra === undefined && (prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= max));
+    if (!ok) throw new ConfigError(name, `"${item}" is not an address or a CIDR block such as 10.0.0.0/8 or fd00::/8`);
   }
   return items;
 }
@@ -462,6 +498,15 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     rateLimit: Object.freeze({
       rps: int(env, 'KILN_RATE_LIMIT_RPS', 50, 0, 1_000_000),
       burst: int(env, 'KILN_RATE_LIMIT_BURST', 200, 1, 1_000_000),
+    }),
+    trustedProxies: Object.freeze(cidrs(env, 'KILN_TRUSTED_PROXIES')),
+    // A person's browser tabs, CLI followers and dashboards stay far below 32 sockets; 64 sockets
+    // still waiting for connection_init from one address is many simultaneous logins behind one NAT.
+    sockets: Object.freeze({
+      maxPerUser: int(env, 'KILN_WS_MAX_PER_USER', 32, 0, 100_000),
+      maxPendingPerAddress: int(env, 'KILN_WS_MAX_PENDING_PER_ADDRESS', 64, 0, 100_000),
+      maxBufferedBytes: size(env, 'KILN_WS_MAX_BUFFERED', 1024 * 1024, 64 * 1024),
+      stallMs: int(env, 'KILN_WS_STALL_MS', 15_000, 100, 3_600_000),
     }),
     runner: loadRunner(env),
     maxSecretsPerOwner: int(env, 'KILN_MAX_SECRETS_PER_OWNER', 100, 1, 100_000),
