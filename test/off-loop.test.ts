@@ -42,7 +42,7 @@ describe('the off-loop pool', () => {
       ],
     });
     // The thread that ran over was replaced; the budget counts from when the new one starts the task.
-    const next = await p.compile('carol', SMALL, new Date('2026-12-06T10:30:00Z'));
+    const next = await p.compile('carol', SMALL, undefined, new Date('2026-12-06T10:30:00Z'));
     expect(next).toMatchObject({ ok: true, firstRuns: [{ kind: 'cron', at: Date.parse('2026-12-06T11:00:00Z') }] });
   });
 

@@ -1,4 +1,5 @@
 import { capped, compileJobFile } from './compile.js';
+import type { RepositoryPolicy } from './repositoryUrl.js';
 import type { JobFileResult } from './types.js';
 import { isValidTimezone, nextFireTimes, parseSchedule } from '../schedule/schedule.js';
 
@@ -13,6 +14,8 @@ export type OffLoopTask = CompileTask | FireTimesTask;
 export interface CompileTask {
   kind: 'compile';
   source: string;
+  /** What a job's `repository.url` may reach (the server's settings). */
+  policy?: RepositoryPolicy;
   /** Epoch ms; the first fire time of each job is computed from here (new or changed schedules). */
   now?: number;
 }
@@ -50,7 +53,7 @@ export type FireTimesOutcome = { ok: true; times: number[] } | { ok: false; erro
 export const MAX_ANSWERED_DIAGNOSTICS = 100;
 
 export function runCompile(task: CompileTask): CompileOutcome {
-  const compiled = compileJobFile(task.source);
+  const compiled = compileJobFile(task.source, task.policy);
   const result: JobFileResult = compiled.ok
     ? { ...compiled, warnings: capped(compiled.warnings, MAX_ANSWERED_DIAGNOSTICS) }
     : { ok: false, diagnostics: capped(compiled.diagnostics, MAX_ANSWERED_DIAGNOSTICS) };

@@ -4,6 +4,7 @@ import { Piscina } from 'piscina';
 import type { OffLoopSettings } from '../config.js';
 import { TooBusyError } from '../errors.js';
 import type { CompileOutcome, FireTimesOutcome, OffLoopTask } from '../jobfile/offLoopTasks.js';
+import type { RepositoryPolicy } from '../jobfile/repositoryUrl.js';
 
 /**
  * Most schedule computations (`schedulePreview`, `Job.nextRuns`) of one user waiting at once:
@@ -67,24 +68,26 @@ export class OffLoop {
   }
 
   /**
-   * Compiles a job file for `owner`; with `now`, also each job's first fire time after it. The
+   * Compiles a job file for `owner` under the server's repository policy; with `now`, also each
+   * job's first fire time after it. The
    * same file of the same owner already compiling without `now` (validateJobSpec in several
    * aliases or requests at once) is compiled once for all of them.
    */
-  compile(owner: string, source: string, now?: Date): Promise<CompileOutcome> {
-    if (now !== undefined) return this.compileOnce(owner, source, now);
-    const key = `${owner}\u0000${createHash('sha256').update(source).digest('base64')}`;
+  compile(owner: string, source: string, policy?: RepositoryPolicy, now?: Date): Promise<CompileOutcome> {
+    if (now !== undefined) return this.compileOnce(owner, source, policy, now);
+    const key = `${owner}\u0000${JSON.stringify(policy ?? null)}\u0000${createHash('sha256').update(source).digest('base64')}`;
     const inFlight = this.compiling.get(key);
     if (inFlight !== undefined) return inFlight;
-    const compiled = this.compileOnce(owner, source);
+    const compiled = this.compileOnce(owner, source, policy);
     this.compiling.set(key, compiled);
     const forget = () => this.compiling.delete(key);
     compiled.then(forget, forget);
     return compiled;
   }
 
-  private async compileOnce(owner: string, source: string, now?: Date): Promise<CompileOutcome> {
-    const ending = await this.submit<CompileOutcome>(owner, { kind: 'compile', source, now: now?.getTime() }, this.settings.compilesPerUser, 'job files');
+  private async compileOnce(owner: string, source: string, policy?: RepositoryPolicy, now?: Date): Promise<CompileOutcome> {
+    const task: OffLoopTask = { kind: 'compile', source, policy, now: now?.getTime() };
+    const ending = await this.submit<CompileOutcome>(owner, task, this.settings.compilesPerUser, 'job files');
     if (ending.ok) return ending.value;
     const message =
       ending.reason === 'budget'

@@ -1,6 +1,7 @@
 import { Execution, ExecutionTrigger, Job } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
 import type { FirstRun } from '../jobfile/offLoopTasks.js';
+import type { RepositoryPolicy } from '../jobfile/repositoryUrl.js';
 import type { JobFileResult, JobSpec } from '../jobfile/types.js';
 import { upcomingRuns } from './schedules.js';
 import type { Deps } from './deps.js';
@@ -12,8 +13,13 @@ import { sqlOfEm } from '../executions/sql.js';
  * Checks a job file without storing anything (`validateJobSpec`), in the off-loop pool like a
  * submit: within the per-file budget, taking turns with other users (see OffLoop).
  */
-export function validateJobFile(deps: Pick<Deps, 'offLoop'>, owner: string, source: string): Promise<JobFileResult> {
-  return deps.offLoop.compile(owner, source);
+export function validateJobFile(deps: Pick<Deps, 'offLoop'>, owner: string, source: string, policy?: RepositoryPolicy): Promise<JobFileResult> {
+  return deps.offLoop.compile(owner, source, policy);
+}
+
+/** What this server lets a job's `repository.url` reach: the workers' settings, checked at submit. */
+export function repositoryPolicyOf(config: Deps['config']): RepositoryPolicy {
+  return { protocols: config.runner.gitProtocols, localRoot: config.runner.gitLocalRoot };
 }
 
 /**
@@ -32,7 +38,7 @@ export function queuedBy(job: Job): Execution | undefined {
 export async function submitJobs(deps: Deps, owner: string, source: string): Promise<Job[]> {
   // The first fire times are computed with the file, off the loop: a thousand rare schedules
   // cost thousands of cron steps each (see firstRunAt).
-  const result = await deps.offLoop.compile(owner, source, new Date());
+  const result = await deps.offLoop.compile(owner, source, repositoryPolicyOf(deps.config), new Date());
   if (!result.ok) {
     const n = result.diagnostics.length;
     throw new ValidationError(`the job file has ${n} error${n === 1 ? '' : 's'}: ${result.diagnostics[0]!.message}`, result.diagnostics);
