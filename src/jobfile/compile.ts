@@ -68,11 +68,12 @@ function normalize(draft: JobDraft, source: string): JobSpec {
   };
 }
 
-function capped(diagnostics: readonly Diagnostic[]): Diagnostic[] {
+/** The diagnostics in order, at most `max`: the last one shown then counts the rest. */
+export function capped(diagnostics: readonly Diagnostic[], max = MAX_DIAGNOSTICS): Diagnostic[] {
   const sorted = sortDiagnostics(diagnostics);
-  if (sorted.length <= MAX_DIAGNOSTICS) return sorted;
-  const shown = sorted.slice(0, MAX_DIAGNOSTICS - 1);
-  const next = sorted[MAX_DIAGNOSTICS - 1]!;
+  if (sorted.length <= max) return sorted;
+  const shown = sorted.slice(0, max - 1);
+  const next = sorted[max - 1]!;
   const rest = sorted.length - shown.length;
   return [...shown, { ...next, message: `${rest} more problems from here on are not listed` }];
 }
