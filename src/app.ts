@@ -16,7 +16,7 @@ import type { Log } from './util/log.js';
 import { KilnMetrics } from './ops/metrics.js';
 import { createOpsPool } from './ops/opsPool.js';
 import { processReadiness } from './ops/processOps.js';
-import type { Readiness } from './ops/readiness.js';
+import type { Readiness, ReadinessCheck } from './ops/readiness.js';
 import { StartInterrupted, type StopRequest } from './ops/shutdown.js';
 import { migrateQueue } from './executions/queue.js';
 import { buildKilnSchema } from './resolvers/schema.js';
@@ -47,6 +47,8 @@ export interface KilnOptions {
    * throws StartInterrupted. Watched only until startKiln settles.
    */
   stopRequest?: StopRequest;
+  /** Checks /readyz adds to this process's own: `kiln start`'s API answers for its worker thread's engine too. */
+  extraChecks?: ReadinessCheck[];
 }
 
 /** A running Kiln process with its roles. */
@@ -60,6 +62,8 @@ export interface Kiln {
   /** This process's metrics (served at /metrics). */
   metrics: KilnMetrics;
   readiness: Readiness;
+  /** The worker role's engine gate (null without the worker role). */
+  engine: EngineGate | null;
   /** `kiln worker`'s own listener for /healthz, /readyz and /metrics (KILN_WORKER_PORT), if any. */
   opsServer: OpsServer | null;
   /**
@@ -227,7 +231,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
       await engineGate.start();
       interrupted();
     }
-    readiness = processReadiness({ pool: opsPool, store, engine: gate, log });
+    readiness = processReadiness({ pool: opsPool, store, engine: gate, log, extra: opts.extraChecks });
     const ops: OpsEndpoints = { readiness, metrics, log };
     if (opts.worker) {
       const runner = await startRunnerRuntime({
@@ -286,7 +290,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
       log(`GraphQL at ${http.url}/graphql, REST at ${http.url}/api/v1`);
     }
     interrupted();
-    return { deps, databaseUrl, auth, http, worker, metrics, readiness, opsServer, stop: stopAll };
+    return { deps, databaseUrl, auth, http, worker, metrics, readiness, engine: gate, opsServer, stop: stopAll };
   } catch (err) {
     await stopAll({ graceMs: opts.stopRequest?.graceMs ?? config.shutdownGraceMs });
     throw err;

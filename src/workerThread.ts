@@ -22,6 +22,11 @@ const log = pinoLog(createLogger(config.logLevel).child({ role: 'worker', thread
 
 try {
   const kiln = await startKiln({ config, api: false, worker: true, log, stopRequest: request });
+  const engine = kiln.engine;
+  if (engine) {
+    send({ kind: 'engine', up: engine.up });
+    engine.onChange((up) => send({ kind: 'engine', up }));
+  }
   send({ kind: 'started' });
   let stopping: Promise<void> | null = null;
   request.watch((graceMs) => {

@@ -8,7 +8,7 @@ export interface ThreadOrder {
 }
 
 /** From the worker thread to the main thread. */
-export type ThreadMessage = { kind: 'started' } | { kind: 'failed'; message: string };
+export type ThreadMessage = { kind: 'started' } | { kind: 'failed'; message: string } | { kind: 'engine'; up: boolean };
 
 /** The worker role of `kiln start`, running on its own thread (see workerThread.ts). */
 export interface WorkerThread {
@@ -19,9 +19,16 @@ export interface WorkerThread {
 /**
  * Starts the worker role of `kiln start` on a thread of its own, on the database the API uses,
  * and resolves once it runs. Stop requests (signals) are passed on to it as they come; the
- * thread ends by itself once stopped. Rejects if it fails to start.
+ * thread ends by itself once stopped. Rejects if it fails to start. Its engine gate's changes
+ * reach `onEngine`, so that `kiln start`'s one /readyz covers the engine too.
  */
-export async function startWorkerThread(opts: { databaseUrl: string; stopRequest: StopRequest; log: Log }): Promise<WorkerThread> {
+export async function startWorkerThread(opts: {
+  databaseUrl: string;
+  stopRequest: StopRequest;
+  log: Log;
+  /** Told every change of the thread's engine gate (the API's /readyz answers for it). */
+  onEngine?: (up: boolean) => void;
+}): Promise<WorkerThread> {
   const fromSource = import.meta.url.endsWith('.ts');
   const thread = new Worker(new URL(`./workerThread.${fromSource ? 'ts' : 'js'}`, import.meta.url), {
     workerData: { databaseUrl: opts.databaseUrl },
@@ -32,7 +39,8 @@ export async function startWorkerThread(opts: { databaseUrl: string; stopRequest
   void exited.then(unwatch);
   await new Promise<void>((resolve, reject) => {
     thread.on('message', (message: ThreadMessage) => {
-      if (message.kind === 'started') resolve();
+      if (message.kind === 'engine') opts.onEngine?.(message.up);
+      else if (message.kind === 'started') resolve();
       else reject(new Error(`the worker thread failed to start: ${message.message}`));
     });
     void exited.then((code) => reject(new Error(`the worker thread exited with code ${code} during start-up`)));

@@ -44,11 +44,31 @@ export function dockerCheck(gate: EngineGate): ReadinessCheck {
 }
 
 /**
+ * The engine as another thread's gate last reported it (`kiln start`'s worker thread, see
+ * workerThreadHost.ts): failing until the first report, since until then no worker runs anything.
+ */
+export class RelayedEngineCheck implements ReadinessCheck {
+  readonly name = 'docker';
+  readonly logsItself = true;
+  private up: boolean | null = null;
+
+  report(up: boolean): void {
+    this.up = up;
+  }
+
+  async check(): Promise<void> {
+    if (this.up === null) throw new Error('the worker has not started yet');
+    if (!this.up) throw new Error('the worker cannot reach its container engine');
+  }
+}
+
+/**
  * The readiness of a Kiln process: Postgres and the store always, the engine when it runs
  * executions. Why a check fails goes to `log`, once per change; /readyz names the check only.
  */
-export function processReadiness(opts: { pool: pg.Pool; store: ArtifactStore; engine?: EngineGate | null; log?: Log }): Readiness {
+export function processReadiness(opts: { pool: pg.Pool; store: ArtifactStore; engine?: EngineGate | null; log?: Log; extra?: ReadinessCheck[] }): Readiness {
   const checks = [postgresCheck(opts.pool), storeCheck(opts.store)];
   if (opts.engine) checks.push(dockerCheck(opts.engine));
+  checks.push(...(opts.extra ?? []));
   return new Readiness(checks, undefined, undefined, opts.log);
 }
