@@ -145,7 +145,7 @@ export class ExecutionRun {
     const { deps, claimed, plan } = this;
     this.buildLog.system(`execution #${claimed.number} (attempt ${claimed.attempt}) on worker ${deps.workerId}, image ${plan.image}`);
     const secrets = await loadExecutionSecrets(this.pool, deps.runner.secretBox, claimed.id, plan.secrets);
-    this.masker = SecretMasker.of(secrets.values());
+    this.masker = await SecretMasker.inSlices(secrets.values());
     this.secretEnv = Object.fromEntries(secrets);
     const spec = containerConfigFor(
       plan,
