@@ -67,32 +67,48 @@ describe('masking 1,000 secrets in 100 MB of output (real Docker engine, real Po
     const printSecrets = `echo "one: $${name(500)}"; printf %s "$${name(777)}" | base64; printf "user:%s" "$${name(42)}" | base64`;
     const steps = [printSecrets, FLOOD];
 
-    // The same job, its secrets not set: the cost of the output path alone.
-    const plain = await submitJob(k, alice, jobYaml('Plain', steps, ['timeout: 20m']));
-    const baseline = await waitForEnd(k, alice, plain.executionId, 1_200_000);
-    expect(baseline.status, baseline.error ?? '').toBe('SUCCEEDED');
+    const plainJob = jobYaml('Plain', steps, ['timeout: 20m']);
+    const maskedJob = jobYaml('Masked', steps, ['timeout: 20m', `secrets: [${names.join(', ')}]`]);
+    // Each run's log is archived (read back from Postgres, written to the store) before the next
+    // starts, so that no run shares the machine with the one before it.
+    const run = async (yaml: string, beside?: Promise<unknown>) => {
+      const e = await waitForEnd(k, alice, (await submitJob(k, alice, yaml)).executionId, 1_200_000);
+      await beside;
+      await waitFor(async () => ((await getExecution(k, alice, e.id)).logUrl ? true : undefined), 300_000, 'the log to be archived');
+      return e;
+    };
 
-    // Then with all 1,000 secrets, while another user's build runs on the same worker.
+    // The same job with its secrets not set (the cost of the output path alone) and with all
+    // 1,000, in the order plain, masked, masked, plain: each kind has the same average position
+    // (the log table grows run by run), and the totals compare them.
+    const baselines = [await run(plainJob)];
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
-    const masked = await submitJob(k, alice, jobYaml('Masked', steps, ['timeout: 20m', `secrets: [${names.join(', ')}]`]));
+    // The first masked run goes beside another user's build on the same worker.
     const bystander = await submitJob(k, bob, jobYaml('Bystander', ['for i in $(seq 1 40); do echo "tick $i"; sleep 1; done']));
-    const [withSecrets, other] = await Promise.all([waitForEnd(k, alice, masked.executionId, 1_200_000), waitForEnd(k, bob, bystander.executionId, 1_200_000)]);
+    const other = waitForEnd(k, bob, bystander.executionId, 1_200_000);
+    const masked = [await run(maskedJob, other)];
     delay.disable();
+    masked.push(await run(maskedJob));
+    baselines.push(await run(plainJob));
+    const withSecrets = masked[0]!;
+    for (const e of [...baselines, ...masked]) expect(e.status, e.error ?? '').toBe('SUCCEEDED');
 
-    const ratio = runMs(withSecrets) / runMs(baseline);
+    const total = (runs: ExecutionView[]) => runs.reduce((ms, e) => ms + runMs(e), 0) / runs.length;
+    const ratio = total(masked) / total(baselines);
+    const mbps = (ms: number) => (FLOOD_BYTES / 1e6 / (ms / 1000)).toFixed(1);
     console.log(
-      `100 MB of output: ${(runMs(baseline) / 1000).toFixed(1)} s with no secrets (${(FLOOD_BYTES / 1e6 / (runMs(baseline) / 1000)).toFixed(1)} MB/s), ` +
-        `${(runMs(withSecrets) / 1000).toFixed(1)} s with ${SECRETS} secrets of 1 KiB (${(FLOOD_BYTES / 1e6 / (runMs(withSecrets) / 1000)).toFixed(1)} MB/s): ${ratio.toFixed(2)}x; ` +
-        `event loop delay p99 ${(delay.percentile(99) / 1e6).toFixed(0)} ms, max ${(delay.max / 1e6).toFixed(0)} ms`,
+      `100 MB of output, start to end: no secrets ${baselines.map((e) => (runMs(e) / 1000).toFixed(1)).join(' s, ')} s (mean ${mbps(total(baselines))} MB/s); ` +
+        `${SECRETS} secrets of 1 KiB ${masked.map((e) => (runMs(e) / 1000).toFixed(1)).join(' s, ')} s (mean ${mbps(total(masked))} MB/s): ${ratio.toFixed(2)}x; ` +
+        `event loop delay beside the bystander p99 ${(delay.percentile(99) / 1e6).toFixed(0)} ms, max ${(delay.max / 1e6).toFixed(0)} ms`,
     );
 
     // No lease lost: both runs on this worker finished as their first attempt.
-    expect(withSecrets.status, withSecrets.error ?? '').toBe('SUCCEEDED');
-    expect(withSecrets.attempt).toBe(1);
-    expect(other.status, other.error ?? '').toBe('SUCCEEDED');
-    expect(other.attempt).toBe(1);
-    expect(outputOf(await logsOf(k, bob, other.id))).toEqual(Array.from({ length: 40 }, (_, i) => `tick ${i + 1}`));
+    expect(masked.map((e) => e.attempt)).toEqual([1, 1]);
+    const bystanderRun = await other;
+    expect(bystanderRun.status, bystanderRun.error ?? '').toBe('SUCCEEDED');
+    expect(bystanderRun.attempt).toBe(1);
+    expect(outputOf(await logsOf(k, bob, bystanderRun.id))).toEqual(Array.from({ length: 40 }, (_, i) => `tick ${i + 1}`));
     // The loop that renews leases never stalled anywhere near a lease's length.
     expect(delay.max / 1e6).toBeLessThan(LEASE_MS / 2);
     expect(ratio).toBeLessThanOrEqual(2);

@@ -135,7 +135,8 @@ export class MaskingStream {
     private readonly base64: ByteAutomaton | null,
     private readonly maxBytes: number,
   ) {
-    this.base64At = new Float64Array(Math.max(1, base64?.maxLength ?? 0));
+    // A power of two, indexed with a mask: positions are integers below 2^53, whose low bits `&` keeps.
+    this.base64At = new Float64Array(2 ** Math.ceil(Math.log2(Math.max(1, base64?.maxLength ?? 0))));
   }
 
   push(chunk: Buffer): Buffer {
@@ -160,34 +161,32 @@ export class MaskingStream {
   /** Feeds the chunk to both automata and records the ranges their matches cover. */
   private scan(chunk: Buffer): void {
     const { exact, base64, base64At } = this;
-    const ring = base64At.length;
-    let s = this.exactState;
-    let t = this.base64State;
-    for (let i = 0; i < chunk.length; i++) {
+    const ring = base64At.length - 1;
+    // The hot loop works on locals, written back at the end.
+    let { exactState: s, base64State: t, lastBreak, breaks, base64Run, base64Read } = this;
+    for (let i = 0, p = this.pos; i < chunk.length; i++, p++) {
       const byte = chunk[i]!;
-      const p = this.pos + i;
       const isBreak = byte === NEWLINE || byte === RETURN;
-      if (isBreak) this.lastBreak = p;
+      if (isBreak) lastBreak = p;
       s = exact.next(s, byte);
       const len = exact.out[s]!;
-      if (len > 0) this.cover(p + 1 - len, p + 1, this.lastBreak > p - len);
+      if (len > 0) this.cover(p + 1 - len, p + 1, lastBreak > p - len);
       if (base64 === null) continue;
       if (isBreak) {
         // A match carries on past the break of a wrapped line only (see WRAPPED_MIN_COLUMNS).
-        if (++this.breaks > MAX_BREAKS || (this.breaks === 1 && this.base64Run < WRAPPED_MIN_COLUMNS)) t = 0;
-        this.base64Run = 0;
+        if (++breaks > MAX_BREAKS || (breaks === 1 && base64Run < WRAPPED_MIN_COLUMNS)) t = 0;
+        base64Run = 0;
         continue;
       }
-      this.breaks = 0;
-      this.base64Run = BASE64_CHAR[byte] ? this.base64Run + 1 : 0;
+      breaks = 0;
+      base64Run = BASE64_CHAR[byte] ? base64Run + 1 : 0;
       t = base64.next(t, CANONICAL[byte]!);
-      base64At[this.base64Read % ring] = p;
-      this.base64Read++;
+      base64At[base64Read & ring] = p;
+      base64Read++;
       const l = base64.out[t]!;
-      if (l > 0) this.cover(base64At[(this.base64Read - l) % ring]!, p + 1, false);
+      if (l > 0) this.cover(base64At[(base64Read - l) & ring]!, p + 1, false);
     }
-    this.exactState = s;
-    this.base64State = t;
+    Object.assign(this, { exactState: s, base64State: t, lastBreak, breaks, base64Run, base64Read });
     this.pos += chunk.length;
   }
 
@@ -195,7 +194,7 @@ export class MaskingStream {
   private undecided(): number {
     let bound = this.pos - this.exact.depth[this.exactState]!;
     const depth = this.base64?.depth[this.base64State] ?? 0;
-    if (depth > 0) bound = Math.min(bound, this.base64At[(this.base64Read - depth) % this.base64At.length]!);
+    if (depth > 0) bound = Math.min(bound, this.base64At[(this.base64Read - depth) & (this.base64At.length - 1)]!);
     return bound;
   }
 
