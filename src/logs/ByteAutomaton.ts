@@ -29,15 +29,15 @@ const STEPS_PER_YIELD = 4096;
 
 export class ByteAutomaton {
   /** The byte on the edge into each node. */
-  private readonly label: Uint8Array;
+  private label: Uint8Array;
   /** Each node's first child and how many (children of one node are numbered consecutively). */
-  private readonly childStart: Int32Array;
-  private readonly childCount: Uint16Array;
-  private readonly fail: Int32Array;
+  private childStart: Int32Array;
+  private childCount: Uint16Array;
+  private fail: Int32Array;
   /** Length of the longest pattern that ends at this node (itself or along its fail links); 0 = none. */
-  readonly out: Int32Array;
+  out: Int32Array;
   /** Length of the text a node stands for: how far back a match still in progress may start. */
-  readonly depth: Int32Array;
+  depth: Int32Array;
   /** Each byte's class: 0 for bytes no pattern uses (they lead back to the root), else 1 to classes - 1. */
   private readonly classOf = new Uint16Array(256);
   private classes = 1;
@@ -84,6 +84,16 @@ export class ByteAutomaton {
     this.denseCount = Math.max(1, this.shallowNodes(size));
     this.delta = new Int32Array(this.denseCount * this.classes);
     yield* this.linkFailures(size);
+    // Arrays were sized for every pattern byte; shared prefixes (a padded and an unpadded base64
+    // form) leave part unused, which a run would otherwise keep for its whole length.
+    if (size < this.label.length) {
+      this.label = this.label.slice(0, size);
+      this.childStart = this.childStart.slice(0, size);
+      this.childCount = this.childCount.slice(0, size);
+      this.fail = this.fail.slice(0, size);
+      this.out = this.out.slice(0, size);
+      this.depth = this.depth.slice(0, size);
+    }
   }
 
   /**
