@@ -7,6 +7,9 @@ import { Migration20261127050000_attempts } from './Migration20261127050000_atte
 import { Migration20261206000000_dispatch } from './Migration20261206000000_dispatch.js';
 import { Migration20261206120000_log_chunks_parent } from './Migration20261206120000_log_chunks_parent.js';
 import { Migration20261207000000_engineDownAttempts } from './Migration20261207000000_engineDownAttempts.js';
+import { Migration20261208000000_quotas } from './Migration20261208000000_quotas.js';
+import { Migration20261208010000_imageGrants } from './Migration20261208010000_imageGrants.js';
+import { Migration20261208020000_rateLimits } from './Migration20261208020000_rateLimits.js';
 
 /** Every migration, oldest first. Listed explicitly so `dist/` needs no folder scanning. */
 export const MIGRATIONS: MigrationObject[] = [
@@ -18,4 +21,7 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261206000000_dispatch', class: Migration20261206000000_dispatch },
   { name: 'Migration20261206120000_log_chunks_parent', class: Migration20261206120000_log_chunks_parent },
   { name: 'Migration20261207000000_engineDownAttempts', class: Migration20261207000000_engineDownAttempts },
+  { name: 'Migration20261208000000_quotas', class: Migration20261208000000_quotas },
+  { name: 'Migration20261208010000_imageGrants', class: Migration20261208010000_imageGrants },
+  { name: 'Migration20261208020000_rateLimits', class: Migration20261208020000_rateLimits },
 ];

@@ -21,6 +21,7 @@ umask 022
 TEST_IMAGES=(
   "busybox kiln-test/busybox:latest"
   "nonroot kiln-test/busybox-nonroot:latest"
+  "git kiln-test/git:latest"
 )
 
 DOCKER=${DOCKER:-docker}
@@ -94,6 +95,57 @@ rootfs_nonroot() {
   printf '%s\n' 'builder:x:1000:' >>"$dir/etc/group"
   IMPORT_CHANGES+=('USER builder' 'ENV HOME=/home/builder')
   OWNED_PATHS=('1000:1000 ./workspace' '1000:1000 ./home/builder')
+}
+
+# Extracts Debian package PKG (apt-get download, no install) into DIR and prints DIR.
+extract_deb() {
+  local pkg=$1 dir=$2
+  mkdir -p "$dir"
+  # A fresh machine may have no package lists yet: update them once and try again.
+  (cd "$dir" && apt-get download "$pkg" >&2 2>/dev/null) \
+    || { apt-get update -q >&2 && (cd "$dir" && apt-get download "$pkg" >&2 2>/dev/null); } \
+    || die "cannot download the Debian package $pkg"
+  dpkg-deb -x "$dir"/"${pkg}"_*.deb "$dir/x"
+  printf '%s\n' "$dir/x"
+}
+
+# Copies each shared library that the binaries in "$@" (paths inside DIR) link, as ldd on this
+# machine resolves them, into the same path under DIR, with the dynamic loader.
+copy_libraries() {
+  local dir=$1 lib
+  shift
+  while IFS= read -r lib; do
+    [[ -e $dir$lib ]] && continue
+    mkdir -p "$dir$(dirname "$lib")"
+    cp -L "$lib" "$dir$lib"
+  done < <(for bin in "$@"; do ldd "$dir$bin" 2>/dev/null; done | grep -oE '/[^ ]+\.so[^ ]*' | sort -u)
+}
+
+# The busybox userland plus Debian's git (git, git-daemon, the http transport) and OpenSSH's
+# client and server, with the libraries they link: the checkout image of the tests (KILN_GIT_IMAGE) and the
+# git server they run. Only the few git-core programs a fetch and a daemon need are kept.
+rootfs_git() {
+  local dir=$1 git ssh sshd core=usr/lib/git-core
+  rootfs_busybox "$dir"
+  git=$(extract_deb git "$WORK/git-deb")
+  ssh=$(extract_deb openssh-client "$WORK/ssh-deb")
+  mkdir -p "$dir/$core" "$dir/usr/share/git-core"
+  install -m 755 "$git/usr/bin/git" "$dir/usr/bin/git"
+  install -m 755 "$git/$core/git-daemon" "$git/$core/git-remote-http" "$dir/$core/"
+  local link
+  for link in git git-upload-pack git-receive-pack git-upload-archive; do ln -sf /usr/bin/git "$dir/$core/$link"; done
+  ln -sf git-remote-http "$dir/$core/git-remote-https"
+  cp -a "$git/usr/share/git-core/templates" "$dir/usr/share/git-core/"
+  rm -rf "$dir/usr/share/git-core/templates/hooks"
+  install -m 755 "$ssh/usr/bin/ssh" "$dir/usr/bin/ssh"
+  # sshd, for the tests' ssh git server: git-upload-pack must be on its sessions' PATH.
+  sshd=$(extract_deb openssh-server "$WORK/sshd-deb")
+  install -m 755 "$sshd/usr/sbin/sshd" "$dir/usr/sbin/sshd"
+  ln -sf git "$dir/usr/bin/git-upload-pack"
+  mkdir -p "$dir/run/sshd" "$dir/etc/ssh" "$dir/var/empty"
+  printf '%s\n' 'sshd:x:100:65534::/run/sshd:/bin/false' >>"$dir/etc/passwd"
+  copy_libraries "$dir" /usr/bin/git "/$core/git-daemon" "/$core/git-remote-http" /usr/bin/ssh /usr/sbin/sshd
+  IMPORT_CHANGES+=('ENV GIT_EXEC_PATH=/usr/lib/git-core')
 }
 
 # Builds one image unless the tag already holds the same content.

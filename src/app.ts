@@ -5,6 +5,7 @@ import { loadOrCreateLocalSecret } from './auth/localSecret.js';
 import type { AuthConfig } from './auth/types.js';
 import { createVerifier } from './auth/verifier.js';
 import { localAuth, type Config } from './config.js';
+import { ConfigError } from './errors.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { createOrm, migrateOrm, type Orm } from './db/orm.js';
 import { createPool } from './db/pool.js';
@@ -83,6 +84,19 @@ async function migrate(pool: pg.Pool, orm: Orm): Promise<void> {
   }
 }
 
+/**
+ * With NODE_ENV=production, an API must be told how to verify tokens: the data directory's secret
+ * (below) is for a laptop, and a production server that made one silently would accept tokens
+ * that anyone with a shell on it can mint (security review L4; docs/design.md#configuration-checks).
+ */
+function refuseUnconfiguredProductionAuth(config: Readonly<Config>): void {
+  if (!config.production || config.auth !== null) return;
+  throw new ConfigError(
+    'NODE_ENV',
+    'production needs configured authentication: set KILN_JWKS_URL, KILN_JWT_ISSUER and KILN_JWT_AUDIENCE (your identity provider), or KILN_JWT_SECRET',
+  );
+}
+
 /** Local mode with the data directory's secret when no auth is configured (first run needs no set-up). */
 async function resolveAuth(config: Readonly<Config>, log: Log): Promise<AuthConfig> {
   if (config.auth !== null) return config.auth;
@@ -106,6 +120,7 @@ async function resolveSecretBox(config: Readonly<Config>, log: Log): Promise<Sec
  */
 export async function startKiln(opts: KilnOptions): Promise<Kiln> {
   const { config, log } = opts;
+  if (opts.api) refuseUnconfiguredProductionAuth(config);
   const interrupted = () => {
     if (opts.stopRequest?.requested) throw new StartInterrupted();
   };
@@ -206,7 +221,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
       await engineGate.start();
       interrupted();
     }
-    readiness = processReadiness({ pool: opsPool, store, engine: gate });
+    readiness = processReadiness({ pool: opsPool, store, engine: gate, log });
     const ops: OpsEndpoints = { readiness, metrics, log };
     if (opts.worker) {
       const runner = await startRunnerRuntime({
@@ -230,6 +245,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
         misfireGraceMs: config.misfireGraceMs,
         runAllMax: config.runAllMax,
         retryBaseMs: config.retryBaseMs,
+        tickRetentionMs: config.tickRetentionMs,
         metrics,
         gate: gate ?? undefined,
       });

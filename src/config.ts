@@ -1,11 +1,14 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import type { AuthConfig } from './auth/types.js';
 import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type ConfiguredLogLevel } from './util/log.js';
 import { defaultRunnerSettings, type RegistryCredentials, type RunnerSettings } from './runner/settings.js';
 import { parseMemory } from './jobfile/values.js';
+import { formatDuration, parseDuration } from './schedule/duration.js';
+import { imagePatternProblem } from './runner/registryAccess.js';
 
 /** The S3-compatible store's settings; credentials come from the standard `AWS_*` chain. */
 export interface S3Config {
@@ -84,27 +87,61 @@ export interface Config {
   wsKeepAliveMs: number;
   /**
    * Requests per caller (token `sub`, else client address) to GraphQL, REST and socket
-   * operations, per API process (KILN_RATE_LIMIT_RPS, KILN_RATE_LIMIT_BURST); rps 0 turns it off.
+   * operations, one budget across all API processes on the database (KILN_RATE_LIMIT_RPS,
+   * KILN_RATE_LIMIT_BURST); rps 0 turns it off (docs/design.md#socket-limits).
    */
   rateLimit: Readonly<{ rps: number; burst: number }>;
+  /**
+   * Reverse proxies whose `X-Forwarded-For` is believed (KILN_TRUSTED_PROXIES, CIDRs): the client
+   * is the right-most address not in them. Empty: the header is ignored.
+   */
+  trustedProxies: readonly string[];
+  /** What one WebSocket may hold or cost (docs/design.md#socket-limits). */
+  sockets: Readonly<SocketLimits>;
   /** How the worker hardens and limits containers (README, "Containers"). */
   runner: Readonly<RunnerSettings>;
+  /** Most secrets one owner may store (KILN_MAX_SECRETS_PER_OWNER); see docs/design.md#quotas. */
+  maxSecretsPerOwner: number;
+  /** Ticks (the fire-time ledger) older than this are pruned by housekeeping (KILN_TICK_RETENTION). */
+  tickRetentionMs: number;
   /** Key that seals stored secrets (KILN_SECRETS_KEY: 32 bytes, base64 or hex); null = a key file in `dataDir`. */
   secretsKey: Uint8Array | null;
 }
 
-/** Limits on one GraphQL operation (graphql-armor's rules and graphql-js's token limit). */
+/**
+ * Limits on one GraphQL operation: graphql-armor's depth, alias and directive rules, graphql-js's
+ * token limit, and Kiln's cost rule (docs/design.md#query-cost).
+ */
 export interface QueryLimits {
   /** Deepest field nesting (KILN_GRAPHQL_MAX_DEPTH). */
   maxDepth: number;
   /** Most aliases (KILN_GRAPHQL_MAX_ALIASES). */
   maxAliases: number;
-  /** Highest cost, objects 2 and scalars 1, growing with depth (KILN_GRAPHQL_MAX_COST). */
-  maxCost: number;
+  /** Most rows (objects and list items) an operation may return at worst (KILN_QUERY_MAX_ROWS). */
+  maxRows: number;
+  /** Most bytes an operation's answer may hold at worst (KILN_QUERY_MAX_BYTES). */
+  maxBytes: number;
+  /**
+   * Most bytes of one page of `Execution.logs`, each line counted as its text plus a fixed
+   * overhead (KILN_LOG_PAGE_MAX_BYTES): a page stops there and the client goes on from its last seq.
+   */
+  logPageMaxBytes: number;
   /** Most directives (KILN_GRAPHQL_MAX_DIRECTIVES). */
   maxDirectives: number;
   /** Most lexical tokens in the document (KILN_GRAPHQL_MAX_TOKENS). */
   maxTokens: number;
+}
+
+/** Caps on WebSockets, each per API process. */
+export interface SocketLimits {
+  /** Open sockets one user may hold (KILN_WS_MAX_PER_USER); 0 = no cap. */
+  maxPerUser: number;
+  /** Sockets from one address not yet past connection_init (KILN_WS_MAX_PENDING_PER_ADDRESS); 0 = no cap. */
+  maxPendingPerAddress: number;
+  /** Unsent bytes past which a socket is not read from (KILN_WS_MAX_BUFFERED). */
+  maxBufferedBytes: number;
+  /** How long a socket may stay past maxBufferedBytes before it is closed (KILN_WS_STALL_MS). */
+  stallMs: number;
 }
 
 const LOCAL_ISSUER = 'kiln-local';
@@ -149,9 +186,29 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+/** 127.0.0.0/8, ::1 and localhost: an address no one between Kiln and the peer can intercept. */
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/**
+ * The identity provider's key set: https, so that no one on the way can hand Kiln keys of their
+ * own (security review L4); plain http only on loopback (a provider on the same host, tests).
+ */
+function jwksUrlOf(env: Env): string | undefined {
+  const raw = url(env, 'KILN_JWKS_URL', ['http:', 'https:']);
+  if (raw === undefined) return undefined;
+  const parsed = new URL(raw);
+  if (parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
+    throw new ConfigError('KILN_JWKS_URL', `must use https: (http: only on 127.0.0.1, ::1 or localhost), got "${raw}"`);
+  }
+  return raw;
+}
+
 function loadAuth(env: Env): AuthConfig | null {
   const secret = str(env, 'KILN_JWT_SECRET');
-  const jwksUrl = url(env, 'KILN_JWKS_URL', ['http:', 'https:']);
+  const jwksUrl = jwksUrlOf(env);
   if (secret !== undefined && jwksUrl !== undefined) {
     throw new ConfigError('KILN_JWT_SECRET', 'set either KILN_JWT_SECRET (local mode) or KILN_JWKS_URL (identity provider), not both');
   }
@@ -211,6 +268,16 @@ function size(env: Env, name: string, def: number, min = 1): number {
   return bytes;
 }
 
+/** A duration (`30d`, `12h`, `1h30m`) of at least `min` milliseconds. */
+function duration(env: Env, name: string, def: number, min: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  const parsed = parseDuration(raw);
+  if (!parsed.ok) throw new ConfigError(name, parsed.error);
+  if (parsed.value < min) throw new ConfigError(name, `must be at least ${formatDuration(min)}, got ${raw}`);
+  return parsed.value;
+}
+
 function cpus(env: Env, name: string, def: number): number {
   const raw = str(env, name);
   if (raw === undefined) return def;
@@ -226,6 +293,21 @@ function list(env: Env, name: string, def: string[], check: (item: string) => st
   for (const item of items) {
     const problem = check(item);
     if (problem) throw new ConfigError(name, problem);
+  }
+  return items;
+}
+
+/** A list of CIDRs (`10.0.0.0/8, fd00::/8`; a bare address is one host), by commas or spaces. */
+function cidrs(env: Env, name: string): string[] {
+  const raw = str(env, name);
+  if (raw === undefined) return [];
+  const items = raw.split(/[,\s]+/).filter(Boolean);
+  for (const item of items) {
+    const [address = '', prefix, extra] = item.split('/');
+    const family = isIP(address);
+    const max = family === 6 ? 128 : 32;
+    const ok = family !== 0 && extra === undefined && (prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= max));
+    if (!ok) throw new ConfigError(name, `"${item}" is not an address or a CIDR block such as 10.0.0.0/8 or fd00::/8`);
   }
   return items;
 }
@@ -252,6 +334,50 @@ function registryAuth(env: Env): Record<string, RegistryCredentials> {
   return out;
 }
 
+/** Why `p` may not be in KILN_GIT_PROTOCOLS, or null. */
+function gitTransportProblem(p: string): string | null {
+  if (p === 'file') return '"file" is not a network transport: allow a directory with KILN_GIT_LOCAL_ROOT instead';
+  return /^[a-z][a-z0-9+.-]*$/.test(p) && p !== 'ext' ? null : `"${p}" is not an allowed git transport`;
+}
+
+/** An absolute path without `..`, normalised (no trailing slash). */
+function absolutePath(env: Env, name: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  if (!raw.startsWith('/') || raw.split('/').includes('..')) throw new ConfigError(name, `must be an absolute path without "..", got "${raw}"`);
+  return raw.replace(/\/+/g, '/').replace(/(.)\/$/, '$1');
+}
+
+/** A docker network name (`none` refuses every checkout over the network). */
+function dockerNetwork(env: Env, name: string, def: string): string {
+  const raw = str(env, name) ?? def;
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(raw)) throw new ConfigError(name, `"${raw}" is not a docker network name`);
+  if (raw === 'host') throw new ConfigError(name, 'the host network would give the checkout the worker host\'s own network view');
+  return raw;
+}
+
+/**
+ * KILN_REGISTRY_AUTH_IMAGES: which images every user may pull with the operator's credentials.
+ * Required with KILN_REGISTRY_AUTH: without it, any user could pull (and run) any private image
+ * the operator's account can read (security review M4).
+ */
+function registryAuthImages(env: Env, auth: Record<string, RegistryCredentials>): string[] {
+  const raw = str(env, 'KILN_REGISTRY_AUTH_IMAGES');
+  if (raw === undefined) {
+    if (Object.keys(auth).length === 0) return [];
+    throw new ConfigError(
+      'KILN_REGISTRY_AUTH_IMAGES',
+      'is required with KILN_REGISTRY_AUTH: the images every user may pull with these credentials, e.g. "docker.io/library/*,registry.example.com/shared/*" ("*" for all)',
+    );
+  }
+  const patterns = raw.split(/[,\s]+/).filter(Boolean);
+  for (const p of patterns) {
+    const problem = imagePatternProblem(p);
+    if (problem) throw new ConfigError('KILN_REGISTRY_AUTH_IMAGES', problem);
+  }
+  return patterns;
+}
+
 function loadRunner(env: Env): Readonly<RunnerSettings> {
   const d = defaultRunnerSettings();
   const maxCpus = cpus(env, 'KILN_MAX_CPUS', d.maxCpus);
@@ -261,6 +387,7 @@ function loadRunner(env: Env): Readonly<RunnerSettings> {
   const defaultMemoryBytes = size(env, 'KILN_DEFAULT_MEMORY', Math.min(d.defaultMemoryBytes, maxMemoryBytes), 4 * 1024 * 1024);
   if (defaultMemoryBytes > maxMemoryBytes) throw new ConfigError('KILN_DEFAULT_MEMORY', `must not exceed KILN_MAX_MEMORY (${maxMemoryBytes} bytes)`);
   const maxLog = str(env, 'KILN_MAX_LOG_BYTES');
+  const auth = registryAuth(env);
   return Object.freeze({
     allowBridge: bool(env, 'KILN_ALLOW_BRIDGE', d.allowBridge),
     defaultCpus,
@@ -277,10 +404,39 @@ function loadRunner(env: Env): Readonly<RunnerSettings> {
     stopGraceMs: int(env, 'KILN_STOP_GRACE_MS', d.stopGraceMs, 0, 600_000),
     maxLogBytes: maxLog === '0' ? null : size(env, 'KILN_MAX_LOG_BYTES', d.maxLogBytes ?? 0, 1024),
     maxArtifactBytes: size(env, 'KILN_MAX_ARTIFACT_BYTES', d.maxArtifactBytes, 1024),
+    maxExecutionArtifactBytes: size(env, 'KILN_MAX_EXECUTION_ARTIFACT_BYTES', d.maxExecutionArtifactBytes, 1024),
+    ownerStorageQuotaBytes: str(env, 'KILN_OWNER_STORAGE_QUOTA') === '0' ? null : size(env, 'KILN_OWNER_STORAGE_QUOTA', d.ownerStorageQuotaBytes ?? 0, 1024),
+    writableMaxBytes: size(env, 'KILN_WRITABLE_MAX_BYTES', d.writableMaxBytes, 1024 * 1024),
     pullTimeoutMs: int(env, 'KILN_PULL_TIMEOUT_MS', d.pullTimeoutMs, 1000, 3_600_000),
-    registryAuth: Object.freeze(registryAuth(env)),
+    registryAuth: Object.freeze(auth),
+    registryAuthImages: Object.freeze(registryAuthImages(env, auth)),
     reapIntervalMs: int(env, 'KILN_REAP_INTERVAL_MS', d.reapIntervalMs, 100, 3_600_000),
-    gitProtocols: list(env, 'KILN_GIT_PROTOCOLS', d.gitProtocols, (p) => (/^[a-z][a-z0-9+.-]*$/.test(p) && p !== 'ext' ? null : `"${p}" is not an allowed git transport`)),
+    gitProtocols: list(env, 'KILN_GIT_PROTOCOLS', d.gitProtocols, gitTransportProblem),
+    gitLocalRoot: absolutePath(env, 'KILN_GIT_LOCAL_ROOT') ?? d.gitLocalRoot,
+    gitImage: str(env, 'KILN_GIT_IMAGE') ?? d.gitImage,
+    checkoutNetwork: dockerNetwork(env, 'KILN_CHECKOUT_NETWORK', d.checkoutNetwork),
+    checkoutMaxFiles: int(env, 'KILN_CHECKOUT_MAX_FILES', d.checkoutMaxFiles, 1, 100_000_000),
+    checkoutMaxBytes: size(env, 'KILN_CHECKOUT_MAX_BYTES', d.checkoutMaxBytes, 1024 * 1024),
+    checkoutTimeoutMs: int(env, 'KILN_CHECKOUT_TIMEOUT_MS', d.checkoutTimeoutMs, 1000, 24 * 3_600_000),
+    sshKnownHostsFile: absolutePath(env, 'KILN_SSH_KNOWN_HOSTS') ?? d.sshKnownHostsFile,
+  });
+}
+
+function loadQueryLimits(env: Env): Readonly<QueryLimits> {
+  // One 10,000-line log page (10,001 rows) or 100 executions with 100 steps each (10,202) fit,
+  // two log pages do not. 32 MiB holds that page of executions even with the longest step names
+  // a job file allows; a log page stops at 8 MiB (docs/design.md#query-cost).
+  const maxBytes = size(env, 'KILN_QUERY_MAX_BYTES', 32 * 1024 * 1024, 1024 * 1024);
+  const logPageMaxBytes = size(env, 'KILN_LOG_PAGE_MAX_BYTES', Math.min(8 * 1024 * 1024, maxBytes), 64 * 1024);
+  if (logPageMaxBytes > maxBytes) throw new ConfigError('KILN_LOG_PAGE_MAX_BYTES', `must not exceed KILN_QUERY_MAX_BYTES (${maxBytes} bytes), or no page of logs could be asked for`);
+  return Object.freeze({
+    maxDepth: int(env, 'KILN_GRAPHQL_MAX_DEPTH', 12, 2, 100),
+    maxAliases: int(env, 'KILN_GRAPHQL_MAX_ALIASES', 15, 0, 1000),
+    maxRows: int(env, 'KILN_QUERY_MAX_ROWS', 20_000, 100, 100_000_000),
+    maxBytes,
+    logPageMaxBytes,
+    maxDirectives: int(env, 'KILN_GRAPHQL_MAX_DIRECTIVES', 50, 0, 1000),
+    maxTokens: int(env, 'KILN_GRAPHQL_MAX_TOKENS', 5000, 100, 1_000_000),
   });
 }
 
@@ -294,6 +450,9 @@ function secretsKey(env: Env): Uint8Array | null {
 
 /** Reads and validates the configuration; throws ConfigError naming the bad variable. */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
+  if (str(env, 'KILN_GRAPHQL_MAX_COST') !== undefined) {
+    throw new ConfigError('KILN_GRAPHQL_MAX_COST', 'is no longer read: the cost of a request is now counted in rows and bytes (KILN_QUERY_MAX_ROWS, KILN_QUERY_MAX_BYTES)');
+  }
   const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']) ?? null;
   const executor = str(env, 'KILN_EXECUTOR') ?? 'docker';
   if (executor !== 'docker' && executor !== 'noop') {
@@ -332,13 +491,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     production: str(env, 'NODE_ENV') === 'production',
     introspection: bool(env, 'KILN_GRAPHQL_INTROSPECTION', str(env, 'NODE_ENV') !== 'production'),
     playground: bool(env, 'KILN_PLAYGROUND', str(env, 'NODE_ENV') !== 'production'),
-    queryLimits: Object.freeze({
-      maxDepth: int(env, 'KILN_GRAPHQL_MAX_DEPTH', 12, 2, 100),
-      maxAliases: int(env, 'KILN_GRAPHQL_MAX_ALIASES', 15, 0, 1000),
-      maxCost: int(env, 'KILN_GRAPHQL_MAX_COST', 5000, 10, 1_000_000),
-      maxDirectives: int(env, 'KILN_GRAPHQL_MAX_DIRECTIVES', 50, 0, 1000),
-      maxTokens: int(env, 'KILN_GRAPHQL_MAX_TOKENS', 5000, 100, 1_000_000),
-    }),
+    queryLimits: loadQueryLimits(env),
     wsKeepAliveMs: int(env, 'KILN_WS_KEEPALIVE_MS', 12_000, 0, 3_600_000),
     // 50/s sustained with bursts of 200 is far above what a person, the CLI or a dashboard does,
     // and well below what starves other users of one API process.
@@ -346,7 +499,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       rps: int(env, 'KILN_RATE_LIMIT_RPS', 50, 0, 1_000_000),
       burst: int(env, 'KILN_RATE_LIMIT_BURST', 200, 1, 1_000_000),
     }),
+    trustedProxies: Object.freeze(cidrs(env, 'KILN_TRUSTED_PROXIES')),
+    // A person's browser tabs, CLI followers and dashboards stay far below 32 sockets; 64 sockets
+    // still waiting for connection_init from one address is many simultaneous logins behind one NAT.
+    sockets: Object.freeze({
+      maxPerUser: int(env, 'KILN_WS_MAX_PER_USER', 32, 0, 100_000),
+      maxPendingPerAddress: int(env, 'KILN_WS_MAX_PENDING_PER_ADDRESS', 64, 0, 100_000),
+      maxBufferedBytes: size(env, 'KILN_WS_MAX_BUFFERED', 1024 * 1024, 64 * 1024),
+      stallMs: int(env, 'KILN_WS_STALL_MS', 15_000, 100, 3_600_000),
+    }),
     runner: loadRunner(env),
+    maxSecretsPerOwner: int(env, 'KILN_MAX_SECRETS_PER_OWNER', 100, 1, 100_000),
+    tickRetentionMs: duration(env, 'KILN_TICK_RETENTION', 30 * 86_400_000, 3_600_000),
     secretsKey: secretsKey(env),
   });
 }

@@ -3,7 +3,7 @@ import { readLocalSecret } from './auth/localSecret.js';
 import { mintLocalToken } from './auth/token.js';
 import { loadConfig, localAuth } from './config.js';
 import { ConfigError } from './errors.js';
-import { parseDuration } from './schedule/duration.js';
+import { parseTokenArgs } from './cli/tokenArgs.js';
 import { CLI_COMMANDS, CLI_USAGE, runCli, type CliCommand } from './cli/runCli.js';
 import type { Kiln } from './app.js';
 import type { Log, LogFields } from './util/log.js';
@@ -75,15 +75,7 @@ async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
 async function token(args: string[]): Promise<void> {
   const config = loadConfig();
   if (config.production) throw new ConfigError('NODE_ENV', '`kiln token` is refused when NODE_ENV=production: tokens come from your identity provider');
-  const user = args.find((a) => !a.startsWith('--'));
-  if (!user) throw new Error('usage: kiln token <user> [--ttl 24h]');
-  const ttlIndex = args.indexOf('--ttl');
-  let ttlSeconds = 24 * 3600;
-  if (ttlIndex >= 0) {
-    const parsed = parseDuration(args[ttlIndex + 1] ?? '');
-    if (!parsed.ok) throw new Error(`--ttl: ${parsed.error}`);
-    ttlSeconds = Math.max(1, Math.round(parsed.value / 1000));
-  }
+  const { user, ttlSeconds } = parseTokenArgs(args);
   let auth = config.auth;
   if (auth === null) {
     const secret = await readLocalSecret(config.dataDir);

@@ -1,5 +1,6 @@
+import type Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_MAX_LIFETIME_SEC, NOFILE_LIMIT, PIDS_LIMIT, idleCommand, toCreateOptions, writableDirs } from '../src/runner/docker/convert.js';
+import { DEFAULT_MAX_LIFETIME_SEC, DEFAULT_WRITABLE_MAX_BYTES, NOFILE_LIMIT, PIDS_LIMIT, idleCommand, toCreateOptions, writableDirs } from '../src/runner/docker/convert.js';
 import type { ContainerConfig } from '../src/runner/types.js';
 
 const base: ContainerConfig = {
@@ -94,7 +95,15 @@ describe('toCreateOptions', () => {
     const host = options.HostConfig!;
     expect(host.Binds).toEqual([]);
     // Only anonymous volumes (no Source): the engine creates them and removes them with the container.
-    for (const mount of host.Mounts!) expect(mount).toEqual({ Type: 'volume', Source: '', Target: mount.Target });
+    // Each is a tmpfs of the local driver: nothing of the host's disk either.
+    for (const mount of host.Mounts!) {
+      expect(mount).toEqual({
+        Type: 'volume',
+        Source: '',
+        Target: mount.Target,
+        VolumeOptions: { NoCopy: true, Labels: {}, DriverConfig: { Name: 'local', Options: { type: 'tmpfs', device: 'tmpfs', o: expect.stringMatching(/^size=\d+,/) } } },
+      });
+    }
     expect(host.VolumesFrom).toBeUndefined();
     expect(host.Devices).toBeUndefined();
     expect(JSON.stringify(options)).not.toContain('docker.sock');
@@ -106,6 +115,13 @@ describe('toCreateOptions', () => {
     expect(options.HostConfig?.Mounts?.map((m) => m.Target)).toEqual(['/workspace', '/tmp', '/go', '/root/.cache']);
     expect(toCreateOptions({ ...base, readOnlyRootfs: false }).HostConfig?.ReadonlyRootfs).toBe(false);
     expect(writableDirs({ workdir: '/workspace', writablePaths: ['/', '/workspace/'] })).toEqual(['/workspace', '/tmp']);
+  });
+
+  it('caps the size of every writable directory (KILN_WRITABLE_MAX_BYTES), 1 GiB when the spec names none', () => {
+    const sized = toCreateOptions({ ...base, readOnlyRootfs: true, writablePaths: ['/go'], writableMaxBytes: 64 * 1024 * 1024 });
+    const options = (m: Dockerode.MountSettings) => m.VolumeOptions?.DriverConfig?.Options?.o;
+    expect(sized.HostConfig!.Mounts!.map(options)).toEqual(Array(3).fill(`size=${64 * 1024 * 1024},mode=1777,nosuid,nodev`));
+    expect(toCreateOptions(base).HostConfig!.Mounts!.map(options)).toEqual(Array(2).fill(`size=${DEFAULT_WRITABLE_MAX_BYTES},mode=1777,nosuid,nodev`));
   });
 
   it('runs as the configured user, else as the image says', () => {

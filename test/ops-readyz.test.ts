@@ -60,7 +60,7 @@ describe('/readyz', () => {
     try {
       const down = await probeUntil(k.url, (p) => p.status === 503, 10_000, '/readyz to fail');
       expect(down.body.failed).toEqual(['postgres']);
-      expect(down.body.checks.postgres).not.toBe('ok');
+      expect(down.body.checks.postgres).toBe('failed');
       expect(down.body.checks.store).toBe('ok');
       // Each check has its own deadline: /readyz never hangs.
       expect(down.ms).toBeLessThan(5_000);
@@ -121,7 +121,7 @@ describe('/readyz', () => {
     try {
       const down = await probeUntil(k.url, (p) => p.status === 503, 10_000, '/readyz to fail');
       expect(down.body.failed).toEqual(['store']);
-      expect(down.body.checks.store).toMatch(/unreachable|timed out/);
+      expect(down.body.checks.store).toBe('failed'); // why goes to the log only (security review L8)
       expect(down.ms).toBeLessThan(5_000);
     } finally {
       await s3.resume();

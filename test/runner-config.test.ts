@@ -27,6 +27,12 @@ describe('the runner configuration', () => {
     expect(loadConfig({}).secretsKey).toBeNull();
   });
 
+  it('clones over https only, from no host directory, with bounded checkouts by default', () => {
+    expect(loadConfig({}).runner).toMatchObject({
+      gitProtocols: ['https'], gitLocalRoot: null, checkoutMaxFiles: 100_000, checkoutMaxBytes: 1024 ** 3, checkoutTimeoutMs: 600_000, sshKnownHostsFile: null,
+    });
+  });
+
   it('reads every operator setting', () => {
     const { runner, secretsKey } = loadConfig({
       KILN_ALLOW_BRIDGE: 'true',
@@ -42,16 +48,37 @@ describe('the runner configuration', () => {
       KILN_MAX_LOG_BYTES: '100m',
       KILN_MAX_ARTIFACT_BYTES: '1g',
       KILN_REGISTRY_AUTH: '{"ghcr.io": {"username": "u", "password": "p"}}',
+      KILN_REGISTRY_AUTH_IMAGES: 'ghcr.io/team/*',
       KILN_GIT_PROTOCOLS: 'https,ssh',
+      KILN_GIT_LOCAL_ROOT: '/srv/repos/',
+      KILN_GIT_IMAGE: 'registry.example.com/git:2',
+      KILN_CHECKOUT_NETWORK: 'git-egress',
+      KILN_CHECKOUT_MAX_FILES: '5000',
+      KILN_CHECKOUT_MAX_BYTES: '200m',
+      KILN_CHECKOUT_TIMEOUT_MS: '60000',
+      KILN_SSH_KNOWN_HOSTS: '/etc/kiln/known_hosts',
       KILN_SECRETS_KEY: Buffer.alloc(32, 1).toString('base64'),
     });
     expect(runner).toMatchObject({
       allowBridge: true, maxCpus: 4, defaultCpus: 0.5, maxMemoryBytes: 8 * 1024 ** 3, defaultMemoryBytes: 512 * 1024 ** 2,
       pidsLimit: 256, readOnlyRootfs: false, writablePaths: ['/go', '/root/.cache'], user: '1000:1000', stopGraceMs: 2500,
       maxLogBytes: 100 * 1024 ** 2, maxArtifactBytes: 1024 ** 3, registryAuth: { 'ghcr.io': { username: 'u', password: 'p' } },
-      gitProtocols: ['https', 'ssh'],
+      gitProtocols: ['https', 'ssh'], gitLocalRoot: '/srv/repos', gitImage: 'registry.example.com/git:2', checkoutNetwork: 'git-egress',
+      checkoutMaxFiles: 5000, checkoutMaxBytes: 200 * 1024 ** 2, checkoutTimeoutMs: 60_000, sshKnownHostsFile: '/etc/kiln/known_hosts',
     });
     expect(secretsKey).toEqual(new Uint8Array(32).fill(1));
+  });
+
+  it('bounds storage by default, and reads the storage quotas (docs/design.md#quotas)', () => {
+    const defaults = loadConfig({});
+    expect(defaults.runner).toMatchObject({ maxExecutionArtifactBytes: 2 * 1024 ** 3, ownerStorageQuotaBytes: 10 * 1024 ** 3, writableMaxBytes: 1024 ** 3 });
+    expect([defaults.maxSecretsPerOwner, defaults.tickRetentionMs]).toEqual([100, 30 * 86_400_000]);
+    const set = loadConfig({
+      KILN_MAX_EXECUTION_ARTIFACT_BYTES: '300m', KILN_OWNER_STORAGE_QUOTA: '0', KILN_WRITABLE_MAX_BYTES: '256m',
+      KILN_MAX_SECRETS_PER_OWNER: '20', KILN_TICK_RETENTION: '7d12h',
+    });
+    expect(set.runner).toMatchObject({ maxExecutionArtifactBytes: 300 * 1024 ** 2, ownerStorageQuotaBytes: null, writableMaxBytes: 256 * 1024 ** 2 });
+    expect([set.maxSecretsPerOwner, set.tickRetentionMs]).toEqual([20, 7.5 * 86_400_000]);
   });
 
   it.each([
@@ -63,6 +90,15 @@ describe('the runner configuration', () => {
     [{ KILN_REGISTRY_AUTH: 'user:pass' }, /^KILN_REGISTRY_AUTH: is not JSON/],
     [{ KILN_GIT_PROTOCOLS: 'https,ext' }, /^KILN_GIT_PROTOCOLS: "ext" is not an allowed git transport/],
     [{ KILN_SECRETS_KEY: 'c2hvcnQ=' }, /^KILN_SECRETS_KEY: must be 32 bytes/],
+    [{ KILN_GIT_PROTOCOLS: 'https,file' }, /^KILN_GIT_PROTOCOLS: "file" is not a network transport: allow a directory with KILN_GIT_LOCAL_ROOT/],
+    [{ KILN_GIT_LOCAL_ROOT: 'repos' }, /^KILN_GIT_LOCAL_ROOT: must be an absolute path/],
+    [{ KILN_CHECKOUT_NETWORK: 'host' }, /^KILN_CHECKOUT_NETWORK: the host network/],
+    [{ KILN_CHECKOUT_MAX_FILES: '0' }, /^KILN_CHECKOUT_MAX_FILES: must be between 1/],
+    [{ KILN_OWNER_STORAGE_QUOTA: 'lots' }, /^KILN_OWNER_STORAGE_QUOTA: "lots" is not a memory size/],
+    [{ KILN_WRITABLE_MAX_BYTES: '1000' }, /^KILN_WRITABLE_MAX_BYTES: must be at least 1048576 bytes/],
+    [{ KILN_MAX_SECRETS_PER_OWNER: '0' }, /^KILN_MAX_SECRETS_PER_OWNER: must be between 1/],
+    [{ KILN_TICK_RETENTION: '30' }, /^KILN_TICK_RETENTION: "30" has no unit/],
+    [{ KILN_TICK_RETENTION: '10m' }, /^KILN_TICK_RETENTION: must be at least 1h, got 10m/],
   ])('names the bad variable: %o', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });

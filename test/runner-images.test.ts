@@ -38,6 +38,8 @@ describe('images of a job (real Docker engine, registry on loopback)', () => {
     k = await startTestKiln({
       env: {
         KILN_REGISTRY_AUTH: JSON.stringify({ [registry.host]: { username: 'kiln-ci', password: 'registry-pass' } }),
+        // Every user may pull these with the operator's credentials (required with KILN_REGISTRY_AUTH).
+        KILN_REGISTRY_AUTH_IMAGES: `${registry.host}/kiln-test/*`,
         KILN_PULL_TIMEOUT_MS: '3000',
       },
     });

@@ -6,7 +6,8 @@ import { atPostgresBoundary, InfrastructureError, isInfrastructureError } from '
 import { CheckoutError } from '../src/runner/workspace.js';
 import { NoopBackend } from '../src/runner/noop.js';
 import type { ContainerHandle, OutputSink, StepCommand, StepResult } from '../src/runner/types.js';
-import { captureOutput, removeTestContainers, requireDocker, testContainerConfig } from './helpers/docker.js';
+import { tmpdir } from 'node:os';
+import { captureOutput, GIT_TEST_IMAGE, removeTestContainers, requireDocker, testContainerConfig } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { submitJob } from './helpers/runner.js';
 
@@ -98,7 +99,8 @@ describe('infrastructure failures', () => {
     afterAll(() => k?.stop());
 
     it('hands an execution broken by the engine to its next attempt instead of failing it or spending a retry', async () => {
-      k = await startTestKiln({ backend: new FlakyEngine(1) });
+      // The later checkout test clones from the test machine's temp directory.
+      k = await startTestKiln({ backend: new FlakyEngine(1), env: { KILN_GIT_IMAGE: GIT_TEST_IMAGE, KILN_GIT_LOCAL_ROOT: tmpdir() } });
       token = await k.token('engineer');
       const { jobId, executionId } = await submitJob(k, token, 'jobs:\n  - name: Flaky\n    retries: 1\n    steps: [{run: "true"}]\n');
       const pool = k.kiln.deps.pool;
@@ -119,7 +121,7 @@ describe('infrastructure failures', () => {
     }, 60_000);
 
     it('records a checkout whose error merely mentions a lost connection as FAILED, not as the infrastructure\'s', async () => {
-      const { executionId } = await submitJob(k, token, 'jobs:\n  - name: BadRepo\n    repository: { url: "file:///nonexistent/socket hang up/Connection terminated" }\n    steps: [{run: "true"}]\n');
+      const { executionId } = await submitJob(k, token, `jobs:\n  - name: BadRepo\n    repository: { url: "file://${tmpdir()}/nonexistent/socket hang up/Connection terminated" }\n    steps: [{run: "true"}]\n`);
       const pool = k.kiln.deps.pool;
       const done = await waitFor(async () => {
         const { rows } = await pool.query(`select status, attempt, error from executions where id = $1`, [executionId]);

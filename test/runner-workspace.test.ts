@@ -1,17 +1,20 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NoopBackend } from '../src/runner/noop.js';
-import { checkoutInto, CheckoutError, redactUrl } from '../src/runner/workspace.js';
-import { NONROOT_TEST_IMAGE, requireDocker } from './helpers/docker.js';
+import { DockerBackend } from '../src/runner/docker/docker.js';
+import { defaultRunnerSettings } from '../src/runner/settings.js';
+import type { ContainerHandle } from '../src/runner/types.js';
+import { checkoutInto, CheckoutError, redactUrl, type CheckoutSettings } from '../src/runner/workspace.js';
+import { GIT_TEST_IMAGE, NONROOT_TEST_IMAGE, removeTestContainers, requireDocker, testContainerConfig } from './helpers/docker.js';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
 import { jobYaml, outputOf, runJob } from './helpers/runner.js';
 
-/** A git repository on disk with a tag, two branches and known commits. */
+/** A git repository on disk with a tag, two branches and known commits, in a directory of its own (`root`). */
 interface TestRepo {
+  root: string;
   dir: string;
   url: string;
   commits: { v1: string; main: string; feature: string };
@@ -25,7 +28,11 @@ function git(dir: string, ...args: string[]): string {
 }
 
 async function makeRepo(): Promise<TestRepo> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'kiln-repo-'));
+  const root = await mkdtemp(path.join(tmpdir(), 'kiln-repos-'));
+  // The checkout runs as the steps' user, who may not be the owner of this directory.
+  await chmod(root, 0o755);
+  const dir = path.join(root, 'repo');
+  execFileSync('mkdir', [dir]);
   git(dir, 'init', '-q');
   await writeFile(path.join(dir, 'version.txt'), 'one\n');
   await writeFile(path.join(dir, 'build.sh'), '#!/bin/sh\necho "building version $(cat version.txt)"\n', { mode: 0o755 });
@@ -41,7 +48,7 @@ async function makeRepo(): Promise<TestRepo> {
   await writeFile(path.join(dir, 'version.txt'), 'two\n');
   git(dir, 'commit', '-q', '-am', 'second');
   const main = git(dir, 'rev-parse', 'HEAD');
-  return { dir, url: `file://${dir}`, commits: { v1, main, feature } };
+  return { root, dir, url: `file://${dir}`, commits: { v1, main, feature } };
 }
 
 function checkoutJob(name: string, repo: TestRepo, ref: string, steps = ['./build.sh', 'cat version.txt'], extra: string[] = []): string {
@@ -56,7 +63,7 @@ describe('the workspace checkout', () => {
   });
 
   afterAll(async () => {
-    if (repo) await rm(repo.dir, { recursive: true, force: true });
+    if (repo) await rm(repo.root, { recursive: true, force: true });
   });
 
   describe('in jobs on the real Docker engine', () => {
@@ -65,7 +72,8 @@ describe('the workspace checkout', () => {
 
     beforeAll(async () => {
       await requireDocker();
-      k = await startTestKiln();
+      // The checkout runs in a container of the git image; the repositories' directory is allowed.
+      k = await startTestKiln({ env: { KILN_GIT_IMAGE: GIT_TEST_IMAGE, KILN_GIT_LOCAL_ROOT: repo.root } });
       token = await k.token('builder');
     });
 
@@ -117,9 +125,25 @@ describe('the workspace checkout', () => {
     });
   });
 
-  describe('on the worker host', () => {
-    it('refuses a transport the operator did not allow', async () => {
-      const attempt = checkoutInto(new NoopBackend(), { id: 'unused' }, '/workspace', { url: repo.url, ref: 'main' }, { protocols: ['https'] });
+  describe('in a checkout container', () => {
+    const backend = new DockerBackend();
+    const settings: CheckoutSettings = { ...defaultRunnerSettings(), gitImage: GIT_TEST_IMAGE, checkoutNetwork: 'none', gitLocalRoot: null };
+    let step: { handle: ContainerHandle; config: ReturnType<typeof testContainerConfig> };
+
+    beforeAll(async () => {
+      const docker = await requireDocker();
+      await removeTestContainers(docker);
+      const config = testContainerConfig({ name: `kiln-workspace-test-${process.pid}`, workdirVolume: { name: `kiln-workspace-test-${process.pid}` } });
+      step = { handle: await backend.prepare(config), config };
+      await backend.start(step.handle);
+    });
+
+    afterAll(async () => {
+      if (step) await backend.destroy(step.handle);
+    });
+
+    it('refuses a transport the operator did not allow, inside the container too', async () => {
+      const attempt = checkoutInto(backend, step, { url: repo.url, ref: 'main' }, { ...settings, gitProtocols: ['https'], gitLocalRoot: null });
       await expect(attempt).rejects.toBeInstanceOf(CheckoutError);
       await expect(attempt).rejects.toThrow(/cannot fetch file:\/\/.*transport 'file' not allowed/);
     });
@@ -127,22 +151,43 @@ describe('the workspace checkout', () => {
     it('stops git when the run is stopped', async () => {
       const controller = new AbortController();
       controller.abort();
-      const attempt = checkoutInto(new NoopBackend(), { id: 'unused' }, '/workspace', { url: repo.url, ref: 'main' }, { protocols: ['file'], signal: controller.signal });
+      const attempt = checkoutInto(backend, step, { url: repo.url, ref: 'main' }, { ...settings, gitLocalRoot: repo.root }, controller.signal);
       await expect(attempt).rejects.toMatchObject({ name: 'AbortError' });
     });
 
-    it('hands the container a tar archive of the tree', async () => {
-      const received: Buffer[] = [];
-      const backend = new NoopBackend();
-      backend.copyIn = async (_handle, dir, tar: Readable) => {
-        expect(dir).toBe('/workspace');
-        for await (const chunk of tar) received.push(chunk as Buffer);
-      };
-      const commit = await checkoutInto(backend, { id: 'unused' }, '/workspace', { url: repo.url, ref: 'v1' }, { protocols: ['file'] });
+    it('leaves the tree in the step container\'s workdir, with nothing of the checkout container left', async () => {
+      const commit = await checkoutInto(backend, step, { url: repo.url, ref: 'v1' }, { ...settings, gitLocalRoot: repo.root });
       expect(commit).toBe(repo.commits.v1);
-      const archive = Buffer.concat(received).toString('latin1');
-      expect(archive).toContain('./version.txt');
-      expect(archive).toContain('one\n');
+      const tar = await backend.copyOut(step.handle, '/workspace/version.txt');
+      const chunks: Buffer[] = [];
+      for await (const chunk of tar!) chunks.push(chunk as Buffer);
+      expect(Buffer.concat(chunks).toString('latin1')).toContain('one\n');
+      const docker = await requireDocker();
+      const left = await docker.listContainers({ all: true, filters: { name: [`kiln-workspace-test-${process.pid}-checkout`] } });
+      expect(left).toEqual([]);
+    });
+
+    it('stops a commit whose files are larger than the byte limit, with the limit in the reason', async () => {
+      const big = path.join(repo.root, 'big');
+      execFileSync('mkdir', [big]);
+      git(big, 'init', '-q');
+      await writeFile(path.join(big, 'blob.bin'), randomBytes(3 * 1024 * 1024));
+      git(big, 'add', '.');
+      git(big, 'commit', '-q', '-m', 'big');
+      const attempt = checkoutInto(backend, step, { url: big, ref: 'main' }, { ...settings, gitLocalRoot: repo.root, checkoutMaxBytes: 1024 * 1024 });
+      await expect(attempt).rejects.toBeInstanceOf(CheckoutError);
+      await expect(attempt).rejects.toThrow(/(larger|more) than 1 MiB \(KILN_CHECKOUT_MAX_BYTES\)$/);
+    });
+
+    it('never shows the credentials of a URL in the reason a checkout failed', async () => {
+      const url = 'https://bob:s3cret-token@git.kiln-test.invalid/org/repo.git';
+      const failure = await checkoutInto(backend, step, { url, ref: 'main' }, settings).then(
+        () => null,
+        (err: Error) => err,
+      );
+      expect(failure).toBeInstanceOf(CheckoutError);
+      expect(failure!.message).toMatch(/^cannot fetch https:\/\/\*\*\*@git\.kiln-test\.invalid\/org\/repo\.git: /);
+      expect(failure!.message).not.toContain('s3cret');
     });
 
     it('never shows credentials of a repository URL', () => {

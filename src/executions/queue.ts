@@ -7,6 +7,8 @@ import type pg from 'pg';
  */
 export const TASKS = {
   housekeeping: 'kiln_housekeeping',
+  /** Removes the store objects of deleted executions (see storeDeletions.ts). */
+  storeDeletions: 'kiln_store_deletions',
 } as const;
 
 /** NOTIFY channel on which workers hear that executions became claimable (payload unused). */

@@ -1,4 +1,3 @@
-import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
 import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
@@ -16,6 +15,7 @@ import {
 } from 'graphql';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { QueryLimits } from '../config.js';
+import { costRule } from './queryCost.js';
 
 /**
  * Largest GraphQL request body over HTTP, and largest message on the socket. An operation is a
@@ -66,17 +66,18 @@ export interface OperationGuard {
 const report = { propagateOnRejection: false, onReject: [(ctx: ValidationContext | null, err: GraphQLError) => ctx?.reportError(err)] };
 
 /**
- * Depth, alias, cost, directive and token limits (graphql-armor and graphql-js), plus the
- * introspection switch, built once and applied identically over HTTP and over the socket.
- * Introspection itself is exempt from the depth and cost limits (its type query nests deeply).
+ * Depth, alias, directive and token limits (graphql-armor and graphql-js), Kiln's cost rule
+ * (rows and bytes at worst: queryCost.ts), plus the introspection switch, built once and applied
+ * identically over HTTP and over the socket. Introspection itself is exempt from the depth and
+ * cost limits (its type query nests deeply).
  */
 export function operationGuard(limits: QueryLimits, opts: { introspection: boolean }): OperationGuard {
   const rules: ValidationRule[] = [
     maxDepthRule({ n: limits.maxDepth, ...report }),
     maxAliasesRule({ n: limits.maxAliases, ...report }),
-    costLimitRule({ maxCost: limits.maxCost, ...report }),
     maxDirectivesRule({ n: limits.maxDirectives, ...report }),
   ] as ValidationRule[];
+  rules.push(costRule(limits));
   if (!opts.introspection) rules.push(NoSchemaIntrospectionCustomRule);
   const parseOptions: ParseOptions = { maxTokens: limits.maxTokens };
   const allRules = [...specifiedRules, ...rules];

@@ -1,14 +1,19 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { isIPv4, isIPv6 } from 'node:net';
 import { GraphQLError } from 'graphql';
+import type pg from 'pg';
+import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes, RLWrapperTimeouts } from 'rate-limiter-flexible';
 import { bearerToken } from '../auth/token.js';
 import type { TokenVerifier } from '../auth/types.js';
+import { addressKey, TrustedProxies } from './clientAddress.js';
+import { LeasedBudget } from './leasedBudget.js';
+
+export { addressKey } from './clientAddress.js';
 
 /** How many requests one caller may make (KILN_RATE_LIMIT_RPS, KILN_RATE_LIMIT_BURST). */
 export interface RateLimitSettings {
   /** Sustained requests per second per caller; 0 turns rate limiting off. */
   rps: number;
-  /** Requests a caller may make at once after a quiet spell (the bucket's size). */
+  /** Requests a caller may make at once after a quiet spell (one window's tokens). */
   burst: number;
 }
 
@@ -22,108 +27,160 @@ export interface Refusal {
   retryAfterSeconds: number;
 }
 
-interface Bucket {
-  tokens: number;
-  /** When `tokens` was last brought up to date (performance.now()). */
-  at: number;
-}
-
 /**
  * A request costs one token, plus one per this many bytes of body: parsing a 256 KiB job file
  * blocks the event loop for a few hundred milliseconds, a `{ me { id } }` for microseconds.
  */
 export const BODY_BYTES_PER_TOKEN = 64 * 1024;
 
-/** Buckets idle for this long (and so full again) are forgotten at the next sweep. */
-const SWEEP_EVERY_MS = 60_000;
-/** A sweep also runs as soon as this many callers are tracked (an attacker rotating addresses). */
-const SWEEP_AT_SIZE = 50_000;
+/** The table of the shared budgets (migrations/Migration20261208020000_rateLimits.ts). */
+export const RATE_LIMIT_TABLE = 'rate_limits';
+/** A budget check waits this long for Postgres before the process's own count decides alone. */
+const STORE_TIMEOUT_MS = 250;
+/** After a failed or slow check, the process's own count decides alone for this long. */
+const STORE_BACKOFF_MS = 5_000;
+/** A process takes a caller's tokens from Postgres in blocks of this fraction of the burst (leasedBudget.ts). */
+const LEASE_FRACTION = 1 / 20;
+
+/** Where the shared budgets live, whose forwarded addresses count, where to report trouble. */
+export interface RateLimiterOptions {
+  /** Postgres pool holding RATE_LIMIT_TABLE; absent: this process's memory only (unit tests). */
+  pool?: pg.Pool | null;
+  /** KILN_TRUSTED_PROXIES (config.trustedProxies). */
+  trustedProxies?: readonly string[];
+  log?: (message: string) => void;
+}
+
+function refusal(msBeforeNext: number): Refusal {
+  const retryAfterMs = Math.max(1, Math.ceil(msBeforeNext));
+  return { retryAfterMs, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) };
+}
 
 /**
- * Token buckets, one per caller key: each holds up to `burst` tokens, refilled at `rps` per
- * second; a request takes one, or is refused with the time until one is back.
+ * Budgets per caller key (docs/design.md#socket-limits), on rate-limiter-flexible: a caller may
+ * spend `burst` tokens per window of `burst / rps` seconds, so `rps` a second sustained.
  *
- * The buckets live in this process's memory: with N API processes behind a load balancer a
- * caller may make up to N times the configured rate. That is the price of keeping the check
- * free of any round trip to Postgres; the limit is there to keep one caller from starving the
- * others of a process, which a per-process limit does.
+ * Two limiters hold each budget:
+ * - This process's memory, checked first. It counts only what reached this process, so what it
+ *   refuses is over the budget for sure, and a flood is refused without a round trip: of 10,000
+ *   requests at once from one caller, `burst` reach Postgres.
+ * - Postgres (RateLimiterPostgres on RATE_LIMIT_TABLE), shared by every API process on the
+ *   database: a user behind three replicas has one budget, not three. Tokens are taken from it
+ *   in blocks of a twentieth of the burst (LeasedBudget), so one request in ten pays a round trip
+ *   at the defaults; a caller whose window is spent there is refused from memory until it ends.
  *
- * Memory stays bounded by the callers seen lately: a bucket that has refilled completely is the
- * same as no bucket, so sweeps drop those (every minute, or when many callers are tracked).
+ * Postgres failing, or slower than STORE_TIMEOUT_MS, fails no request: the process's own count
+ * decides alone (a limit per process) for STORE_BACKOFF_MS, and says so in the log.
+ *
+ * A window's end clears its debts: a 1 MiB body in a nearly spent window costs the rest of the
+ * window, not more. Memory holds the callers of the current windows only.
  */
 export class RateLimiter {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly local: RateLimiterMemory | null;
+  private readonly shared: LeasedBudget | null;
+  private storeDownUntil = 0;
+  /** Who may speak for a client in `X-Forwarded-For`. */
+  readonly proxies: TrustedProxies;
   /** Per request let through by `middleware`: its key, the body bytes seen and the tokens paid. */
   private readonly meters = new WeakMap<object, { key: string; bytes: number; paid: number }>();
-  private lastSweep: number;
 
   constructor(
     readonly settings: Readonly<RateLimitSettings>,
-    private readonly now: () => number = () => performance.now(),
+    private readonly opts: RateLimiterOptions = {},
   ) {
-    this.lastSweep = now();
+    this.proxies = new TrustedProxies(opts.trustedProxies ?? []);
+    const { rps, burst } = settings;
+    if (!(rps > 0)) {
+      this.local = null;
+      this.shared = null;
+      return;
+    }
+    const window = { points: burst, duration: burst / rps };
+    this.local = new RateLimiterMemory({ ...window, keyPrefix: 'local' });
+    if (opts.pool == null) {
+      this.shared = null;
+      return;
+    }
+    const store = new RLWrapperTimeouts({
+      timeoutMs: STORE_TIMEOUT_MS,
+      limiter: new RateLimiterPostgres({
+        ...window,
+        storeClient: opts.pool,
+        storeType: 'pool',
+        tableName: RATE_LIMIT_TABLE,
+        // Created by the migration: the library never runs DDL at start-up.
+        tableCreated: true,
+        keyPrefix: 'kiln',
+      }),
+    });
+    this.shared = new LeasedBudget(store, burst, Math.max(1, Math.floor(burst * LEASE_FRACTION)));
   }
 
   /** Whether requests are limited at all (KILN_RATE_LIMIT_RPS is not 0). */
   get enabled(): boolean {
-    return this.settings.rps > 0;
+    return this.local !== null;
   }
 
   /**
-   * Charges `cost` tokens to `key`'s bucket: null when allowed, else the refusal (nothing is
-   * charged). A request is let through when the bucket holds `cost` tokens, or is full when the
-   * cost is more than a full bucket; either way it pays its whole cost, which may leave the
-   * bucket in debt (negative) until enough has refilled.
+   * Charges `cost` tokens to `key`'s budget: null when allowed, else the refusal. A request is
+   * let through when its window holds `cost` tokens, or a whole fresh window when the cost is
+   * more than a window holds; either way it pays its whole cost.
    */
-  take(key: string, cost = 1): Refusal | null {
-    if (!this.enabled) return null;
-    const { rps, burst } = this.settings;
+  async take(key: string, cost = 1): Promise<Refusal | null> {
+    if (this.local === null) return null;
     const full = Math.max(1, cost);
-    const need = Math.min(full, burst);
-    const bucket = this.refilled(key);
-    if (bucket.tokens >= need) {
-      bucket.tokens -= full;
-      return null;
+    const need = Math.min(full, this.settings.burst);
+    try {
+      await this.local.consume(key, need);
+      await this.usableStore()
+        ?.consume(key, need)
+        .catch((err: unknown) => this.storeFailed(err));
+    } catch (err) {
+      if (err instanceof RateLimiterRes) return refusal(err.msBeforeNext);
+      throw err;
     }
-    const retryAfterMs = Math.ceil(((need - bucket.tokens) * 1000) / rps);
-    return { retryAfterMs, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) };
+    if (full > need) await this.charge(key, full - need);
+    return null;
   }
 
   /**
    * Charges `cost` tokens for work already done (a body read, a socket message parsed), refusing
-   * nothing: the bucket may go into debt, and the caller's next requests wait for it to refill.
+   * nothing: the window may go into debt, and the caller's next requests wait for it to end.
    */
-  charge(key: string, cost: number): void {
-    if (!this.enabled || !(cost > 0)) return;
-    this.refilled(key).tokens -= cost;
+  async charge(key: string, cost: number): Promise<void> {
+    if (this.local === null || !(cost > 0)) return;
+    await this.local.penalty(key, cost);
+    await this.usableStore()
+      ?.penalty(key, cost)
+      .catch((err: unknown) => this.storeFailed(err));
   }
 
-  /** The tokens left in `key`'s bucket, negative in debt (for tests). */
-  tokens(key: string): number {
-    return this.enabled ? this.refilled(key).tokens : Infinity;
+  /** Gives back `cost` tokens taken from `key` for something that turned out not to be theirs. */
+  async refund(key: string, cost = 1): Promise<void> {
+    if (this.local === null) return;
+    await this.local.reward(key, cost);
+    await this.usableStore()
+      ?.reward(key, cost)
+      .catch((err: unknown) => this.storeFailed(err));
   }
 
-  /** `key`'s bucket brought up to date (a full one when the key is new). */
-  private refilled(key: string): Bucket {
-    const { rps, burst } = this.settings;
-    const now = this.now();
-    const sinceSweep = now - this.lastSweep;
-    // At most one sweep a second however many callers: a sweep is O(callers).
-    if (sinceSweep >= SWEEP_EVERY_MS || (this.buckets.size >= SWEEP_AT_SIZE && sinceSweep >= 1000)) this.sweep(now);
-    let bucket = this.buckets.get(key);
-    if (bucket === undefined) {
-      bucket = { tokens: burst, at: now };
-      this.buckets.set(key, bucket);
-    } else {
-      bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) * rps) / 1000);
-      bucket.at = now;
-    }
-    return bucket;
+  /** The tokens left in `key`'s window, negative in debt, as the shared store counts them (tests). */
+  async tokens(key: string): Promise<number> {
+    if (this.local === null) return Infinity;
+    const res = await (this.shared ?? this.local).get(key);
+    return this.settings.burst - (res?.consumedPoints ?? 0);
   }
 
-  /** How many callers are tracked (for tests). */
-  get size(): number {
-    return this.buckets.size;
+  private usableStore(): LeasedBudget | null {
+    return this.shared !== null && Date.now() >= this.storeDownUntil ? this.shared : null;
+  }
+
+  /** A refusal from Postgres is the caller's; any other failure is Postgres's, and refuses nobody. */
+  private storeFailed(err: unknown): void {
+    if (err instanceof RateLimiterRes) throw err;
+    this.storeDownUntil = Date.now() + STORE_BACKOFF_MS;
+    const why = err instanceof Error ? err.message : String(err);
+    this.opts.log?.(`rate limits: the shared budgets in Postgres failed (${why}); this process counts alone for ${STORE_BACKOFF_MS / 1000} s`);
   }
 
   /** The message of a refusal, the same on every transport. */
@@ -137,13 +194,18 @@ export class RateLimiter {
     return new GraphQLError(this.message(refusal), { extensions: { code: RATE_LIMITED, retryAfterSeconds: refusal.retryAfterSeconds } });
   }
 
+  /** The bucket key of a client without an identity yet: its address (behind trusted proxies, the forwarded one). */
+  addressKeyOf(req: { socket: { remoteAddress?: string }; headers: Record<string, string | string[] | undefined> }): string {
+    return addressKey(this.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for']));
+  }
+
   /**
    * Express middleware for one surface: a caller with a valid token is counted by its `sub`,
    * any other request by its client address (it is refused with 401 further on, but its bad
    * tokens still cost a verification each). Over the limit: 429 with `Retry-After` and a body
    * in the surface's error shape, before the body is even read.
    *
-   * A declared `Content-Length` is charged up front (at most a full bucket); the bytes actually
+   * A declared `Content-Length` is charged up front (at most a full window); the bytes actually
    * read are charged as they arrive, as debt beyond that: a chunked body, which declares no
    * length, costs the same as the same body with one.
    *
@@ -154,27 +216,31 @@ export class RateLimiter {
   middleware(verifier: TokenVerifier, shape: 'graphql' | 'rest'): RequestHandler {
     return (req: Request, res: Response, next: NextFunction) => {
       if (!this.enabled) return next();
-      void this.keyOf(req, verifier).then((key) => {
-        const length = Number(req.headers['content-length'] ?? 0);
-        const declared = Number.isFinite(length) && length > 0 ? length : 0;
-        // A declared length the route may refuse unread (413) costs at most a full bucket.
-        const upFront = Math.min(bodyCost(declared), this.settings.burst);
-        const refusal = this.take(key, upFront);
-        if (refusal === null) {
-          this.meterBody(req, key, upFront);
-          return next();
-        }
-        res.setHeader('Retry-After', String(refusal.retryAfterSeconds));
-        const message = this.message(refusal);
+      void this.admit(req, verifier).then((refused) => {
+        if (refused === null) return next();
+        res.setHeader('Retry-After', String(refused.retryAfterSeconds));
+        const message = this.message(refused);
         res
           .status(429)
           .json(
             shape === 'graphql'
-              ? { errors: [{ message, extensions: { code: RATE_LIMITED, retryAfterSeconds: refusal.retryAfterSeconds } }] }
-              : { error: message, code: RATE_LIMITED, retry_after_seconds: refusal.retryAfterSeconds },
+              ? { errors: [{ message, extensions: { code: RATE_LIMITED, retryAfterSeconds: refused.retryAfterSeconds } }] }
+              : { error: message, code: RATE_LIMITED, retry_after_seconds: refused.retryAfterSeconds },
           );
       }, next);
     };
+  }
+
+  /** Takes a request's up-front cost from its caller and meters its body; the refusal if over. */
+  private async admit(req: Request, verifier: TokenVerifier): Promise<Refusal | null> {
+    const key = await this.keyOf(req, verifier);
+    const length = Number(req.headers['content-length'] ?? 0);
+    const declared = Number.isFinite(length) && length > 0 ? length : 0;
+    // A declared length the route may refuse unread (413) costs at most a full window.
+    const upFront = Math.min(bodyCost(declared), this.settings.burst);
+    const refused = await this.take(key, upFront);
+    if (refused === null) this.meterBody(req, key, upFront);
+    return refused;
   }
 
   /**
@@ -188,7 +254,7 @@ export class RateLimiter {
     meter.bytes = bytes;
     const cost = bodyCost(bytes);
     if (cost > meter.paid) {
-      this.charge(meter.key, cost - meter.paid);
+      void this.charge(meter.key, cost - meter.paid);
       meter.paid = cost;
     }
   }
@@ -223,17 +289,9 @@ export class RateLimiter {
         // An invalid token is no identity: counted by address like no token at all.
       }
     }
-    // Without `trust proxy` this is the peer's address: behind a reverse proxy, every
-    // unauthenticated caller shares the proxy's bucket, which only makes them stricter.
-    return addressKey(req.ip ?? req.socket.remoteAddress);
-  }
-
-  private sweep(now: number): void {
-    this.lastSweep = now;
-    const { rps, burst } = this.settings;
-    for (const [key, bucket] of this.buckets) {
-      if (bucket.tokens + ((now - bucket.at) * rps) / 1000 >= burst) this.buckets.delete(key);
-    }
+    // Tokenless callers behind one proxy or NAT share this bucket; callers with a token never
+    // draw from it, and WebSocket upgrades have buckets of their own (websocket.ts).
+    return this.addressKeyOf(req);
   }
 }
 
@@ -245,43 +303,4 @@ export function userKey(sub: string): string {
 /** What a body or message of `bytes` bytes costs: one token, plus one per BODY_BYTES_PER_TOKEN. */
 export function bodyCost(bytes: number): number {
   return 1 + Math.floor(Math.max(0, bytes) / BODY_BYTES_PER_TOKEN);
-}
-
-/**
- * The bucket key of a caller without a valid token, by client address, the same over HTTP and
- * the socket. An IPv4 address is one caller (also written IPv4-mapped, `::ffff:a.b.c.d`); an
- * IPv6 caller is its /64, the smallest block a site is given: one host can rotate through the
- * 2^64 addresses of its own /64 at will, and would otherwise get a fresh bucket with each.
- */
-export function addressKey(address: string | undefined): string {
-  if (address === undefined || address === '') return 'ip:unknown';
-  const bare = address.split('%')[0]!;
-  if (isIPv4(bare)) return `ip:${bare}`;
-  if (!isIPv6(bare)) return `ip:${bare}`;
-  const groups = ipv6Groups(bare);
-  if (groups === null) return `ip:${bare}`;
-  // ::ffff:0:0/96 holds IPv4 addresses, however written (::ffff:7f00:1 is 127.0.0.1).
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `ip:${groups[6]! >> 8}.${groups[6]! & 255}.${groups[7]! >> 8}.${groups[7]! & 255}`;
-  }
-  return `ip:${groups
-    .slice(0, 4)
-    .map((g) => g.toString(16))
-    .join(':')}::/64`;
-}
-
-/** The eight 16-bit groups of a valid IPv6 address (`::` expanded, a dotted IPv4 tail split). */
-function ipv6Groups(address: string): number[] | null {
-  let text = address.toLowerCase();
-  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (dotted !== null) {
-    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
-    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const part = (s: string | undefined) => (s === undefined || s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)));
-  const left = part(head);
-  const right = part(tail);
-  const groups = tail === undefined ? left : [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
-  return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : null;
 }

@@ -59,8 +59,9 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
   resolveSubscriptionPayloadsDirectly(schema);
   const guard = operationGuard(deps.config.queryLimits, { introspection: deps.config.introspection });
   const events = await EventHub.start({ orm: deps.orm, pool: deps.pool, store: deps.store, log });
-  // One set of buckets for GraphQL over HTTP, REST and socket operations (per process: rateLimit.ts).
-  const limiter = new RateLimiter(deps.config.rateLimit);
+  // One set of budgets for GraphQL over HTTP, REST and sockets, shared with every API process
+  // on the database (rateLimit.ts).
+  const limiter = new RateLimiter(deps.config.rateLimit, { pool: deps.pool, trustedProxies: deps.config.trustedProxies, log });
   const ws = startGraphqlWs({ httpServer, schema, deps, verifier, events, guard, log, limiter });
   let liveClosed: Promise<void> | null = null;
   const closeLive = (): Promise<void> => {

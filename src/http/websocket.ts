@@ -2,7 +2,6 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { GraphQLError, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { CloseCode } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { bearerToken } from '../auth/token.js';
 import type { Principal, TokenVerifier } from '../auth/types.js';
@@ -10,10 +9,13 @@ import type { EventHub } from '../events/EventHub.js';
 import type { Context } from '../resolvers/context.js';
 import { formatError } from '../resolvers/formatError.js';
 import type { Deps } from '../services/deps.js';
+import { graphqlWsOver, type SocketExtra } from './graphqlWsAdapter.js';
 import { MAX_GRAPHQL_BODY_BYTES, type OperationGuard } from './queryLimits.js';
-import { addressKey, bodyCost, RATE_LIMITED, userKey, type RateLimiter, type Refusal } from './rateLimit.js';
+import { bodyCost, RATE_LIMITED, RateLimiter, userKey, type Refusal } from './rateLimit.js';
 import { sharedResultSubscribe } from './sharedSubscribe.js';
+import { SocketCaps } from './socketCaps.js';
 import { keepSocketAlive } from './socketKeepAlive.js';
+import { closeSlowReaders } from './socketSlowReader.js';
 import { batchSocketWrites } from './socketWrites.js';
 
 /** What the graphql-ws transport needs. */
@@ -28,19 +30,37 @@ export interface WebSocketOptions {
   /** Most operations one socket may run at once; default 100. */
   maxOperationsPerSocket?: number;
   /**
-   * The buckets shared with HTTP: each upgrade costs its client address a token, connection_init
-   * and each operation (`subscribe`) their user one, and every message one more per 64 KiB.
+   * The budgets shared with HTTP (docs/design.md#socket-limits): each upgrade costs its client
+   * address a token of a bucket apart from tokenless HTTP's, given back when the socket names its
+   * user; every message costs its sender 1 token plus 1 per 64 KiB, connection_init included.
    */
   limiter?: RateLimiter;
+}
+
+/** The bucket of WebSocket upgrades (and of messages before connection_init) from one address. */
+export function upgradeKey(addressKey: string): string {
+  return `ws:${addressKey}`;
 }
 
 /** Close code of a socket that sent a message over MAX_GRAPHQL_BODY_BYTES (RFC 6455 "Message Too Big"). */
 export const MESSAGE_TOO_BIG = 1009;
 /** Close code of a socket whose connection_init is over its user's rate limit (RFC 6455 "Try Again Later"). */
 export const TRY_AGAIN_LATER = 1013;
+/** Close code of a socket past its user's cap on open sockets (RFC 6455 "Policy Violation"). */
+export const TOO_MANY_SOCKETS = 1008;
 
-/** Kept per socket: who it is, and the timer that closes it when their token expires. */
-type SocketState = {
+/**
+ * Kept per socket: who pays for its messages (its address's upgrade bucket until connection_init
+ * names a user), what the message being handled cost and whether it was within budget, who it
+ * is, and the timer that closes it when their token expires.
+ */
+type SocketState = SocketExtra & {
+  payer: string;
+  /** The upgrade bucket, refunded when the socket authenticates. */
+  address: string;
+  /** Set synchronously on each message, before graphql-ws's handler reads it (see onMessage). */
+  lastCost: number;
+  lastVerdict: Promise<Refusal | null>;
   principal?: Principal;
   expiry?: NodeJS.Timeout;
 };
@@ -65,15 +85,15 @@ function closeAtExpiry(state: SocketState, expSeconds: number, close: () => void
  * error shape of HTTP, written on the raw socket (there is no response object before the
  * handshake), and drops the connection once it is sent.
  */
-function refuseUpgrade(socket: Socket, limiter: RateLimiter, refusal: Refusal): void {
+function refuseUpgrade(socket: Socket, message: string, retryAfterSeconds: number): void {
   const body = JSON.stringify({
-    errors: [{ message: limiter.message(refusal), extensions: { code: RATE_LIMITED, retryAfterSeconds: refusal.retryAfterSeconds } }],
+    errors: [{ message, extensions: { code: RATE_LIMITED, retryAfterSeconds } }],
   });
   socket.on('error', () => socket.destroy());
   socket.once('finish', () => socket.destroy());
   socket.end(
     'HTTP/1.1 429 Too Many Requests\r\n' +
-      `Retry-After: ${refusal.retryAfterSeconds}\r\n` +
+      `Retry-After: ${retryAfterSeconds}\r\n` +
       'Content-Type: application/json; charset=utf-8\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       'Connection: close\r\n\r\n' +
@@ -99,57 +119,26 @@ function formatted(errors: readonly GraphQLError[], log: (m: string) => void): G
 export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Promise<void> } {
   const { schema, deps, verifier, events, guard, log } = opts;
   const maxOperations = opts.maxOperationsPerSocket ?? 100;
+  const limiter = opts.limiter ?? new RateLimiter({ rps: 0, burst: 1 });
+  const caps = new SocketCaps(deps.config.sockets);
   // Like the HTTP body limit. A bigger message is never buffered: `ws` closes the socket with
   // 1009 (Message Too Big) as soon as the frame header announces it; other sockets go on.
   const wsServer = new WebSocketServer({ noServer: true, maxPayload: MAX_GRAPHQL_BODY_BYTES });
-  // Whose bucket each socket's messages are charged to: its client address until connection_init
-  // names a user, that user's afterwards.
-  const payers = new WeakMap<WebSocket, { key: string }>();
-  // Upgrades are taken here rather than by `ws` itself, to reach each TCP socket (batchSocketWrites).
-  const onUpgrade = (request: IncomingMessage, socket: Socket, head: Buffer) => {
-    if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/graphql') {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
-      return;
-    }
-    // A socket costs a handshake, buffers and a token verification: each costs its client address
-    // a token (there is no identity before connection_init), refused before any of that is done.
-    const payer = { key: addressKey(socket.remoteAddress) };
-    const refusal = opts.limiter?.take(payer.key) ?? null;
-    if (refusal !== null) {
-      refuseUpgrade(socket, opts.limiter!, refusal);
-      return;
-    }
-    wsServer.handleUpgrade(request, socket, head, (ws) => {
-      batchSocketWrites(ws, socket);
-      keepSocketAlive(ws, socket, deps.config.wsKeepAliveMs);
-      payers.set(ws, payer);
-      // Before graphql-ws's own listener, which parses every message whatever its type: each one
-      // costs a token per 64 KiB on top of the token its operation or connection_init takes, so a
-      // message costs 1 + bytes / 64 KiB like an HTTP body. Charged as debt, since it is parsed anyway.
-      ws.on('message', (data: RawData) => opts.limiter?.charge(payer.key, bodyCost(messageBytes(data)) - 1));
-      wsServer.emit('connection', ws, request);
-      // graphql-ws reports every socket error as an internal one ("check your implementation")
-      // and closes with 4500; an oversized message is the client's doing, and `ws` has already
-      // closed that socket with 1009. Replaces its handler, keeping the 4500 for anything else.
-      ws.removeAllListeners('error');
-      ws.on('error', (err: Error & { code?: string }) => {
-        if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-          log(`closed a WebSocket with ${MESSAGE_TOO_BIG}: a message over ${MAX_GRAPHQL_BODY_BYTES} bytes`);
-        } else {
-          log(`WebSocket error: ${err.message}`);
-          ws.close(CloseCode.InternalServerError, 'Internal server error');
-        }
-      });
-    });
+  /** Closes a socket over its budget: 1013 with the refusal (at most 123 bytes of reason). */
+  const tryAgainLater = (socket: WebSocket, refusal: Refusal) => {
+    if (socket.readyState !== socket.OPEN) return;
+    const reason = Buffer.from(limiter.message(refusal)).subarray(0, 123).toString();
+    log(`closed a WebSocket with ${TRY_AGAIN_LATER}: ${reason}`);
+    socket.close(TRY_AGAIN_LATER, reason);
   };
-  opts.httpServer.on('upgrade', onUpgrade);
-  // biome-ignore lint/correctness/useHookAtTopLevel: graphql-ws's useServer is not a React hook
-  const server = useServer<Record<string, unknown> | undefined, SocketState>(
+  const graphqlWs = graphqlWsOver<SocketState>(
+    wsServer,
     {
       schema,
       subscribe: sharedResultSubscribe(),
       // Returning false closes the socket with 4403 Forbidden.
       onConnect: async (ctx) => {
+        const cost = ctx.extra.lastCost;
         const auth = ctx.connectionParams?.authorization;
         const token = bearerToken(typeof auth === 'string' ? auth : undefined);
         if (token === null) return false;
@@ -159,16 +148,23 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
         } catch {
           return false;
         }
-        // connection_init counts like a request of this user (the upgrade was its address's).
-        const key = userKey(principal.sub);
-        const refusal = opts.limiter?.take(key) ?? null;
+        // Named, the socket is its user's: the upgrade and this message leave the address's
+        // bucket (a tokenless flood from the same proxy must not lock users out) for the user's.
+        void limiter.refund(ctx.extra.address, 1 + cost);
+        const refusal = await limiter.take(userKey(principal.sub), cost);
         if (refusal !== null) {
           // Closed before graphql-ws's 4403 for a refusal (a second close is ignored).
-          ctx.extra.socket.close(TRY_AGAIN_LATER, Buffer.from(opts.limiter!.message(refusal)).subarray(0, 123).toString());
+          tryAgainLater(ctx.extra.socket, refusal);
           return false;
         }
-        const payer = payers.get(ctx.extra.socket);
-        if (payer !== undefined) payer.key = key;
+        // Closed while this was verified and charged: its close already released its place.
+        if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
+        if (!caps.admitUser(principal.sub)) {
+          ctx.extra.socket.close(TOO_MANY_SOCKETS, caps.userMessage());
+          return false;
+        }
+        caps.releasePending(ctx.extra.address);
+        ctx.extra.payer = userKey(principal.sub);
         ctx.extra.principal = principal;
         closeAtExpiry(ctx.extra, principal.exp, () => ctx.extra.socket.close(FORBIDDEN.code, TOKEN_EXPIRED_REASON));
         return true;
@@ -176,13 +172,25 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
       onClose: (ctx) => {
         if (ctx.extra.expiry !== undefined) clearTimeout(ctx.extra.expiry);
       },
-      onSubscribe: (ctx, _id, payload) => {
+      // A ping or pong over its sender's budget closes the socket: it asks for nothing a client
+      // needs, and answering it is what a flood wants.
+      onPing: async (ctx) => {
+        const refusal = await ctx.extra.lastVerdict;
+        if (refusal !== null) tryAgainLater(ctx.extra.socket, refusal);
+      },
+      onPong: async (ctx) => {
+        const refusal = await ctx.extra.lastVerdict;
+        if (refusal !== null) tryAgainLater(ctx.extra.socket, refusal);
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        // Read before any await: it is this message's (see onMessage).
+        const verdict = ctx.extra.lastVerdict;
         if (Object.keys(ctx.subscriptions).length > maxOperations) {
           return [new GraphQLError(`at most ${maxOperations} operations may run at once on one socket`, { extensions: { code: 'BAD_REQUEST' } })];
         }
         // Each operation counts like an HTTP request of the same user (rateLimit.ts).
-        const refusal = opts.limiter?.take(userKey(ctx.extra.principal!.sub)) ?? null;
-        if (refusal !== null) return [opts.limiter!.graphqlError(refusal)];
+        const refusal = await verdict;
+        if (refusal !== null) return [limiter.graphqlError(refusal)];
         const checked = guard.check(schema, payload.query);
         if ('errors' in checked) return checked.errors;
         return { schema, document: checked.document, variableValues: payload.variables, operationName: payload.operationName };
@@ -195,14 +203,86 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
       },
       onError: (_ctx, _id, _payload, errors) => formatted(errors, log) as unknown as GraphQLError[],
     },
-    wsServer,
-    // Off: keepSocketAlive does it, counting a slow reader's progress as a sign of life.
-    Infinity,
+    (err) => log(`WebSocket message failed: ${err instanceof Error ? err.message : String(err)}`),
   );
+
+  // Upgrades are taken here rather than by `ws` itself, to reach each TCP socket (batchSocketWrites).
+  const onUpgrade = (request: IncomingMessage, socket: Socket, head: Buffer) => {
+    if (new URL(request.url ?? '/', 'http://localhost').pathname !== '/graphql') {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    void admitUpgrade(request, socket).then(
+      (address) => address !== null && accept(request, socket, head, address),
+      (err: unknown) => {
+        log(`WebSocket upgrade failed: ${err instanceof Error ? err.message : String(err)}`);
+        socket.destroy();
+      },
+    );
+  };
+
+  /**
+   * A socket costs a handshake, buffers and a token verification: each costs its client address
+   * a token of the upgrade bucket (there is no identity before connection_init), and an address
+   * holds at most so many sockets that have not authenticated. The address key, or null when
+   * refused with 429.
+   */
+  const admitUpgrade = async (request: IncomingMessage, socket: Socket): Promise<string | null> => {
+    const address = upgradeKey(limiter.addressKeyOf({ socket, headers: request.headers }));
+    const refusal = await limiter.take(address);
+    if (refusal !== null) {
+      refuseUpgrade(socket, limiter.message(refusal), refusal.retryAfterSeconds);
+      return null;
+    }
+    if (!caps.admitPending(address)) {
+      refuseUpgrade(socket, caps.pendingMessage(), 3);
+      return null;
+    }
+    return address;
+  };
+
+  const accept = (request: IncomingMessage, socket: Socket, head: Buffer, address: string) => {
+    if (socket.destroyed) return caps.releasePending(address);
+    wsServer.handleUpgrade(request, socket, head, (ws) => {
+      batchSocketWrites(ws, socket);
+      keepSocketAlive(ws, socket, deps.config.wsKeepAliveMs);
+      const slow = closeSlowReaders(ws, socket, deps.config.sockets, log);
+      const send = ws.send.bind(ws);
+      ws.send = ((...args: Parameters<WebSocket['send']>) => {
+        send(...args);
+        slow.check();
+      }) as WebSocket['send'];
+      const state: SocketState = { socket: ws, request, payer: address, address, lastCost: 1, lastVerdict: Promise.resolve(null) };
+      // Before graphql-ws's own listener, which parses the message and, for every type, calls its
+      // handler above before awaiting anything: each message is charged to its payer here (1 token
+      // plus 1 per 64 KiB), and the handler of its type reads the verdict synchronously.
+      ws.on('message', (data: RawData) => {
+        state.lastCost = bodyCost(messageBytes(data));
+        state.lastVerdict = limiter.take(state.payer, state.lastCost);
+      });
+      ws.once('close', () => {
+        if (state.principal === undefined) caps.releasePending(address);
+        else caps.releaseUser(state.principal.sub);
+      });
+      graphqlWs.accept(ws, state);
+      // graphql-ws would report an oversized message as an internal error; `ws` has already
+      // closed that socket with 1009 (Message Too Big), the client's doing.
+      ws.on('error', (err: Error & { code?: string }) => {
+        if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+          log(`closed a WebSocket with ${MESSAGE_TOO_BIG}: a message over ${MAX_GRAPHQL_BODY_BYTES} bytes`);
+        } else {
+          log(`WebSocket error: ${err.message}`);
+          ws.close(CloseCode.InternalServerError, 'Internal server error');
+        }
+      });
+    });
+  };
+
+  opts.httpServer.on('upgrade', onUpgrade);
   return {
     dispose: async () => {
       opts.httpServer.off('upgrade', onUpgrade);
-      await server.dispose();
+      await graphqlWs.dispose();
     },
   };
 }

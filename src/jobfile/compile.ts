@@ -1,4 +1,5 @@
 import { lintJobFile, type JobDraft } from './lint.js';
+import type { RepositoryPolicy } from './repositoryUrl.js';
 import { parseJobFile } from './parse.js';
 import { sortDiagnostics } from './diagnostics.js';
 import type { Diagnostic, ExecutionPlan, JobFileResult, JobSpec } from './types.js';
@@ -44,7 +45,10 @@ function normalize(draft: JobDraft, source: string): JobSpec {
     timezone: draft.timezone ?? JOB_DEFAULTS.timezone,
     priority: draft.priority ?? JOB_DEFAULTS.priority,
     image: draft.image ?? null,
-    repository: draft.repository === undefined ? null : { url: draft.repository.url, ref: draft.repository.ref ?? JOB_DEFAULTS.ref },
+    repository:
+      draft.repository === undefined
+        ? null
+        : { url: draft.repository.url, ref: draft.repository.ref ?? JOB_DEFAULTS.ref, ...(draft.repository.sshKey ? { sshKey: draft.repository.sshKey } : {}) },
     env: draft.env ?? {},
     secrets: draft.secrets ?? [],
     timeoutMs: draft.timeoutMs ?? JOB_DEFAULTS.timeoutMs,
@@ -78,10 +82,10 @@ function capped(diagnostics: readonly Diagnostic[]): Diagnostic[] {
  * (in file order, each with its own YAML text in `source`), or every diagnostic found.
  * Warnings do not prevent success.
  */
-export function compileJobFile(source: string): JobFileResult {
+export function compileJobFile(source: string, policy?: RepositoryPolicy): JobFileResult {
   const parsed = parseJobFile(source);
   if (!parsed.ok) return { ok: false, diagnostics: capped(parsed.diagnostics) };
-  const linted = lintJobFile(parsed.file);
+  const linted = lintJobFile(parsed.file, policy);
   const diagnostics = [...parsed.warnings, ...linted.diagnostics];
   if (diagnostics.some((d) => d.severity === 'error')) return { ok: false, diagnostics: capped(diagnostics) };
   return { ok: true, jobs: linted.jobs.map((draft) => normalize(draft, source)), warnings: capped(diagnostics) };

@@ -2,14 +2,22 @@ import { isMap, isScalar, type YAMLMap } from 'yaml';
 import { isValidTimezone, parseSchedule } from '../schedule/schedule.js';
 import { childPath } from './diagnostics.js';
 import type { ParsedJobFile } from './parse.js';
+import { repositoryAddress, repositoryUrlProblem, type RepositoryPolicy } from './repositoryUrl.js';
 import { Reader, describe, given, type Field } from './reader.js';
 import type { ConcurrencyPolicy, Diagnostic, MisfirePolicy, NetworkMode } from './types.js';
-import { ENV_NAME_PATTERN, JOB_NAME_PATTERN, MAX_JOB_NAME_LENGTH, checkArtifactPath, parseMemory } from './values.js';
+import { ENV_NAME_PATTERN, JOB_NAME_PATTERN, MAX_JOB_NAME_LENGTH, artifactIdentity, normalizeArtifactPath, parseMemory } from './values.js';
 
 /** Most jobs one file may hold. */
 export const MAX_JOBS_PER_FILE = 1000;
 /** Most steps one job may have. */
 export const MAX_STEPS_PER_JOB = 100;
+/**
+ * Most secrets one job may list (docs/design.md#quotas): each one is masked in every byte of the
+ * build's output, so the list is bounded like the owner's store of secrets.
+ */
+export const MAX_SECRETS_PER_JOB = 100;
+/** Most artifact paths one job may list. */
+export const MAX_ARTIFACTS_PER_JOB = 100;
 /** Longest `timeout` accepted, for a job or a step. */
 export const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
 
@@ -39,7 +47,7 @@ export interface JobDraft {
   timezone?: string;
   priority?: number;
   image?: string;
-  repository?: { url: string; ref?: string };
+  repository?: { url: string; ref?: string; sshKey?: string };
   env?: Record<string, string>;
   secrets?: string[];
   timeoutMs?: number;
@@ -84,6 +92,9 @@ function lintEnv(r: Reader, field: Field): Record<string, string> | undefined {
 function lintSecrets(r: Reader, field: Field): string[] | undefined {
   const list = r.list(field, 'a list of secret names');
   if (list === undefined) return undefined;
+  if (list.items.length > MAX_SECRETS_PER_JOB) {
+    return void r.error(field.at, field.path, `a job may list at most ${MAX_SECRETS_PER_JOB} secrets, found ${list.items.length}`);
+  }
   const names: string[] = [];
   for (const item of r.items(list, field)) {
     const name = r.string(item);
@@ -102,16 +113,30 @@ function lintPriority(r: Reader, field: Field): number | undefined {
   return r.wrong(field, 'low, normal, high or a whole number from 0 to 10');
 }
 
-function lintRepository(r: Reader, field: Field): JobDraft['repository'] {
+function lintRepository(r: Reader, field: Field, policy: RepositoryPolicy | undefined): JobDraft['repository'] {
   const map = r.map(field, 'a mapping with "url" and optionally "ref"');
   if (map === undefined) return undefined;
-  const fields = r.entries(map, field.path, ['url', 'ref']);
+  const fields = r.entries(map, field.path, ['url', 'ref', 'ssh_key']);
   const urlField = given(fields, 'url');
   if (urlField === undefined) return void missing(r, fields, map, field.path, 'url', ': the address to clone');
   const url = r.text(urlField);
+  const problem = url === undefined || policy === undefined ? null : repositoryUrlProblem(url, policy);
+  if (problem !== null) r.error(urlField.at, urlField.path, `url: ${problem}`);
   const refField = given(fields, 'ref');
   const ref = refField === undefined ? undefined : r.text(refField);
-  return url === undefined ? undefined : { url, ref };
+  const keyField = given(fields, 'ssh_key');
+  const sshKey = keyField === undefined ? undefined : lintSshKey(r, keyField, url);
+  if (url === undefined || problem !== null || (keyField !== undefined && sshKey === undefined)) return undefined;
+  return sshKey === undefined ? { url, ref } : { url, ref, sshKey };
+}
+
+/** `ssh_key`: the name of the owner's secret holding an ssh URL's deploy key (docs/design.md#sandboxed-checkout). */
+function lintSshKey(r: Reader, field: Field, url: string | undefined): string | undefined {
+  const name = r.string(field);
+  if (name === undefined) return undefined;
+  if (!ENV_NAME_PATTERN.test(name)) return void r.error(field.at, field.path, `"${name}" is not a valid secret name (letters, digits and _, not starting with a digit)`);
+  if (url !== undefined && repositoryAddress(url).transport !== 'ssh') return void r.error(field.at, field.path, 'ssh_key is only for ssh URLs (ssh://host/path or host:path)');
+  return name;
 }
 
 function lintResources(r: Reader, field: Field): JobDraft['resources'] {
@@ -138,16 +163,31 @@ function lintResources(r: Reader, field: Field): JobDraft['resources'] {
   return resources;
 }
 
+/** Each path in its canonical form, once: `big`, `./big` and `.//big` are one artifact, stored once. */
 function lintArtifacts(r: Reader, field: Field): string[] | undefined {
   const list = r.list(field, 'a list of paths relative to /workspace');
   if (list === undefined) return undefined;
+  if (list.items.length > MAX_ARTIFACTS_PER_JOB) {
+    return void r.error(field.at, field.path, `a job may list at most ${MAX_ARTIFACTS_PER_JOB} artifacts, found ${list.items.length}`);
+  }
   const paths: string[] = [];
+  const seen = new Map<string, string>();
   for (const item of r.items(list, field)) {
-    const path = r.string(item);
-    if (path === undefined) continue;
-    const problem = checkArtifactPath(path);
-    if (problem === null) paths.push(path);
-    else r.error(item.at, item.path, problem);
+    const raw = r.string(item);
+    if (raw === undefined) continue;
+    const normal = normalizeArtifactPath(raw);
+    if ('problem' in normal) {
+      r.error(item.at, item.path, normal.problem);
+      continue;
+    }
+    const identity = artifactIdentity(normal.path);
+    const first = seen.get(identity);
+    if (first !== undefined) {
+      r.warn(item.at, item.path, `"${raw}" is the same path as "${first}"; it is stored once`);
+      continue;
+    }
+    seen.set(identity, raw);
+    paths.push(normal.path);
   }
   return paths;
 }
@@ -203,6 +243,8 @@ function lintName(r: Reader, field: Field, names: Map<string, string>): string |
 interface FileScope {
   names: Map<string, string>;
   schedules: Map<string, ReturnType<typeof parseSchedule>>;
+  /** What the server lets `repository.url` reach; undefined where no server is asked (the CLI). */
+  repositories: RepositoryPolicy | undefined;
 }
 
 function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefined {
@@ -250,7 +292,7 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
     if (job.image !== undefined && /\s/.test(job.image)) r.error(image.at, image.path, 'image must not contain spaces');
   }
   const repository = opt('repository');
-  if (repository !== undefined) job.repository = lintRepository(r, repository);
+  if (repository !== undefined) job.repository = lintRepository(r, repository, scope.repositories);
   const env = opt('env');
   if (env !== undefined) job.env = lintEnv(r, env);
   const secrets = opt('secrets');
@@ -279,9 +321,10 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
 
 /**
  * Checks the content of a parsed job file against the job file format (docs/design.md#job-file)
- * and collects every problem, not just the first.
+ * and collects every problem, not just the first. With `policy`, a repository URL the server does
+ * not allow is one of them (docs/design.md#sandboxed-checkout).
  */
-export function lintJobFile(file: ParsedJobFile): LintResult {
+export function lintJobFile(file: ParsedJobFile, policy?: RepositoryPolicy): LintResult {
   const r = new Reader(file);
   const jobs: JobDraft[] = [];
   const root = r.field(file.document.contents, '', 'the top level', file.document.range[0]);
@@ -301,7 +344,7 @@ export function lintJobFile(file: ParsedJobFile): LintResult {
   else if (list.items.length > MAX_JOBS_PER_FILE) {
     r.error(jobsField.at, 'jobs', `a file may hold at most ${MAX_JOBS_PER_FILE} jobs, found ${list.items.length}`);
   } else {
-    const scope: FileScope = { names: new Map(), schedules: new Map() };
+    const scope: FileScope = { names: new Map(), schedules: new Map(), repositories: policy };
     for (const item of r.items(list, jobsField)) {
       const job = lintJob(r, item, scope);
       if (job !== undefined) jobs.push(job);

@@ -40,7 +40,8 @@ export interface JobSpec {
   priority: number;
   /** null = the server's default image. */
   image: string | null;
-  repository: { url: string; ref: string } | null;
+  /** `sshKey`: the owner's secret holding the deploy key of an ssh URL (absent: none). */
+  repository: { url: string; ref: string; sshKey?: string } | null;
   env: Record<string, string>;
   secrets: string[];
   timeoutMs: number;
@@ -69,7 +70,8 @@ export interface ExecutionPlan {
   network: NetworkMode;
   resources: { cpus: number | null; memoryBytes: number | null };
   timeoutMs: number;
-  repository: { url: string; ref: string } | null;
+  /** `sshKey`: the owner's secret holding the deploy key of an ssh URL (absent: none). */
+  repository: { url: string; ref: string; sshKey?: string } | null;
   artifacts: string[];
   steps: Array<{ index: number; name: string; run: string; timeoutMs: number | null; env: Record<string, string> }>;
 }

@@ -1,5 +1,7 @@
 /** Checks of single values of a job file that do not depend on YAML. */
 
+import { posix } from 'node:path';
+
 /** Job names: letters, digits, `.`, `_`, `-`. */
 export const JOB_NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
 /** Longest job name, in characters. */
@@ -32,11 +34,23 @@ export function parseMemory(value: string | number): number | string {
   return bytes;
 }
 
-/** Null when `path` is a relative path inside the workspace, otherwise why it is not. */
-export function checkArtifactPath(path: string): string | null {
-  if (path.trim() === '') return 'an artifact path must not be empty';
-  if (path.includes('\0')) return 'an artifact path must not contain NUL characters';
-  if (/^([/\\]|[A-Za-z]:)/.test(path)) return `"${path}" is absolute; artifact paths are relative to /workspace`;
-  if (path.split(/[/\\]/).includes('..')) return `"${path}" leaves the workspace with ".."`;
-  return null;
+/**
+ * The canonical form of an artifact path relative to the workspace (`./big`, `.//big` and
+ * `././big` are all `big`; a trailing `/` is kept, it reads as "a directory"), or why it is not one:
+ * empty, absolute, or leaving the workspace once normalised.
+ */
+export function normalizeArtifactPath(raw: string): { path: string } | { problem: string } {
+  if (raw.trim() === '') return { problem: 'an artifact path must not be empty' };
+  if (raw.includes('\0')) return { problem: 'an artifact path must not contain NUL characters' };
+  if (/^([/\\]|[A-Za-z]:)/.test(raw)) return { problem: `"${raw}" is absolute; artifact paths are relative to /workspace` };
+  // A backslash is an ordinary character in the container, but `..\..` reads as leaving to a person.
+  if (raw.split(/[\\]/).includes('..')) return { problem: `"${raw}" leaves the workspace with ".."` };
+  const normal = posix.normalize(raw);
+  if (normal === '..' || normal.startsWith('../')) return { problem: `"${raw}" leaves the workspace with ".."` };
+  return { path: normal };
+}
+
+/** The key under which two spellings of one artifact path are the same: `bin` and `./bin/` are. */
+export function artifactIdentity(normalPath: string): string {
+  return normalPath.replace(/\/+$/, '') || '.';
 }

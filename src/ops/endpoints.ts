@@ -5,7 +5,7 @@ import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import type { Log } from '../util/log.js';
 import { KilnMetrics } from './metrics.js';
 import { processReadiness } from './processOps.js';
-import { capText, type Readiness } from './readiness.js';
+import { publicReport, type Readiness } from './readiness.js';
 
 /** What the operational endpoints read: one per process, shared by its listeners. */
 export interface OpsEndpoints {
@@ -22,7 +22,7 @@ export interface OpsEndpoints {
 export function processOps(deps: { pool: pg.Pool; store: ArtifactStore }, log: Log): OpsEndpoints {
   const metrics = new KilnMetrics({ defaultMetrics: false });
   metrics.watchDatabase(deps.pool);
-  return { readiness: processReadiness(deps), metrics, log };
+  return { readiness: processReadiness({ ...deps, log }), metrics, log };
 }
 
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {
@@ -35,7 +35,8 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
  * caller routes it). No authentication: operators keep these ports off public networks.
  *
  * - /healthz: 200 `{"status":"ok"}` whenever the process can answer at all (liveness).
- * - /readyz: 200 when every check passes, else 503 naming the failed checks (and during shutdown).
+ * - /readyz: 200 when every check passes, else 503 naming the failed checks (and during shutdown);
+ *   why they failed goes to the log only (publicReport).
  * - /metrics: Prometheus text format.
  */
 export function handleOpsRequest(ops: OpsEndpoints, req: IncomingMessage, res: ServerResponse): boolean {
@@ -47,8 +48,11 @@ export function handleOpsRequest(ops: OpsEndpoints, req: IncomingMessage, res: S
       return true;
     case '/readyz':
       ops.readiness.report().then(
-        (r) => send(res, r.ready ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify({ status: r.status, checks: r.checks, failed: r.failed })),
-        (err: Error) => send(res, 503, 'application/json; charset=utf-8', JSON.stringify({ status: 'not ready', error: capText(err.message) })),
+        (r) => send(res, r.ready ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(publicReport(r))),
+        (err: Error) => {
+          ops.log(`readiness: ${err.message}`, { level: 'error', err });
+          send(res, 503, 'application/json; charset=utf-8', JSON.stringify({ status: 'not ready' }));
+        },
       );
       return true;
     case '/metrics':
@@ -56,7 +60,7 @@ export function handleOpsRequest(ops: OpsEndpoints, req: IncomingMessage, res: S
         ({ contentType, body }) => send(res, 200, contentType, body),
         (err: Error) => {
           ops.log(`metrics: ${err.message}`, { level: 'error', err });
-          send(res, 500, 'text/plain; charset=utf-8', `metrics failed: ${capText(err.message)}\n`);
+          send(res, 500, 'text/plain; charset=utf-8', 'metrics failed (see the log)\n');
         },
       );
       return true;

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { EngineGate } from '../runner/engineGate.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
+import type { Log } from '../util/log.js';
 import { OPS_QUERY_TIMEOUT_MS } from './opsPool.js';
 import { Readiness, type ReadinessCheck } from './readiness.js';
 
@@ -34,6 +35,7 @@ export function storeCheck(store: ArtifactStore): ReadinessCheck {
 export function dockerCheck(gate: EngineGate): ReadinessCheck {
   return {
     name: 'docker',
+    logsItself: true,
     check: async () => {
       if (gate.up) await gate.check();
       if (!gate.up) throw new Error(gate.reason ?? 'the container engine does not answer');
@@ -41,9 +43,12 @@ export function dockerCheck(gate: EngineGate): ReadinessCheck {
   };
 }
 
-/** The readiness of a Kiln process: Postgres and the store always, the engine when it runs executions. */
-export function processReadiness(opts: { pool: pg.Pool; store: ArtifactStore; engine?: EngineGate | null }): Readiness {
+/**
+ * The readiness of a Kiln process: Postgres and the store always, the engine when it runs
+ * executions. Why a check fails goes to `log`, once per change; /readyz names the check only.
+ */
+export function processReadiness(opts: { pool: pg.Pool; store: ArtifactStore; engine?: EngineGate | null; log?: Log }): Readiness {
   const checks = [postgresCheck(opts.pool), storeCheck(opts.store)];
   if (opts.engine) checks.push(dockerCheck(opts.engine));
-  return new Readiness(checks);
+  return new Readiness(checks, undefined, undefined, opts.log);
 }

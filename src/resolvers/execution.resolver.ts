@@ -1,6 +1,7 @@
 import type { GraphQLResolveInfo } from 'graphql';
 import { Arg, Ctx, FieldResolver, Float, ID, Info, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
-import { Execution, Job, LogChunk } from '../entities/index.js';
+import { Execution, Job } from '../entities/index.js';
+import type { LogChunkFields } from '../entities/LogChunk.js';
 import { stepsOfSnapshot } from '../events/executionSnapshot.js';
 import { cancelExecution } from '../services/cancelExecution.js';
 import { artifactsOf, logUrlOf } from '../services/executionFiles.js';
@@ -81,14 +82,16 @@ export class ExecutionResolver {
     return carried ?? stepsBatcher(ctx).load(execution.id);
   }
 
-  @FieldResolver(() => [LogChunkType], { description: 'Lines with seq > afterSeq, in order; limit at most 10000.' })
+  @FieldResolver(() => [LogChunkType], {
+    description: 'Lines with seq > afterSeq, in order; limit at most 10000. A page also stops at KILN_LOG_PAGE_MAX_BYTES (8 MiB by default): go on from its last seq until a page is empty.',
+  })
   logs(
     @Root() execution: ExecutionView,
     @Arg('afterSeq', () => Int, { defaultValue: 0 }) afterSeq: number,
     @Arg('limit', () => Int, { defaultValue: DEFAULT_LOG_LIMIT }) limit: number,
     @Ctx() ctx: Context,
-  ): Promise<LogChunk[]> {
-    return logsOf(ctx.em, execution.id, afterSeq, limit);
+  ): Promise<LogChunkFields[]> {
+    return logsOf(ctx.deps.pool, execution.id, afterSeq, limit, ctx.deps.config.queryLimits.logPageMaxBytes);
   }
 
   @FieldResolver(() => String, { nullable: true, description: 'Where the archived log can be downloaded; null until archived.' })

@@ -1,6 +1,6 @@
 import { Arg, Ctx, Int, Query, Resolver } from 'type-graphql';
 import { previewSchedule } from '../services/schedules.js';
-import { validateJobFile } from '../services/submitJobs.js';
+import { repositoryPolicyOf, validateJobFile } from '../services/submitJobs.js';
 import type { Context } from './context.js';
 import { User, ValidationResult } from './types/common.js';
 
@@ -12,8 +12,8 @@ export class UserResolver {
   }
 
   @Query(() => ValidationResult, { description: 'Checks a job file without storing anything.' })
-  async validateJobSpec(@Arg('spec') spec: string): Promise<ValidationResult> {
-    const result = await validateJobFile(spec);
+  async validateJobSpec(@Arg('spec') spec: string, @Ctx() ctx: Context): Promise<ValidationResult> {
+    const result = await validateJobFile(spec, repositoryPolicyOf(ctx.deps.config));
     return result.ok ? { valid: true, diagnostics: result.warnings } : { valid: false, diagnostics: result.diagnostics };
   }
 

@@ -19,13 +19,23 @@ export interface ArtifactOptions {
   executionId: string;
   /** Paths in the job file are relative to this directory of the container. */
   workdir: string;
-  /** Largest compressed artifact. */
+  /** Largest compressed artifact (KILN_MAX_ARTIFACT_BYTES). */
   maxBytes: number;
+  /** Most compressed bytes of all the execution's artifacts (KILN_MAX_EXECUTION_ARTIFACT_BYTES). */
+  maxExecutionBytes: number;
+  /** What the owner may still store (KILN_OWNER_STORAGE_QUOTA), and the quota; null: no quota. */
+  owner: { leftBytes: number; quotaBytes: number } | null;
   /** Kiln's own log lines (warnings about missing paths). */
   log: (message: string) => void;
   signal?: AbortSignal;
   /** Attempts per artifact when the store fails (default 3). */
   attempts?: number;
+}
+
+/** What was stored, and the error that stopped the collection (the run fails with it), if any. */
+export interface CollectedArtifacts {
+  records: ArtifactRecord[];
+  error: ArtifactError | null;
 }
 
 /** The store key of the i-th artifact: readable, and unique whatever the path contains. */
@@ -34,11 +44,42 @@ export function artifactKey(executionId: string, index: number, artifactPath: st
   return `executions/${executionId}/artifacts/${index + 1}-${name}.tar.gz`;
 }
 
+/** The tightest of the three limits on the next artifact, and the error its excess makes. */
+export function artifactLimit(
+  artifactPath: string,
+  storedBytes: number,
+  opts: Pick<ArtifactOptions, 'maxBytes' | 'maxExecutionBytes' | 'owner'>,
+): { bytes: number; error: () => ArtifactError } {
+  const notStored = 'it and the artifacts after it are not stored';
+  let bytes = opts.maxBytes;
+  let error = () => new ArtifactError(`artifact "${artifactPath}" is larger than ${opts.maxBytes} bytes compressed (KILN_MAX_ARTIFACT_BYTES)`);
+  const executionLeft = opts.maxExecutionBytes - storedBytes;
+  if (executionLeft < bytes) {
+    bytes = executionLeft;
+    error = () =>
+      new ArtifactError(
+        `artifact "${artifactPath}" does not fit: the artifacts of one execution may take ${opts.maxExecutionBytes} bytes compressed (KILN_MAX_EXECUTION_ARTIFACT_BYTES); ${notStored}`,
+      );
+  }
+  const owner = opts.owner;
+  if (owner !== null && owner.leftBytes - storedBytes < bytes) {
+    bytes = owner.leftBytes - storedBytes;
+    error = () =>
+      new ArtifactError(
+        `artifact "${artifactPath}" does not fit in the owner's storage quota of ${owner.quotaBytes} bytes ` +
+          `(KILN_OWNER_STORAGE_QUOTA, ${owner.quotaBytes - owner.leftBytes + storedBytes} bytes used); ${notStored}. Deleting jobs frees their artifacts`,
+      );
+  }
+  return { bytes: Math.max(0, bytes), error };
+}
+
 /**
  * Copies each listed path out of the container (a file, or a directory with everything under
  * it) and stores it as one tar.gz. A path the build did not produce is a warning in the log,
- * not a failure, as in other CI systems; an artifact that cannot be stored (over the size limit,
- * or the store still failing after retries) fails the execution, since its output is lost.
+ * not a failure, as in other CI systems. An artifact that cannot be stored (over a size limit or
+ * the owner's quota, or the store still failing after retries) stops the collection: it and the
+ * ones after it are not stored, and the execution fails with the error, since its output is lost.
+ * Those stored before it are kept and returned.
  */
 export async function collectArtifacts(
   backend: ContainerBackend,
@@ -46,10 +87,14 @@ export async function collectArtifacts(
   store: ArtifactStore,
   paths: readonly string[],
   opts: ArtifactOptions,
-): Promise<ArtifactRecord[]> {
+): Promise<CollectedArtifacts> {
   const records: ArtifactRecord[] = [];
+  let stored = 0;
   for (const [index, artifactPath] of paths.entries()) {
     opts.signal?.throwIfAborted();
+    const limit = artifactLimit(artifactPath, stored, opts);
+    // Nothing at all fits: not even the copy out of the container is started.
+    if (limit.bytes === 0) return { records, error: limit.error() };
     const inContainer = path.posix.join(opts.workdir, artifactPath);
     const key = artifactKey(opts.executionId, index, artifactPath);
     const attempts = opts.attempts ?? 3;
@@ -59,10 +104,11 @@ export async function collectArtifacts(
         opts.log(`artifact "${artifactPath}": no such file or directory in ${opts.workdir}; skipped`);
         break;
       }
-      const gz = gzipWithin(archive, opts.maxBytes);
+      const gz = gzipWithin(archive, limit.bytes);
       try {
         const { size } = await store.put(key, gz.stream, { contentType: 'application/gzip' });
         records.push({ path: artifactPath, size, key });
+        stored += size;
         opts.log(`artifact "${artifactPath}" stored (${size} bytes, tar.gz)`);
         break;
       } catch (err) {
@@ -70,16 +116,18 @@ export async function collectArtifacts(
         // Whichever side of the upload reported first, an oversize artifact is the job's fault.
         if (gz.exceeded()) {
           await store.delete(key).catch(() => undefined);
-          throw new ArtifactError(`artifact "${artifactPath}" is larger than ${opts.maxBytes} bytes compressed (KILN_MAX_ARTIFACT_BYTES)`);
+          return { records, error: limit.error() };
         }
         const reason = (err as Error).message;
-        if (attempt >= attempts) throw new ArtifactError(`artifact "${artifactPath}" could not be stored in ${store.description}: ${reason}`, { cause: err });
+        if (attempt >= attempts) {
+          return { records, error: new ArtifactError(`artifact "${artifactPath}" could not be stored in ${store.description}: ${reason}`, { cause: err }) };
+        }
         opts.log(`artifact "${artifactPath}": storing failed (${reason}); retrying`);
         await delay(1000 * 2 ** (attempt - 1), undefined, opts.signal ? { signal: opts.signal } : {});
       }
     }
   }
-  return records;
+  return { records, error: null };
 }
 
 /** Gzips a tar stream, failing it once the result passes `maxBytes`. */
@@ -94,6 +142,9 @@ function gzipWithin(archive: Readable, maxBytes: number): { stream: Readable; ex
       done(new Error(`larger than ${maxBytes} bytes`));
     },
   });
+  // The limit may be passed before the store starts reading (a small quota, a slow mkdir): the
+  // stream then ends errored, which the store's pipeline reports; it must not be an uncaught event.
+  limit.on('error', () => undefined);
   const gzip = createGzip();
   archive.on('error', (err) => gzip.destroy(err));
   gzip.on('error', (err) => limit.destroy(err));

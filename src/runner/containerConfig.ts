@@ -75,6 +75,8 @@ export function containerConfigFor(plan: ExecutionPlan, owner: ContainerOwner, s
     labels: containerLabels(owner, startedAt + lifetimeMs),
     network: plan.network,
     workdir: plan.workdir,
+    // Shared with the checkout container (docs/design.md#sandboxed-checkout).
+    ...(plan.repository !== null ? { workdirVolume: { name: `kiln-${owner.executionId}-${owner.attempt}-workspace` } } : {}),
     memoryBytes: limits.memoryBytes,
     cpus: limits.cpus,
     name: `kiln-${owner.executionId}-${owner.attempt}`,
@@ -82,6 +84,7 @@ export function containerConfigFor(plan: ExecutionPlan, owner: ContainerOwner, s
     nofileLimit: settings.nofileLimit,
     readOnlyRootfs: settings.readOnlyRootfs,
     writablePaths: settings.writablePaths,
+    writableMaxBytes: settings.writableMaxBytes,
     user: settings.user,
     maxLifetimeSec: lifetimeMs / 1000,
   };

@@ -33,6 +33,32 @@ export function isInfrastructureError(err: unknown): boolean {
 }
 
 /**
+ * A socket error of the container engine's connection: refused, no socket file, or dropped. Postgres's
+ * lost connections reach a run as InfrastructureErrors (atPostgresBoundary), so a bare socket error
+ * is the engine's (dockerode passes Node's own errors on, sometimes as the `cause`).
+ */
+function isEngineSocketError(err: unknown): boolean {
+  if (!(err instanceof Error) || err instanceof InfrastructureError) return false;
+  const socketError = (e: unknown): boolean => {
+    const { code, syscall } = (e ?? {}) as { code?: unknown; syscall?: unknown };
+    return typeof code === 'string' && (CONNECTION_CODES.has(code) || (code === 'ENOENT' && syscall === 'connect'));
+  };
+  // A cause counts only under a plain Error: Kiln's own errors (an artifact the store refused) say
+  // what failed themselves, and their causes may be sockets of something else (S3).
+  return socketError(err) || (err.constructor === Error && socketError(err.cause));
+}
+
+/**
+ * The text a run records for an error that broke it: "<engine> is not reachable (is it running?)"
+ * for the engine's socket errors, rather than Node's `connect ENOENT /var/run/docker.sock`
+ * (docs/design.md#configuration-checks); the error's own message otherwise.
+ */
+export function runErrorText(err: unknown, engine: string): string {
+  if (isEngineSocketError(err)) return `${engine} is not reachable (is it running?)`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
  * What the pg client threw, classified by its origin: an error the server answered with is the
  * statement's (unless its SQLSTATE says the server cannot serve now); anything else the client
  * throws ("Connection terminated unexpectedly", a connection timeout, a closed client) is about the

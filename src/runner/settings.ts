@@ -44,14 +44,52 @@ export interface RunnerSettings {
   maxLogBytes: number | null;
   /** Bytes one artifact may take once compressed (KILN_MAX_ARTIFACT_BYTES). */
   maxArtifactBytes: number;
+  /** Bytes all artifacts of one execution may take once compressed (KILN_MAX_EXECUTION_ARTIFACT_BYTES). */
+  maxExecutionArtifactBytes: number;
+  /**
+   * Bytes of stored artifacts one owner may hold across all their executions, null = no quota
+   * (KILN_OWNER_STORAGE_QUOTA; `0` = no quota). See docs/design.md#quotas.
+   */
+  ownerStorageQuotaBytes: number | null;
+  /**
+   * Bytes each writable directory of a container (the workdir, /tmp, KILN_WRITABLE_PATHS) may hold
+   * (KILN_WRITABLE_MAX_BYTES). They are tmpfs volumes: their content counts against the container's
+   * memory limit and never reaches the engine's disk.
+   */
+  writableMaxBytes: number;
   /** Longest an image pull may take (KILN_PULL_TIMEOUT_MS). */
   pullTimeoutMs: number;
   /** Registry host -> credentials for pulls (KILN_REGISTRY_AUTH, JSON). `docker.io` for Docker Hub. */
   registryAuth: Readonly<Record<string, RegistryCredentials>>;
+  /**
+   * Images every user may pull with `registryAuth` (KILN_REGISTRY_AUTH_IMAGES): repositories,
+   * prefixes ending in `/*`, or `*`. Owners' own credentials are their secrets (REGISTRY_AUTH_<HOST>).
+   */
+  registryAuthImages: readonly string[];
   /** How often the worker looks for orphaned containers (KILN_REAP_INTERVAL_MS). */
   reapIntervalMs: number;
-  /** Transports `repository.url` may use (KILN_GIT_PROTOCOLS), as git's GIT_ALLOW_PROTOCOL names them. */
+  /**
+   * Network transports `repository.url` may use (KILN_GIT_PROTOCOLS), as git's GIT_ALLOW_PROTOCOL
+   * names them; `file` is not one of them (see gitLocalRoot).
+   */
   gitProtocols: string[];
+  /**
+   * The one host directory whose repositories jobs may clone by path or `file://` URL
+   * (KILN_GIT_LOCAL_ROOT), mounted read-only into the checkout container; null = none.
+   */
+  gitLocalRoot: string | null;
+  /** The image the checkout runs in (KILN_GIT_IMAGE): git, a POSIX shell with awk, ssh. */
+  gitImage: string;
+  /** The docker network the checkout container is on (KILN_CHECKOUT_NETWORK); the steps keep the job's. */
+  checkoutNetwork: string;
+  /** Most files a checked-out commit may hold (KILN_CHECKOUT_MAX_FILES). */
+  checkoutMaxFiles: number;
+  /** Most bytes the checked-out files may take, and any one file of the clone (KILN_CHECKOUT_MAX_BYTES). */
+  checkoutMaxBytes: number;
+  /** Longest a checkout may take (KILN_CHECKOUT_TIMEOUT_MS), within the job's own timeout. */
+  checkoutTimeoutMs: number;
+  /** The ssh known_hosts file the operator vouches for (KILN_SSH_KNOWN_HOSTS); ssh URLs need it. */
+  sshKnownHostsFile: string | null;
 }
 
 const GiB = 1024 ** 3;
@@ -74,9 +112,22 @@ export function defaultRunnerSettings(): RunnerSettings {
     // A CI log past 100 MiB is noise, and one build must not be able to fill Postgres.
     maxLogBytes: 100 * 1024 * 1024,
     maxArtifactBytes: GiB,
+    maxExecutionArtifactBytes: 2 * GiB,
+    ownerStorageQuotaBytes: 10 * GiB,
+    // Half the default memory: a build filling its workspace still has room to run.
+    writableMaxBytes: GiB,
     pullTimeoutMs: 10 * 60_000,
     registryAuth: {},
+    registryAuthImages: [],
     reapIntervalMs: 30_000,
-    gitProtocols: ['https', 'ssh', 'git', 'file'],
+    // A shared installation clones from the network over TLS only; see docs/design.md#sandboxed-checkout.
+    gitProtocols: ['https'],
+    gitLocalRoot: null,
+    gitImage: 'alpine/git:v2.45.1',
+    checkoutNetwork: 'bridge',
+    checkoutMaxFiles: 100_000,
+    checkoutMaxBytes: GiB,
+    checkoutTimeoutMs: 10 * 60_000,
+    sshKnownHostsFile: null,
   };
 }

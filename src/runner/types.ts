@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { PullAccess } from './registryAccess.js';
 
 /**
  * The seam between Kiln and whatever runs containers. The lifecycle is explicit:
@@ -19,8 +20,19 @@ export interface ContainerConfig {
   env: Record<string, string>;
   /** Labels that let a reaper find the container: kiln, kiln.job, kiln.execution, kiln.attempt, kiln.worker... */
   labels: Record<string, string>;
-  network: 'none' | 'bridge';
+  /** `none`, `bridge`, or (for a checkout container only) the operator's checkout network. */
+  network: string;
   workdir: string;
+  /**
+   * A named volume for `workdir` instead of an anonymous one, so that a checkout container can
+   * share it (docs/design.md#sandboxed-checkout); it carries the container's labels and goes
+   * with the last container that mounts it (see ContainerBackend.destroy).
+   */
+  workdirVolume?: { name: string };
+  /** Host directories mounted read-only at the same path: only the checkout's KILN_GIT_LOCAL_ROOT. */
+  readOnlyHostDirs?: string[];
+  /** Largest file a process of the container may write (RLIMIT_FSIZE), null/absent = no limit. */
+  maxFileBytes?: number | null;
   memoryBytes: number | null;
   cpus: number | null;
   /** Optional container name; unique per attempt. */
@@ -33,6 +45,8 @@ export interface ContainerConfig {
   readOnlyRootfs?: boolean;
   /** Writable directories besides `workdir` and /tmp, each a volume of its own. */
   writablePaths?: string[];
+  /** Bytes each writable directory may hold (a tmpfs volume of that size); default 1 GiB. */
+  writableMaxBytes?: number;
   /** User the steps run as; default the image's. */
   user?: string | null;
   /**
@@ -82,9 +96,10 @@ export interface ContainerBackend {
   readonly description: string;
   /**
    * Makes sure the image is there (pulling it when missing) and creates the container, not
-   * started. Aborting `signal` abandons a pull.
+   * started. Aborting `signal` abandons a pull. `access` says whose run it is and what they may
+   * pull with (docs/design.md#local-privacy); without it, the backend's own configuration applies.
    */
-  prepare(spec: ContainerConfig, signal?: AbortSignal): Promise<ContainerHandle>;
+  prepare(spec: ContainerConfig, signal?: AbortSignal, access?: PullAccess): Promise<ContainerHandle>;
   start(handle: ContainerHandle): Promise<void>;
   /** Unpacks a tar archive into directory `dir` of the container (the workspace checkout). */
   copyIn(handle: ContainerHandle, dir: string, tar: Readable): Promise<void>;
@@ -96,7 +111,10 @@ export interface ContainerBackend {
   exec(handle: ContainerHandle, step: StepCommand, sink: OutputSink, signal?: AbortSignal): Promise<StepResult>;
   /** A tar archive of `path` in the container, or null when there is no such path. */
   copyOut(handle: ContainerHandle, path: string): Promise<Readable | null>;
-  /** Stops (if running) and removes the container and its volumes; never throws for a missing container. */
+  /**
+   * Stops (if running) and removes the container and its volumes (its named workdir volume too,
+   * unless another container still mounts it); never throws for a missing container.
+   */
   destroy(handle: ContainerHandle): Promise<void>;
   /** Every container, running or not, that carries all of `labels`. */
   list(labels: Record<string, string>): Promise<ContainerSummary[]>;

@@ -1,25 +1,31 @@
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { Readable } from 'node:stream';
-import type { ContainerBackend, ContainerHandle } from './types.js';
+import { repositoryAddress } from '../jobfile/repositoryUrl.js';
+import { CHECKOUT_SCRIPT, checkoutFailure } from './checkoutScript.js';
+import { ContainerUserError, ownerOf } from './containerUser.js';
+import type { RunnerSettings } from './settings.js';
+import type { ContainerBackend, ContainerConfig, ContainerHandle } from './types.js';
 
 /** Where the repository comes from, as the job file gives it. */
 export interface RepositoryRef {
   url: string;
   ref: string;
+  /** The private key of an ssh URL (the owner's secret named by `repository.ssh_key`); none = no key offered. */
+  deployKey?: string | null;
 }
 
-/** How checkouts are made on the worker host. */
-export interface CheckoutOptions {
-  /** Transports git may use (GIT_ALLOW_PROTOCOL), e.g. `https`, `ssh`, `file`. */
-  protocols: readonly string[];
-  /** Stops git (the run was cancelled or timed out). */
-  signal?: AbortSignal;
-}
+/** The settings a checkout runs under (see RunnerSettings). */
+export type CheckoutSettings = Pick<
+  RunnerSettings,
+  | 'gitProtocols'
+  | 'gitLocalRoot'
+  | 'gitImage'
+  | 'checkoutNetwork'
+  | 'checkoutMaxFiles'
+  | 'checkoutMaxBytes'
+  | 'checkoutTimeoutMs'
+  | 'sshKnownHostsFile'
+>;
 
-/** A checkout failed for a reason that belongs to the job (bad URL, unknown ref, refused transport). */
+/** A checkout failed for a reason that belongs to the job (bad URL, unknown ref, refused transport, a limit). */
 export class CheckoutError extends Error {
   constructor(message: string) {
     super(message);
@@ -29,158 +35,145 @@ export class CheckoutError extends Error {
 
 /** Most bytes of git's own messages kept for an error report. */
 const MAX_GIT_OUTPUT = 8 * 1024;
+/** Where the checkout script writes the deploy key (the container's own /tmp, gone with it). */
+const SSH_KEY_FILE = '/tmp/kiln-ssh-key';
+/** Label telling a checkout container from the step container of the same attempt. */
+export const ROLE_LABEL = 'kiln.role';
 
 /**
- * Clones `repo` at `ref` on the worker host and copies the tree (with its `.git`) into `dir` of
- * the container, owned by the user the steps run as. The build container itself needs no network.
- * Returns the commit checked out.
+ * Fetches `repo` at `ref` into the step container's workdir and returns the commit checked out
+ * (docs/design.md#sandboxed-checkout). The work happens in a throw-away checkout container of
+ * KILN_GIT_IMAGE that shares the step container's workdir volume: the job's memory, CPU and
+ * process limits, a read-only root, no capabilities, the operator's checkout network (none for
+ * a local repository, whose directory is mounted read-only), every file it writes bounded by
+ * KILN_CHECKOUT_MAX_BYTES, and KILN_CHECKOUT_TIMEOUT_MS. No git process runs on the worker host,
+ * and nothing of the host's (keys, config, known_hosts, temp directory) is visible to it.
  *
- * git runs with no system or global configuration, no credential prompts, an empty HOME and only
- * the transports the operator allows; no hook of the repository runs, submodules are not fetched.
+ * `step` is the step container's config: it must have a `workdirVolume`. Aborting `signal` (the
+ * run was stopped) stops the checkout and rejects with the AbortError; the checkout container is
+ * removed on every path (the reaper finds it by its labels otherwise).
  */
 export async function checkoutInto(
   backend: ContainerBackend,
-  handle: ContainerHandle,
-  dir: string,
+  step: { handle: ContainerHandle; config: ContainerConfig },
   repo: RepositoryRef,
-  opts: CheckoutOptions,
+  settings: CheckoutSettings,
+  signal?: AbortSignal,
 ): Promise<string> {
-  const work = await mkdtemp(path.join(tmpdir(), 'kiln-checkout-'));
+  const owner = await ownerOf(backend, step.handle).catch((err: unknown) => {
+    throw err instanceof ContainerUserError ? new CheckoutError(err.message) : err;
+  });
+  const spec = checkoutContainerConfig(step.config, repo, settings, `${owner.uid}:${owner.gid}`);
+  const handle = await backend.prepare(spec, signal);
   try {
-    const tree = path.join(work, 'tree');
-    const commit = await clone(repo, tree, work, opts);
-    const owner = await ownerOf(backend, handle);
-    await backend.copyIn(handle, dir, tarOf(tree, owner, opts.signal));
-    return commit;
+    signal?.throwIfAborted();
+    await backend.start(handle);
+    return await runCheckout(backend, handle, repo, settings, spec, signal);
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await backend.destroy(handle).catch(() => undefined);
   }
 }
 
-async function clone(repo: RepositoryRef, tree: string, home: string, opts: CheckoutOptions): Promise<string> {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: home,
+/**
+ * The checkout container of a step container: its limits and labels (plus `kiln.role`), its
+ * workdir volume, the git image, and the network the repository is reached on.
+ */
+export function checkoutContainerConfig(step: ContainerConfig, repo: RepositoryRef, settings: CheckoutSettings, user: string): ContainerConfig {
+  if (step.workdirVolume === undefined) throw new Error('a checkout needs the step container to have a workdir volume');
+  const { transport } = repositoryAddress(repo.url);
+  const local = transport === 'file';
+  const hostFiles = local ? [settings.gitLocalRoot] : transport === 'ssh' ? [settings.sshKnownHostsFile] : [];
+  return {
+    image: settings.gitImage,
+    env: {},
+    labels: { ...step.labels, [ROLE_LABEL]: 'checkout' },
+    network: local ? 'none' : settings.checkoutNetwork,
+    workdir: step.workdir,
+    workdirVolume: step.workdirVolume,
+    writableMaxBytes: step.writableMaxBytes,
+    readOnlyHostDirs: hostFiles.filter((f): f is string => f !== null),
+    memoryBytes: step.memoryBytes,
+    cpus: step.cpus,
+    name: step.name === undefined ? undefined : `${step.name}-checkout`,
+    pidsLimit: step.pidsLimit,
+    nofileLimit: step.nofileLimit,
+    readOnlyRootfs: true,
+    writablePaths: [],
+    user,
+    maxFileBytes: settings.checkoutMaxBytes,
+    maxLifetimeSec: settings.checkoutTimeoutMs / 1000 + 60,
+  };
+}
+
+/** Runs CHECKOUT_SCRIPT in the started checkout container and reads its outcome. */
+async function runCheckout(
+  backend: ContainerBackend,
+  handle: ContainerHandle,
+  repo: RepositoryRef,
+  settings: CheckoutSettings,
+  { memoryBytes, workdir }: ContainerConfig,
+  signal?: AbortSignal,
+): Promise<string> {
+  const output = { STDOUT: '', STDERR: '' };
+  const timeout = AbortSignal.timeout(settings.checkoutTimeoutMs);
+  let result: Awaited<ReturnType<ContainerBackend['exec']>>;
+  try {
+    result = await backend.exec(
+      handle,
+      { command: CHECKOUT_SCRIPT, env: checkoutEnv(repo, settings, workdir), workdir: '/' },
+      (stream, data) => {
+        if (output[stream].length < MAX_GIT_OUTPUT) output[stream] += data.toString();
+      },
+      signal ? AbortSignal.any([signal, timeout]) : timeout,
+    );
+  } catch (err) {
+    if (timeout.aborted && !signal?.aborted) {
+      throw new CheckoutError(`the checkout of ${redactUrl(repo.url)} took longer than ${settings.checkoutTimeoutMs / 1000} s (KILN_CHECKOUT_TIMEOUT_MS)`);
+    }
+    throw err;
+  }
+  const commit = /^commit ([0-9a-f]{40,64})$/m.exec(output.STDOUT)?.[1];
+  if (result.exitCode === 0 && commit !== undefined) return commit;
+  const facts = {
+    shown: redactUrl(repo.url),
+    ref: repo.ref,
+    stderr: output.STDERR,
+    maxFiles: settings.checkoutMaxFiles,
+    maxBytes: settings.checkoutMaxBytes,
+    memoryBytes,
+    oomKilled: result.oomKilled,
+  };
+  throw new CheckoutError(checkoutFailure(result.exitCode, facts, (stderr) => gitMessage(stderr, repo.url)));
+}
+
+/**
+ * The script's environment: git with no system configuration (the script writes the global one), no prompts, HOME in the
+ * container's own /tmp, only the allowed transports (`file` only with a local root), and ssh that
+ * reads no config, offers only the job's deploy key and trusts only the operator's known hosts
+ * (KILN_SSH_KNOWN_HOSTS, mounted read-only at its own path).
+ */
+function checkoutEnv(repo: RepositoryRef, settings: CheckoutSettings, workdir: string): Record<string, string> {
+  const protocols = [...settings.gitProtocols, ...(settings.gitLocalRoot !== null ? ['file'] : [])];
+  return {
+    KILN_URL: repo.url,
+    KILN_REF: repo.ref,
+    KILN_WORKDIR: workdir,
+    KILN_MAX_FILES: String(settings.checkoutMaxFiles),
+    KILN_MAX_BYTES: String(settings.checkoutMaxBytes),
+    KILN_SSH_KEY: repo.deployKey ?? '',
+    HOME: '/tmp',
     LANG: 'C',
     GIT_CONFIG_NOSYSTEM: '1',
-    GIT_CONFIG_GLOBAL: '/dev/null',
     GIT_TERMINAL_PROMPT: '0',
     GIT_ASKPASS: 'true',
     SSH_ASKPASS: 'true',
-    GIT_SSH_COMMAND: 'ssh -o BatchMode=yes',
-    GIT_ALLOW_PROTOCOL: opts.protocols.join(':'),
+    GIT_SSH_COMMAND: [
+      'ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes',
+      `-o IdentityFile=${repo.deployKey ? SSH_KEY_FILE : 'none'}`,
+      `-o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null -o UserKnownHostsFile=${settings.sshKnownHostsFile ?? '/dev/null'}`,
+    ].join(' '),
+    GIT_ALLOW_PROTOCOL: protocols.join(':'),
   };
-  const git = (args: string[]) => run('git', args, { env, signal: opts.signal });
-  const shown = redactUrl(repo.url);
-  await git(['init', '-q', tree]);
-  // A shallow fetch of just the ref serves branches, tags and (where the server allows it) commit ids.
-  const shallow = await git(['-C', tree, 'fetch', '-q', '--depth=1', '--no-tags', '--', repo.url, repo.ref]);
-  let target = 'FETCH_HEAD';
-  if (shallow.code !== 0) {
-    const full = await git(['-C', tree, 'fetch', '-q', '--no-tags', '--', repo.url, '+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*']);
-    if (full.code !== 0) throw new CheckoutError(`cannot fetch ${shown}: ${gitMessage(full.stderr, repo.url)}`);
-    target = '';
-    for (const candidate of [repo.ref, `origin/${repo.ref}`]) {
-      const found = await git(['-C', tree, 'rev-parse', '--verify', '-q', '--end-of-options', `${candidate}^{commit}`]);
-      if (found.code === 0) {
-        target = found.stdout.trim();
-        break;
-      }
-    }
-    if (target === '') throw new CheckoutError(`${shown} has no branch, tag or commit "${repo.ref}"`);
-  }
-  const checkout = await git(['-C', tree, '-c', 'advice.detachedHead=false', 'checkout', '-q', '--detach', target]);
-  if (checkout.code !== 0) throw new CheckoutError(`cannot check out "${repo.ref}" of ${shown}: ${gitMessage(checkout.stderr, repo.url)}`);
-  const head = await git(['-C', tree, 'rev-parse', 'HEAD']);
-  if (head.code !== 0) throw new CheckoutError(`cannot read the commit of ${shown}: ${gitMessage(head.stderr, repo.url)}`);
-  return head.stdout.trim();
-}
-
-/**
- * The tree as a tar stream whose entries belong to `owner`, made by the host's tar (symbolic
- * links are archived as links, never followed).
- */
-function tarOf(tree: string, owner: { uid: number; gid: number }, signal?: AbortSignal): Readable {
-  const child = spawn('tar', ['-c', '-f', '-', '-C', tree, `--owner=${owner.uid}`, `--group=${owner.gid}`, '--numeric-owner', '.'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-    signal,
-  });
-  child.on('error', (err) => child.stdout.destroy(err));
-  child.on('exit', (code) => {
-    if (code !== 0 && code !== null) child.stdout.destroy(new Error(`tar exited with code ${code}`));
-  });
-  return child.stdout;
-}
-
-/**
- * The numeric uid and gid the container's steps run as: the configured user, resolved through
- * the container's own /etc/passwd and /etc/group when it is a name. Root when the image names none.
- */
-async function ownerOf(backend: ContainerBackend, handle: ContainerHandle): Promise<{ uid: number; gid: number }> {
-  const [user = '', group] = (handle.user ?? '').split(':');
-  if (user === '' || user === 'root' || user === '0') return { uid: 0, gid: group && /^\d+$/.test(group) ? Number(group) : 0 };
-  let uid = /^\d+$/.test(user) ? Number(user) : undefined;
-  let gid = group !== undefined && /^\d+$/.test(group) ? Number(group) : undefined;
-  if (uid === undefined || gid === undefined) {
-    const passwd = await readContainerFile(backend, handle, '/etc/passwd');
-    const entry = passwd
-      ?.split('\n')
-      .map((l) => l.split(':'))
-      .find((f) => (uid === undefined ? f[0] === user : f[2] === String(uid)));
-    if (uid === undefined) {
-      if (!entry) throw new CheckoutError(`the image's user "${user}" is not in its /etc/passwd`);
-      uid = Number(entry[2]);
-    }
-    if (gid === undefined && group !== undefined) {
-      const groups = await readContainerFile(backend, handle, '/etc/group');
-      const g = groups?.split('\n').map((l) => l.split(':')).find((f) => f[0] === group);
-      if (!g) throw new CheckoutError(`the image's group "${group}" is not in its /etc/group`);
-      gid = Number(g[2]);
-    }
-    gid ??= entry ? Number(entry[3]) : uid;
-  }
-  return { uid, gid: gid ?? uid };
-}
-
-/** A small file of the container, through the engine's archive API (no tool needed in the image). */
-async function readContainerFile(backend: ContainerBackend, handle: ContainerHandle, file: string): Promise<string | null> {
-  const tar = await backend.copyOut(handle, file);
-  if (tar === null) return null;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of tar) {
-    chunks.push(chunk as Buffer);
-    size += (chunk as Buffer).length;
-    if (size > 4 * 1024 * 1024) throw new CheckoutError(`${file} of the image is larger than 4 MiB`);
-  }
-  const archive = Buffer.concat(chunks);
-  // One ustar entry: a 512-byte header (size in octal at offset 124), then the content.
-  const length = parseInt(archive.subarray(124, 136).toString('ascii').replace(/\0.*$/, '').trim(), 8);
-  return Number.isFinite(length) ? archive.subarray(512, 512 + length).toString('utf8') : null;
-}
-
-/** Runs a program to completion, keeping the head of its output. */
-function run(
-  command: string,
-  args: string[],
-  opts: { env: NodeJS.ProcessEnv; signal?: AbortSignal },
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], signal: opts.signal });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      if (stdout.length < MAX_GIT_OUTPUT) stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      if (stderr.length < MAX_GIT_OUTPUT) stderr += d.toString();
-    });
-    child.on('error', (err) => {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error(`${command} is not installed on the worker host`));
-      else reject(err);
-    });
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
 }
 
 /** The URL without credentials, for messages. */
@@ -188,10 +181,21 @@ export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
 }
 
-/** git's own reason, in a line or two: its `fatal:`/`error:` lines first, without those words. */
+/**
+ * git's own reason, in a line or two: its `fatal:`/`error:` lines, without those words, after the
+ * line just before them (ssh's or the server's own reason, e.g. `Permission denied (publickey)`).
+ */
 function gitMessage(stderr: string, url: string): string {
   const lines = stderr.split(url).join(redactUrl(url)).split('\n').map((l) => l.trim()).filter(Boolean);
-  const errors = lines.filter((l) => /^(fatal|error):/.test(l)).map((l) => l.replace(/^(fatal|error):\s*/, ''));
-  const text = (errors.length > 0 ? errors : lines).slice(0, 2).join('; ');
-  return text === '' ? 'git failed' : text;
+  const isError = (l: string) => /^(fatal|error):/.test(l);
+  const first = lines.findIndex(isError);
+  const cause = first > 0 ? [lines[first - 1]!] : [];
+  const errors = lines.filter(isError).map((l) => l.replace(/^(fatal|error):\s*/, ''));
+  const text = (errors.length > 0 ? [...cause, ...errors] : lines).slice(0, 2).join('; ');
+  return redactCredentials(text === '' ? 'git failed' : text);
+}
+
+/** Credentials in any URL of a message (git may print the URL as it resolved it, e.g. with a trailing slash). */
+function redactCredentials(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@');
 }

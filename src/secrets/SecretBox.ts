@@ -73,7 +73,7 @@ export async function loadOrCreateSecretsKey(dataDir: string): Promise<{ key: Ui
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  await mkdir(dataDir, { recursive: true });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const key = randomBytes(SECRETS_KEY_BYTES);
   try {
     // 'wx' fails if another process created it meanwhile; then read theirs.

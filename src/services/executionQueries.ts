@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type pg from 'pg';
-import { ExecutionStep, LogChunk, type ArtifactRecord, type Execution, type ExecutionStatus, type ExecutionTrigger, type StepStatus } from '../entities/index.js';
+import type { LogChunkFields } from '../entities/LogChunk.js';
+import { ExecutionStep, type ArtifactRecord, type Execution, type ExecutionStatus, type ExecutionTrigger, type StepStatus } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
 import { decodeCursor, isUuid, pageSize, toPage, type Page } from './paging.js';
 
@@ -168,9 +169,36 @@ export async function stepsOf(em: EntityManager, executionId: string): Promise<E
 export const DEFAULT_LOG_LIMIT = 1000;
 export const MAX_LOG_LIMIT = 10_000;
 
-/** Log lines with seq > afterSeq, in order, at most `limit`. */
-export async function logsOf(em: EntityManager, executionId: string, afterSeq = 0, limit = DEFAULT_LOG_LIMIT): Promise<LogChunk[]> {
+/**
+ * Bytes a log line counts for besides its text when a page is cut at its byte cap: its other
+ * fields as JSON. The cost rule counts lines the same way (http/queryWeights.ts).
+ */
+export const LOG_LINE_OVERHEAD_BYTES = 128;
+
+/**
+ * Log lines with seq > afterSeq, in order: at most `limit` of them, and no more than `maxBytes`
+ * counting each line as its text plus LOG_LINE_OVERHEAD_BYTES, but always at least one line when
+ * there is one. A page cut short by the byte cap is no sign of the end: callers go on from its last
+ * seq until a page is empty (docs/design.md#query-cost).
+ *
+ * The cut is found by Postgres over the lines' sizes (`octet_length` reads a stored text's length
+ * from its header without decompressing it), so a page of 16 KiB lines never reaches this
+ * process beyond the cap.
+ */
+export async function logsOf(pool: pg.Pool, executionId: string, afterSeq = 0, limit = DEFAULT_LOG_LIMIT, maxBytes = Number.MAX_SAFE_INTEGER): Promise<LogChunkFields[]> {
   if (!Number.isInteger(afterSeq) || afterSeq < 0) throw new ValidationError('afterSeq must be a non-negative integer');
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LOG_LIMIT) throw new ValidationError(`limit must be between 1 and ${MAX_LOG_LIMIT}`);
-  return em.find(LogChunk, { executionId, seq: { $gt: afterSeq } }, { orderBy: { seq: 'asc' }, limit });
+  if (!isUuid(executionId)) return [];
+  const { rows } = await pool.query<LogChunkFields>(
+    `with page as (
+       select seq, sum(octet_length(text) + ${LOG_LINE_OVERHEAD_BYTES}) over (order by seq rows unbounded preceding) as running
+         from log_chunks where execution_id = $1 and seq > $2 order by seq limit $3
+     )
+     select seq, stream, step, text, at from log_chunks
+      where execution_id = $1 and seq > $2
+        and seq <= (select max(seq) from page where running <= $4 or seq = (select min(seq) from page))
+      order by seq limit $3`,
+    [executionId, afterSeq, limit, maxBytes],
+  );
+  return rows;
 }

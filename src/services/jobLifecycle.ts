@@ -5,6 +5,7 @@ import { NotFoundError } from '../errors.js';
 import { activeExecutions } from '../executions/active.js';
 import { cancelExecutions } from '../executions/cancel.js';
 import { notifySchedulesChanged } from '../executions/signals.js';
+import { requestStoreDeletion } from '../executions/storeDeletions.js';
 import { sqlOfEm } from '../executions/sql.js';
 import type { Deps } from './deps.js';
 import { isUuid } from './paging.js';
@@ -63,6 +64,7 @@ export async function resumeJob(deps: Deps, owner: string, jobId: string): Promi
 /**
  * Deletes the job, its history and its ledger. Its active executions are cancelled first: queued
  * ones leave the queue; a running one's worker finds its claim gone and destroys the container.
+ * Their archived logs and artifacts leave the store after the commit (requestStoreDeletion).
  */
 export async function deleteJob(deps: Deps, owner: string, jobId: string): Promise<boolean> {
   return deps.orm.em.fork().transactional(async (em) => {
@@ -70,6 +72,8 @@ export async function deleteJob(deps: Deps, owner: string, jobId: string): Promi
     const sql = sqlOfEm(em);
     const active = (await activeExecutions(sql, [job.id])).get(job.id)!;
     await cancelExecutions(sql, [...active.running, ...active.queued], 'job deleted');
+    // With the delete or not at all: the store objects go after the commit (docs/design.md#quotas).
+    await requestStoreDeletion(sql, job.id);
     em.remove(job);
     await em.flush();
     await notifySchedulesChanged(sql);

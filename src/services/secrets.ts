@@ -1,6 +1,7 @@
 import { Secret } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
 import { ENV_NAME_PATTERN } from '../jobfile/values.js';
+import { inTransaction } from '../executions/sql.js';
 import type { Deps } from './deps.js';
 
 /** Longest secret name, in characters. */
@@ -24,7 +25,9 @@ function checkName(name: string): void {
 
 /**
  * Stores (or replaces) one of the owner's secrets, sealed with the server's key. Builds of the
- * owner's jobs that list it get it as an environment variable from their next run on.
+ * owner's jobs that list it get it as an environment variable from their next run on. A new name
+ * past KILN_MAX_SECRETS_PER_OWNER is refused (docs/design.md#quotas): every secret a job lists
+ * is masked in each byte of its output.
  */
 export async function setSecret(deps: Deps, owner: string, name: string, value: string): Promise<SecretInfo> {
   checkName(name);
@@ -38,13 +41,26 @@ export async function setSecret(deps: Deps, owner: string, name: string, value: 
     throw new ValidationError(message, [{ line: 1, column: 1, path: 'value', message, severity: 'error' }]);
   }
   const sealed = deps.secretBox.seal(owner, name, value);
-  const { rows } = await deps.pool.query<{ name: string; created_at: Date; updated_at: Date }>(
-    `insert into secrets (owner, name, value, created_at, updated_at) values ($1, $2, $3, now(), now())
-       on conflict (owner, name) do update set value = excluded.value, updated_at = now()
-     returning name, created_at, updated_at`,
-    [owner, name, sealed],
-  );
-  const row = rows[0]!;
+  const max = deps.config.maxSecretsPerOwner;
+  const row = await inTransaction(deps.pool, async (sql) => {
+    // One lock per owner: two new names set at once cannot both take the last place.
+    await sql(`select pg_advisory_xact_lock(hashtext('kiln.secrets'), hashtext($1))`, [owner]);
+    const [count] = await sql<{ n: number; exists: boolean }>(
+      `select count(*)::int as n, bool_or(name = $2) as exists from secrets where owner = $1`,
+      [owner, name],
+    );
+    if (count!.exists !== true && count!.n >= max) {
+      const message = `you already store ${count!.n} secrets, the most one owner may store (KILN_MAX_SECRETS_PER_OWNER = ${max}); delete one first`;
+      throw new ValidationError(message, [{ line: 1, column: 1, path: 'name', message, severity: 'error' }]);
+    }
+    const rows = await sql<{ name: string; created_at: Date; updated_at: Date }>(
+      `insert into secrets (owner, name, value, created_at, updated_at) values ($1, $2, $3, now(), now())
+         on conflict (owner, name) do update set value = excluded.value, updated_at = now()
+       returning name, created_at, updated_at`,
+      [owner, name, sealed],
+    );
+    return rows[0]!;
+  });
   return { name: row.name, createdAt: row.created_at, updatedAt: row.updated_at };
 }
 

@@ -15,6 +15,11 @@ export interface ArtifactStore {
   /** Removes an object; no error when absent. */
   delete(key: string): Promise<void>;
   /**
+   * Removes every object whose key starts with `prefix`, a key ending in `/` (assertValidPrefix):
+   * everything of one execution, say. No error when there is none.
+   */
+  deletePrefix(prefix: string): Promise<void>;
+  /**
    * A URL a client can fetch directly (a presigned GET for S3), or null when the store has
    * no such address (the local store: Kiln serves those objects itself).
    */
@@ -40,6 +45,12 @@ export class ObjectNotFoundError extends Error {
 export function assertValidKey(key: string): void {
   const reason = invalidKeyReason(key);
   if (reason) throw new Error(`invalid artifact key ${JSON.stringify(key)}: ${reason}`);
+}
+
+/** Throws unless `prefix` is a valid key followed by `/`: a folder of keys, never part of a name. */
+export function assertValidPrefix(prefix: string): void {
+  if (typeof prefix !== 'string' || !prefix.endsWith('/')) throw new Error(`invalid key prefix ${JSON.stringify(prefix)}: must end with "/"`);
+  assertValidKey(prefix.slice(0, -1));
 }
 
 function invalidKeyReason(key: string): string | null {

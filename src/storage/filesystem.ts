@@ -4,12 +4,16 @@ import { type FileHandle, mkdir, open, readFile, rename, rm, stat, unlink, write
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertValidKey, ObjectNotFoundError, type ArtifactStore } from './ArtifactStore.js';
+import { makePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/privateDir.js';
+import { assertValidKey, assertValidPrefix, ObjectNotFoundError, type ArtifactStore } from './ArtifactStore.js';
+
+/** Owner only (docs/design.md#local-privacy): logs and artifacts are their tenant's, not the host's users'. */
+const DIR = { recursive: true, mode: PRIVATE_DIR_MODE } as const;
 
 /**
  * An ArtifactStore in a local directory: key `a/b.log` is the file `<dir>/a/b.log`.
  * Readers never see a partial object: each put writes a temporary file beside the target
- * and renames it into place.
+ * and renames it into place. Files are 0600 and directories 0700, whatever the umask.
  */
 export class FilesystemStore implements ArtifactStore {
   readonly description: string;
@@ -29,15 +33,15 @@ export class FilesystemStore implements ArtifactStore {
       if (typeof body === 'string' || body instanceof Uint8Array) {
         // The directory is made only when missing: a log's two objects share one, so the second put
         // (and any rewrite) needs no mkdir.
-        await writeFile(temp, body, { flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
+        await writeFile(temp, body, { flag: 'wx', mode: PRIVATE_FILE_MODE }).catch(async (err: NodeJS.ErrnoException) => {
           if (err.code !== 'ENOENT') throw err;
-          await mkdir(path.dirname(target), { recursive: true });
-          await writeFile(temp, body, { flag: 'wx' });
+          await mkdir(path.dirname(target), DIR);
+          await writeFile(temp, body, { flag: 'wx', mode: PRIVATE_FILE_MODE });
         });
         size = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
       } else {
-        await mkdir(path.dirname(target), { recursive: true });
-        await pipeline(body, createWriteStream(temp, { flags: 'wx' }));
+        await mkdir(path.dirname(target), DIR);
+        await pipeline(body, createWriteStream(temp, { flags: 'wx', mode: PRIVATE_FILE_MODE }));
         size = (await stat(temp)).size;
       }
       await rename(temp, target);
@@ -86,14 +90,22 @@ export class FilesystemStore implements ArtifactStore {
     }
   }
 
+  async deletePrefix(prefix: string): Promise<void> {
+    assertValidPrefix(prefix);
+    await rm(path.join(this.root, ...prefix.slice(0, -1).split('/')), { recursive: true, force: true });
+  }
+
   async url(key: string, _expiresInSec?: number): Promise<string | null> {
     assertValidKey(key);
     return null;
   }
 
-  /** Creates the directory if needed and proves it writable by writing a probe file. */
+  /**
+   * Creates the directory if needed (private: one made 0755 by an older Kiln is made 0700, which
+   * hides the 0644 files it wrote) and proves it writable by writing a probe file.
+   */
   async check(): Promise<void> {
-    await mkdir(this.root, { recursive: true });
+    await makePrivateDir(this.root);
     const probe = path.join(this.root, `.kiln-check-${randomUUID()}`);
     try {
       await writeFile(probe, '', { flag: 'wx' });

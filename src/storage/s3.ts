@@ -3,6 +3,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListObjectsCommand,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -10,7 +11,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertValidKey, ObjectNotFoundError, type ArtifactStore } from './ArtifactStore.js';
+import { assertValidKey, assertValidPrefix, ObjectNotFoundError, type ArtifactStore } from './ArtifactStore.js';
 
 /** Options of an S3Store; any S3-compatible endpoint works. */
 export interface S3StoreOptions {
@@ -143,6 +144,23 @@ export class S3Store implements ArtifactStore {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (err) {
       if (!isNoSuchKey(err)) throw err;
+    }
+  }
+
+  /**
+   * Lists a page of keys under the prefix (S3's 1000 at most) and deletes them, until none is left;
+   * each listing starts over, so no marker is kept. The oldest calls on purpose, which every
+   * S3-compatible server has right: ListObjects (s3rver fails a truncated ListObjectsV2) and one
+   * DeleteObject per key (s3rver's multi-delete fails on two keys of one folder). An execution's
+   * prefix holds a few objects, and this runs in housekeeping, off every request's path.
+   */
+  async deletePrefix(prefix: string): Promise<void> {
+    assertValidPrefix(prefix);
+    for (;;) {
+      const page = await this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1000 }));
+      const keys = (page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [o.Key]));
+      if (keys.length === 0) return;
+      for (const key of keys) await this.delete(key);
     }
   }
 

@@ -3,13 +3,15 @@ import type pg from 'pg';
 import type { Log } from '../util/log.js';
 import { fireDue, type FireOptions } from '../scheduler/fireDue.js';
 import { requeueExpired } from '../executions/requeueExpired.js';
+import { pruneTicks } from './prune-ticks.js';
 
 /**
  * graphile-worker cron task, every minute on one worker: the safety net under the scheduler
  * leader's precise loop. It fires anything due that no leader fired (fireDue is idempotent and
- * skips rows a leader holds) and re-queues executions whose lease expired.
+ * skips rows a leader holds) and re-queues executions whose lease expired. With a retention, it
+ * also prunes ticks older than that (bounded per run, see pruneTicks).
  */
-export function housekeepingTask(pool: pg.Pool, fire: FireOptions, log: Log): Task {
+export function housekeepingTask(pool: pg.Pool, fire: FireOptions, log: Log, tickRetentionMs: number | null = null): Task {
   return async () => {
     let fired = 0;
     let n: number;
@@ -18,6 +20,9 @@ export function housekeepingTask(pool: pg.Pool, fire: FireOptions, log: Log): Ta
       fired += n;
     } while (n === fire.batchSize);
     const requeued = await requeueExpired(pool, log);
-    if (fired > 0 || requeued > 0) log(`housekeeping: processed ${fired} due job(s), re-queued ${requeued} execution(s)`);
+    const pruned = tickRetentionMs === null ? 0 : await pruneTicks(pool, tickRetentionMs);
+    if (fired > 0 || requeued > 0 || pruned > 0) {
+      log(`housekeeping: processed ${fired} due job(s), re-queued ${requeued} execution(s), pruned ${pruned} tick(s)`);
+    }
   };
 }

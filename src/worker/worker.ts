@@ -10,6 +10,7 @@ import type { EngineGate } from '../runner/engineGate.js';
 import type { ContainerBackend } from '../runner/types.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { housekeepingTask } from '../tasks/housekeeping.js';
+import { storeDeletionsTask } from '../tasks/store-deletions.js';
 import { Archiver } from './archiver.js';
 import { Dispatcher } from './dispatcher.js';
 import { LeaseKeeper } from './leases.js';
@@ -33,6 +34,8 @@ export interface WorkerOptions {
   misfireGraceMs: number;
   runAllMax: number;
   retryBaseMs: number;
+  /** Ticks older than this are pruned by housekeeping (KILN_TICK_RETENTION); none: kept. */
+  tickRetentionMs?: number;
   /** Container settings, cancel listener, secrets and artifacts (see startRunnerRuntime). */
   runner: RunnerServices;
   log: Log;
@@ -61,8 +64,11 @@ export interface WorkerRole {
 
 /** A comment line: graphile-worker reads a crontab file when given an empty string. */
 const NO_CRONTAB = '# kiln schedules its jobs itself';
-/** Housekeeping every minute; graphile-worker runs each cron tick once across all workers. */
-const HOUSEKEEPING_CRONTAB = `* * * * * ${TASKS.housekeeping} ?max=1`;
+/**
+ * Housekeeping every minute; graphile-worker runs each cron tick once across all workers. Store
+ * deletions run when a job is deleted too; the minute is their retry and second sweep.
+ */
+const HOUSEKEEPING_CRONTAB = `* * * * * ${TASKS.housekeeping} ?max=1\n* * * * * ${TASKS.storeDeletions} ?max=1`;
 
 /** Without a grace period given, running executions get this long (the KILN_SHUTDOWN_GRACE_MS default). */
 const DEFAULT_GRACE_MS = 30_000;
@@ -119,7 +125,10 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
     ...common,
     concurrency: 1,
     crontab: HOUSEKEEPING_CRONTAB,
-    taskList: { [TASKS.housekeeping]: housekeepingTask(opts.pool, fire, opts.log) },
+    taskList: {
+      [TASKS.housekeeping]: housekeepingTask(opts.pool, fire, opts.log, opts.tickRetentionMs ?? null),
+      [TASKS.storeDeletions]: storeDeletionsTask(opts.pool, opts.store, opts.log),
+    },
   }, opts.pool, opts.log);
   const scheduler = new Scheduler({
     pool: opts.pool, log: opts.log, ...fire,

@@ -7,6 +7,9 @@ export const TEST_IMAGE = 'kiln-test/busybox:latest';
 /** Like TEST_IMAGE, but its user is `builder` (1000:1000), who owns /workspace and /home/builder. */
 export const NONROOT_TEST_IMAGE = 'kiln-test/busybox-nonroot:latest';
 
+/** Debian's git, with busybox and ssh (scripts/build-test-images.sh): the checkout image of the tests (KILN_GIT_IMAGE). */
+export const GIT_TEST_IMAGE = 'kiln-test/git:latest';
+
 /** Every container a test creates carries this label, so leftovers can be found and removed. */
 export const TEST_LABEL = 'kiln.test';
 
@@ -29,7 +32,7 @@ export async function requireDocker(): Promise<Dockerode> {
       { cause: err },
     );
   }
-  for (const image of [TEST_IMAGE, NONROOT_TEST_IMAGE]) {
+  for (const image of [TEST_IMAGE, NONROOT_TEST_IMAGE, GIT_TEST_IMAGE]) {
     try {
       await docker.getImage(image).inspect();
     } catch (err) {

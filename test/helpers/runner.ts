@@ -69,15 +69,16 @@ export function waitForStatus(k: TestKiln, token: string, id: string, status: st
   );
 }
 
-/** Every log line through the GraphQL `logs` field, paging past its 10,000-line limit. */
+/** Every log line through the GraphQL `logs` field, paging past its 10,000-line and byte limits. */
 export async function logsOf(k: TestKiln, token: string, id: string): Promise<LogLineView[]> {
   const lines: LogLineView[] = [];
   for (;;) {
     const res = await k.gql(`query($id: ID!, $after: Int!) { execution(id: $id) { logs(afterSeq: $after, limit: 10000) { seq stream step text } } }`, { id, after: lines.at(-1)?.seq ?? 0 }, token);
     expect(res.errors).toBeUndefined();
     const page = res.data!.execution.logs as LogLineView[];
+    // A page may stop short of 10,000 lines at the byte cap: only an empty page is the end.
+    if (page.length === 0) return lines;
     lines.push(...page);
-    if (page.length < 10_000) return lines;
   }
 }
 

@@ -7,6 +7,8 @@ export const PIDS_LIMIT = 512;
 export const NOFILE_LIMIT = 8192;
 /** Default lifetime of a container whose spec names none: a day. */
 export const DEFAULT_MAX_LIFETIME_SEC = 24 * 3600;
+/** Default size of each writable directory, for a spec that names none. */
+export const DEFAULT_WRITABLE_MAX_BYTES = 1024 ** 3;
 /** Always writable, besides the workdir: where tools put temporary files. */
 export const TMP_DIR = '/tmp';
 /**
@@ -39,14 +41,58 @@ export function writableDirs(spec: Pick<ContainerConfig, 'workdir' | 'writablePa
 }
 
 /**
+ * The mount of one writable directory: an anonymous volume of the `local` driver backed by a tmpfs
+ * of `maxBytes` (docs/design.md#quotas). Overlay2 can cap a container's writable layer only on
+ * xfs with project quotas, which engines rarely have; a tmpfs is capped on any engine, its pages
+ * count against the container's memory cgroup, and nothing reaches the engine's disk. A volume
+ * rather than a plain tmpfs mount: the engine mounts it in its own namespace, so copying in (the
+ * checkout) and out (artifacts) sees its content, which it does not for a container's tmpfs.
+ */
+export function writableMount(target: string, maxBytes: number): Dockerode.MountSettings {
+  return {
+    Type: 'volume',
+    Source: '',
+    Target: target,
+    VolumeOptions: {
+      NoCopy: true,
+      Labels: {},
+      DriverConfig: { Name: 'local', Options: { type: 'tmpfs', device: 'tmpfs', o: `size=${maxBytes},mode=1777,nosuid,nodev` } },
+    },
+  };
+}
+
+/**
+ * The workdir's mount when it is a named volume shared with a checkout container
+ * (docs/design.md#sandboxed-checkout): the same size-capped tmpfs, created by the first container
+ * that mounts it, with that container's labels (so it is never without one that owns it). The
+ * step container mounts it first and holds it until it is removed, so the checkout's files stay.
+ */
+function sharedWorkdirMount(spec: ContainerConfig, name: string, maxBytes: number): Dockerode.MountSettings {
+  const mount = writableMount(spec.workdir.replace(/\/+$/, ''), maxBytes);
+  return { ...mount, Source: name, VolumeOptions: { ...mount.VolumeOptions!, Labels: { ...spec.labels } } } as Dockerode.MountSettings;
+}
+
+function readOnlyBind(dir: string): Dockerode.MountSettings {
+  return { Type: 'bind', Source: dir, Target: dir, ReadOnly: true, BindOptions: { Propagation: 'rprivate' } } as Dockerode.MountSettings;
+}
+
+function mountOf(spec: ContainerConfig, target: string): Dockerode.MountSettings {
+  const maxBytes = spec.writableMaxBytes ?? DEFAULT_WRITABLE_MAX_BYTES;
+  const shared = spec.workdirVolume !== undefined && target === spec.workdir.replace(/\/+$/, '');
+  return shared ? sharedWorkdirMount(spec, spec.workdirVolume!.name, maxBytes) : writableMount(target, maxBytes);
+}
+
+/**
  * Translates a ContainerConfig into Engine API create options. Pure: no I/O, the same spec
  * always yields the same options, so the whole security posture is unit-tested here.
  *
  * Invariants, whatever the spec says: never privileged, every capability dropped, no privilege
  * gain through setuid binaries, the engine's default seccomp profile (never `unconfined`), a
  * process limit, ulimits, an init process, nothing from the host mounted (the writable
- * directories are anonymous volumes, removed with the container), no swap beyond the memory
- * limit, and the network exactly as the spec says (`none` unless the server allowed `bridge`).
+ * directories are size-capped tmpfs volumes, removed with the container; only a checkout
+ * container gets the operator's KILN_GIT_LOCAL_ROOT, read-only), no swap beyond the memory limit,
+ * and the network exactly as the spec says (`none` unless the server allowed `bridge`, or the
+ * operator's checkout network for a checkout container).
  */
 export function toCreateOptions(spec: ContainerConfig): Dockerode.ContainerCreateOptions {
   const nofile = spec.nofileLimit ?? NOFILE_LIMIT;
@@ -61,14 +107,15 @@ export function toCreateOptions(spec: ContainerConfig): Dockerode.ContainerCreat
     Ulimits: [
       { Name: 'nofile', Soft: nofile, Hard: nofile },
       { Name: 'core', Soft: 0, Hard: 0 },
+      ...(spec.maxFileBytes ? [{ Name: 'fsize', Soft: spec.maxFileBytes, Hard: spec.maxFileBytes }] : []),
     ],
     OomScoreAdj: OOM_SCORE_ADJ,
     IpcMode: 'private',
     ReadonlyRootfs: spec.readOnlyRootfs ?? false,
     Binds: [],
-    // A volume with an empty Source is anonymous: the engine creates it empty, fills it from the
-    // image's own directory (so /root or /go keep their content) and `remove -v` deletes it.
-    Mounts: writableDirs(spec).map((target) => ({ Type: 'volume' as const, Source: '', Target: target })),
+    // A volume with an empty Source is anonymous: the engine creates it and `remove -v` deletes it.
+    // Being a tmpfs, it starts empty: the image's own content at that path is not copied in.
+    Mounts: [...writableDirs(spec).map((target) => mountOf(spec, target)), ...(spec.readOnlyHostDirs ?? []).map(readOnlyBind)],
     AutoRemove: false,
     RestartPolicy: { Name: 'no' },
   };

@@ -18,6 +18,7 @@ import type {
 import { toCreateOptions, toEnvList } from './convert.js';
 import { ensureImage, messageOf, statusOf } from './images.js';
 import { InfrastructureError } from '../infrastructure.js';
+import type { PullAccess } from '../registryAccess.js';
 
 export { ImageUnavailableError } from './images.js';
 
@@ -87,8 +88,8 @@ export class DockerBackend implements ContainerBackend {
     return `the Docker engine at ${engineAddress(this.docker)}`;
   }
 
-  async prepare(spec: ContainerConfig, signal?: AbortSignal): Promise<ContainerHandle> {
-    const image = await ensureImage(this.docker, spec.image, { timeoutMs: this.options.pullTimeoutMs, auth: this.options.registryAuth, signal });
+  async prepare(spec: ContainerConfig, signal?: AbortSignal, access?: PullAccess): Promise<ContainerHandle> {
+    const image = await ensureImage(this.docker, spec.image, { timeoutMs: this.options.pullTimeoutMs, auth: this.options.registryAuth, access, signal });
     const container = await this.docker.createContainer(toCreateOptions(spec));
     // What steps run as: the configured user, else the image's USER.
     return { id: container.id, user: spec.user || image.user };
@@ -193,6 +194,7 @@ export class DockerBackend implements ContainerBackend {
   }
 
   async destroy(handle: ContainerHandle): Promise<void> {
+    const volumes = await this.volumesOf(handle.id);
     try {
       await this.docker.getContainer(handle.id).remove({ force: true, v: true });
     } catch (err) {
@@ -205,6 +207,33 @@ export class DockerBackend implements ContainerBackend {
         return;
       }
       throw err;
+    }
+    await this.removeVolumes(volumes);
+  }
+
+  /** The names of the volumes a container mounts; none when it is gone. */
+  private async volumesOf(id: string): Promise<string[]> {
+    try {
+      const info = await this.docker.getContainer(id).inspect();
+      return (info.Mounts ?? []).filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name as string);
+    } catch (err) {
+      if (statusOf(err) === 404) return [];
+      throw err;
+    }
+  }
+
+  /**
+   * `remove -v` leaves named volumes (a workdir shared with a checkout container): each goes with
+   * the last container that mounts it. One still in use (409) is the other container's to remove.
+   */
+  private async removeVolumes(names: string[]): Promise<void> {
+    for (const name of names) {
+      try {
+        await this.docker.getVolume(name).remove();
+      } catch (err) {
+        const status = statusOf(err);
+        if (status !== 404 && status !== 409) throw err;
+      }
     }
   }
 

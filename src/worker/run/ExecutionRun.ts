@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import { recordArtifacts } from '../../executions/artifacts.js';
 import type { ClaimedExecution } from '../../executions/fence.js';
 import { finishExecution, type Outcome } from '../../executions/finish.js';
 import { handBack as handBackAttempts } from '../../executions/handBack.js';
@@ -10,17 +9,20 @@ import { SecretMasker } from '../../logs/mask.js';
 import { OutputBudget, StepOutput } from '../../logs/stepOutput.js';
 import type { LogFields } from '../../util/log.js';
 import { settlesWithin, withTimeout } from '../../util/timeout.js';
-import { ArtifactError, collectArtifacts as collectFromContainer } from '../../runner/artifacts.js';
 import { containerConfigFor } from '../../runner/containerConfig.js';
 import { stepFailure } from '../../runner/failures.js';
-import { atPostgresBoundary } from '../../runner/infrastructure.js';
+import { atPostgresBoundary, runErrorText } from '../../runner/infrastructure.js';
+import { DEFAULT_WRITABLE_MAX_BYTES, writableDirs } from '../../runner/docker/convert.js';
 import { removeUntilGone } from '../../runner/removal.js';
 import type { ContainerHandle, StepResult } from '../../runner/types.js';
+import { NoSpaceWatch, noSpaceMessage } from '../../runner/writableSpace.js';
 import { checkoutInto, redactUrl } from '../../runner/workspace.js';
 import { loadExecutionSecrets } from '../../secrets/executionSecrets.js';
 import type { ExecutionPlan } from '../../jobfile/types.js';
 import { decideEnding, type ContainerState, type Ending, type RunFacts, type Stop } from './decideEnding.js';
 import { errorEnding } from './endings.js';
+import { keepArtifacts } from './keepArtifacts.js';
+import { pullAccessFor } from './pullAccess.js';
 import { judgeInfrastructureFailure, witnessEngine, type InfrastructureVerdict } from './infrastructureFailure.js';
 import type { RunDeps } from './RunDeps.js';
 import type { RunRegistry, StopReason } from './RunRegistry.js';
@@ -58,7 +60,11 @@ export class ExecutionRun {
   private masker: SecretMasker | null = null;
   /** The job's secrets, given to each step's process only (not to the container's config). */
   private secretEnv: Record<string, string> = {};
+  /** The private key of an ssh repository (`repository.ssh_key`), for the checkout container only. */
+  private deployKey: string | null = null;
   private memoryBytes: number | null = null;
+  /** The container's writable directories and their size, named when a step fills one. */
+  private writable: { dirs: string[]; maxBytes: number } | null = null;
   private handle: ContainerHandle | null = null;
   // The facts settle decides by (see RunFacts).
   private container: ContainerState = 'none';
@@ -145,7 +151,10 @@ export class ExecutionRun {
     const { deps, claimed, plan } = this;
     this.buildLog.system(`execution #${claimed.number} (attempt ${claimed.attempt}) on worker ${deps.workerId}, image ${plan.image}`);
     const secrets = await loadExecutionSecrets(this.pool, deps.runner.secretBox, claimed.id, plan.secrets);
-    this.masker = await SecretMasker.inSlices(secrets.values());
+    // The deploy key goes to the checkout only, never to the steps; it is masked all the same.
+    const keyName = plan.repository?.sshKey;
+    this.deployKey = keyName ? ((await loadExecutionSecrets(this.pool, deps.runner.secretBox, claimed.id, [keyName])).get(keyName) ?? null) : null;
+    this.masker = await SecretMasker.inSlices([...secrets.values(), ...(this.deployKey !== null ? [this.deployKey] : [])]);
     this.secretEnv = Object.fromEntries(secrets);
     const spec = containerConfigFor(
       plan,
@@ -154,18 +163,23 @@ export class ExecutionRun {
       this.startedAt,
     );
     this.memoryBytes = spec.memoryBytes;
+    this.writable = { dirs: writableDirs(spec), maxBytes: spec.writableMaxBytes ?? DEFAULT_WRITABLE_MAX_BYTES };
     await this.removeEarlierAttempts();
-    const handle = await deps.backend.prepare(spec, this.stopping.signal);
+    const access = await pullAccessFor(this.pool, deps.runner.secretBox, claimed.id, plan.image, deps.runner.settings);
+    const handle = await deps.backend.prepare(spec, this.stopping.signal, access);
     this.handle = handle;
     this.container = 'running';
     this.stopping.signal.throwIfAborted(); // stopped while the image was pulled: never start it
     await deps.backend.start(handle);
     if (plan.repository !== null) {
       this.buildLog.system(`checking out ${redactUrl(plan.repository.url)} at ${plan.repository.ref} into ${plan.workdir}`);
-      const commit = await checkoutInto(deps.backend, handle, plan.workdir, plan.repository, {
-        protocols: deps.runner.settings.gitProtocols,
-        signal: this.stopping.signal,
-      });
+      const commit = await checkoutInto(
+        deps.backend,
+        { handle, config: spec },
+        { url: plan.repository.url, ref: plan.repository.ref, deployKey: this.deployKey },
+        deps.runner.settings,
+        this.stopping.signal,
+      );
       this.buildLog.system(`checked out commit ${commit}`);
     }
     return handle;
@@ -207,12 +221,16 @@ export class ExecutionRun {
     if (step.timeoutMs !== null) signals.push(AbortSignal.timeout(step.timeoutMs));
     const signal = AbortSignal.any(signals);
     const stepStarted = Date.now();
+    const noSpace = new NoSpaceWatch();
     let result: StepResult;
     try {
       result = await deps.backend.exec(
         handle,
         { command: step.run, env: { ...step.env, ...this.secretEnv }, workdir: plan.workdir },
-        (stream, data) => output.push(stream, data),
+        (stream, data) => {
+          noSpace.observe(data);
+          return output.push(stream, data);
+        },
         signal,
       );
     } catch (err) {
@@ -228,30 +246,20 @@ export class ExecutionRun {
     deps.metrics?.stepFinished(exitCode === 0 ? 'SUCCEEDED' : 'FAILED', (Date.now() - stepStarted) / 1000);
     this.marks.ended(step.index, exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode);
     if (result.oomKilled) buildLog.system(`step "${step.name}" was killed by the kernel: out of memory`, step.index);
+    if (exitCode !== 0 && noSpace.seen && this.writable !== null) {
+      buildLog.system(noSpaceMessage(step.name, this.writable.dirs, this.writable.maxBytes), step.index);
+    }
     buildLog.system(`step "${step.name}" exited with code ${exitCode}`, step.index);
     return result;
   }
 
   /** Kept after a failed step too (test reports, core files), not after a stop. */
   private async collectArtifacts(handle: ContainerHandle): Promise<void> {
-    const { deps, claimed, plan } = this;
-    if (plan.artifacts.length === 0 || this.stopped) return;
-    try {
-      const stored = await collectFromContainer(deps.backend, handle, deps.runner.store, plan.artifacts, {
-        executionId: claimed.id,
-        workdir: plan.workdir,
-        maxBytes: deps.runner.settings.maxArtifactBytes,
-        log: (message) => this.buildLog.system(message),
-        signal: this.stopping.signal,
-      });
-      await recordArtifacts(this.pool, claimed, stored);
-    } catch (err) {
-      // FAILED (see RUN_ERRORS), but the steps did end: the container is idle.
-      if (!(err instanceof ArtifactError)) throw err;
-      const message = this.masked(err.message);
-      this.buildLog.system(`error: ${message}`);
-      if (this.result.status === 'SUCCEEDED') this.result = { status: 'FAILED', exitCode: null, error: message };
-    }
+    if (this.plan.artifacts.length === 0 || this.stopped) return;
+    const log = (message: string) => this.buildLog.system(message);
+    const error = await keepArtifacts(this.deps, this.pool, this.claimed, handle, log, this.stopping.signal);
+    // FAILED (see RUN_ERRORS), but the steps did end: the container is idle.
+    if (error !== null && this.result.status === 'SUCCEEDED') this.result = { status: 'FAILED', exitCode: null, error: this.masked(error) };
   }
 
   /** An error cut the phases short: RUN_ERRORS (endings.ts) says how it ends the run. */
@@ -259,7 +267,7 @@ export class ExecutionRun {
     const ending = errorEnding(err, this.stopped);
     if (ending === 'STOPPED') return; // the stop decides
     // Masked here: it also becomes the hand-back reason (executions.error, Kiln's own log).
-    const message = this.masked(err instanceof Error ? err.message : String(err));
+    const message = this.masked(runErrorText(err, this.deps.backend.description));
     this.buildLog.system(`error: ${message}`);
     this.result = { status: 'FAILED', exitCode: null, error: message };
     if (ending === 'HANDED_BACK') [this.infraError, this.engineWasDown] = [message, witnessEngine(this.deps.gate)];

@@ -3,6 +3,7 @@ import { RunRefusedError } from '../../runner/containerConfig.js';
 import { AbortError } from '../../runner/docker/docker.js';
 import { ImageUnavailableError } from '../../runner/docker/images.js';
 import { isInfrastructureError } from '../../runner/infrastructure.js';
+import { RegistrySecretError } from '../../runner/registryAccess.js';
 import { CheckoutError } from '../../runner/workspace.js';
 import { MissingSecretsError } from '../../secrets/executionSecrets.js';
 import { SecretUnreadableError } from '../../secrets/SecretBox.js';
@@ -65,6 +66,7 @@ export const RUN_ERRORS: readonly RunError[] = [
   { name: 'RunRefusedError', is: (err) => err instanceof RunRefusedError, ends: 'FAILED', why: 'the job asks for more than this server allows' },
   { name: 'MissingSecretsError', is: (err) => err instanceof MissingSecretsError, ends: 'FAILED', why: "a secret the job names is not set for its owner" },
   { name: 'SecretUnreadableError', is: (err) => err instanceof SecretUnreadableError, ends: 'FAILED', why: 'a stored secret cannot be decrypted with this key' },
+  { name: 'RegistrySecretError', is: (err) => err instanceof RegistrySecretError, ends: 'FAILED', why: "the owner's registry secret is not credentials" },
   { name: 'ImageUnavailableError', is: (err) => err instanceof ImageUnavailableError, ends: 'FAILED', why: "the job's image is neither present nor pullable" },
   { name: 'CheckoutError', is: (err) => err instanceof CheckoutError, ends: 'FAILED', why: "the job's repository, ref or transport" },
   {
