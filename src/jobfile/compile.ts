@@ -82,10 +82,10 @@ function capped(diagnostics: readonly Diagnostic[]): Diagnostic[] {
  * (in file order, each with its own YAML text in `source`), or every diagnostic found.
  * Warnings do not prevent success.
  */
-export function compileJobFile(source: string, policy?: RepositoryPolicy): JobFileResult {
+export function compileJobFile(source: string, policy?: RepositoryPolicy, maxSecrets?: number): JobFileResult {
   const parsed = parseJobFile(source);
   if (!parsed.ok) return { ok: false, diagnostics: capped(parsed.diagnostics) };
-  const linted = lintJobFile(parsed.file, policy);
+  const linted = lintJobFile(parsed.file, policy, maxSecrets);
   const diagnostics = [...parsed.warnings, ...linted.diagnostics];
   if (diagnostics.some((d) => d.severity === 'error')) return { ok: false, diagnostics: capped(diagnostics) };
   return { ok: true, jobs: linted.jobs.map((draft) => normalize(draft, source)), warnings: capped(diagnostics) };

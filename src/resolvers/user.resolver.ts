@@ -13,7 +13,7 @@ export class UserResolver {
 
   @Query(() => ValidationResult, { description: 'Checks a job file without storing anything.' })
   async validateJobSpec(@Arg('spec') spec: string, @Ctx() ctx: Context): Promise<ValidationResult> {
-    const result = await validateJobFile(spec, repositoryPolicyOf(ctx.deps.config));
+    const result = await validateJobFile(spec, repositoryPolicyOf(ctx.deps.config), ctx.deps.config.maxSecretsPerJob);
     return result.ok ? { valid: true, diagnostics: result.warnings } : { valid: false, diagnostics: result.diagnostics };
   }
 

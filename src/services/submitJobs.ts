@@ -13,8 +13,8 @@ import { upcomingRuns } from './schedules.js';
  * Checks a job file without storing anything (`validateJobSpec`). Compiling costs the same as
  * for a submit, so a large file takes its turn like one (compileTakingTurns).
  */
-export function validateJobFile(source: string, policy?: RepositoryPolicy): Promise<JobFileResult> {
-  return compileTakingTurns(source, policy);
+export function validateJobFile(source: string, policy?: RepositoryPolicy, maxSecrets?: number): Promise<JobFileResult> {
+  return compileTakingTurns(source, policy, maxSecrets);
 }
 
 /** What this server lets a job's `repository.url` reach: the workers' settings, checked at submit. */
@@ -34,8 +34,8 @@ let compileTurn: Promise<void> = Promise.resolve();
  * hundred milliseconds, mostly in the YAML parser. Without turns, N big files arriving together
  * would stall every other request for N times that; with them, for at most one compile.
  */
-async function compileTakingTurns(source: string, policy?: RepositoryPolicy): Promise<JobFileResult> {
-  if (source.length < LARGE_FILE_CHARS) return compileJobFile(source, policy);
+async function compileTakingTurns(source: string, policy?: RepositoryPolicy, maxSecrets?: number): Promise<JobFileResult> {
+  if (source.length < LARGE_FILE_CHARS) return compileJobFile(source, policy, maxSecrets);
   const before = compileTurn;
   let done!: () => void;
   compileTurn = new Promise((resolve) => (done = resolve));
@@ -44,7 +44,7 @@ async function compileTakingTurns(source: string, policy?: RepositoryPolicy): Pr
     // A short pause, not just one turn: a request that waited needs a few turns (and maybe a
     // database round trip) to be answered before the loop is held again.
     await new Promise((resolve) => setTimeout(resolve, TURN_GAP_MS));
-    return compileJobFile(source, policy);
+    return compileJobFile(source, policy, maxSecrets);
   } finally {
     done();
   }
@@ -64,7 +64,7 @@ export function queuedBy(job: Job): Execution | undefined {
 }
 
 export async function submitJobs(deps: Deps, owner: string, source: string): Promise<Job[]> {
-  const result = await compileTakingTurns(source, repositoryPolicyOf(deps.config));
+  const result = await compileTakingTurns(source, repositoryPolicyOf(deps.config), deps.config.maxSecretsPerJob);
   if (!result.ok) {
     const n = result.diagnostics.length;
     throw new ValidationError(`the job file has ${n} error${n === 1 ? '' : 's'}: ${result.diagnostics[0]!.message}`, result.diagnostics);
