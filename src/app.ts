@@ -28,6 +28,7 @@ import { loadOrCreateSecretsKey, SecretBox } from './secrets/SecretBox.js';
 import type { Deps } from './services/deps.js';
 import type { ArtifactStore } from './storage/ArtifactStore.js';
 import { createArtifactStore } from './storage/createArtifactStore.js';
+import { OffLoop } from './services/offLoop.js';
 import { startRunnerRuntime } from './worker/runnerRuntime.js';
 import { startWorker, type WorkerRole } from './worker/worker.js';
 
@@ -51,6 +52,8 @@ export interface KilnOptions {
 /** A running Kiln process with its roles. */
 export interface Kiln {
   deps: Deps;
+  /** The database it runs on: DATABASE_URL, or the embedded Postgres it started. */
+  databaseUrl: string;
   auth: AuthConfig | null;
   http: HttpRole | null;
   worker: WorkerRole | null;
@@ -196,7 +199,10 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
           ? { kind: 's3', bucket: config.s3.bucket, endpoint: config.s3.endpoint ?? undefined, region: config.s3.region, forcePathStyle: config.s3.forcePathStyle }
           : { kind: 'filesystem', dir: path.join(config.dataDir, 'artifacts') },
       );
-    const deps: Deps = { orm, pool, store, config, secretBox: await resolveSecretBox(config, log) };
+    // Only the API compiles job files; a worker's pool starts no thread unless asked.
+    const offLoop = new OffLoop(config.offLoop, opts.api ? config.offLoop.threads : 0);
+    stops.push(() => offLoop.close());
+    const deps: Deps = { orm, pool, store, config, secretBox: await resolveSecretBox(config, log), offLoop };
     metrics = new KilnMetrics();
     const kilnMetrics = metrics;
     stops.push(async () => kilnMetrics.close());
@@ -280,7 +286,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
       log(`GraphQL at ${http.url}/graphql, REST at ${http.url}/api/v1`);
     }
     interrupted();
-    return { deps, auth, http, worker, metrics, readiness, opsServer, stop: stopAll };
+    return { deps, databaseUrl, auth, http, worker, metrics, readiness, opsServer, stop: stopAll };
   } catch (err) {
     await stopAll({ graceMs: opts.stopRequest?.graceMs ?? config.shutdownGraceMs });
     throw err;

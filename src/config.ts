@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import path from 'node:path';
@@ -101,6 +101,8 @@ export interface Config {
   sockets: Readonly<SocketLimits>;
   /** How the worker hardens and limits containers (README, "Containers"). */
   runner: Readonly<RunnerSettings>;
+  /** The worker threads that compile job files and compute schedules off the API's loop. */
+  offLoop: Readonly<OffLoopSettings>;
   /** Most secrets one owner may store (KILN_MAX_SECRETS_PER_OWNER); see docs/design.md#quotas. */
   maxSecretsPerOwner: number;
   /** Most secrets one job may list (KILN_MAX_SECRETS_PER_JOB): each is masked in every byte of its output. */
@@ -109,6 +111,16 @@ export interface Config {
   tickRetentionMs: number;
   /** Key that seals stored secrets (KILN_SECRETS_KEY: 32 bytes, base64 or hex); null = a key file in `dataDir`. */
   secretsKey: Uint8Array | null;
+}
+
+/** How the API's off-loop pool is sized and bounded (docs/design.md#off-the-loop). */
+export interface OffLoopSettings {
+  /** Worker threads compiling job files and computing schedules (KILN_OFFLOOP_THREADS). */
+  threads: number;
+  /** Most time one compile or schedule computation may run before it is stopped and refused (KILN_COMPILE_BUDGET_MS). */
+  budgetMs: number;
+  /** Most job files of one user compiling or waiting at once; more are refused (KILN_COMPILE_QUEUE_PER_USER). */
+  compilesPerUser: number;
 }
 
 /**
@@ -512,6 +524,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       stallMs: int(env, 'KILN_WS_STALL_MS', 15_000, 100, 3_600_000),
     }),
     runner: loadRunner(env),
+    // One thread on a 2-core machine (the other core is the API's and the worker's), two at most:
+    // the pool exists to keep the loops free, not to compile fast.
+    offLoop: Object.freeze({
+      threads: int(env, 'KILN_OFFLOOP_THREADS', Math.min(2, Math.max(1, availableParallelism() - 1)), 1, 64),
+      budgetMs: int(env, 'KILN_COMPILE_BUDGET_MS', 2000, 50, 600_000),
+      compilesPerUser: int(env, 'KILN_COMPILE_QUEUE_PER_USER', 4, 1, 1000),
+    }),
     maxSecretsPerOwner: int(env, 'KILN_MAX_SECRETS_PER_OWNER', 100, 1, 100_000),
     maxSecretsPerJob: int(env, 'KILN_MAX_SECRETS_PER_JOB', MAX_SECRETS_PER_JOB, 1, 100_000),
     tickRetentionMs: duration(env, 'KILN_TICK_RETENTION', 30 * 86_400_000, 3_600_000),

@@ -53,3 +53,13 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/** The caller has too much work waiting already (their own queue is full); retry when it drains. */
+export class TooBusyError extends DomainError {
+  readonly code = 'RATE_LIMITED';
+  readonly httpStatus = 429;
+  constructor(message: string) {
+    super(message);
+    this.name = 'TooBusyError';
+  }
+}

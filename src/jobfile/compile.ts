@@ -68,24 +68,32 @@ function normalize(draft: JobDraft, source: string): JobSpec {
   };
 }
 
-function capped(diagnostics: readonly Diagnostic[]): Diagnostic[] {
+/** The diagnostics in order, at most `max`: the last one shown then counts the rest. */
+export function capped(diagnostics: readonly Diagnostic[], max = MAX_DIAGNOSTICS): Diagnostic[] {
   const sorted = sortDiagnostics(diagnostics);
-  if (sorted.length <= MAX_DIAGNOSTICS) return sorted;
-  const shown = sorted.slice(0, MAX_DIAGNOSTICS - 1);
-  const next = sorted[MAX_DIAGNOSTICS - 1]!;
+  if (sorted.length <= max) return sorted;
+  const shown = sorted.slice(0, max - 1);
+  const next = sorted[max - 1]!;
   const rest = sorted.length - shown.length;
   return [...shown, { ...next, message: `${rest} more problems from here on are not listed` }];
 }
+
+/**
+ * What a server allows a job file: where `repository.url` may reach, and the most secrets a job
+ * may list (KILN_MAX_SECRETS_PER_JOB; MAX_SECRETS_PER_JOB when not given). Plain data: it goes to
+ * the compile threads as it is.
+ */
+export type JobFilePolicy = RepositoryPolicy & { maxSecrets?: number };
 
 /**
  * Compiles a YAML job file: parse, lint, then fill in defaults. Gives every job of the file
  * (in file order, each with its own YAML text in `source`), or every diagnostic found.
  * Warnings do not prevent success.
  */
-export function compileJobFile(source: string, policy?: RepositoryPolicy, maxSecrets?: number): JobFileResult {
+export function compileJobFile(source: string, policy?: JobFilePolicy): JobFileResult {
   const parsed = parseJobFile(source);
   if (!parsed.ok) return { ok: false, diagnostics: capped(parsed.diagnostics) };
-  const linted = lintJobFile(parsed.file, policy, maxSecrets);
+  const linted = lintJobFile(parsed.file, policy, policy?.maxSecrets);
   const diagnostics = [...parsed.warnings, ...linted.diagnostics];
   if (diagnostics.some((d) => d.severity === 'error')) return { ok: false, diagnostics: capped(diagnostics) };
   return { ok: true, jobs: linted.jobs.map((draft) => normalize(draft, source)), warnings: capped(diagnostics) };

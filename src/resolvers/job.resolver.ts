@@ -78,8 +78,8 @@ export class JobResolver {
   }
 
   @FieldResolver(() => [Date], { description: 'The next fire times; empty when paused or one-off.' })
-  nextRuns(@Root() job: Job, @Arg('count', () => Int, { nullable: true, defaultValue: 5 }) count: number): Date[] {
-    return nextRunsOf(job, count);
+  nextRuns(@Root() job: Job, @Arg('count', () => Int, { nullable: true, defaultValue: 5 }) count: number, @Ctx() ctx: Context): Promise<Date[]> {
+    return nextRunsOf(ctx.deps, job, count);
   }
 
   @FieldResolver(() => ExecutionType, { nullable: true })

@@ -13,7 +13,7 @@ export class UserResolver {
 
   @Query(() => ValidationResult, { description: 'Checks a job file without storing anything.' })
   async validateJobSpec(@Arg('spec') spec: string, @Ctx() ctx: Context): Promise<ValidationResult> {
-    const result = await validateJobFile(spec, repositoryPolicyOf(ctx.deps.config), ctx.deps.config.maxSecretsPerJob);
+    const result = await validateJobFile(ctx.deps, ctx.principal.sub, spec, repositoryPolicyOf(ctx.deps.config));
     return result.ok ? { valid: true, diagnostics: result.warnings } : { valid: false, diagnostics: result.diagnostics };
   }
 
@@ -22,7 +22,8 @@ export class UserResolver {
     @Arg('schedule') schedule: string,
     @Arg('timezone', () => String, { nullable: true }) timezone: string | null,
     @Arg('count', () => Int, { nullable: true }) count: number | null,
-  ): Date[] {
-    return previewSchedule(schedule, timezone, count);
+    @Ctx() ctx: Context,
+  ): Promise<Date[]> {
+    return previewSchedule(ctx.deps, ctx.principal.sub, schedule, timezone, count);
   }
 }

@@ -32,11 +32,21 @@ export const MIN_INTERVAL_MS = 1_000;
 
 /**
  * How far ahead a cron expression is searched for a first match before it is declared
- * never to fire. Long enough for Feb 29 and for the fifth Monday of a February (28 years).
+ * never to fire. Long enough for any day-of-week and date combination of the Gregorian
+ * calendar's 28-year cycle (the fifth Monday of a February).
  */
 export const NEVER_FIRES_HORIZON_YEARS = 30;
 
+/**
+ * A cron expression must fire at least once in every this many years (Feb 29 does, with gaps of
+ * 4). Rarer ones (the fifth Thursday of February, every 28 years) are refused: cron-parser walks
+ * one day per step, so each of their fire times costs thousands of steps, and the API, the
+ * scheduler and `nextRuns` would pay that on every question. See docs/design.md#off-the-loop.
+ */
+export const MAX_FIRE_GAP_YEARS = 5;
+
 const HORIZON_START = Date.UTC(2000, 0, 1);
+const YEAR_MS = 365.25 * 24 * 3600 * 1000;
 
 const MACROS: Readonly<Record<string, string>> = {
   '@yearly': '0 0 0 1 1 *',
@@ -64,19 +74,78 @@ function parseCron(text: string, fields: string[]): ParseResult<Schedule> {
   const errors = fields.map((field, i) => checkCronField(CRON_FIELDS[i]!, field)).filter((e) => e !== null);
   if (errors.length > 0) return { ok: false, error: errors.join('; ') };
   const expression = fields.map((f) => f.toUpperCase()).join(' ');
-  const neverFires = `"${text}" never fires: no date matches it`;
   try {
-    const end = new Date(HORIZON_START);
-    end.setUTCFullYear(end.getUTCFullYear() + NEVER_FIRES_HORIZON_YEARS);
-    CronExpressionParser.parse(expression, { tz: 'UTC', currentDate: HORIZON_START, endDate: end }).next();
+    CronExpressionParser.parse(expression, { tz: 'UTC', currentDate: HORIZON_START });
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    // cron-parser refuses day/month pairs that never exist (Feb 30) at parse time, and
-    // fails `next()` when the horizon passes without a match.
-    if (/day of month|time span|loop limit/i.test(message)) return { ok: false, error: neverFires };
-    return { ok: false, error: `cron expression: ${message}` };
+    return { ok: false, error: cronError(text, error) };
   }
+  // Which days match depends only on the day-of-month, month and day-of-week fields: every
+  // expression with the same three shares one verdict, whatever its seconds, minutes and hours.
+  const problem = dayVerdict(text, expression.split(' ').slice(3).join(' '));
+  if (problem !== null) return { ok: false, error: problem };
   return { ok: true, value: { kind: 'cron', text, expression } };
+}
+
+function cronError(text: string, error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  // cron-parser refuses day/month pairs that never exist (Feb 30) at parse time, and fails
+  // `next()` when the horizon passes without a match.
+  if (/day of month|time span|loop limit/i.test(message)) return `"${text}" never fires: no date matches it`;
+  return `cron expression: ${message}`;
+}
+
+/** What is wrong with a set of day fields (`dom month dow`), given the schedule's text; null when fine. */
+type DayVerdict = ((text: string) => string) | null;
+
+/** Verdicts by day fields: bounded, and cleared when full. */
+const dayVerdicts = new Map<string, DayVerdict>();
+const MAX_DAY_VERDICTS = 10_000;
+
+function dayVerdict(text: string, dayFields: string): string | null {
+  let verdict = dayVerdicts.get(dayFields);
+  if (verdict === undefined) {
+    if (dayVerdicts.size >= MAX_DAY_VERDICTS) dayVerdicts.clear();
+    verdict = judgeDays(dayFields);
+    dayVerdicts.set(dayFields, verdict);
+  }
+  return verdict === null ? null : verdict(text);
+}
+
+/** The next midnight matching `days` in [from, until], or null. */
+function nextDay(days: string, from: number, until: number): number | null {
+  try {
+    const it = CronExpressionParser.parse(`0 0 0 ${days}`, { tz: 'UTC', currentDate: from, endDate: until });
+    return it.next().getTime();
+  } catch (error) {
+    if (error instanceof Error && /time span|loop limit/i.test(error.message)) return null;
+    throw error;
+  }
+}
+
+/**
+ * Walks one 28-year cycle of the calendar from 2000 and checks that no gap between matching days
+ * is longer than MAX_FIRE_GAP_YEARS (to within a year: the walk samples each year once at least).
+ * Costs at most about 30 years of cron-parser's day steps, once per set of day fields.
+ */
+function judgeDays(days: string): DayVerdict {
+  const gapMs = MAX_FIRE_GAP_YEARS * YEAR_MS;
+  const cycleEnd = HORIZON_START + 28 * YEAR_MS;
+  let cursor = HORIZON_START - 1;
+  while (cursor < cycleEnd) {
+    const match = nextDay(days, cursor, cursor + gapMs);
+    if (match === null) return rarity(days, cursor);
+    cursor = Math.max(match, cursor + YEAR_MS);
+  }
+  return null;
+}
+
+function rarity(days: string, from: number): (text: string) => string {
+  const first = nextDay(days, from, from + NEVER_FIRES_HORIZON_YEARS * YEAR_MS);
+  if (first === null) return (text) => `"${text}" never fires: no date matches it`;
+  const then = nextDay(days, first + 1, first + NEVER_FIRES_HORIZON_YEARS * YEAR_MS);
+  const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  const example = then === null ? `after ${day(from)} the next matching day is ${day(first)}` : `${day(first)}, then ${day(then)}`;
+  return (text) => `"${text}" fires too rarely: its days can be more than ${MAX_FIRE_GAP_YEARS} years apart (${example}); a schedule must fire at least once every ${MAX_FIRE_GAP_YEARS} years`;
 }
 
 /**

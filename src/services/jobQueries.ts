@@ -1,7 +1,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Execution, Job, Tick } from '../entities/index.js';
 import { decodeCursor, pageSize, toPage, type Page } from './paging.js';
-import { upcomingRuns } from './schedules.js';
+import type { Deps } from './deps.js';
+import { fireTimesOffLoop } from './schedules.js';
 import { ValidationError } from '../errors.js';
 
 /** The owner's jobs ordered by name, keyset-paginated on the name (unique per owner). */
@@ -32,12 +33,16 @@ export async function lastExecutionOf(em: EntityManager, job: Job): Promise<Exec
 
 export const MAX_NEXT_RUNS = 100;
 
-/** `Job.nextRuns(count)`: upcoming fire times, none while paused. */
-export function nextRunsOf(job: Job, count: number | null | undefined, now = new Date()): Date[] {
+/** `Job.nextRuns(count)`: upcoming fire times, none while paused; computed off the loop. */
+export async function nextRunsOf(deps: Pick<Deps, 'offLoop'>, job: Job, count: number | null | undefined, now = new Date()): Promise<Date[]> {
   const n = count ?? 5;
   if (!Number.isInteger(n) || n < 1 || n > MAX_NEXT_RUNS) throw new ValidationError(`count must be between 1 and ${MAX_NEXT_RUNS}`);
-  if (job.paused) return [];
-  return upcomingRuns(job, now, n);
+  if (job.paused || job.schedule === null) return [];
+  // A stored schedule that no longer parses (refused by a later Kiln) has no next runs, as before.
+  return fireTimesOffLoop(deps, job.owner, job.schedule, job.timezone, now, job.scheduleAnchor, n).catch((error: unknown) => {
+    if (error instanceof ValidationError) return [];
+    throw error;
+  });
 }
 
 /** A job's tick ledger, newest fire time first, keyset-paginated on the fire time. */

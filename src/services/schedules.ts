@@ -1,6 +1,7 @@
-import { isValidTimezone, nextFireTimes, parseSchedule } from '../schedule/schedule.js';
+import { nextFireTimes, parseSchedule } from '../schedule/schedule.js';
 import { ValidationError } from '../errors.js';
 import type { Job } from '../entities/index.js';
+import type { Deps } from './deps.js';
 
 /**
  * The next `count` fire times of a job's schedule strictly after `after` (empty for one-off
@@ -20,13 +21,34 @@ export function visibleNextRunAt(job: Pick<Job, 'paused' | 'nextRunAt'>): Date |
 
 export const MAX_PREVIEW = 100;
 
-/** `schedulePreview`: the same code the scheduler uses, for a schedule not yet submitted. */
-export function previewSchedule(schedule: string, timezone: string | null | undefined, count: number | null | undefined, now = new Date()): Date[] {
+/**
+ * `schedulePreview`: the same code the scheduler uses, for a schedule not yet submitted; computed
+ * in the off-loop pool (docs/design.md#off-the-loop).
+ */
+export async function previewSchedule(
+  deps: Pick<Deps, 'offLoop'>,
+  owner: string,
+  schedule: string,
+  timezone: string | null | undefined,
+  count: number | null | undefined,
+  now = new Date(),
+): Promise<Date[]> {
   const n = count ?? 5;
   if (!Number.isInteger(n) || n < 1 || n > MAX_PREVIEW) throw new ValidationError(`count must be between 1 and ${MAX_PREVIEW}`);
-  const parsed = parseSchedule(schedule);
-  if (!parsed.ok) throw new ValidationError(`schedule: ${parsed.error}`);
-  const tz = timezone ?? 'UTC';
-  if (!isValidTimezone(tz)) throw new ValidationError(`timezone: unknown time zone "${tz}"`);
-  return nextFireTimes(parsed.value, { timezone: tz, after: now, anchor: now, count: n });
+  return fireTimesOffLoop(deps, owner, schedule, timezone ?? 'UTC', now, now, n);
+}
+
+/** Fire times from the off-loop pool; a bad schedule or time zone is a ValidationError. */
+export async function fireTimesOffLoop(
+  deps: Pick<Deps, 'offLoop'>,
+  owner: string,
+  schedule: string,
+  timezone: string,
+  after: Date,
+  anchor: Date,
+  count: number,
+): Promise<Date[]> {
+  const outcome = await deps.offLoop.fireTimes(owner, schedule, timezone, after, anchor, count);
+  if (!outcome.ok) throw new ValidationError(outcome.error);
+  return outcome.times.map((ms) => new Date(ms));
 }

@@ -1,53 +1,29 @@
 import { Execution, ExecutionTrigger, Job } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
-import { compileJobFile } from '../jobfile/compile.js';
+import type { FirstRun } from '../jobfile/offLoopTasks.js';
+import type { JobFilePolicy } from '../jobfile/compile.js';
 import type { RepositoryPolicy } from '../jobfile/repositoryUrl.js';
 import type { JobFileResult, JobSpec } from '../jobfile/types.js';
+import { upcomingRuns } from './schedules.js';
 import type { Deps } from './deps.js';
 import { insertExecutions } from '../executions/create.js';
 import { notifySchedulesChanged } from '../executions/signals.js';
 import { sqlOfEm } from '../executions/sql.js';
-import { upcomingRuns } from './schedules.js';
 
 /**
- * Checks a job file without storing anything (`validateJobSpec`). Compiling costs the same as
- * for a submit, so a large file takes its turn like one (compileTakingTurns).
+ * Checks a job file without storing anything (`validateJobSpec`), in the off-loop pool like a
+ * submit: within the per-file budget, taking turns with other users (see OffLoop).
  */
-export function validateJobFile(source: string, policy?: RepositoryPolicy, maxSecrets?: number): Promise<JobFileResult> {
-  return compileTakingTurns(source, policy, maxSecrets);
+export function validateJobFile(deps: Pick<Deps, 'offLoop'>, owner: string, source: string, policy?: RepositoryPolicy): Promise<JobFileResult> {
+  return deps.offLoop.compile(owner, source, policy);
 }
-
-/** What this server lets a job's `repository.url` reach: the workers' settings, checked at submit. */
-export function repositoryPolicyOf(config: Deps['config']): RepositoryPolicy {
-  return { protocols: config.runner.gitProtocols, localRoot: config.runner.gitLocalRoot };
-}
-
-/** Files from this size on are compiled one at a time (see compileTakingTurns). */
-const LARGE_FILE_CHARS = 32 * 1024;
-/** Between two large compiles, the event loop is left to other requests for this long. */
-const TURN_GAP_MS = 20;
-let compileTurn: Promise<void> = Promise.resolve();
 
 /**
- * Compiles a job file; a large one waits for the large ones before it and for a turn of the event
- * loop. Compiling is synchronous: the largest file (256 KiB) holds the event loop for a few
- * hundred milliseconds, mostly in the YAML parser. Without turns, N big files arriving together
- * would stall every other request for N times that; with them, for at most one compile.
+ * What this server lets a job's `repository.url` reach (the workers' settings), and how many
+ * secrets a job may list, checked at submit.
  */
-async function compileTakingTurns(source: string, policy?: RepositoryPolicy, maxSecrets?: number): Promise<JobFileResult> {
-  if (source.length < LARGE_FILE_CHARS) return compileJobFile(source, policy, maxSecrets);
-  const before = compileTurn;
-  let done!: () => void;
-  compileTurn = new Promise((resolve) => (done = resolve));
-  try {
-    await before;
-    // A short pause, not just one turn: a request that waited needs a few turns (and maybe a
-    // database round trip) to be answered before the loop is held again.
-    await new Promise((resolve) => setTimeout(resolve, TURN_GAP_MS));
-    return compileJobFile(source, policy, maxSecrets);
-  } finally {
-    done();
-  }
+export function repositoryPolicyOf(config: Deps['config']): JobFilePolicy {
+  return { protocols: config.runner.gitProtocols, localRoot: config.runner.gitLocalRoot, maxSecrets: config.maxSecretsPerJob };
 }
 
 /**
@@ -64,12 +40,15 @@ export function queuedBy(job: Job): Execution | undefined {
 }
 
 export async function submitJobs(deps: Deps, owner: string, source: string): Promise<Job[]> {
-  const result = await compileTakingTurns(source, repositoryPolicyOf(deps.config), deps.config.maxSecretsPerJob);
+  // The first fire times are computed with the file, off the loop: a thousand rare schedules
+  // cost thousands of cron steps each (see firstRunAt).
+  const result = await deps.offLoop.compile(owner, source, repositoryPolicyOf(deps.config), new Date());
   if (!result.ok) {
     const n = result.diagnostics.length;
     throw new ValidationError(`the job file has ${n} error${n === 1 ? '' : 's'}: ${result.diagnostics[0]!.message}`, result.diagnostics);
   }
   const em = deps.orm.em.fork();
+  const firstRuns = result.firstRuns ?? [];
   return em.transactional(async (tem) => {
     const now = new Date();
     const sql = sqlOfEm(tem);
@@ -90,7 +69,7 @@ export async function submitJobs(deps: Deps, owner: string, source: string): Pro
     );
     // A full file (MAX_JOBS_PER_FILE) is a handful of statements, not a few per job.
     const existing = new Map((await tem.find(Job, { owner, name: { $in: names } })).map((job) => [job.name, job]));
-    const jobs = result.jobs.map((spec) => {
+    const jobs = result.jobs.map((spec, i) => {
       let job = existing.get(spec.name);
       // A new or changed schedule starts its ledger at its first fire time after now; an
       // unchanged one keeps its cursor, so resubmitting a file never drops a due tick.
@@ -102,7 +81,7 @@ export async function submitJobs(deps: Deps, owner: string, source: string): Pro
         tem.assign(job, fieldsOf(spec));
         if (rearm) job.scheduleAnchor = now;
       }
-      if (rearm) job.nextRunAt = upcomingRuns(job, now, 1)[0] ?? null;
+      if (rearm) job.nextRunAt = firstRunAt(job, firstRuns[i] ?? null, now);
       return job;
     });
     await tem.flush();
@@ -116,6 +95,20 @@ export async function submitJobs(deps: Deps, owner: string, source: string): Pro
     await notifySchedulesChanged(sql);
     return jobs;
   });
+}
+
+/**
+ * A stored job's first fire time after `now`, from what the compile found after its own start. A
+ * cron fire time still ahead is the first after `now` too (none came between); one that passed
+ * while the file compiled belongs to a schedule that fires often, whose next fire time is cheap
+ * to compute here. An interval counts from the job's anchor, `now`.
+ */
+function firstRunAt(job: Job, first: FirstRun, now: Date): Date | null {
+  if (first === null) return null;
+  if (first.kind === 'interval') return new Date(now.getTime() + first.everyMs);
+  if (first.at === null) return null;
+  if (first.at > now.getTime()) return new Date(first.at);
+  return upcomingRuns(job, now, 1)[0] ?? null;
 }
 
 function fieldsOf(spec: JobSpec) {
