@@ -6,6 +6,7 @@ import type { AuthConfig } from './auth/types.js';
 import { ConfigError } from './errors.js';
 import { LOG_LEVELS, type ConfiguredLogLevel } from './util/log.js';
 import { defaultRunnerSettings, type RegistryCredentials, type RunnerSettings } from './runner/settings.js';
+import { MAX_SECRETS_PER_JOB } from './jobfile/lint.js';
 import { parseMemory } from './jobfile/values.js';
 import { formatDuration, parseDuration } from './schedule/duration.js';
 import { imagePatternProblem } from './runner/registryAccess.js';
@@ -104,6 +105,8 @@ export interface Config {
   offLoop: Readonly<OffLoopSettings>;
   /** Most secrets one owner may store (KILN_MAX_SECRETS_PER_OWNER); see docs/design.md#quotas. */
   maxSecretsPerOwner: number;
+  /** Most secrets one job may list (KILN_MAX_SECRETS_PER_JOB): each is masked in every byte of its output. */
+  maxSecretsPerJob: number;
   /** Ticks (the fire-time ledger) older than this are pruned by housekeeping (KILN_TICK_RETENTION). */
   tickRetentionMs: number;
   /** Key that seals stored secrets (KILN_SECRETS_KEY: 32 bytes, base64 or hex); null = a key file in `dataDir`. */
@@ -529,6 +532,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       compilesPerUser: int(env, 'KILN_COMPILE_QUEUE_PER_USER', 4, 1, 1000),
     }),
     maxSecretsPerOwner: int(env, 'KILN_MAX_SECRETS_PER_OWNER', 100, 1, 100_000),
+    maxSecretsPerJob: int(env, 'KILN_MAX_SECRETS_PER_JOB', MAX_SECRETS_PER_JOB, 1, 100_000),
     tickRetentionMs: duration(env, 'KILN_TICK_RETENTION', 30 * 86_400_000, 3_600_000),
     secretsKey: secretsKey(env),
   });

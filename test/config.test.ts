@@ -8,6 +8,11 @@ describe('configuration from the environment', () => {
     expect(c.dataDir).toMatch(/\.kiln$/);
   });
 
+  it('caps the secrets a job may list at 100 unless told otherwise', () => {
+    expect(loadConfig({}).maxSecretsPerJob).toBe(100);
+    expect(loadConfig({ KILN_MAX_SECRETS_PER_JOB: '1000' }).maxSecretsPerJob).toBe(1000);
+  });
+
   it.each([
     [{ PORT: 'eighty' }, /^PORT: must be an integer/],
     [{ PORT: '70000' }, /^PORT: must be between/],
@@ -21,6 +26,7 @@ describe('configuration from the environment', () => {
     [{ KILN_WORKER_CONCURRENCY: '0' }, /^KILN_WORKER_CONCURRENCY: must be between 1/],
     [{ KILN_EXECUTOR: 'podman' }, /^KILN_EXECUTOR: must be "docker" or "noop"/],
     [{ DOCKER_HOST: '/var/run/docker.sock' }, /^DOCKER_HOST: must be/],
+    [{ KILN_MAX_SECRETS_PER_JOB: '0' }, /^KILN_MAX_SECRETS_PER_JOB: must be between 1/],
   ])('names the bad variable: %o', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });

@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MASK, SecretMasker, secretForms } from '../src/logs/mask.js';
+import { MASK, SecretMasker, WRAPPED_MIN_COLUMNS, secretForms } from '../src/logs/mask.js';
 
 const SECRET = 's3cr3t-Value_42';
 const LONGER = `${SECRET}-and-more`;
@@ -122,5 +123,87 @@ describe('SecretMasker', () => {
   it('derives no short forms that would mask ordinary text', () => {
     for (const form of secretForms('abc')) expect(form).toBe('abc');
     for (const form of secretForms(SECRET)) expect(form.length).toBeGreaterThanOrEqual(4);
+  });
+  it('masks the base64 of a long secret wrapped at 76 columns (GNU base64) and at 64 (openssl), every line of it', () => {
+    const long = `ghp_${randomBytes(600).toString('base64url')}`;
+    const masker = SecretMasker.of([long])!;
+    for (const prefix of ['', 'u', 'us', 'user:']) {
+      for (const [width, eol] of [[76, '\n'], [64, '\n'], [76, '\r\n']] as const) {
+        const encoded = Buffer.from(prefix + long).toString('base64');
+        const wrapped = encoded.replace(new RegExp(`(.{${width}})`, 'g'), `$1${eol}`) + eol;
+        const lines = wrapped.split(eol).length;
+        for (const pieces of [[wrapped], everySplit(wrapped)[Math.floor(wrapped.length / 2)]!, [...Buffer.from(wrapped)].map((b) => Buffer.from([b]))]) {
+          const out = streamed(masker, pieces);
+          // Every line is kept; what is left visible is the prefix's encoding and the last group's padding.
+          expect(out.split(eol).length).toBe(lines);
+          expect(out).toContain(MASK);
+          const visible = out.split(eol).join('').split(MASK).join('');
+          expect(visible.length).toBeLessThanOrEqual(Math.ceil((prefix.length * 4) / 3) + 4);
+        }
+      }
+    }
+    // base64url, wrapped too.
+    const url = Buffer.from(long).toString('base64url').replace(/(.{76})/g, '$1\n');
+    expect(masker.line(url).replaceAll('\n', '').replaceAll(MASK, '')).toBe('');
+  });
+
+  it('does not hold a finished ordinary line back, however many secrets, but holds a wrapped base64 line', () => {
+    const secrets = Array.from({ length: 200 }, () => randomBytes(48).toString('base64'));
+    const masker = SecretMasker.of(secrets)!;
+    const stream = masker.stream();
+    for (const line of ['compiling package a\n', 'ok  \tgithub.com/x/y 0.01s\n', `${'Q'.repeat(WRAPPED_MIN_COLUMNS - 1)}\n`]) {
+      expect(stream.push(Buffer.from(line)).toString().endsWith(line)).toBe(true);
+    }
+    // A line that may be the first of a wrapped secret waits for the next one.
+    const b64 = Buffer.from(`user:${secrets[3]}`).toString('base64');
+    const first = b64.slice(0, 76);
+    expect(stream.push(Buffer.from(`${first}\n`)).toString()).not.toContain('\n');
+    const rest = Buffer.concat([stream.push(Buffer.from(`${b64.slice(76)}\n`)), stream.end()]).toString();
+    expect(rest).toContain(MASK);
+  });
+
+  it("masks Python's quote(), which keeps / unencoded", () => {
+    const secret = "a/b c!'()*~é-_.x";
+    const masker = SecretMasker.of([secret])!;
+    // urllib.parse.quote(secret), as Python 3 prints it.
+    expect(masker.line('https://h/?p=a/b%20c%21%27%28%29%2A~%C3%A9-_.x&q=1')).toBe(`https://h/?p=${MASK}&q=1`);
+  });
+
+  it('masks the union of overlapping secrets, and adjacent ones each', () => {
+    const masker = SecretMasker.of(['abcdef-1', 'def-1-ghij'])!;
+    expect(masker.line('x abcdef-1-ghij y')).toBe(`x ${MASK} y`);
+    expect(masker.line('abcdef-1abcdef-1')).toBe(`${MASK}${MASK}`);
+  });
+
+  it('masks each of 1,000 secrets of 1 KiB in a stream cut anywhere', () => {
+    const secrets = Array.from({ length: 1000 }, () => randomBytes(768).toString('base64'));
+    const masker = SecretMasker.of(secrets)!;
+    const text = secrets.map((s, i) => `${i}: ${s} ${i % 3 === 0 ? Buffer.from(s).toString('base64') : ''}\n`).join('');
+    const bytes = Buffer.from(text);
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < bytes.length; ) {
+      const n = 1 + Math.floor(Math.random() * 5000);
+      pieces.push(bytes.subarray(at, at + n));
+      at += n;
+    }
+    const out = streamed(masker, pieces).split('\n');
+    expect(out).toHaveLength(1001);
+    for (let i = 0; i < 1000; i++) expect(out[i]).toBe(`${i}: ${MASK} ${i % 3 === 0 ? MASK : ''}`);
+  });
+
+  it('stays linear and bounded on output made to match again and again', () => {
+    // Secrets that are periodic, and nearly so: a regex or a naive search would rescan each start.
+    const secrets = [...Array.from({ length: 100 }, (_, i) => `${'a'.repeat(200 + i)}b`), 'aaaa'];
+    const masker = SecretMasker.of(secrets)!;
+    const stream = masker.stream();
+    const chunk = Buffer.alloc(1024 * 1024, 'a');
+    const started = performance.now();
+    let out = 0;
+    for (let i = 0; i < 16; i++) out += stream.push(chunk).length;
+    out += stream.end().length;
+    // 16 MiB of 'a' is one run of matches: one MASK, and nothing held back in between.
+    expect(out).toBe(MASK.length);
+    // Generous for a loaded machine; a quadratic scan would take hours.
+    expect(performance.now() - started).toBeLessThan(20_000);
   });
 });

@@ -79,14 +79,21 @@ export function capped(diagnostics: readonly Diagnostic[], max = MAX_DIAGNOSTICS
 }
 
 /**
+ * What a server allows a job file: where `repository.url` may reach, and the most secrets a job
+ * may list (KILN_MAX_SECRETS_PER_JOB; MAX_SECRETS_PER_JOB when not given). Plain data: it goes to
+ * the compile threads as it is.
+ */
+export type JobFilePolicy = RepositoryPolicy & { maxSecrets?: number };
+
+/**
  * Compiles a YAML job file: parse, lint, then fill in defaults. Gives every job of the file
  * (in file order, each with its own YAML text in `source`), or every diagnostic found.
  * Warnings do not prevent success.
  */
-export function compileJobFile(source: string, policy?: RepositoryPolicy): JobFileResult {
+export function compileJobFile(source: string, policy?: JobFilePolicy): JobFileResult {
   const parsed = parseJobFile(source);
   if (!parsed.ok) return { ok: false, diagnostics: capped(parsed.diagnostics) };
-  const linted = lintJobFile(parsed.file, policy);
+  const linted = lintJobFile(parsed.file, policy, policy?.maxSecrets);
   const diagnostics = [...parsed.warnings, ...linted.diagnostics];
   if (diagnostics.some((d) => d.severity === 'error')) return { ok: false, diagnostics: capped(diagnostics) };
   return { ok: true, jobs: linted.jobs.map((draft) => normalize(draft, source)), warnings: capped(diagnostics) };

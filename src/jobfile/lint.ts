@@ -89,11 +89,11 @@ function lintEnv(r: Reader, field: Field): Record<string, string> | undefined {
   return env;
 }
 
-function lintSecrets(r: Reader, field: Field): string[] | undefined {
+function lintSecrets(r: Reader, field: Field, maxSecrets: number): string[] | undefined {
   const list = r.list(field, 'a list of secret names');
   if (list === undefined) return undefined;
-  if (list.items.length > MAX_SECRETS_PER_JOB) {
-    return void r.error(field.at, field.path, `a job may list at most ${MAX_SECRETS_PER_JOB} secrets, found ${list.items.length}`);
+  if (list.items.length > maxSecrets) {
+    return void r.error(field.at, field.path, `a job may list at most ${maxSecrets} secrets, found ${list.items.length}`);
   }
   const names: string[] = [];
   for (const item of r.items(list, field)) {
@@ -245,6 +245,8 @@ interface FileScope {
   schedules: Map<string, ReturnType<typeof parseSchedule>>;
   /** What the server lets `repository.url` reach; undefined where no server is asked (the CLI). */
   repositories: RepositoryPolicy | undefined;
+  /** Most secrets a job may list (KILN_MAX_SECRETS_PER_JOB on a server). */
+  maxSecrets: number;
 }
 
 function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefined {
@@ -296,7 +298,7 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
   const env = opt('env');
   if (env !== undefined) job.env = lintEnv(r, env);
   const secrets = opt('secrets');
-  if (secrets !== undefined) job.secrets = lintSecrets(r, secrets);
+  if (secrets !== undefined) job.secrets = lintSecrets(r, secrets, scope.maxSecrets);
   const timeout = opt('timeout');
   if (timeout !== undefined) job.timeoutMs = r.duration(timeout, MAX_TIMEOUT_MS, '7d');
   const concurrency = opt('concurrency');
@@ -324,7 +326,7 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
  * and collects every problem, not just the first. With `policy`, a repository URL the server does
  * not allow is one of them (docs/design.md#sandboxed-checkout).
  */
-export function lintJobFile(file: ParsedJobFile, policy?: RepositoryPolicy): LintResult {
+export function lintJobFile(file: ParsedJobFile, policy?: RepositoryPolicy, maxSecrets = MAX_SECRETS_PER_JOB): LintResult {
   const r = new Reader(file);
   const jobs: JobDraft[] = [];
   const root = r.field(file.document.contents, '', 'the top level', file.document.range[0]);
@@ -344,7 +346,7 @@ export function lintJobFile(file: ParsedJobFile, policy?: RepositoryPolicy): Lin
   else if (list.items.length > MAX_JOBS_PER_FILE) {
     r.error(jobsField.at, 'jobs', `a file may hold at most ${MAX_JOBS_PER_FILE} jobs, found ${list.items.length}`);
   } else {
-    const scope: FileScope = { names: new Map(), schedules: new Map(), repositories: policy };
+    const scope: FileScope = { names: new Map(), schedules: new Map(), repositories: policy, maxSecrets };
     for (const item of r.items(list, jobsField)) {
       const job = lintJob(r, item, scope);
       if (job !== undefined) jobs.push(job);

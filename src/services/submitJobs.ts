@@ -1,6 +1,7 @@
 import { Execution, ExecutionTrigger, Job } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
 import type { FirstRun } from '../jobfile/offLoopTasks.js';
+import type { JobFilePolicy } from '../jobfile/compile.js';
 import type { RepositoryPolicy } from '../jobfile/repositoryUrl.js';
 import type { JobFileResult, JobSpec } from '../jobfile/types.js';
 import { upcomingRuns } from './schedules.js';
@@ -17,9 +18,12 @@ export function validateJobFile(deps: Pick<Deps, 'offLoop'>, owner: string, sour
   return deps.offLoop.compile(owner, source, policy);
 }
 
-/** What this server lets a job's `repository.url` reach: the workers' settings, checked at submit. */
-export function repositoryPolicyOf(config: Deps['config']): RepositoryPolicy {
-  return { protocols: config.runner.gitProtocols, localRoot: config.runner.gitLocalRoot };
+/**
+ * What this server lets a job's `repository.url` reach (the workers' settings), and how many
+ * secrets a job may list, checked at submit.
+ */
+export function repositoryPolicyOf(config: Deps['config']): JobFilePolicy {
+  return { protocols: config.runner.gitProtocols, localRoot: config.runner.gitLocalRoot, maxSecrets: config.maxSecretsPerJob };
 }
 
 /**

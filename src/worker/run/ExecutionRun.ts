@@ -92,7 +92,7 @@ export class ExecutionRun {
     this.buildLog = new LogWriter(deps.pool, claimed.id, claimed.lastSeq, {
       onFlush: deps.onLogFlush,
       fence: claimed,
-      mask: (text) => (this.masker ? this.masker.line(text) : text),
+      mask: (text) => this.masked(text),
       onStored: metrics ? (bytes) => metrics.logBytes(bytes) : undefined,
     });
   }
@@ -154,7 +154,7 @@ export class ExecutionRun {
     // The deploy key goes to the checkout only, never to the steps; it is masked all the same.
     const keyName = plan.repository?.sshKey;
     this.deployKey = keyName ? ((await loadExecutionSecrets(this.pool, deps.runner.secretBox, claimed.id, [keyName])).get(keyName) ?? null) : null;
-    this.masker = SecretMasker.of([...secrets.values(), ...(this.deployKey !== null ? [this.deployKey] : [])]);
+    this.masker = await SecretMasker.inSlices([...secrets.values(), ...(this.deployKey !== null ? [this.deployKey] : [])]);
     this.secretEnv = Object.fromEntries(secrets);
     const spec = containerConfigFor(
       plan,
@@ -259,14 +259,15 @@ export class ExecutionRun {
     const log = (message: string) => this.buildLog.system(message);
     const error = await keepArtifacts(this.deps, this.pool, this.claimed, handle, log, this.stopping.signal);
     // FAILED (see RUN_ERRORS), but the steps did end: the container is idle.
-    if (error !== null && this.result.status === 'SUCCEEDED') this.result = { status: 'FAILED', exitCode: null, error };
+    if (error !== null && this.result.status === 'SUCCEEDED') this.result = { status: 'FAILED', exitCode: null, error: this.masked(error) };
   }
 
   /** An error cut the phases short: RUN_ERRORS (endings.ts) says how it ends the run. */
   private broke(err: unknown): void {
     const ending = errorEnding(err, this.stopped);
     if (ending === 'STOPPED') return; // the stop decides
-    const message = runErrorText(err, this.deps.backend.description);
+    // Masked here: it also becomes the hand-back reason (executions.error, Kiln's own log).
+    const message = this.masked(runErrorText(err, this.deps.backend.description));
     this.buildLog.system(`error: ${message}`);
     this.result = { status: 'FAILED', exitCode: null, error: message };
     if (ending === 'HANDED_BACK') [this.infraError, this.engineWasDown] = [message, witnessEngine(this.deps.gate)];
@@ -340,7 +341,7 @@ export class ExecutionRun {
   private async storeLastLines(outcome: Outcome): Promise<void> {
     this.buildLog.system(lastLine(outcome));
     // `error` is shown by the API too: no secret in it either.
-    const shown = this.masker !== null && outcome.error !== null ? { ...outcome, error: this.masker.line(outcome.error) } : outcome;
+    const shown = outcome.error !== null ? { ...outcome, error: this.masked(outcome.error) } : outcome;
     // A deleted execution's lines go nowhere without an error; a failed write is Postgres failing.
     const unstored = await withTimeout(this.buildLog.takeTail(), LOG_CLOSE_WAIT_MS, 'storing the last log lines').then(
       (tail) => {
@@ -350,7 +351,7 @@ export class ExecutionRun {
       (err: Error) => err,
     );
     await settlesWithin(this.buildLog.close(), LOG_CLOSE_WAIT_MS);
-    this.lastLines = { outcome: shown, unstored: unstored?.message ?? null };
+    this.lastLines = { outcome: shown, unstored: unstored ? this.masked(unstored.message) : null };
   }
 
   /** Stores the taken last lines on their own, under the claim (an ending other than record). */
@@ -388,7 +389,8 @@ export class ExecutionRun {
   private async handBack({ reason, delayMs, engineDown }: Extract<Ending, { kind: 'handBack' }>): Promise<void> {
     const { deps, claimed } = this;
     await this.storeTail();
-    const requeued = await handBackAttempts(deps.pool, [claimed], reason, deps.log ?? (() => {}), { delayMs, engineDown }).catch((err: Error) => {
+    // Every text that leaves the worker is masked (docs/design.md#masking); the reason's parts already are.
+    const requeued = await handBackAttempts(deps.pool, [claimed], this.masked(reason), deps.log ?? (() => {}), { delayMs, engineDown }).catch((err: Error) => {
       this.processLog(`execution ${claimed.id}: handing it back failed (${err.message}); its lease expires and the leader re-queues it`, { level: 'warn' });
       return [];
     });
@@ -422,10 +424,15 @@ export class ExecutionRun {
     }
   }
 
-  /** Kiln's own log of this process (not the build's), with the execution's ids. */
+  /** `text` with the run's secrets masked (before they are loaded there is nothing to mask). */
+  private masked(text: string): string {
+    return this.masker ? this.masker.line(text) : text;
+  }
+
+  /** Kiln's own log of this process (not the build's), with the execution's ids; masked like the build's. */
   private processLog(message: string, fields: LogFields = {}): void {
     const { claimed } = this;
-    this.deps.log?.(message, { executionId: claimed.id, jobId: claimed.jobId, attempt: claimed.attempt, workerId: this.deps.workerId, ...fields });
+    this.deps.log?.(this.masked(message), { executionId: claimed.id, jobId: claimed.jobId, attempt: claimed.attempt, workerId: this.deps.workerId, ...fields });
   }
 }
 
