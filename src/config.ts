@@ -1,15 +1,16 @@
-import { availableParallelism, hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { isIP } from 'node:net';
+import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import type { AuthConfig } from './auth/types.js';
+import { loadAuth } from './config/auth.js';
+import { bool, cidrs, duration, type Env, int, size, str, url } from './config/env.js';
+import { loadRunner } from './config/runner.js';
 import { ConfigError } from './errors.js';
-import { LOG_LEVELS, type ConfiguredLogLevel } from './util/log.js';
-import { defaultRunnerSettings, type RegistryCredentials, type RunnerSettings } from './runner/settings.js';
 import { MAX_SECRETS_PER_JOB } from './jobfile/lint.js';
-import { parseMemory } from './jobfile/values.js';
-import { formatDuration, parseDuration } from './schedule/duration.js';
-import { imagePatternProblem } from './runner/registryAccess.js';
+import type { RunnerSettings } from './runner/settings.js';
+import { LOG_LEVELS, type ConfiguredLogLevel } from './util/log.js';
+
+export { localAuth } from './config/auth.js';
 
 /** The S3-compatible store's settings; credentials come from the standard `AWS_*` chain. */
 export interface S3Config {
@@ -159,102 +160,6 @@ export interface SocketLimits {
   stallMs: number;
 }
 
-const LOCAL_ISSUER = 'kiln-local';
-const LOCAL_AUDIENCE = 'kiln';
-
-type Env = Record<string, string | undefined>;
-
-function str(env: Env, name: string): string | undefined {
-  const v = env[name];
-  return v === undefined || v.trim() === '' ? undefined : v.trim();
-}
-
-function int(env: Env, name: string, def: number, min: number, max: number): number {
-  const raw = str(env, name);
-  if (raw === undefined) return def;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be an integer, got "${raw}"`);
-  const n = Number(raw);
-  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
-  return n;
-}
-
-function bool(env: Env, name: string, def: boolean): boolean {
-  const raw = str(env, name);
-  if (raw === undefined) return def;
-  if (/^(1|true|yes|on)$/i.test(raw)) return true;
-  if (/^(0|false|no|off)$/i.test(raw)) return false;
-  throw new ConfigError(name, `must be true or false, got "${raw}"`);
-}
-
-function url(env: Env, name: string, protocols: string[]): string | undefined {
-  const raw = str(env, name);
-  if (raw === undefined) return undefined;
-  let parsed: URL;
-  try {
-    parsed = new URL(raw);
-  } catch {
-    throw new ConfigError(name, `is not a valid URL: "${raw}"`);
-  }
-  if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
-  }
-  return raw;
-}
-
-/** 127.0.0.0/8, ::1 and localhost: an address no one between Kiln and the peer can intercept. */
-function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
-}
-
-/**
- * The identity provider's key set: https, so that no one on the way can hand Kiln keys of their
- * own (security review L4); plain http only on loopback (a provider on the same host, tests).
- */
-function jwksUrlOf(env: Env): string | undefined {
-  const raw = url(env, 'KILN_JWKS_URL', ['http:', 'https:']);
-  if (raw === undefined) return undefined;
-  const parsed = new URL(raw);
-  if (parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
-    throw new ConfigError('KILN_JWKS_URL', `must use https: (http: only on 127.0.0.1, ::1 or localhost), got "${raw}"`);
-  }
-  return raw;
-}
-
-function loadAuth(env: Env): AuthConfig | null {
-  const secret = str(env, 'KILN_JWT_SECRET');
-  const jwksUrl = jwksUrlOf(env);
-  if (secret !== undefined && jwksUrl !== undefined) {
-    throw new ConfigError('KILN_JWT_SECRET', 'set either KILN_JWT_SECRET (local mode) or KILN_JWKS_URL (identity provider), not both');
-  }
-  if (jwksUrl !== undefined) {
-    const issuer = str(env, 'KILN_JWT_ISSUER');
-    const audience = str(env, 'KILN_JWT_AUDIENCE');
-    if (!issuer) throw new ConfigError('KILN_JWT_ISSUER', 'is required with KILN_JWKS_URL');
-    if (!audience) throw new ConfigError('KILN_JWT_AUDIENCE', 'is required with KILN_JWKS_URL');
-    const algorithms = (str(env, 'KILN_JWT_ALGORITHMS') ?? 'RS256').split(',').map((a) => a.trim()).filter(Boolean);
-    const bad = algorithms.find((a) => a === 'none' || a.startsWith('HS'));
-    if (bad) throw new ConfigError('KILN_JWT_ALGORITHMS', `"${bad}" is not allowed with a JWKS (asymmetric algorithms only)`);
-    return { mode: 'jwks', jwksUrl, issuer, audience, algorithms };
-  }
-  if (secret !== undefined) {
-    const bytes = new TextEncoder().encode(secret);
-    if (bytes.length < 32) throw new ConfigError('KILN_JWT_SECRET', `must be at least 32 bytes, got ${bytes.length}`);
-    return localAuth(bytes, env);
-  }
-  return null;
-}
-
-/** Local-mode auth for a secret (from the environment or the data directory). */
-export function localAuth(secret: Uint8Array, env: Env = {}): AuthConfig {
-  return {
-    mode: 'local',
-    secret,
-    issuer: str(env, 'KILN_JWT_ISSUER') ?? LOCAL_ISSUER,
-    audience: str(env, 'KILN_JWT_AUDIENCE') ?? LOCAL_AUDIENCE,
-  };
-}
-
 function loadS3(env: Env): S3Config | null {
   const bucket = str(env, 'S3_BUCKET');
   const endpoint = url(env, 'S3_ENDPOINT', ['http:', 'https:']) ?? null;
@@ -271,170 +176,6 @@ function loadS3(env: Env): S3Config | null {
     region: str(env, 'S3_REGION') ?? str(env, 'AWS_REGION') ?? 'us-east-1',
     forcePathStyle: bool(env, 'S3_FORCE_PATH_STYLE', endpoint !== null),
   };
-}
-
-/** A size (`512m`, `1g`, `1Gi`, or bytes) of at least `min` bytes. */
-function size(env: Env, name: string, def: number, min = 1): number {
-  const raw = str(env, name);
-  if (raw === undefined) return def;
-  const bytes = /^\d+$/.test(raw) ? Number(raw) : parseMemory(raw);
-  if (typeof bytes === 'string') throw new ConfigError(name, bytes);
-  if (bytes < min) throw new ConfigError(name, `must be at least ${min} bytes, got ${bytes}`);
-  return bytes;
-}
-
-/** A duration (`30d`, `12h`, `1h30m`) of at least `min` milliseconds. */
-function duration(env: Env, name: string, def: number, min: number): number {
-  const raw = str(env, name);
-  if (raw === undefined) return def;
-  const parsed = parseDuration(raw);
-  if (!parsed.ok) throw new ConfigError(name, parsed.error);
-  if (parsed.value < min) throw new ConfigError(name, `must be at least ${formatDuration(min)}, got ${raw}`);
-  return parsed.value;
-}
-
-function cpus(env: Env, name: string, def: number): number {
-  const raw = str(env, name);
-  if (raw === undefined) return def;
-  const n = Number(raw);
-  if (!/^\d+(\.\d+)?$/.test(raw) || n <= 0 || n > 1024) throw new ConfigError(name, `must be a number of CPUs greater than 0, got "${raw}"`);
-  return n;
-}
-
-function list(env: Env, name: string, def: string[], check: (item: string) => string | null): string[] {
-  const raw = str(env, name);
-  if (raw === undefined) return def;
-  const items = raw.split(/[,:\s]+/).filter(Boolean);
-  for (const item of items) {
-    const problem = check(item);
-    if (problem) throw new ConfigError(name, problem);
-  }
-  return items;
-}
-
-/** A list of CIDRs (`10.0.0.0/8, fd00::/8`; a bare address is one host), by commas or spaces. */
-function cidrs(env: Env, name: string): string[] {
-  const raw = str(env, name);
-  if (raw === undefined) return [];
-  const items = raw.split(/[,\s]+/).filter(Boolean);
-  for (const item of items) {
-    const [address = '', prefix, extra] = item.split('/');
-    const family = isIP(address);
-    const max = family === 6 ? 128 : 32;
-    const ok = family !== 0 && extra === undefined && (prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= max));
-    if (!ok) throw new ConfigError(name, `"${item}" is not an address or a CIDR block such as 10.0.0.0/8 or fd00::/8`);
-  }
-  return items;
-}
-
-function registryAuth(env: Env): Record<string, RegistryCredentials> {
-  const raw = str(env, 'KILN_REGISTRY_AUTH');
-  if (raw === undefined) return {};
-  const bad = (why: string) => new ConfigError('KILN_REGISTRY_AUTH', `${why}; expected JSON such as {"registry.example.com": {"username": "u", "password": "p"}}`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    throw bad('is not JSON');
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad('is not an object');
-  const out: Record<string, RegistryCredentials> = {};
-  for (const [host, creds] of Object.entries(parsed)) {
-    const c = creds as Record<string, unknown>;
-    if (typeof c !== 'object' || c === null) throw bad(`the entry for "${host}" is not an object`);
-    for (const key of Object.keys(c)) if (!['username', 'password', 'identitytoken'].includes(key)) throw bad(`unknown key "${key}" for "${host}"`);
-    if (Object.values(c).some((v) => typeof v !== 'string')) throw bad(`the values for "${host}" must be strings`);
-    out[host] = c as RegistryCredentials;
-  }
-  return out;
-}
-
-/** Why `p` may not be in KILN_GIT_PROTOCOLS, or null. */
-function gitTransportProblem(p: string): string | null {
-  if (p === 'file') return '"file" is not a network transport: allow a directory with KILN_GIT_LOCAL_ROOT instead';
-  return /^[a-z][a-z0-9+.-]*$/.test(p) && p !== 'ext' ? null : `"${p}" is not an allowed git transport`;
-}
-
-/** An absolute path without `..`, normalised (no trailing slash). */
-function absolutePath(env: Env, name: string): string | undefined {
-  const raw = str(env, name);
-  if (raw === undefined) return undefined;
-  if (!raw.startsWith('/') || raw.split('/').includes('..')) throw new ConfigError(name, `must be an absolute path without "..", got "${raw}"`);
-  return raw.replace(/\/+/g, '/').replace(/(.)\/$/, '$1');
-}
-
-/** A docker network name (`none` refuses every checkout over the network). */
-function dockerNetwork(env: Env, name: string, def: string): string {
-  const raw = str(env, name) ?? def;
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(raw)) throw new ConfigError(name, `"${raw}" is not a docker network name`);
-  if (raw === 'host') throw new ConfigError(name, 'the host network would give the checkout the worker host\'s own network view');
-  return raw;
-}
-
-/**
- * KILN_REGISTRY_AUTH_IMAGES: which images every user may pull with the operator's credentials.
- * Required with KILN_REGISTRY_AUTH: without it, any user could pull (and run) any private image
- * the operator's account can read (security review M4).
- */
-function registryAuthImages(env: Env, auth: Record<string, RegistryCredentials>): string[] {
-  const raw = str(env, 'KILN_REGISTRY_AUTH_IMAGES');
-  if (raw === undefined) {
-    if (Object.keys(auth).length === 0) return [];
-    throw new ConfigError(
-      'KILN_REGISTRY_AUTH_IMAGES',
-      'is required with KILN_REGISTRY_AUTH: the images every user may pull with these credentials, e.g. "docker.io/library/*,registry.example.com/shared/*" ("*" for all)',
-    );
-  }
-  const patterns = raw.split(/[,\s]+/).filter(Boolean);
-  for (const p of patterns) {
-    const problem = imagePatternProblem(p);
-    if (problem) throw new ConfigError('KILN_REGISTRY_AUTH_IMAGES', problem);
-  }
-  return patterns;
-}
-
-function loadRunner(env: Env): Readonly<RunnerSettings> {
-  const d = defaultRunnerSettings();
-  const maxCpus = cpus(env, 'KILN_MAX_CPUS', d.maxCpus);
-  const defaultCpus = cpus(env, 'KILN_DEFAULT_CPUS', Math.min(d.defaultCpus, maxCpus));
-  if (defaultCpus > maxCpus) throw new ConfigError('KILN_DEFAULT_CPUS', `must not exceed KILN_MAX_CPUS (${maxCpus})`);
-  const maxMemoryBytes = size(env, 'KILN_MAX_MEMORY', d.maxMemoryBytes, 4 * 1024 * 1024);
-  const defaultMemoryBytes = size(env, 'KILN_DEFAULT_MEMORY', Math.min(d.defaultMemoryBytes, maxMemoryBytes), 4 * 1024 * 1024);
-  if (defaultMemoryBytes > maxMemoryBytes) throw new ConfigError('KILN_DEFAULT_MEMORY', `must not exceed KILN_MAX_MEMORY (${maxMemoryBytes} bytes)`);
-  const maxLog = str(env, 'KILN_MAX_LOG_BYTES');
-  const auth = registryAuth(env);
-  return Object.freeze({
-    allowBridge: bool(env, 'KILN_ALLOW_BRIDGE', d.allowBridge),
-    defaultCpus,
-    maxCpus,
-    defaultMemoryBytes,
-    maxMemoryBytes,
-    pidsLimit: int(env, 'KILN_PIDS_LIMIT', d.pidsLimit, 16, 1_000_000),
-    nofileLimit: int(env, 'KILN_NOFILE_LIMIT', d.nofileLimit, 64, 1_048_576),
-    readOnlyRootfs: bool(env, 'KILN_READ_ONLY_ROOTFS', d.readOnlyRootfs),
-    writablePaths: list(env, 'KILN_WRITABLE_PATHS', d.writablePaths, (p) =>
-      p.startsWith('/') && !p.split('/').includes('..') && p !== '/' ? null : `"${p}" is not an absolute path below /`,
-    ),
-    user: str(env, 'KILN_CONTAINER_USER') ?? d.user,
-    stopGraceMs: int(env, 'KILN_STOP_GRACE_MS', d.stopGraceMs, 0, 600_000),
-    maxLogBytes: maxLog === '0' ? null : size(env, 'KILN_MAX_LOG_BYTES', d.maxLogBytes ?? 0, 1024),
-    maxArtifactBytes: size(env, 'KILN_MAX_ARTIFACT_BYTES', d.maxArtifactBytes, 1024),
-    maxExecutionArtifactBytes: size(env, 'KILN_MAX_EXECUTION_ARTIFACT_BYTES', d.maxExecutionArtifactBytes, 1024),
-    ownerStorageQuotaBytes: str(env, 'KILN_OWNER_STORAGE_QUOTA') === '0' ? null : size(env, 'KILN_OWNER_STORAGE_QUOTA', d.ownerStorageQuotaBytes ?? 0, 1024),
-    writableMaxBytes: size(env, 'KILN_WRITABLE_MAX_BYTES', d.writableMaxBytes, 1024 * 1024),
-    pullTimeoutMs: int(env, 'KILN_PULL_TIMEOUT_MS', d.pullTimeoutMs, 1000, 3_600_000),
-    registryAuth: Object.freeze(auth),
-    registryAuthImages: Object.freeze(registryAuthImages(env, auth)),
-    reapIntervalMs: int(env, 'KILN_REAP_INTERVAL_MS', d.reapIntervalMs, 100, 3_600_000),
-    gitProtocols: list(env, 'KILN_GIT_PROTOCOLS', d.gitProtocols, gitTransportProblem),
-    gitLocalRoot: absolutePath(env, 'KILN_GIT_LOCAL_ROOT') ?? d.gitLocalRoot,
-    gitImage: str(env, 'KILN_GIT_IMAGE') ?? d.gitImage,
-    checkoutNetwork: dockerNetwork(env, 'KILN_CHECKOUT_NETWORK', d.checkoutNetwork),
-    checkoutMaxFiles: int(env, 'KILN_CHECKOUT_MAX_FILES', d.checkoutMaxFiles, 1, 100_000_000),
-    checkoutMaxBytes: size(env, 'KILN_CHECKOUT_MAX_BYTES', d.checkoutMaxBytes, 1024 * 1024),
-    checkoutTimeoutMs: int(env, 'KILN_CHECKOUT_TIMEOUT_MS', d.checkoutTimeoutMs, 1000, 24 * 3_600_000),
-    sshKnownHostsFile: absolutePath(env, 'KILN_SSH_KNOWN_HOSTS') ?? d.sshKnownHostsFile,
-  });
 }
 
 function loadQueryLimits(env: Env): Readonly<QueryLimits> {

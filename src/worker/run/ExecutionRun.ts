@@ -6,16 +6,13 @@ import type { LogChunkFields } from '../../entities/LogChunk.js';
 import { LogWriter } from '../../logs/LogWriter.js';
 import { insertLines } from '../../logs/storeLines.js';
 import { SecretMasker } from '../../logs/mask.js';
-import { OutputBudget, StepOutput } from '../../logs/stepOutput.js';
 import type { LogFields } from '../../util/log.js';
 import { settlesWithin, withTimeout } from '../../util/timeout.js';
 import { containerConfigFor } from '../../runner/containerConfig.js';
-import { stepFailure } from '../../runner/failures.js';
 import { atPostgresBoundary, runErrorText } from '../../runner/infrastructure.js';
 import { DEFAULT_WRITABLE_MAX_BYTES, writableDirs } from '../../runner/docker/convert.js';
 import { removeUntilGone } from '../../runner/removal.js';
-import type { ContainerHandle, StepResult } from '../../runner/types.js';
-import { NoSpaceWatch, noSpaceMessage } from '../../runner/writableSpace.js';
+import type { ContainerHandle } from '../../runner/types.js';
 import { checkoutInto, redactUrl } from '../../runner/workspace.js';
 import { loadExecutionSecrets } from '../../secrets/executionSecrets.js';
 import type { ExecutionPlan } from '../../jobfile/types.js';
@@ -26,6 +23,7 @@ import { pullAccessFor } from './pullAccess.js';
 import { judgeInfrastructureFailure, witnessEngine, type InfrastructureVerdict } from './infrastructureFailure.js';
 import type { RunDeps } from './RunDeps.js';
 import type { RunRegistry, StopReason } from './RunRegistry.js';
+import { runSteps } from './runSteps.js';
 import { StepMarks } from './StepMarks.js';
 
 /**
@@ -35,8 +33,6 @@ import { StepMarks } from './StepMarks.js';
 const LOST_REMOVAL_MS = 60_000;
 /** How long the end of a run waits for its last log lines to be stored (Postgres may be what broke). */
 const LOG_CLOSE_WAIT_MS = 10_000;
-
-type Step = ExecutionPlan['steps'][number];
 
 /**
  * One run: one attempt of a claimed execution, in this process. Its phases, in order: prepare
@@ -197,60 +193,19 @@ export class ExecutionRun {
     }
   }
 
-  /** Each step in order, until one fails or the run is stopped. */
+  /** Each step in order, until one fails or the run is stopped (see runSteps). */
   private async runSteps(handle: ContainerHandle): Promise<void> {
-    const budget = new OutputBudget(this.deps.runner.settings.maxLogBytes);
-    for (const step of this.plan.steps) {
-      if (this.stopped) break;
-      const result = await this.runStep(handle, step, budget);
-      if (result === null) break; // stopped by a timeout or a cancel
-      if (result.exitCode !== 0) {
-        this.result = { status: 'FAILED', exitCode: result.exitCode, error: stepFailure(step.name, result, this.memoryBytes) };
-        break;
-      }
-    }
-  }
-
-  /** Runs one step; resolves with how it ended, or null when the run was stopped meanwhile. */
-  private async runStep(handle: ContainerHandle, step: Step, budget: OutputBudget): Promise<StepResult | null> {
-    const { deps, plan, buildLog } = this;
-    this.marks.started(step.index);
-    buildLog.system(`step ${step.index + 1}/${plan.steps.length}: ${step.name}`, step.index);
-    const output = new StepOutput(buildLog, step.index, this.masker, budget);
-    const signals = [this.stopping.signal];
-    if (step.timeoutMs !== null) signals.push(AbortSignal.timeout(step.timeoutMs));
-    const signal = AbortSignal.any(signals);
-    const stepStarted = Date.now();
-    const noSpace = new NoSpaceWatch();
-    let result: StepResult;
-    try {
-      result = await deps.backend.exec(
-        handle,
-        { command: step.run, env: { ...step.env, ...this.secretEnv }, workdir: plan.workdir },
-        (stream, data) => {
-          noSpace.observe(data);
-          return output.push(stream, data);
-        },
-        signal,
-      );
-    } catch (err) {
-      output.end();
-      if (!signal.aborted) throw err;
-      this.marks.ended(step.index, 'FAILED', null);
-      // Only the step's own timeout fired: the execution ends TIMED_OUT all the same.
-      if (!this.stopped) this.halt('TIMED_OUT', `step "${step.name}" timed out after ${step.timeoutMs ?? 0} ms`);
-      return null;
-    }
-    output.end();
-    const { exitCode } = result;
-    deps.metrics?.stepFinished(exitCode === 0 ? 'SUCCEEDED' : 'FAILED', (Date.now() - stepStarted) / 1000);
-    this.marks.ended(step.index, exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode);
-    if (result.oomKilled) buildLog.system(`step "${step.name}" was killed by the kernel: out of memory`, step.index);
-    if (exitCode !== 0 && noSpace.seen && this.writable !== null) {
-      buildLog.system(noSpaceMessage(step.name, this.writable.dirs, this.writable.maxBytes), step.index);
-    }
-    buildLog.system(`step "${step.name}" exited with code ${exitCode}`, step.index);
-    return result;
+    const { deps } = this;
+    const failed = await runSteps(
+      {
+        backend: deps.backend, metrics: deps.metrics, plan: this.plan, buildLog: this.buildLog, marks: this.marks,
+        masker: this.masker, secretEnv: this.secretEnv, writable: this.writable, memoryBytes: this.memoryBytes,
+        maxLogBytes: deps.runner.settings.maxLogBytes, stopping: this.stopping.signal,
+        halt: (reason, message) => this.halt(reason, message),
+      },
+      handle,
+    );
+    if (failed !== null) this.result = failed;
   }
 
   /** Kept after a failed step too (test reports, core files), not after a stop. */
