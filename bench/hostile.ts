@@ -11,7 +11,7 @@ import { seedHistory } from './history/seed.js';
 import { dataOf, gql, Tally, type User } from './hostile/api.js';
 import type { Attack, HostileContext } from './hostile/context.js';
 import { cronAttack } from './hostile/cron.js';
-import { gitBombAttack } from './hostile/gitBomb.js';
+import { type BombServer, GIT_IMAGE, gitBombAttack, startBombServer } from './hostile/gitBomb.js';
 import { logAmplificationAttack } from './hostile/logAmplification.js';
 import { manySecretsAttack } from './hostile/manySecrets.js';
 import { runPhase, type PhaseResult } from './hostile/phase.js';
@@ -31,7 +31,8 @@ import { Bystander } from './schedule/bystander.js';
  * attacks, user B is the bystander (see hostile/phase.ts for what is measured). A baseline phase
  * with no attack comes first, then each attack for at most one window, with a pause between.
  * A server still unresponsive after an attack (its loop busy with work already accepted) is
- * restarted, so that each phase starts from a server that answers.
+ * restarted, so that each phase starts from a server that answers. With the git bomb among the
+ * attacks, its git server (hostile/gitBomb.ts) starts first and the server checks out through it.
  */
 
 const JWT_SECRET = 'kiln-bench-secret-that-is-at-least-32-bytes-long';
@@ -56,7 +57,6 @@ const SPEC = {
   'tokenless-concurrency': { default: '50', help: 'tokenless requests in flight' },
   secrets: { default: '1000', help: 'secrets A tries to store and name in one job' },
   'secrets-mb': { default: '100', help: 'output of the many-secrets build, MB' },
-  'git-bomb-url': { default: '', help: 'a repository URL serving a git bomb (measured only where checkout is sandboxed)' },
 };
 
 const baseline: Attack = {
@@ -68,20 +68,27 @@ const baseline: Attack = {
   },
 };
 
-function chooseAttacks(a: ReturnType<typeof parseArgs<typeof SPEC>>): Attack[] {
+type AttackName = (typeof ATTACKS)[number];
+
+/** The attacks --attacks names, in its order; throws on an unknown one (before anything starts). */
+function attackNames(a: ReturnType<typeof parseArgs<typeof SPEC>>): AttackName[] {
+  return a.attacks.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    if (!(ATTACKS as readonly string[]).includes(s)) throw new Error(`--attacks: unknown "${s}"; known: ${ATTACKS.join(',')}`);
+    return s as AttackName;
+  });
+}
+
+function makeAttacks(names: AttackName[], a: ReturnType<typeof parseArgs<typeof SPEC>>, bomb: BombServer | null): Attack[] {
   const n = (name: keyof typeof SPEC) => Math.round(positive(a[name], name));
-  const make: Record<(typeof ATTACKS)[number], () => Attack> = {
+  const make: Record<AttackName, () => Attack> = {
     cron: () => cronAttack({ jobs: n('cron-jobs'), aliases: n('cron-aliases'), requests: n('cron-requests') }),
     logs: () => logAmplificationAttack({ mb: n('log-mb'), aliases: n('log-aliases'), concurrency: n('log-clients') }),
     pings: () => pingFloodAttack(),
     tokenless: () => tokenlessAttack({ requests: n('tokenless'), concurrency: n('tokenless-concurrency') }),
-    gitbomb: () => gitBombAttack({ url: a['git-bomb-url'] }),
+    gitbomb: () => gitBombAttack(bomb!),
     secrets: () => manySecretsAttack({ secrets: n('secrets'), mb: n('secrets-mb') }),
   };
-  return a.attacks.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
-    if (!(s in make)) throw new Error(`--attacks: unknown "${s}"; known: ${ATTACKS.join(',')}`);
-    return make[s as keyof typeof make]();
-  });
+  return names.map((name) => make[name]());
 }
 
 /** B's history: a scheduled job with B_HISTORY finished executions, written by SQL. */
@@ -103,10 +110,11 @@ async function removeContainers(workerPrefix: string): Promise<void> {
 
 export async function main(argv: string[]): Promise<void> {
   const a = parseArgs(argv, SPEC);
-  const attacks = [baseline, ...chooseAttacks(a)];
+  const names = attackNames(a);
   console.log(`# Kiln hostile benchmark — ${new Date().toISOString()}`);
   console.log(`node ${process.version}, ${availableParallelism()} CPU(s), ${uptimeLine()} at start (other engineers' tests may share the machine)`);
   console.log(`one \`kiln start\` (own process, default limits), Postgres 127.0.0.1:5432, local store, Docker (${IMAGE}, network none); A attacks, B looks on`);
+  if (names.includes('gitbomb')) console.log(`git bomb: git daemon in ${GIT_IMAGE} on an internal docker network of its own, the server's KILN_CHECKOUT_NETWORK`);
 
   const db = await createDatabase('hostile');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-bench-hostile-'));
@@ -122,11 +130,14 @@ export async function main(argv: string[]): Promise<void> {
     HOST: '127.0.0.1',
     PORT: '0',
   };
-  const start = () => startKilnProcess('start', { ...env, KILN_WORKER_ID: `${workerPrefix}-${++starts}` });
+  let bomb: BombServer | null = null;
+  const start = () => startKilnProcess('start', { ...env, ...bomb?.env, KILN_WORKER_ID: `${workerPrefix}-${++starts}` });
   let ctx: HostileContext | null = null;
   let first: KilnProcess | null = null;
   try {
+    bomb = names.includes('gitbomb') ? await startBombServer() : null;
     first = await start();
+    const attacks = [baseline, ...makeAttacks(names, a, bomb)];
     const auth = localAuth(new TextEncoder().encode(JWT_SECRET)) as Extract<ReturnType<typeof localAuth>, { mode: 'local' }>;
     const user = async (name: string): Promise<User> => ({ name, token: await mintLocalToken(auth, name, 3600) });
     const restart = async () => {
@@ -148,6 +159,8 @@ export async function main(argv: string[]): Promise<void> {
   } finally {
     await (ctx?.server ?? first)?.stop(5000).catch(() => undefined);
     await removeContainers(workerPrefix).catch(() => undefined);
+    // After the checkout containers: a network with containers on it cannot be removed.
+    await bomb?.stop().catch(() => undefined);
     await pool.end().catch(() => undefined);
     await db.drop().catch(() => undefined);
     await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);

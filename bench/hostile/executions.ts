@@ -1,5 +1,5 @@
 import { sleep } from '../lib/stats.js';
-import { dataOf, gql, type User } from './api.js';
+import { type Answer, dataOf, gql, type User } from './api.js';
 import type { HostileContext } from './context.js';
 
 /** Executions as the benchmark's users see them through the API: submit, poll, cancel. */
@@ -16,15 +16,22 @@ export async function executionOf(url: string, user: User, id: string, signal?: 
   return d.execution;
 }
 
-/** Submits a one-off job file as `user`; the id of its first job's execution. */
-export async function submitOneOff(url: string, user: User, spec: string): Promise<string> {
-  const d = await dataOf<{ submitJob: { jobs: Array<{ lastExecution: { id: string } | null }> } }>(
-    await gql(url, user.token, 'mutation($s: String!) { submitJob(spec: $s) { jobs { lastExecution { id } } } }', { s: spec }),
-    'submitJob',
-  );
+/** Submits a one-off job file as `user`; the answer as it came (a refusal is a result here). */
+export function submitOneOffAnswer(url: string, user: User, spec: string, signal?: AbortSignal): Promise<Answer> {
+  return gql(url, user.token, 'mutation($s: String!) { submitJob(spec: $s) { jobs { lastExecution { id } } } }', { s: spec }, signal);
+}
+
+/** The id of the first job's execution in an answer of submitOneOffAnswer; throws on a refusal. */
+export function oneOffExecutionId(a: Answer): string {
+  const d = dataOf<{ submitJob: { jobs: Array<{ lastExecution: { id: string } | null }> } }>(a, 'submitJob');
   const id = d.submitJob.jobs[0]?.lastExecution?.id;
   if (!id) throw new Error('submitJob: a one-off job without an execution');
   return id;
+}
+
+/** Submits a one-off job file as `user`; the id of its first job's execution. */
+export async function submitOneOff(url: string, user: User, spec: string): Promise<string> {
+  return oneOffExecutionId(await submitOneOffAnswer(url, user, spec));
 }
 
 /** Polls until the execution leaves `statuses` or `timeoutMs` passes; its last state. */
