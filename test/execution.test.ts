@@ -5,7 +5,7 @@ import { S3Store } from '../src/storage/s3.js';
 import type { ArtifactStore } from '../src/storage/ArtifactStore.js';
 import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
-import { startS3rver } from './helpers/s3.js';
+import { startS3rver, s3StoreOn } from './helpers/s3.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -84,7 +84,7 @@ describe('running a one-off job in Docker', () => {
     let store: S3Store;
     beforeAll(async () => {
       s3 = await startS3rver();
-      store = new S3Store({ bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3.credentials });
+      store = s3StoreOn(s3);
       k = await startTestKiln({ store });
     });
     afterAll(async () => {

@@ -3,7 +3,7 @@ import { startPgCluster, type PgCluster } from '../chaos/lib/pgCluster.js';
 import { S3Store } from '../src/storage/s3.js';
 import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
-import { startS3rver, type S3rverHandle } from './helpers/s3.js';
+import { startS3rver, type S3rverHandle, s3StoreOn } from './helpers/s3.js';
 
 interface Probe {
   status: number;
@@ -39,7 +39,7 @@ describe('/readyz', () => {
     await requireDocker();
     cluster = await startPgCluster();
     s3 = await startS3rver();
-    store = new S3Store({ bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3.credentials });
+    store = s3StoreOn(s3);
     k = await startTestKiln({ databaseUrl: await cluster.createDatabase('kiln_readyz'), store });
   });
   afterAll(async () => {

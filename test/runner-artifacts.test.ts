@@ -8,7 +8,7 @@ import { S3Store } from '../src/storage/s3.js';
 import { requireDocker } from './helpers/docker.js';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
 import { jobYaml, runJob } from './helpers/runner.js';
-import { startS3rver, type S3rverHandle } from './helpers/s3.js';
+import { startS3rver, type S3rverHandle, s3StoreOn } from './helpers/s3.js';
 
 const BUILD = [
   'mkdir -p bin && echo "binary for $(uname -m)" > bin/app && echo "all 3 tests passed" > report.txt',
@@ -33,7 +33,7 @@ describe('artifacts (real Docker engine)', () => {
 
     beforeAll(async () => {
       s3 = await startS3rver();
-      store = new S3Store({ bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3.credentials });
+      store = s3StoreOn(s3);
       k = await startTestKiln({ store, env: { KILN_MAX_ARTIFACT_BYTES: '4096' } });
       token = await k.token('maker');
     });

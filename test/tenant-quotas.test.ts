@@ -15,7 +15,7 @@ import { storeDeletionsTask } from '../src/tasks/store-deletions.js';
 import { requireDocker } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { jobYaml, outputOf, runJob, submitJob, waitForEnd } from './helpers/runner.js';
-import { startS3rver, type S3rverHandle } from './helpers/s3.js';
+import { startS3rver, type S3rverHandle, s3StoreOn } from './helpers/s3.js';
 
 /** A step that writes `bytes` of random data (incompressible: the tar.gz is about as big) to `file`. */
 const random = (file: string, bytes: number) => `head -c ${bytes} /dev/urandom > ${file}`;
@@ -228,7 +228,7 @@ describe('a deleted job on S3 (s3rver)', () => {
   beforeAll(async () => {
     await requireDocker();
     s3 = await startS3rver();
-    store = new S3Store({ bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3.credentials });
+    store = s3StoreOn(s3);
     k = await startTestKiln({ store });
   });
 

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import S3rver from 's3rver';
+import { S3Store } from '../../src/storage/s3.js';
 
 /** The fixed key pair s3rver checks signatures against. */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -79,4 +80,9 @@ export async function startS3rver(bucket = 'kiln-test'): Promise<S3rverHandle> {
       return stopped;
     },
   };
+}
+
+/** Kiln's S3 store on a running s3rver's bucket. */
+export function s3StoreOn(s3: S3rverHandle): S3Store {
+  return new S3Store({ bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3.credentials });
 }
