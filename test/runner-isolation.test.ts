@@ -142,13 +142,15 @@ describe('the isolation of a job container (real Docker engine)', () => {
     await waitForEnd(k, token, executionId);
   });
 
-  it('stops a fork bomb at the PID limit, and the worker stays healthy', async () => {
+  it('stops a fork bomb at the PID limit, and the worker stays healthy', { timeout: 150_000 }, async () => {
     const before = await hostProcessCount();
     // Every process of the bomb forks forever: without a limit it would take the host down. The
     // step's own shell forks nothing once the bomb is lit (a shell that cannot fork exits), it
     // waits for a sleep started before, so the bomb runs until the timeout.
     const bomb = 'sleep 120 & keep=$!; bomb() { while :; do bomb & done; }; bomb & wait $keep';
-    const { executionId } = await submitJob(k, token, jobYaml('ForkBomb', [bomb], ['timeout: 20s', 'resources: { cpus: 0.5 }']));
+    // 40 s: beside a CPU-heavy test file (npm test runs two at once on 2 cores) the bomb, held to
+    // half a CPU, has been seen to need more than 18 s to reach half the limit.
+    const { executionId } = await submitJob(k, token, jobYaml('ForkBomb', [bomb], ['timeout: 40s', 'resources: { cpus: 0.5 }']));
     await waitForStatus(k, token, executionId, 'RUNNING');
     // From the host: the container's process count reaches the limit and never passes it. The
     // job's timeout outlasts this window, so a slow (loaded) machine still sees the bomb running.
@@ -162,11 +164,11 @@ describe('the isolation of a job container (real Docker engine)', () => {
       // sample rarely lands on it: half the limit shows the bomb is going; the "can't fork"
       // errors asserted below show it hit the limit.
       return highest >= PIDS_LIMIT / 2 ? true : undefined;
-    }, 18_000, 'the fork bomb to spread');
+    }, 36_000, 'the fork bomb to spread');
     expect(highest).toBeLessThanOrEqual(PIDS_LIMIT);
     expect(await hostProcessCount()).toBeLessThan(before + PIDS_LIMIT + 50);
 
-    const ended = await waitForEnd(k, token, executionId, 45_000);
+    const ended = await waitForEnd(k, token, executionId, 70_000);
     expect(ended.status, ended.error ?? '').toBe('TIMED_OUT');
     expect(await containersOf(docker, executionId)).toEqual([]);
     const logs = outputOf(await logsOf(k, token, executionId), 'STDERR').join('\n');
