@@ -24,12 +24,13 @@ interface ReadyzSeen {
 async function probeReadyz(url: string, seen: ReadyzSeen): Promise<void> {
   const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) }).catch(() => null);
   if (res === null) return;
-  const body = (await res.json().catch(() => ({}))) as { checks?: Record<string, string> };
+  const body = (await res.json().catch(() => ({}))) as { checks?: Record<string, string>; failed?: string[] };
   seen.probes++;
-  const docker = body.checks?.docker ?? '';
-  if (res.status === 503 && /the Docker engine at \S+ (is not reachable|does not answer)/.test(docker)) {
+  // /readyz names the failed check, never its reason (docs/design.md#configuration-checks): the
+  // reason, "the Docker engine at … is not reachable", is the worker's log line.
+  if (res.status === 503 && body.checks?.docker === 'failed' && body.failed?.includes('docker')) {
     seen.namedEngine++;
-    seen.sample = docker;
+    seen.sample = JSON.stringify(body);
   }
 }
 
