@@ -1,14 +1,23 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print, type DocumentNode } from 'graphql';
 import { createClient, type Client } from 'graphql-ws';
-import WebSocket from 'ws';
 
 /** How to reach a Kiln server. */
 export interface KilnClientOptions {
   /** The server's base URL, e.g. `http://127.0.0.1:4000` (`/graphql` is appended when absent). */
   url: string;
-  /** A bearer token (without the `Bearer ` prefix). */
-  token: string;
+  /**
+   * A bearer token (without the `Bearer ` prefix). Absent in a browser signed in by the session
+   * cookie, which the browser sends itself (same origin).
+   */
+  token?: string;
+  /**
+   * The session's CSRF token, sent as `x-csrf-token` on every HTTP request: a cookie session's
+   * mutations are refused without it (docs/design.md#web-sessions). Read on each request.
+   */
+  csrfToken?: () => string | undefined;
+  /** The WebSocket class for subscriptions; default the platform's (browsers, Node >= 22). */
+  webSocketImpl?: unknown;
   /** Gives up on an HTTP request after this long; default 30 s. */
   timeoutMs?: number;
 }
@@ -89,7 +98,8 @@ export class KilnClient {
   async request<R, V extends Record<string, unknown>>(document: TypedDocumentNode<R, V>, variables?: V): Promise<R> {
     const res = await fetch(this.endpoint, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${this.opts.token}` },
+      headers: this.headers(),
+      credentials: 'same-origin',
       body: JSON.stringify({ query: source(document), variables: variables ?? {} }),
       signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
     });
@@ -132,11 +142,21 @@ export class KilnClient {
     await socket?.dispose();
   }
 
+  private headers(): Record<string, string> {
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+    if (this.opts.token !== undefined) headers.authorization = `Bearer ${this.opts.token}`;
+    const csrf = this.opts.csrfToken?.();
+    if (csrf !== undefined) headers['x-csrf-token'] = csrf;
+    return headers;
+  }
+
   private ws(): Client {
+    const token = this.opts.token;
     this.socket ??= createClient({
       url: this.endpoint.replace(/^http/, 'ws'),
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${this.opts.token}` },
+      webSocketImpl: this.opts.webSocketImpl ?? globalThis.WebSocket,
+      // Without a token the socket rides the session cookie the browser sends on the upgrade.
+      connectionParams: token === undefined ? {} : { authorization: `Bearer ${token}` },
       lazy: true,
       // Reconnecting would re-send the same afterSeq and repeat lines: callers resume themselves.
       retryAttempts: 0,
