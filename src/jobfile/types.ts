@@ -28,6 +28,13 @@ export interface StepSpec {
   env: Record<string, string>;
 }
 
+/** `cache:` of a job (docs/design.md#build-caches): templates as written, paths normalised. */
+export interface CacheSpec {
+  key: string;
+  restoreKeys: string[];
+  paths: string[];
+}
+
 /** One job of a file, validated and normalized with every default filled in. */
 export interface JobSpec {
   name: string;
@@ -51,6 +58,8 @@ export interface JobSpec {
   network: NetworkMode;
   resources: { cpus: number | null; memoryBytes: number | null };
   artifacts: string[];
+  /** Absent: no cache. */
+  cache?: CacheSpec;
   steps: StepSpec[];
   /** This job's own YAML text, as the user wrote it (for `Job.spec`). */
   source: string;
@@ -73,5 +82,7 @@ export interface ExecutionPlan {
   /** `sshKey`: the owner's secret holding the deploy key of an ssh URL (absent: none). */
   repository: { url: string; ref: string; sshKey?: string } | null;
   artifacts: string[];
+  /** Absent (as in plans stored before caches existed): no cache. */
+  cache?: CacheSpec;
   steps: Array<{ index: number; name: string; run: string; timeoutMs: number | null; env: Record<string, string> }>;
 }
