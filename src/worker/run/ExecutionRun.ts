@@ -23,6 +23,7 @@ import { pullAccessFor } from './pullAccess.js';
 import { judgeInfrastructureFailure, witnessEngine, type InfrastructureVerdict } from './infrastructureFailure.js';
 import type { RunDeps } from './RunDeps.js';
 import type { RunRegistry, StopReason } from './RunRegistry.js';
+import { RunCache } from './RunCache.js';
 import { runSteps } from './runSteps.js';
 import { StepMarks } from './StepMarks.js';
 
@@ -36,9 +37,9 @@ const LOG_CLOSE_WAIT_MS = 10_000;
 
 /**
  * One run: one attempt of a claimed execution, in this process. Its phases, in order: prepare
- * (secrets, the container, the checkout), runSteps, collectArtifacts, then settle, which ends the
- * run as decideEnding says: record the outcome, hand the execution back, or abandon it to its
- * lease's expiry. Every path removes the container, and the run stays in the RunRegistry (so
+ * (secrets, the container, the checkout), the cache's restore, runSteps, collectArtifacts, the
+ * cache's save (RunCache), then settle, which ends the run as decideEnding says: record the
+ * outcome, hand the execution back, or abandon it to its lease's expiry. Every path removes the container, and the run stays in the RunRegistry (so
  * the reaper leaves its container alone) until it is over.
  *
  * Two logs: `buildLog` is the execution's own log, the lines its users read (masked, numbered,
@@ -117,8 +118,11 @@ export class ExecutionRun {
     try {
       try {
         const handle = await this.prepare();
+        const cache = new RunCache(this.deps, this.pool, claimed, (m) => this.buildLog.system(m), this.stopping.signal);
+        await cache.restore(handle);
         await this.runSteps(handle);
         await this.collectArtifacts(handle);
+        await cache.save(handle, this.result.status === 'SUCCEEDED');
         this.stepsEnded = true;
       } catch (err) {
         this.broke(err);

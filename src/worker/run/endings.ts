@@ -1,4 +1,5 @@
 import { ArtifactError } from '../../runner/artifacts.js';
+import { CacheKeyError } from '../../runner/cache/cacheKey.js';
 import { RunRefusedError } from '../../runner/containerConfig.js';
 import { AbortError } from '../../runner/docker/docker.js';
 import { ImageUnavailableError } from '../../runner/docker/images.js';
@@ -69,6 +70,7 @@ export const RUN_ERRORS: readonly RunError[] = [
   { name: 'RegistrySecretError', is: (err) => err instanceof RegistrySecretError, ends: 'FAILED', why: "the owner's registry secret is not credentials" },
   { name: 'ImageUnavailableError', is: (err) => err instanceof ImageUnavailableError, ends: 'FAILED', why: "the job's image is neither present nor pullable" },
   { name: 'CheckoutError', is: (err) => err instanceof CheckoutError, ends: 'FAILED', why: "the job's repository, ref or transport" },
+  { name: 'CacheKeyError', is: (err) => err instanceof CacheKeyError, ends: 'FAILED', why: "the cache key's hashFiles names no file of the checkout" },
   {
     name: 'ArtifactError',
     is: (err) => err instanceof ArtifactError,
