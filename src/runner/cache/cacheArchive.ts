@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import type { ArtifactStore } from '../../storage/ArtifactStore.js';
 import { gzipWithin } from '../artifacts.js';
@@ -29,7 +28,32 @@ export function shellQuote(text: string): string {
  */
 export function packCommand(paths: readonly string[]): string {
   const words = paths.map((p) => shellQuote(p.replace(/^\/+/, ''))).join(' ');
-  return `set --; for p in ${words}; do if [ -e "/$p" ] || [ -L "/$p" ]; then set -- "$@" "$p"; fi; done; [ $# -gt 0 ] || exit 3; exec tar -cf - -C / "$@"`;
+  // Read-only directories (Go's module cache) are made writable by their owner first: the
+  // container's tar unpacks a directory's mode before its files, and the steps' user, root or
+  // not, holds no capability to write past it. The run is over; nothing else sees the change.
+  return (
+    `set --; for p in ${words}; do if [ -e "/$p" ] || [ -L "/$p" ]; then set -- "$@" "$p"; fi; done; [ $# -gt 0 ] || exit 3; ` +
+    `(cd / && chmod -R u+w "$@" 2>/dev/null); exec tar -cf - -C / "$@"`
+  );
+}
+
+/** The command that removes what a failed restore left of `paths` (homes only: the workspace holds the checkout). */
+export function clearCommand(paths: readonly string[]): string | null {
+  const homes = paths.filter((p) => !p.startsWith('/workspace'));
+  return homes.length === 0 ? null : `rm -rf ${homes.map(shellQuote).join(' ')}`;
+}
+
+/** Resolves once `stream` takes writes again, or is closed. */
+function drained(stream: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
 }
 
 /** Outcome of saving: stored with its compressed size, or nothing to save. */
@@ -51,6 +75,7 @@ export async function saveArchive(
   // A failure of the put is read below; until then it must not be an unhandled rejection.
   stored.catch(() => undefined);
   let errors = '';
+  let drain: Promise<void> | null = null;
   let exitCode: number;
   try {
     ({ exitCode } = await backend.exec(
@@ -61,7 +86,13 @@ export async function saveArchive(
           if (errors.length < MAX_ERROR_TEXT) errors += data.toString('utf8').slice(0, MAX_ERROR_TEXT - errors.length);
           return;
         }
-        if (!tar.write(data)) await Promise.race([once(tar, 'drain'), once(tar, 'close')]);
+        // The engine's stream may deliver again before a wait ends: one wait, shared.
+        if (!tar.write(data)) {
+          drain ??= drained(tar).finally(() => {
+            drain = null;
+          });
+          await drain;
+        }
       },
       opts.signal,
     ));
@@ -110,13 +141,14 @@ function fileHeader(name: string, size: number): Buffer {
 /**
  * Unpacks the stored archive `key` (of `size` bytes) into the container: copied in as one file of
  * its /tmp, then unpacked there by the container's own tar, as the steps' user and within the
- * writable directories' size caps, and removed.
+ * writable directories' size caps, and removed. When unpacking fails, what it left in the homes
+ * is removed (a half-restored module cache breaks a build; an empty one only slows it).
  */
 export async function restoreArchive(
   backend: ContainerBackend,
   handle: ContainerHandle,
   store: ArtifactStore,
-  opts: { key: string; size: number; workdir: string; signal?: AbortSignal },
+  opts: { key: string; size: number; paths: readonly string[]; workdir: string; signal?: AbortSignal },
 ): Promise<void> {
   const body = await store.getStream(opts.key);
   const name = RESTORE_FILE.slice('/tmp/'.length);
@@ -136,7 +168,7 @@ export async function restoreArchive(
   let errors = '';
   const { exitCode } = await backend.exec(
     handle,
-    { command: `tar -xzf ${RESTORE_FILE} -C /; rc=$?; rm -f ${RESTORE_FILE}; exit $rc`, env: {}, workdir: opts.workdir },
+    { command: `tar -xzf ${RESTORE_FILE} -C /; rc=$?; rm -f ${RESTORE_FILE}; [ $rc -eq 0 ] || ${clearCommand(opts.paths) ?? 'true'}; exit $rc`, env: {}, workdir: opts.workdir },
     (_stream, data) => {
       if (errors.length < MAX_ERROR_TEXT) errors += data.toString('utf8').slice(0, MAX_ERROR_TEXT - errors.length);
     },

@@ -51,7 +51,7 @@ export class RunCache {
     const how = hit.exact ? 'exact key' : `restore key "${hit.prefix}"`;
     try {
       await restoreArchive(this.deps.backend, handle, this.deps.runner.store, {
-        key: hit.entry.objectKey, size: hit.entry.size, workdir: this.claimed.plan.workdir, signal: this.signal,
+        key: hit.entry.objectKey, size: hit.entry.size, paths: spec.paths, workdir: this.claimed.plan.workdir, signal: this.signal,
       });
     } catch (err) {
       if (this.signal.aborted || isInfrastructureError(err)) throw err;
