@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -17,7 +17,7 @@ function git(dir: string, ...args: string[]): string {
   }).trim();
 }
 
-/** A repository with `deps.lock` on main, and a branch `bumped` where it changed. */
+/** A repository with `deps.lock` on main, a branch `bumped` where it changed, and `linked` with a symlink out. */
 async function makeRepo(): Promise<{ root: string; url: string }> {
   const root = await mkdtemp(path.join(tmpdir(), 'kiln-cache-repos-'));
   await chmod(root, 0o755);
@@ -30,6 +30,12 @@ async function makeRepo(): Promise<{ root: string; url: string }> {
   git(dir, 'checkout', '-q', '-b', 'bumped');
   await writeFile(path.join(dir, 'deps.lock'), 'greet v1.1.0\n');
   git(dir, 'commit', '-q', '-am', 'bump');
+  // Same deps.lock as main, plus a symlink to a file outside the workspace that a glob matches.
+  git(dir, 'checkout', '-q', 'main');
+  git(dir, 'checkout', '-q', '-b', 'linked');
+  await symlink('/etc/passwd', path.join(dir, 'host.lock'));
+  git(dir, 'add', 'host.lock');
+  git(dir, 'commit', '-q', '-m', 'a symlink out');
   git(dir, 'checkout', '-q', 'main');
   return { root, url: `file://${dir}` };
 }
@@ -147,6 +153,19 @@ describe('cache: restored before the steps, saved after success, per owner (issu
     expect(e.status).toBe('FAILED');
     expect(e.error).toBe('cache key: hashFiles("go.sum") matches no regular file of /workspace (symlinks are not followed); check the checkout and the glob');
     expect(e.steps.every((s) => s.status === 'PENDING' || s.status === 'SKIPPED' || s.exitCode === null)).toBe(true);
+  });
+
+  it('never follows a symlink: it matches no glob, and a key over it alone fails the run', async () => {
+    const keyOf = (e: { logs: LogLineView[] }): string | undefined => /key "(lock-[0-9a-f]{64})"/.exec(kilnLines(e.logs).join('\n'))?.[1];
+    const plain = await runJob(k, alice, cachedJob('Plain', repo.url, 'main', { key: 'lock-{{ hashFiles "*.lock" }}' }));
+    const linked = await runJob(k, alice, cachedJob('Linked', repo.url, 'linked', { key: 'lock-{{ hashFiles "*.lock" }}' }));
+    expect([plain.status, linked.status]).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    // host.lock (-> /etc/passwd) is not hashed: both checkouts have the same key.
+    expect(keyOf(plain)).toBeDefined();
+    expect(keyOf(linked)).toBe(keyOf(plain));
+    const only = await runJob(k, alice, cachedJob('OnlyLink', repo.url, 'linked', { key: 'x-{{ hashFiles "host.lock" }}' }));
+    expect(only.status).toBe('FAILED');
+    expect(only.error).toBe('cache key: hashFiles("host.lock") matches no regular file of /workspace (symlinks are not followed); check the checkout and the glob');
   });
 
   it("evicts the owner's least recently used caches past KILN_CACHE_MAX_BYTES, and their objects", async () => {
