@@ -68,6 +68,7 @@ describe('cache: restored before the steps, saved after success, per owner (issu
   let alice: string;
   let bob: string;
   let carol: string;
+  let dave: string;
   const ownerOf = async (executionId: string): Promise<string> =>
     (await db.query<{ owner: string }>('select owner from executions where id = $1', [executionId])).rows[0]!.owner;
 
@@ -76,10 +77,14 @@ describe('cache: restored before the steps, saved after success, per owner (issu
     repo = await makeRepo();
     storeDir = await mkdtemp(path.join(tmpdir(), 'kiln-cache-store-'));
     store = new FilesystemStore(storeDir);
-    // 60 000 bytes per owner: Carol's three caches of 25 000 random bytes cannot all stay.
-    k = await startTestKiln({ store, env: { KILN_GIT_IMAGE: GIT_TEST_IMAGE, KILN_GIT_LOCAL_ROOT: repo.root, KILN_CACHE_MAX_BYTES: '60000' } });
+    // 60 000 bytes of caches per owner: Carol's three caches of 25 000 random bytes cannot all stay.
+    // 100 000 bytes of storage: Dave's 80 000 bytes of artifacts leave his caches 20 000.
+    k = await startTestKiln({
+      store,
+      env: { KILN_GIT_IMAGE: GIT_TEST_IMAGE, KILN_GIT_LOCAL_ROOT: repo.root, KILN_CACHE_MAX_BYTES: '60000', KILN_OWNER_STORAGE_QUOTA: '100000' },
+    });
     db = new pg.Pool({ connectionString: k.databaseUrl, max: 2 });
-    [alice, bob, carol] = await Promise.all([k.token('alice'), k.token('bob'), k.token('carol')]);
+    [alice, bob, carol, dave] = await Promise.all([k.token('alice'), k.token('bob'), k.token('carol'), k.token('dave')]);
   }, 60_000);
 
   afterAll(async () => {
@@ -200,5 +205,31 @@ describe('cache: restored before the steps, saved after success, per owner (issu
       "the evicted cache's object to be deleted",
     );
     expect(objects.map((f) => path.relative(storeDir, f)).sort()).toEqual(entries.map((e) => e.objectKey).sort());
+  });
+
+  it("gives caches only what the owner's artifacts leave of the storage quota, and the build still succeeds", async () => {
+    const e = await runJob(
+      k,
+      dave,
+      jobYaml('Heavy', ['head -c 80000 /dev/urandom > big.bin', 'mkdir -p /root/.cache && head -c 25000 /dev/urandom > /root/.cache/blob'], [
+        `repository: { url: "${repo.url}", ref: main }`,
+        'artifacts: [big.bin]',
+        'cache:',
+        '  key: heavy-{{ job }}',
+        '  paths: [/root/.cache]',
+      ]),
+    );
+    expect(e.status, e.error ?? '').toBe('SUCCEEDED');
+    expect(e.artifacts.map((a) => a.path)).toEqual(['big.bin']);
+    const room = 100_000 - e.artifacts[0]!.size;
+    expect(kilnLines(e.logs).at(-1)).toBe(
+      `cache: saving key "heavy-${/heavy-([0-9a-f-]+)/.exec(kilnLines(e.logs).join('\n'))![1]}" failed (the cache is larger than ${room} bytes compressed, ` +
+        "the room the owner's caches have (KILN_CACHE_MAX_BYTES, less what artifacts take of KILN_OWNER_STORAGE_QUOTA)); the run's outcome stands",
+    );
+    const owner = await ownerOf(e.id);
+    expect(await listCaches(db, owner)).toEqual([]);
+    // The cut-off upload left nothing behind in the store.
+    const daveDir = path.join(storeDir, cacheObjectPrefix(owner));
+    expect(execFileSync('find', [storeDir, '-path', `${daveDir}*`, '-type', 'f'], { encoding: 'utf8' }).trim()).toBe('');
   });
 });

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { requestPrefixDeletion } from '../executions/storeDeletions.js';
-import { inTransaction, sqlOfPg } from '../executions/sql.js';
+import { inTransaction, sqlOfPg, type Sql } from '../executions/sql.js';
 
 /**
  * The table `cache_entries` (docs/design.md#build-caches): nothing else reads or writes it. Every
@@ -67,33 +67,49 @@ export async function findCache(pool: pg.Pool, owner: string, key: string, prefi
   return hit;
 }
 
-/** What recordCache did: whether the entry is now the key's, and how many older entries it evicted. */
-export interface RecordedCache {
-  recorded: boolean;
-  evicted: number;
+/** What recordCache did: whether the entry is now the key's (else why not), and how many older entries it evicted. */
+export type RecordedCache = { recorded: true; evicted: number } | { recorded: false; why: 'taken' | 'no-room'; roomBytes: number };
+
+/** How much an owner's caches may hold: KILN_CACHE_MAX_BYTES, and what the owner's artifacts leave of the storage quota. */
+export interface CacheLimits {
+  maxOwnerBytes: number;
+  /** KILN_OWNER_STORAGE_QUOTA; null: no quota. */
+  quotaBytes: number | null;
+}
+
+/** The bytes the owner's caches may hold now: the cap, or less where artifacts take the quota (docs/design.md#build-caches). */
+export async function cacheRoom(sql: Sql, owner: string, limits: CacheLimits): Promise<number> {
+  if (limits.quotaBytes === null) return limits.maxOwnerBytes;
+  const rows = await sql<{ used: string }>(
+    `select coalesce(sum(artifact_bytes), 0)::text as used from executions where owner = $1 and artifact_bytes > 0`,
+    [owner],
+  );
+  return Math.max(0, Math.min(limits.maxOwnerBytes, limits.quotaBytes - Number(rows[0]?.used ?? 0)));
 }
 
 /**
  * Records a stored cache object and evicts the owner's least recently used entries until the
- * owner's caches fit in `maxOwnerBytes`, under one lock per owner so that two saves of one owner
+ * owner's caches fit in cacheRoom, under one lock per owner so that two saves of one owner
  * cannot both squeeze in. The evicted entries' store folders are queued for deletion in the same
- * transaction (store_deletions), so a crash leaves no orphan. When another run saved the same key
- * first, nothing is recorded: the caller deletes its object.
+ * transaction (store_deletions), so a crash leaves no orphan. Nothing is recorded when another run
+ * saved the same key first, or when the entry alone does not fit: the caller deletes its object.
  */
 export async function recordCache(
   pool: pg.Pool,
   owner: string,
   entry: { key: string; objectKey: string; size: number },
-  maxOwnerBytes: number,
+  limits: CacheLimits,
 ): Promise<RecordedCache> {
   return inTransaction(pool, async (sql) => {
     await sql(`select pg_advisory_xact_lock(hashtext('kiln.caches'), hashtext($1))`, [owner]);
+    const room = await cacheRoom(sql, owner, limits);
+    if (entry.size > room) return { recorded: false, why: 'no-room', roomBytes: room };
     const inserted = await sql(
       `insert into cache_entries (owner, key, object_key, size) values ($1, $2, $3, $4) on conflict (owner, key) do nothing returning id`,
       [owner, entry.key, entry.objectKey, entry.size],
     );
-    if (inserted.length === 0) return { recorded: false, evicted: 0 };
-    // Newest use first; the entry just recorded is the newest and fits alone (the save was capped).
+    if (inserted.length === 0) return { recorded: false, why: 'taken', roomBytes: room };
+    // Newest use first; the entry just recorded is the newest and fits alone (checked above).
     const evicted = await sql<{ objectKey: string }>(
       `delete from cache_entries where id in (
          select id from (
@@ -101,7 +117,7 @@ export async function recordCache(
              from cache_entries where owner = $1
          ) ranked where running > $2
        ) returning object_key as "objectKey"`,
-      [owner, maxOwnerBytes],
+      [owner, room],
     );
     await requestPrefixDeletion(sql, evicted.map((e) => e.objectKey.replace(/[^/]+$/, '')));
     return { recorded: true, evicted: evicted.length };

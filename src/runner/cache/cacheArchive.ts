@@ -46,6 +46,7 @@ export function clearCommand(paths: readonly string[]): string | null {
 /** Resolves once `stream` takes writes again, or is closed. */
 function drained(stream: PassThrough): Promise<void> {
   return new Promise((resolve) => {
+    if (stream.destroyed) return resolve();
     const done = (): void => {
       stream.off('drain', done);
       stream.off('close', done);
@@ -72,8 +73,9 @@ export async function saveArchive(
   const tar = new PassThrough();
   const gz = gzipWithin(tar, opts.maxBytes);
   const stored = store.put(opts.key, gz.stream, { contentType: 'application/gzip' });
-  // A failure of the put is read below; until then it must not be an unhandled rejection.
-  stored.catch(() => undefined);
+  // A put that fails (the store, or past maxBytes) stops taking the output: the rest of tar's is
+  // dropped, so the exec ends instead of waiting on a stream nobody reads. Read again below.
+  stored.catch((err: Error) => tar.destroy(err));
   let errors = '';
   let drain: Promise<void> | null = null;
   let exitCode: number;
@@ -86,6 +88,7 @@ export async function saveArchive(
           if (errors.length < MAX_ERROR_TEXT) errors += data.toString('utf8').slice(0, MAX_ERROR_TEXT - errors.length);
           return;
         }
+        if (tar.destroyed) return;
         // The engine's stream may deliver again before a wait ends: one wait, shared.
         if (!tar.write(data)) {
           drain ??= drained(tar).finally(() => {
@@ -109,12 +112,16 @@ export async function saveArchive(
     if (exitCode === 3) return { empty: true };
     throw new CacheArchiveError(`tar in the container exited with code ${exitCode}${errors.trim() ? `: ${errors.trim()}` : ''}`);
   }
-  tar.end();
+  if (!tar.destroyed) tar.end();
   try {
     return { size: (await stored).size };
   } catch (err) {
     await store.delete(opts.key).catch(() => undefined);
-    if (gz.exceeded()) throw new CacheArchiveError(`the cache is larger than ${opts.maxBytes} bytes compressed (KILN_CACHE_MAX_BYTES)`);
+    if (gz.exceeded()) {
+      throw new CacheArchiveError(
+        `the cache is larger than ${opts.maxBytes} bytes compressed, the room the owner's caches have (KILN_CACHE_MAX_BYTES, less what artifacts take of KILN_OWNER_STORAGE_QUOTA)`,
+      );
+    }
     throw err;
   }
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { findCache, newCacheObjectKey, ownerOfExecution, recordCache } from '../../caches/cacheEntries.js';
+import { cacheRoom, findCache, newCacheObjectKey, ownerOfExecution, recordCache } from '../../caches/cacheEntries.js';
+import { sqlOfPg } from '../../executions/sql.js';
 import type { ClaimedExecution } from '../../executions/fence.js';
 import { restoreArchive, saveArchive } from '../../runner/cache/cacheArchive.js';
 import { renderKey, type KeyContext } from '../../runner/cache/cacheKey.js';
@@ -68,16 +69,20 @@ export class RunCache {
     if (!spec || restored === null || !succeeded || this.signal.aborted) return;
     if (restored.exact) return this.log(`cache: key "${restored.key}" was restored exactly; not saved again`);
     const { store, settings } = this.deps.runner;
+    const limits = { maxOwnerBytes: settings.cacheMaxOwnerBytes, quotaBytes: settings.ownerStorageQuotaBytes };
     const objectKey = newCacheObjectKey(restored.owner);
     try {
+      const room = await cacheRoom(sqlOfPg(this.pool), restored.owner, limits);
+      if (room === 0) return this.log(`cache: not saved: ${noRoom(0)}`);
       const saved = await saveArchive(this.deps.backend, handle, store, {
-        key: objectKey, paths: spec.paths, workdir: this.claimed.plan.workdir, maxBytes: settings.cacheMaxOwnerBytes, signal: this.signal,
+        key: objectKey, paths: spec.paths, workdir: this.claimed.plan.workdir, maxBytes: room, signal: this.signal,
       });
       if ('empty' in saved) return this.log(`cache: none of the paths ${spec.paths.join(', ')} exists; nothing saved`);
-      const recorded = await recordCache(this.pool, restored.owner, { key: restored.key, objectKey, size: saved.size }, settings.cacheMaxOwnerBytes);
+      const recorded = await recordCache(this.pool, restored.owner, { key: restored.key, objectKey, size: saved.size }, limits);
       if (!recorded.recorded) {
         await store.delete(objectKey).catch(() => undefined);
-        return this.log(`cache: key "${restored.key}" was saved by another run meanwhile; kept that one`);
+        if (recorded.why === 'taken') return this.log(`cache: key "${restored.key}" was saved by another run meanwhile; kept that one`);
+        return this.log(`cache: key "${restored.key}" not saved: ${noRoom(recorded.roomBytes)}`);
       }
       const evicted = recorded.evicted > 0 ? `; evicted ${recorded.evicted} least recently used (KILN_CACHE_MAX_BYTES)` : '';
       this.log(`cache: saved key "${restored.key}" (${saved.size} bytes, tar.gz)${evicted}`);
@@ -86,4 +91,9 @@ export class RunCache {
       this.log(`cache: saving key "${restored.key}" failed (${(err as Error).message}); the run's outcome stands`);
     }
   }
+}
+
+/** Why a cache does not fit: the room left by KILN_CACHE_MAX_BYTES and the owner's artifacts under KILN_OWNER_STORAGE_QUOTA. */
+function noRoom(roomBytes: number): string {
+  return `it does not fit in the ${roomBytes} bytes the owner's caches may hold (KILN_CACHE_MAX_BYTES, less what artifacts take of KILN_OWNER_STORAGE_QUOTA)`;
 }
