@@ -39,8 +39,9 @@ const LOG_CLOSE_WAIT_MS = 10_000;
  * One run: one attempt of a claimed execution, in this process. Its phases, in order: prepare
  * (secrets, the container, the checkout), the cache's restore, runSteps, collectArtifacts, the
  * cache's save (RunCache), then settle, which ends the run as decideEnding says: record the
- * outcome, hand the execution back, or abandon it to its lease's expiry. Every path removes the container, and the run stays in the RunRegistry (so
- * the reaper leaves its container alone) until it is over.
+ * outcome, hand the execution back, or abandon it to its lease's expiry. Every path removes the
+ * container, and the run stays in the RunRegistry (so the reaper leaves its container alone)
+ * until it is over.
  *
  * Two logs: `buildLog` is the execution's own log, the lines its users read (masked, numbered,
  * stored under the claim); `processLog` is Kiln's log of this process, for operators.
