@@ -2,9 +2,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { parse } from 'yaml';
 import { GIT_TEST_IMAGE, GO_TEST_IMAGE, requireDocker } from './helpers/docker.js';
-import { GO_JOB_ENV, GO_MODULE_PATH, makeGoRepository, requireGoImage } from './helpers/goModule.js';
+import { GO_MODULE_PATH, GO_SEED_STEPS, goJobYaml, makeGoRepository, requireGoImage } from './helpers/goModule.js';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
 import { logsOf, submitJob, waitForEnd, type ExecutionView, type LogLineView } from './helpers/runner.js';
 
@@ -24,13 +24,11 @@ interface SeedStep {
  * Go", whose `go mod` is not a complete command (it prints its usage and exits 2): the seed's
  * intent, `go mod download`, runs instead. The schedule goes (a submit runs the job at once).
  */
-async function seedBuildAndTest(name: string, repository: string, env: Record<string, string>): Promise<{ yaml: string; steps: SeedStep[] }> {
+async function seedSteps(): Promise<SeedStep[]> {
   const seed = parse(await readFile(SEED, 'utf8')) as { jobs: Array<{ name: string; steps: SeedStep[] }> };
   const job = seed.jobs.find((j) => j.name === 'BuildAndTest');
   if (!job) throw new Error(`${SEED} has no BuildAndTest job`);
-  const steps = job.steps.map((s) => (s.name === 'Set up Go' && s.run === 'go mod' ? { ...s, run: 'go mod download' } : s));
-  const spec = { name, image: GO_TEST_IMAGE, repository: { url: repository, ref: 'main' }, env: { ...GO_JOB_ENV, ...env }, timeout: '5m', steps };
-  return { yaml: stringify({ jobs: [spec] }), steps };
+  return job.steps.map((s) => (s.name === 'Set up Go' && s.run === 'go mod' ? { ...s, run: 'go mod download' } : s));
 }
 
 /** The output lines (STDOUT and STDERR) of one step. */
@@ -65,11 +63,13 @@ describe('the seed\'s BuildAndTest on a real Go module (issue 13, item 1)', () =
   });
 
   it('builds and tests the module: SUCCEEDED with `ok`; with HELLO_FAIL=1, FAILED at the Test step with go\'s exit code and the test\'s output', async () => {
-    const passing = await seedBuildAndTest('BuildAndTest', repository, {});
-    const failing = await seedBuildAndTest('BuildAndTestFailing', repository, { HELLO_FAIL: '1' });
-    expect(passing.steps.map((s) => s.run)).toEqual(['go mod download', 'go build -v ./...', 'go test -v ./...']);
+    const steps = await seedSteps();
+    // The steps the other real-build tests and `npm run bench -- build` run are these.
+    expect(steps).toEqual(GO_SEED_STEPS);
+    const passing = goJobYaml('BuildAndTest', { repository, image: GO_TEST_IMAGE, steps });
+    const failing = goJobYaml('BuildAndTestFailing', { repository, image: GO_TEST_IMAGE, steps, env: { HELLO_FAIL: '1' } });
     // Both at once (the worker runs two): each compiles the standard library it needs, cold.
-    const [ok, bad] = await Promise.all([submitJob(k, bob, passing.yaml), submitJob(k, bob, failing.yaml)]);
+    const [ok, bad] = await Promise.all([submitJob(k, bob, passing), submitJob(k, bob, failing)]);
     const [okEnd, badEnd] = await Promise.all([waitForEnd(k, bob, ok.executionId, 240_000), waitForEnd(k, bob, bad.executionId, 240_000)]);
     const [okLogs, badLogs] = await Promise.all([logsOf(k, bob, ok.executionId), logsOf(k, bob, bad.executionId)]);
     console.log(`go build: passing run ${seconds(okEnd)} s, failing run ${seconds(badEnd)} s (both cold, side by side)`);
