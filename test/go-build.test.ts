@@ -69,7 +69,8 @@ describe('the seed\'s BuildAndTest on a real Go module (issue 13, item 1)', () =
     const passing = goJobYaml('BuildAndTest', { repository, image: GO_TEST_IMAGE, steps });
     const failing = goJobYaml('BuildAndTestFailing', { repository, image: GO_TEST_IMAGE, steps, env: { HELLO_FAIL: '1' } });
     // Both at once (the worker runs two): each compiles the standard library it needs, cold, about
-    // 12 s of CPU per run; 20-30 s of wall time on an idle 2-core machine, 150 s seen under a load of 27.
+    // 12 s of CPU per run (so perhaps 20-30 s of wall time on an idle 2-core machine; 70-150 s seen
+    // under loads of 17-27).
     const [ok, bad] = await Promise.all([submitJob(k, bob, passing), submitJob(k, bob, failing)]);
     const [okEnd, badEnd] = await Promise.all([waitForEnd(k, bob, ok.executionId, 420_000), waitForEnd(k, bob, bad.executionId, 420_000)]);
     const [okLogs, badLogs] = await Promise.all([logsOf(k, bob, ok.executionId), logsOf(k, bob, bad.executionId)]);
