@@ -123,6 +123,7 @@ function report(runs: number, rows: { kilnCold: RunTimes; rawCold: RunTimes; kil
     ['cold / warm, docker', ...ratios(rows.rawCold, rows.rawWarm)],
   ]));
   console.log(`\nKiln's total includes the queue, the checkout (git clone of the bare repository), ${rows.kilnWarm ? 'the cache restore and save, ' : ''}the log storage and the container's removal; docker's has a bind-mounted copy of the module.`);
+  console.log('Each docker step is a `docker` CLI process (its start-up is in the figure); Kiln execs through the engine API. A warm `go test` reuses its result from GOCACHE (`(cached)`), as in any CI with a Go cache.');
   if (warmNote) console.log(warmNote);
 }
 
