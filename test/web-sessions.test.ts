@@ -94,7 +94,8 @@ describe('the CSRF rule', () => {
 
   it('refuses a session mutation without the CSRF token, or with a wrong one, with 403 and changes nothing', async () => {
     await gql({ query: 'mutation($id: ID!) { resumeJob(id: $id) { id } }', variables: { id: aliceJob } }, { cookie: alice.cookie, 'x-csrf-token': alice.csrf });
-    for (const headers of [{ cookie: alice.cookie }, { cookie: alice.cookie, 'x-csrf-token': 'wrong' }, { cookie: alice.cookie, 'x-csrf-token': `${alice.csrf}x` }]) {
+    const attempts: Array<Record<string, string>> = [{ cookie: alice.cookie }, { cookie: alice.cookie, 'x-csrf-token': 'wrong' }, { cookie: alice.cookie, 'x-csrf-token': `${alice.csrf}x` }];
+    for (const headers of attempts) {
       const refused = await gql(pause(aliceJob), headers);
       expect(refused.status).toBe(403);
       expect(refused.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
@@ -172,7 +173,8 @@ describe('the graphql-ws upgrade on the session cookie', () => {
   });
 
   it('is refused with 4403 from a foreign Origin or without one', async () => {
-    for (const headers of [{ cookie: alice.cookie, origin: 'https://evil.example' }, { cookie: alice.cookie }, { origin: k.url }]) {
+    const attempts: Array<Record<string, string>> = [{ cookie: alice.cookie, origin: 'https://evil.example' }, { cookie: alice.cookie }, { origin: k.url }];
+    for (const headers of attempts) {
       const outcome = await socketOutcome(headers);
       expect(outcome).toMatchObject({ ack: false, code: 4403 });
     }
