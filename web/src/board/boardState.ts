@@ -57,7 +57,8 @@ export function runDuration(run: BoardRun, now: number): number | null {
 
 /** A point in time in the viewer's locale, with the zone named when it is not the viewer's own. */
 export function formatTime(iso: string, timezone?: string): string {
-  const opts: Intl.DateTimeFormatOptions = { dateStyle: 'medium', timeStyle: 'medium' };
+  // dateStyle/timeStyle cannot be combined with timeZoneName: the parts are spelled out instead.
+  const opts: Intl.DateTimeFormatOptions = { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' };
   try {
     return new Intl.DateTimeFormat(undefined, timezone === undefined ? opts : { ...opts, timeZone: timezone, timeZoneName: 'short' }).format(new Date(iso));
   } catch {
