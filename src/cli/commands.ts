@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { KilnApiError, type KilnClient } from '../sdk/client.js';
 import {
+  KilnApiError,
+  type KilnClient,
   CancelExecutionDocument,
   ExecutionDocument,
   ExecutionLogPageDocument,
@@ -10,7 +11,7 @@ import {
   SubmitJobDocument,
   TriggerJobDocument,
   type JobFieldsFragment,
-} from '../sdk/generated.js';
+} from '@kiln/sdk';
 import { compileJobFile } from '../jobfile/compile.js';
 import { UsageError } from './clientConfig.js';
 import { followExecution, renderLogLine, reportOutcome } from './follow.js';

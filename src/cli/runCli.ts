@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { KilnApiError, KilnSocketClosedError, type KilnClient } from '../sdk/client.js';
+import { KilnApiError, KilnSocketClosedError, type KilnClient } from '@kiln/sdk';
 import { clientFrom, DEFAULT_SERVER, UsageError, type TokenSource } from './clientConfig.js';
 import * as commands from './commands.js';
 import { login, logout, whoami } from './login.js';
