@@ -77,6 +77,8 @@ describe('kiln pause, resume, ticks and delete', () => {
     // Paused again, the scheduler keeps adding PAUSED ticks each second: each comparison below
     // takes the API's ledger after the CLI's answer, up to the newest fire time the CLI saw.
     expect((await runKilnCli(['pause', id!], env)).code).toBe(0);
+    // ... and once every run it fired has finished, no FIRED row changes between two reads.
+    await waitFor(async () => ((await apiTicks(id!)).every((t) => t.execution === null || t.execution.status === 'SUCCEEDED') ? true : undefined), 20_000, 'the fired runs to finish');
     const upTo = (ledger: ApiTick[], newest: string) => ledger.filter((t) => t.fireTime <= newest);
 
     const all = await runKilnCli(['ticks', 'every-second', '--limit', '100', '--json'], env);
