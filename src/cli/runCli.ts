@@ -52,7 +52,6 @@ server only, over https or to a loopback host, unless --trust-server is given):
                                         terminal, or \`kiln secret set NAME < file\`), never from an argument
   kiln secret list                      your secrets' names (values are never shown)
   kiln secret rm <name>                 remove a secret
-  --json (with jobs, history, pause, resume, delete, ticks, preview, secret): the result as JSON on stdout
   kiln login [--issuer <url>] [--client-id <id>] [--audience <api>] [--scope "openid offline_access"]
              [--audience-param auto|audience|resource] [--server <url>]
                                         sign in at the identity provider (OAuth device flow: open the printed
@@ -61,7 +60,8 @@ server only, over https or to a loopback host, unless --trust-server is given):
                                         KILN_OIDC_AUDIENCE_PARAM; the file is KILN_CREDENTIALS_FILE, else
                                         $XDG_CONFIG_HOME/kiln/credentials.json (~/.config/kiln/credentials.json)
   kiln logout                           revoke the stored refresh token and remove the stored credentials
-  kiln whoami                           the user Kiln sees for your token (its subject)`;
+  kiln whoami                           the user Kiln sees for your token (its subject)
+  --json (with jobs, history, pause, resume, delete, ticks, preview, secret): the result as JSON on stdout`;
 
 /** Where the CLI writes and what it reads; process.* in production, captured in tests. */
 export interface CliIo {
