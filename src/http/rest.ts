@@ -98,6 +98,17 @@ export function restRouter(deps: Deps, verifier: TokenVerifier, log: (m: string)
     }),
   );
 
+  // Every stored line with its fields, one JSON object per line: the build page loads a whole log
+  // with it, as bytes Postgres (or the store) formats, not as objects GraphQL resolves one by one.
+  router.get(
+    '/executions/:id/log.ndjson',
+    wrap(async (req, res) => {
+      const execution = await getExecution(deps.orm.em.fork(), req.principal.sub, String(req.params.id));
+      res.type('application/x-ndjson; charset=utf-8');
+      await archivedOrStoredLog(deps, execution, res, 'ndjson');
+    }),
+  );
+
   // Where `Execution.artifacts.url` points when the store has no URLs of its own (local directory).
   router.get(
     '/executions/:id/artifacts/:path',

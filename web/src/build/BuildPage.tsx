@@ -53,7 +53,8 @@ function BuildView({ id }: { id: string }) {
   );
 
   useStatusInTab(execution?.status, execution ? `${execution.job.name} #${execution.number}` : 'build');
-  const log = useBuildLog(id, query.data?.execution?.lastSeq ?? undefined);
+  // Loaded beside the execution's query, not after it: a not-found answer makes its 404 moot.
+  const log = useBuildLog(id, true);
 
   // Which line to show: the permalink's on load, then search hits and clicked line numbers.
   const [focus, setFocus] = useState<Focus | null>(() => {
@@ -126,7 +127,7 @@ function BuildView({ id }: { id: string }) {
         <LogSearch executionId={execution.id} onJump={onJump} />
         {log.error !== undefined && <p role="alert">The log stopped updating: {log.error}</p>}
         {!log.loaded && <p aria-live="polite">Loading the log…</p>}
-        <LogViewer lines={log.lines} version={log.version} steps={execution.steps} finished={finished && log.complete} focus={focus} highlighted={highlighted} needle={needle} onLineLink={onLineLink} />
+        <LogViewer lines={log.lines} version={log.version} steps={execution.steps} finished={finished} focus={focus} highlighted={highlighted} needle={needle} onLineLink={onLineLink} />
       </section>
     </main>
   );

@@ -130,8 +130,12 @@ export function LogViewer({ lines, version, steps, finished, focus, highlighted,
   useLayoutEffect(() => {
     if (following && rows.length > 0) virtualizer.scrollToIndex(rows.length - 1, { align: 'end' });
   }, [following, rows, virtualizer]);
+  // The end of the run folds sections above the reader: the line they were looking at stays in view.
   useEffect(() => {
-    if (finished) setFollowing(false);
+    if (!finished) return;
+    setFollowing(false);
+    if (highlighted !== null) setPending({ seq: highlighted, nonce: -1 });
+    // biome-ignore lint/correctness/useExhaustiveDependencies: only the run's end acts
   }, [finished]);
 
   const onScroll = () => {

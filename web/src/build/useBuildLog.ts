@@ -1,49 +1,49 @@
-import { ExecutionLogPageDocument, ExecutionLogsDocument, type LogChunkFieldsFragment } from '@kiln/sdk';
+import { ExecutionLogsDocument, type LogChunkFieldsFragment } from '@kiln/sdk';
 import { useEffect, useRef, useState } from 'react';
 import { errorText, kiln } from '../api';
 import { LogLines } from './logLines';
 
-/** Lines per page of the initial load: the API's largest page. */
-const PAGE = 10_000;
-/** Pages asked for at once: seqs are gapless, so page k starts after seq k * PAGE. */
-const PARALLEL = 4;
-
-export interface BuildLog {
-  lines: LogLines;
-  /** Bumped whenever lines were added (LogLines is mutated in place). */
-  version: number;
-  /** The stored lines up to the seq known on load are in. */
-  loaded: boolean;
-  /** The live tail has completed: the execution finished and every line is in. */
-  complete: boolean;
-  error: string | undefined;
-}
-
-function add(lines: LogLines, chunks: readonly LogChunkFieldsFragment[]): void {
-  for (const c of chunks) lines.put(c.seq, c.stream, c.step ?? null, c.text);
-}
-
-/** Lines (afterSeq, upTo]: one page, then more from its last seq when the byte cap cut it short. */
-async function range(id: string, afterSeq: number, upTo: number): Promise<LogChunkFieldsFragment[]> {
-  const out: LogChunkFieldsFragment[] = [];
-  let after = afterSeq;
-  while (after < upTo) {
-    const { execution } = await kiln.request(ExecutionLogPageDocument, { id, afterSeq: after, limit: Math.min(PAGE, upTo - after) });
-    const page = execution?.logs ?? [];
-    if (page.length === 0) break;
-    out.push(...page);
-    after = page.at(-1)!.seq;
-  }
-  return out;
+/** A line of `GET /api/v1/executions/:id/log.ndjson`. */
+interface StoredLine {
+  seq: number;
+  stream: LogChunkFieldsFragment['stream'];
+  step: number | null;
+  text: string;
 }
 
 /**
- * An execution's whole log: the lines stored when the page opened, fetched as pages in parallel
- * and added in seq order, then the live tail from the last of them over graphql-ws (gapless
+ * Adds every stored line of the log to `lines` as its bytes arrive (the NDJSON route streams
+ * what Postgres or the archive formats, far faster than pages of GraphQL objects), calling
+ * `progress` after each chunk of the response.
+ */
+async function loadStored(id: string, lines: LogLines, progress: () => void, signal: AbortSignal): Promise<void> {
+  const res = await fetch(`/api/v1/executions/${encodeURIComponent(id)}/log.ndjson`, { credentials: 'same-origin', signal });
+  if (!res.ok || res.body === null) throw new Error(`the log answered HTTP ${res.status}`);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let rest = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const text = rest + value;
+    let from = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', from)) {
+      if (nl > from) {
+        const l = JSON.parse(text.slice(from, nl)) as StoredLine;
+        lines.put(l.seq, l.stream, l.step, l.text);
+      }
+      from = nl + 1;
+    }
+    rest = text.slice(from);
+    progress();
+  }
+}
+
+/**
+ * An execution's whole log: the lines stored when the page opened, streamed in seq order, then the live tail from the last of them over graphql-ws (gapless
  * replay: nothing missed or repeated between the two). Live lines are added once per animation
  * frame, however fast they come.
  */
-export function useBuildLog(id: string, lastSeqOnLoad: number | undefined): BuildLog {
+export function useBuildLog(id: string, enabled: boolean): BuildLog {
   const [lines] = useState(() => new LogLines());
   const [version, setVersion] = useState(0);
   const [loaded, setLoaded] = useState(false);
@@ -52,8 +52,9 @@ export function useBuildLog(id: string, lastSeqOnLoad: number | undefined): Buil
   const frame = useRef(0);
 
   useEffect(() => {
-    if (lastSeqOnLoad === undefined) return;
+    if (!enabled) return;
     let stopped = false;
+    const abort = new AbortController();
     let live: AsyncGenerator<unknown> | undefined;
     const flush = () => {
       frame.current = 0;
@@ -64,24 +65,15 @@ export function useBuildLog(id: string, lastSeqOnLoad: number | undefined): Buil
     };
     void (async () => {
       try {
-        const ranges: Array<[number, number]> = [];
-        for (let after = 0; after < lastSeqOnLoad; after += PAGE) ranges.push([after, Math.min(after + PAGE, lastSeqOnLoad)]);
-        const pages: Array<Promise<LogChunkFieldsFragment[]>> = [];
-        let started = 0;
-        const start = () => {
-          if (started < ranges.length) {
-            const [a, b] = ranges[started++]!;
-            pages.push(range(id, a, b));
+        let last = 0;
+        await loadStored(id, lines, () => {
+          // The first screen shows as soon as it is in; then a render every ~200 ms while loading.
+          if (lines.count === 0 || performance.now() - last > 200) {
+            last = performance.now();
+            flush();
           }
-        };
-        for (let i = 0; i < PARALLEL; i++) start();
-        for (let k = 0; k < ranges.length; k++) {
-          const page = await pages[k]!;
-          if (stopped) return;
-          start();
-          add(lines, page);
-          if (k === 0 || k === ranges.length - 1) flush();
-        }
+        }, abort.signal);
+        if (stopped) return;
         flush();
         setLoaded(true);
         const generator = kiln.subscribe(ExecutionLogsDocument, { executionId: id, afterSeq: lines.count });
@@ -99,11 +91,12 @@ export function useBuildLog(id: string, lastSeqOnLoad: number | undefined): Buil
     })();
     return () => {
       stopped = true;
+      abort.abort();
       void live?.return(undefined);
       if (frame.current !== 0) cancelAnimationFrame(frame.current);
       frame.current = 0;
     };
-  }, [id, lastSeqOnLoad, lines]);
+  }, [id, enabled, lines]);
 
   return { lines, version, loaded, complete, error };
 }
