@@ -105,3 +105,31 @@ describe('searching a whole log on the server', () => {
     expect(bob.data!.execution).toBeNull();
   });
 });
+
+describe('GET /api/v1/executions/:id/log.ndjson', () => {
+  const ndjson = (id: string, token: string | null = alice) =>
+    fetch(`${k.url}/api/v1/executions/${id}/log.ndjson`, { headers: token === null ? {} : { authorization: `Bearer ${token}` } });
+  const parse = (body: string) => body.split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as { seq: number; stream: string; step: number | null; text: string; at: string });
+
+  it('streams every stored line with its fields, in seq order, from Postgres and then from the archive', async () => {
+    const id = await executionWithLines(3000, [2999]);
+    const res = await ndjson(id);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+    const lines = parse(await res.text());
+    expect(lines.map((l) => l.seq)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+    expect(lines[2998]).toMatchObject({ seq: 2999, stream: 'STDOUT', step: 1, text: 'the NeEdLe in line 2999' });
+    expect(Date.parse(lines[0]!.at)).not.toBeNaN();
+
+    const key = await archiveLogToStore(pool, k.kiln.deps.store, id);
+    await pool.query(`update executions set log_key = $2 where id = $1`, [id, key]);
+    await pool.query(`delete from log_chunks where execution_id = $1`, [id]);
+    expect(parse(await (await ndjson(id)).text())).toEqual(lines);
+  });
+
+  it("answers 404 for another user's execution and 401 without a token", async () => {
+    const id = await executionWithLines(5, []);
+    expect((await ndjson(id, await k.token('bob'))).status).toBe(404);
+    expect((await ndjson(id, null)).status).toBe(401);
+  });
+});
