@@ -6,7 +6,7 @@ import { archiveLogToStore } from '../src/logs/archive.js';
 import { kilnContext, launchBrowser, screenshot, type PageWatch } from './helpers/browser.js';
 import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
-import { signIn } from './helpers/webSessionShim.js';
+import { signIn } from './helpers/webSession.js';
 
 /**
  * The build page `/executions/:id` in Chromium (docs/design.md#build-page): a real build
