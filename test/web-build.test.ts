@@ -85,7 +85,7 @@ describe('the build page', () => {
     });
     await page.goto(`${k.url}/executions/${executionId}`);
     await page.getByText('red alert').waitFor({ timeout: 30_000 });
-    const red = await page.getByText('red alert').evaluate((el) => getComputedStyle(el).color);
+    const red = await page.getByText('red alert').evaluate((el) => (globalThis as any).getComputedStyle(el).color as string);
     const [r, g, b] = red.match(/\d+/g)!.map(Number);
     expect(r, red).toBeGreaterThan(150);
     expect(g!, red).toBeLessThan(90);

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { ValidationError } from '../errors.js';
-import { StoredLogReader } from '../events/StoredLogReader.js';
+import { StoredLogReader } from '../logs/StoredLogReader.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { isUuid } from './paging.js';
 

@@ -69,7 +69,7 @@ export function LogSearch({ executionId, onJump }: Props) {
   return (
     <form
       className="log-search"
-      role="search"
+      aria-label="Log search"
       onSubmit={(e) => {
         e.preventDefault();
         if (matches !== null && generation.current > 0 && !busy && lastQuery.current === text) step(1);

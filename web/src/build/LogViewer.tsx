@@ -82,7 +82,7 @@ const LineRow = memo(function LineRow({ seq, text, stream, needle, highlighted, 
  * back to the bottom resumes it.
  */
 export function LogViewer({ lines, version, steps, finished, focus, highlighted, needle, onLineLink }: Props) {
-  const scroller = useRef<HTMLDivElement>(null);
+  const scroller = useRef<HTMLElement>(null);
   const [toggled, setToggled] = useState<ReadonlyMap<number, boolean>>(new Map());
   const [following, setFollowing] = useState(!finished);
   const anyFailed = steps.some((s) => s.status === 'FAILED');
@@ -110,14 +110,15 @@ export function LogViewer({ lines, version, steps, finished, focus, highlighted,
 
   // A focus request opens the line's section, then scrolls to its row once the rows include it.
   const [pending, setPending] = useState<Focus | null>(null);
+  const focusArrived = focus !== null && focus.seq >= 1 && focus.seq <= lines.count;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: only a new focus request, or its line arriving, acts
   useEffect(() => {
-    if (focus === null || focus.seq < 1 || focus.seq > lines.count) return;
+    if (focus === null || !focusArrived) return;
     const k = lines.sectionOf(focus.seq - 1);
     if (!isOpen(k)) setToggled((m) => new Map(m).set(k, true));
     setFollowing(false);
     setPending(focus);
-    // biome-ignore lint/correctness/useExhaustiveDependencies: only a new focus request (or its line arriving) acts
-  }, [focus, focus !== null && focus.seq <= lines.count]);
+  }, [focus, focusArrived]);
   useLayoutEffect(() => {
     if (pending === null) return;
     const row = rowOfLine(rows, pending.seq - 1);
@@ -131,11 +132,11 @@ export function LogViewer({ lines, version, steps, finished, focus, highlighted,
     if (following && rows.length > 0) virtualizer.scrollToIndex(rows.length - 1, { align: 'end' });
   }, [following, rows, virtualizer]);
   // The end of the run folds sections above the reader: the line they were looking at stays in view.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: only the run's end acts
   useEffect(() => {
     if (!finished) return;
     setFollowing(false);
     if (highlighted !== null) setPending({ seq: highlighted, nonce: -1 });
-    // biome-ignore lint/correctness/useExhaustiveDependencies: only the run's end acts
   }, [finished]);
 
   const onScroll = () => {
@@ -154,7 +155,13 @@ export function LogViewer({ lines, version, steps, finished, focus, highlighted,
             <input type="checkbox" checked={following} onChange={(e) => setFollowing(e.target.checked)} /> Follow the end
           </label>
         )}
-        <button type="button" onClick={() => rows.length > 0 && (setFollowing(false), virtualizer.scrollToIndex(0, { align: 'start' }))}>
+        <button
+          type="button"
+          onClick={() => {
+            setFollowing(false);
+            if (rows.length > 0) virtualizer.scrollToIndex(0, { align: 'start' });
+          }}
+        >
           Top
         </button>
         <button type="button" onClick={() => rows.length > 0 && virtualizer.scrollToIndex(rows.length - 1, { align: 'end' })}>
@@ -162,7 +169,8 @@ export function LogViewer({ lines, version, steps, finished, focus, highlighted,
         </button>
         <span className="log-count">{lines.count.toLocaleString('en-US')} lines</span>
       </div>
-      <div ref={scroller} className="log-scroll" onScroll={onScroll} tabIndex={0} role="region" aria-label="Build log">
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable by keyboard to scroll it (WCAG 2.1.1) */}
+      <section ref={scroller} className="log-scroll" onScroll={onScroll} tabIndex={0} aria-label="Build log">
         <div className="log-body" style={{ height: virtualizer.getTotalSize() }}>
           {items.map((item) => {
             const row = rows[item.index]!;
@@ -195,7 +203,7 @@ export function LogViewer({ lines, version, steps, finished, focus, highlighted,
             );
           })}
         </div>
-      </div>
+      </section>
     </div>
   );
 }

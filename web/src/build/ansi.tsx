@@ -50,14 +50,17 @@ function marked(text: string, needle: string | null, key: number): ReactNode {
  */
 export function AnsiLine({ text, needle }: { text: string; needle: string | null }): ReactNode {
   if (!text.includes('\u001b')) return marked(text, needle, 0);
+  // Segments have no identity but their place: a line's text, hence its segments, never changes.
   return Anser.ansiToJson(text, { use_classes: true, remove_empty: true }).map((seg, i) => {
     const classes: string[] = [];
     const style: CSSProperties = {};
     colour(seg.fg, seg.fg_truecolor, 'fg', classes, style);
     colour(seg.bg, seg.bg_truecolor, 'bg', classes, style);
     for (const d of seg.decorations) classes.push(`ansi-${d}`);
-    if (classes.length === 0 && seg.fg_truecolor === null && Object.keys(style).length === 0) return <span key={i}>{marked(seg.content, needle, i)}</span>;
+    // biome-ignore lint/suspicious/noArrayIndexKey: see above
+    if (classes.length === 0 && Object.keys(style).length === 0) return <span key={i}>{marked(seg.content, needle, i)}</span>;
     return (
+      // biome-ignore lint/suspicious/noArrayIndexKey: see above
       <span key={i} className={classes.join(' ') || undefined} style={style}>
         {marked(seg.content, needle, i)}
       </span>

@@ -3,6 +3,20 @@ import { useEffect, useRef, useState } from 'react';
 import { errorText, kiln } from '../api';
 import { LogLines } from './logLines';
 
+/** Times the live tail is resumed in a row after its socket drops, before the page says it stopped. */
+const MAX_RESUMES = 5;
+
+export interface BuildLog {
+  lines: LogLines;
+  /** Bumped whenever lines were added (LogLines is mutated in place). */
+  version: number;
+  /** The lines stored when the page opened are in. */
+  loaded: boolean;
+  /** The live tail has completed: the execution finished and every line is in. */
+  complete: boolean;
+  error: string | undefined;
+}
+
 /** A line of `GET /api/v1/executions/:id/log.ndjson`. */
 interface StoredLine {
   seq: number;
@@ -76,12 +90,24 @@ export function useBuildLog(id: string, enabled: boolean): BuildLog {
         if (stopped) return;
         flush();
         setLoaded(true);
-        const generator = kiln.subscribe(ExecutionLogsDocument, { executionId: id, afterSeq: lines.count });
-        live = generator;
-        for await (const { executionLogs } of generator) {
-          if (stopped) return;
-          lines.put(executionLogs.seq, executionLogs.stream, executionLogs.step ?? null, executionLogs.text);
-          schedule();
+        // A dropped socket resumes from the last line held: replay repeats and misses nothing.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const generator = kiln.subscribe(ExecutionLogsDocument, { executionId: id, afterSeq: lines.count });
+            live = generator;
+            for await (const { executionLogs } of generator) {
+              if (stopped) return;
+              attempt = 0;
+              lines.put(executionLogs.seq, executionLogs.stream, executionLogs.step ?? null, executionLogs.text);
+              schedule();
+            }
+            break;
+          } catch (err) {
+            if (stopped || attempt >= MAX_RESUMES) throw err;
+            flush();
+            await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+            if (stopped) return;
+          }
         }
         flush();
         setComplete(true);
