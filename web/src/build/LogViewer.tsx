@@ -35,6 +35,8 @@ interface Props {
 }
 
 const ROW = 20;
+
+const lineCount = (n: number) => `${n.toLocaleString('en-US')} line${n === 1 ? '' : 's'}`;
 /** Within this many pixels of the end counts as "at the bottom" for follow mode. */
 const BOTTOM_SLACK = 4 * ROW;
 
@@ -167,7 +169,7 @@ export function LogViewer({ lines, version, steps, finished, focus, highlighted,
         <button type="button" onClick={() => rows.length > 0 && virtualizer.scrollToIndex(rows.length - 1, { align: 'end' })}>
           Last line
         </button>
-        <span className="log-count">{lines.count.toLocaleString('en-US')} lines</span>
+        <span className="log-count">{lineCount(lines.count)}</span>
       </div>
       {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must be reachable by keyboard to scroll it (WCAG 2.1.1) */}
       <section ref={scroller} className="log-scroll" onScroll={onScroll} tabIndex={0} aria-label="Build log">
@@ -189,7 +191,7 @@ export function LogViewer({ lines, version, steps, finished, focus, highlighted,
                       {step.startedAt ? ` · ${duration(step.startedAt, step.finishedAt ?? null)}` : ''}
                     </span>
                   )}
-                  <span className="log-section-count">{(section.end - section.start).toLocaleString('en-US')} lines</span>
+                  <span className="log-section-count">{lineCount(section.end - section.start)}</span>
                 </button>
               );
             } else {
