@@ -39,23 +39,27 @@ async function loadStored(id: string, lines: LogLines, progress: () => void, sig
     const { done, value } = await reader.read();
     if (done) break;
     const text = rest + value;
-    let from = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', from)) {
-      if (nl > from) {
-        const l = JSON.parse(text.slice(from, nl)) as StoredLine;
-        lines.put(l.seq, l.stream, l.step, l.text);
-      }
-      from = nl + 1;
+    const end = text.lastIndexOf('\n');
+    if (end < 0) {
+      rest = text;
+      continue;
     }
-    rest = text.slice(from);
+    // One JSON.parse per chunk of the response rather than one per line (JSON never holds a raw newline).
+    const body = text.slice(0, end).replace(/\n+/g, ',').replace(/^,/, '');
+    if (body.length > 0) for (const l of JSON.parse(`[${body}]`) as StoredLine[]) lines.put(l.seq, l.stream, l.step, l.text);
+    rest = text.slice(end + 1);
     progress();
+  }
+  if (rest.trim().length > 0) {
+    const l = JSON.parse(rest) as StoredLine;
+    lines.put(l.seq, l.stream, l.step, l.text);
   }
 }
 
 /**
- * An execution's whole log: the lines stored when the page opened, streamed in seq order, then the live tail from the last of them over graphql-ws (gapless
- * replay: nothing missed or repeated between the two). Live lines are added once per animation
- * frame, however fast they come.
+ * An execution's whole log: the lines stored when the page opened, streamed in seq order, then
+ * the live tail from the last of them over graphql-ws (gapless replay: nothing missed or repeated
+ * between the two). Live lines are added once per animation frame, however fast they come.
  */
 export function useBuildLog(id: string, enabled: boolean): BuildLog {
   const [lines] = useState(() => new LogLines());
