@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveLogToStore } from '../src/logs/archive.js';
-import { kilnContext, launchBrowser, screenshot, type PageWatch } from './helpers/browser.js';
+import { kilnContext, launchBrowser, PHONE, screenshot, type PageWatch } from './helpers/browser.js';
 import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { signIn } from './helpers/webSession.js';
@@ -118,6 +118,8 @@ describe('the build page', () => {
     console.log(`stored -> on the page (ms): ${latencies.join(', ')}`);
 
     expect(await seriousViolations(page)).toEqual([]);
+    await page.setViewportSize(PHONE);
+    await screenshot(page, 'build-failed-phone');
     expect(watch.offsite).toEqual([]);
     await context.close();
   });
