@@ -39,6 +39,7 @@ export const LIST_WEIGHTS: Readonly<Record<string, ListWeight>> = {
   'ExecutionConnection.edges': EDGES,
   'TickConnection.edges': EDGES,
   'Job.nextRuns': { arg: 'count', default: 5, max: MAX_NEXT_RUNS },
+  'Job.nextFires': { arg: 'count', default: 5, max: MAX_NEXT_RUNS },
   'Query.schedulePreview': { arg: 'count', default: 5, max: MAX_PREVIEW },
   'Execution.logs': { arg: 'limit', default: DEFAULT_LOG_LIMIT, max: MAX_LOG_LIMIT, pageBytes: true },
   'Execution.steps': { fixed: MAX_STEPS_PER_JOB },
