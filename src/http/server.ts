@@ -18,6 +18,7 @@ import { playgroundRouter } from './playground.js';
 import { graphqlBody, operationGuard } from './queryLimits.js';
 import { RateLimiter } from './rateLimit.js';
 import { restRouter } from './rest.js';
+import { defaultWebDir, webAppRouter } from './webApp.js';
 import { startGraphqlWs } from './websocket.js';
 
 export interface HttpOptions {
@@ -29,6 +30,8 @@ export interface HttpOptions {
   log: (message: string) => void;
   /** /healthz, /readyz and /metrics of this process (default: Postgres and store checks, fresh metrics). */
   ops?: OpsEndpoints;
+  /** The built web app (default dist/web of the package, src/http/webApp.ts). */
+  webDir?: string;
 }
 
 export interface HttpRole {
@@ -96,6 +99,8 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
 
   // Before the rate limiter and the routes: probes and scrapes need no token and are never limited.
   app.use(opsMiddleware(opts.ops ?? processOps(deps, log)));
+  // The web app's pages and files: public (the page asks for the session itself), never limited.
+  app.use(webAppRouter(opts.webDir ?? defaultWebDir(), log));
   app.use('/api/v1', limiter.middleware(verifier, 'rest'), restRouter(deps, verifier, log));
   if (deps.config.playground) app.use(playgroundRouter());
   app.use(
