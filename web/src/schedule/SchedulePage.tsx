@@ -1,5 +1,5 @@
 import { ExecutionUpdatedDocument, JobScheduleDocument, PauseJobDocument, ResumeJobDocument, TriggerJobDocument } from '@kiln/sdk';
-import { useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { Link } from 'wouter';
 import { errorText, kiln, useQuery, useSubscription } from '../api';
 import { StatusBadge } from '../layout/StatusBadge';
@@ -14,6 +14,7 @@ import './SchedulePage.css';
 const FIRES_SHOWN = 10;
 /** The next fire times are asked for again once the first has passed, but not more often than this. */
 const FIRES_REFRESH_MIN_MS = 5000;
+const EVENT_COALESCE_MS = 300;
 
 /** The schedule page (`/jobs/:id`, docs/design.md#schedule-page). */
 export function SchedulePage({ id }: { id: string }) {
@@ -21,15 +22,27 @@ export function SchedulePage({ id }: { id: string }) {
   const ledger = useTickLedger(id);
   const history = useHistory(id);
 
+  // A per-second job sends several events a second: they coalesce into one refresh per window.
+  const pending = useRef<ReturnType<typeof setTimeout>>();
+  useEffect(() => () => clearTimeout(pending.current), []);
+  const latest = useRef({ ledger, history });
+  latest.current = { ledger, history };
+  const refreshSoon = useCallback(() => {
+    if (pending.current !== undefined) return;
+    pending.current = setTimeout(() => {
+      pending.current = undefined;
+      void latest.current.ledger.refresh();
+      if (latest.current.history.page === 0) void latest.current.history.refresh();
+    }, EVENT_COALESCE_MS);
+  }, []);
   useSubscription(
     ExecutionUpdatedDocument,
     { jobId: id },
     (event) => {
       ledger.noteExecution(event.executionUpdated.id, event.executionUpdated.status);
-      void ledger.refresh();
-      if (history.page === 0) void history.refresh();
+      refreshSoon();
     },
-    { onResubscribe: () => void history.refresh() },
+    { onResubscribe: refreshSoon },
   );
 
   const first = job.data?.job?.nextFires[0]?.at;

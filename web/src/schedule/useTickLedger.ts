@@ -41,8 +41,11 @@ export function useTickLedger(jobId: string): TickLedger {
   const [error, setError] = useState<string>();
   const shown = useRef<LedgerTick[]>([]);
   const generation = useRef(0);
+  const loadingOlder = useRef(false);
 
   const refresh = useCallback(async () => {
+    // An older page under way is merged first; the next poll brings the head.
+    if (loadingOlder.current) return;
     const mine = ++generation.current;
     try {
       const { job } = await kiln.request(JobTicksDocument, { id: jobId, first: TICK_PAGE });
@@ -62,8 +65,10 @@ export function useTickLedger(jobId: string): TickLedger {
   }, [jobId]);
 
   const loadOlder = useCallback(async () => {
-    if (older.cursor === null) return;
+    if (older.cursor === null || loadingOlder.current) return;
+    // A head refresh already under way must not reset the list under the page being added.
     const mine = ++generation.current;
+    loadingOlder.current = true;
     try {
       const { job } = await kiln.request(JobTicksDocument, { id: jobId, first: TICK_PAGE, after: older.cursor });
       if (mine !== generation.current || job === null) return;
@@ -72,6 +77,8 @@ export function useTickLedger(jobId: string): TickLedger {
       setOlder({ cursor: job.ticks.pageInfo.endCursor ?? null, has: job.ticks.pageInfo.hasNextPage });
     } catch (err) {
       if (mine === generation.current) setError(errorText(err));
+    } finally {
+      loadingOlder.current = false;
     }
   }, [jobId, older.cursor]);
 
