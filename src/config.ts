@@ -5,6 +5,7 @@ import type { AuthConfig } from './auth/types.js';
 import { loadAuth } from './config/auth.js';
 import { bool, cidrs, duration, type Env, int, size, str, url } from './config/env.js';
 import { loadRunner } from './config/runner.js';
+import { loadWeb, type WebSettings } from './config/web.js';
 import { ConfigError } from './errors.js';
 import { MAX_SECRETS_PER_JOB } from './jobfile/lint.js';
 import type { RunnerSettings } from './runner/settings.js';
@@ -112,6 +113,8 @@ export interface Config {
   tickRetentionMs: number;
   /** Key that seals stored secrets (KILN_SECRETS_KEY: 32 bytes, base64 or hex); null = a key file in `dataDir`. */
   secretsKey: Uint8Array | null;
+  /** Browser sign-in and sessions (docs/design.md#web-sessions). */
+  web: Readonly<WebSettings>;
 }
 
 /** How the API's off-loop pool is sized and bounded (docs/design.md#off-the-loop). */
@@ -276,5 +279,6 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     maxSecretsPerJob: int(env, 'KILN_MAX_SECRETS_PER_JOB', MAX_SECRETS_PER_JOB, 1, 100_000),
     tickRetentionMs: duration(env, 'KILN_TICK_RETENTION', 30 * 86_400_000, 3_600_000),
     secretsKey: secretsKey(env),
+    web: loadWeb(env),
   });
 }
