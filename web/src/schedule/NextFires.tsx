@@ -6,7 +6,10 @@ type Fire = NonNullable<JobScheduleQuery['job']>['nextFires'][number];
  * The next fire times as the job's zone reads them, each with its UTC offset; a fire whose
  * offset differs from the one before is marked, so a daylight-saving change is visible.
  */
-export function NextFires({ fires, timezone, paused, oneOff }: { fires: readonly Fire[]; timezone: string; paused: boolean; oneOff: boolean }) {
+export function NextFires({ fires: asked, timezone, paused, oneOff }: { fires: readonly Fire[]; timezone: string; paused: boolean; oneOff: boolean }) {
+  // The list is asked for again every few seconds; between two answers, times already past go.
+  const now = Date.now();
+  const fires = asked.filter((f) => Date.parse(f.at) > now);
   return (
     <section aria-labelledby="next-fires-title">
       <h2 id="next-fires-title">

@@ -19,7 +19,8 @@ const EVENT_COALESCE_MS = 300;
 /** The schedule page (`/jobs/:id`, docs/design.md#schedule-page). */
 export function SchedulePage({ id }: { id: string }) {
   const job = useQuery(JobScheduleDocument, { id, fires: FIRES_SHOWN });
-  const ledger = useTickLedger(id);
+  // A one-off job has no ticks: nothing to poll.
+  const ledger = useTickLedger(id, typeof job.data?.job?.schedule === 'string');
   const history = useHistory(id);
 
   // A per-second job sends several events a second: they coalesce into one refresh per window.
@@ -99,7 +100,7 @@ export function SchedulePage({ id }: { id: string }) {
           <NextFires fires={j.nextFires} timezone={j.timezone} paused={j.paused} oneOff={j.schedule === null} />
         </div>
         <div className="schedule-main">
-          <TickTimeline ledger={ledger} timezone={j.timezone} />
+          <TickTimeline ledger={ledger} timezone={j.timezone} oneOff={j.schedule === null} />
           <HistoryTable history={history} timezone={j.timezone} />
         </div>
       </div>

@@ -10,7 +10,7 @@ const OUTCOMES = ['FIRED', 'SKIPPED_OVERLAP', 'MISSED', 'PAUSED'] as const;
  * The tick ledger as a timeline, newest first: every fire time with its outcome (colour, icon
  * and word), a catch-up mark for fires made late, and a link to the execution a FIRED tick queued.
  */
-export function TickTimeline({ ledger, timezone }: { ledger: TickLedger; timezone: string }) {
+export function TickTimeline({ ledger, timezone, oneOff }: { ledger: TickLedger; timezone: string; oneOff: boolean }) {
   const counts = new Map<string, number>();
   for (const t of ledger.ticks) counts.set(t.outcome, (counts.get(t.outcome) ?? 0) + 1);
   return (
@@ -36,7 +36,7 @@ export function TickTimeline({ ledger, timezone }: { ledger: TickLedger; timezon
         </p>
       )}
       {ledger.ticks.length === 0 ? (
-        <p className="muted">No fire time recorded yet.</p>
+        <p className="muted">{oneOff ? 'A one-off job has no fire times: its runs are in the history.' : 'No fire time recorded yet.'}</p>
       ) : (
         // biome-ignore lint/a11y/noNoninteractiveTabindex: a region that scrolls must be reachable by keyboard (axe scrollable-region-focusable)
         <section className="tick-scroll" aria-label="Ticks" tabIndex={0}>

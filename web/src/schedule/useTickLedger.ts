@@ -35,7 +35,7 @@ function mergeHead(shown: LedgerTick[], head: LedgerTick[]): LedgerTick[] {
  * two refreshes than one page holds, what is shown starts over from the newest page, so the list
  * never has a hole in it.
  */
-export function useTickLedger(jobId: string): TickLedger {
+export function useTickLedger(jobId: string, enabled: boolean): TickLedger {
   const [ticks, setTicks] = useState<LedgerTick[]>([]);
   const [older, setOlder] = useState<{ cursor: string | null; has: boolean }>({ cursor: null, has: false });
   const [error, setError] = useState<string>();
@@ -91,6 +91,7 @@ export function useTickLedger(jobId: string): TickLedger {
   useEffect(() => {
     shown.current = [];
     setTicks([]);
+    if (!enabled) return;
     void refresh();
     const timer = setInterval(() => {
       if (document.visibilityState === 'visible') void refresh();
@@ -99,7 +100,7 @@ export function useTickLedger(jobId: string): TickLedger {
       clearInterval(timer);
       generation.current++;
     };
-  }, [refresh]);
+  }, [refresh, enabled]);
 
   return { ticks, hasOlder: older.has, error, loadOlder, refresh, noteExecution };
 }
