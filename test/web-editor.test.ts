@@ -50,6 +50,10 @@ describe('the editor', () => {
     // The gutter marks line 4 and the underline sits on the value of line 4.
     expect(await page.locator('[data-testid="gutter"] [data-diagnostic="error"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-line')))).toEqual(['4']);
     expect(await page.locator('mark.code-mark').evaluateAll((els) => els.map((e) => [e.getAttribute('data-line'), e.textContent]))).toEqual([['4', '"61 * * * *"']]);
+    // Choosing the diagnostic puts the caret at its line and column.
+    await diagnostic.getByRole('button').click();
+    const caret = await input.evaluate((el) => [(el as unknown as { selectionStart: number }).selectionStart, el === (globalThis as any).document.activeElement]);
+    expect(caret).toEqual([BAD.indexOf('"61'), true]);
     await screenshot(page, 'web-editor-diagnostic');
     expect(await seriousViolations(page)).toEqual([]);
 

@@ -149,6 +149,14 @@ describe('the schedule page', () => {
     // Nothing on the phone's page is wider than its screen (the table scrolls in its own box).
     expect(await page.evaluate(() => (globalThis as any).document.documentElement.scrollWidth as number)).toBeLessThanOrEqual(PHONE.width);
     await screenshot(page, 'web-schedule-phone');
+    // Another user's browser gets "not found" for this job, as for an id that does not exist.
+    const other = await kilnContext(browser, new URL(k.url).origin);
+    await signIn(other.context, k, 'someone-else');
+    const theirs = await other.context.newPage();
+    await theirs.goto(`${k.url}/jobs/${job!.id}`);
+    await theirs.getByRole('heading', { name: 'Job not found' }).waitFor();
+    expect(await theirs.getByTestId('history-row').count()).toBe(0);
+    await other.context.close();
     expect(await seriousViolations(page)).toEqual([]);
     expect(watch.offsite).toEqual([]);
     expect(watch.errors).toEqual([]);
