@@ -1,6 +1,6 @@
-import type { JobScheduleQuery } from '@kiln/sdk';
+import type { JobNextFiresQuery } from '@kiln/sdk';
 
-type Fire = NonNullable<JobScheduleQuery['job']>['nextFires'][number];
+type Fire = NonNullable<JobNextFiresQuery['job']>['nextFires'][number];
 
 /**
  * The next fire times as the job's zone reads them, each with its UTC offset; a fire whose

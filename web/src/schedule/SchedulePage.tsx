@@ -1,4 +1,4 @@
-import { ExecutionUpdatedDocument, JobScheduleDocument, PauseJobDocument, ResumeJobDocument, TriggerJobDocument } from '@kiln/sdk';
+import { ExecutionUpdatedDocument, JobNextFiresDocument, JobScheduleDocument, PauseJobDocument, ResumeJobDocument, TriggerJobDocument } from '@kiln/sdk';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Link } from 'wouter';
 import { errorText, kiln, useQuery, useSubscription } from '../api';
@@ -18,7 +18,8 @@ const EVENT_COALESCE_MS = 300;
 
 /** The schedule page (`/jobs/:id`, docs/design.md#schedule-page). */
 export function SchedulePage({ id }: { id: string }) {
-  const job = useQuery(JobScheduleDocument, { id, fires: FIRES_SHOWN });
+  const job = useQuery(JobScheduleDocument, { id });
+  const fires = useQuery(JobNextFiresDocument, { id, count: FIRES_SHOWN });
   // A one-off job has no ticks: nothing to poll.
   const ledger = useTickLedger(id, typeof job.data?.job?.schedule === 'string');
   const history = useHistory(id);
@@ -46,8 +47,8 @@ export function SchedulePage({ id }: { id: string }) {
     { onResubscribe: refreshSoon },
   );
 
-  const first = job.data?.job?.nextFires[0]?.at;
-  const { refetch } = job;
+  const first = fires.data?.job?.nextFires[0]?.at;
+  const { refetch } = fires;
   useEffect(() => {
     if (first === undefined) return;
     const timer = setTimeout(() => void refetch(), Math.max(Date.parse(first) - Date.now(), FIRES_REFRESH_MIN_MS));
@@ -92,12 +93,20 @@ export function SchedulePage({ id }: { id: string }) {
           {j.schedule === null ? 'one-off' : <code>{j.schedule}</code>} · {j.timezone}
           {j.runOnce && ' · run once'} · priority {j.priority} · image <code>{j.image}</code>
         </p>
-        <JobActions id={j.id} paused={j.paused} scheduled={j.schedule !== null} onChange={() => void job.refetch()} />
+        <JobActions
+          id={j.id}
+          paused={j.paused}
+          scheduled={j.schedule !== null}
+          onChange={() => {
+            void job.refetch();
+            void fires.refetch();
+          }}
+        />
       </header>
       <div className="schedule-grid">
         <div className="schedule-side">
           <JobFileView text={j.spec} />
-          <NextFires fires={j.nextFires} timezone={j.timezone} paused={j.paused} oneOff={j.schedule === null} />
+          <NextFires fires={fires.data?.job?.nextFires ?? []} timezone={j.timezone} paused={j.paused} oneOff={j.schedule === null} />
         </div>
         <div className="schedule-main">
           <TickTimeline ledger={ledger} timezone={j.timezone} oneOff={j.schedule === null} />
