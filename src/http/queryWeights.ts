@@ -42,6 +42,7 @@ export const LIST_WEIGHTS: Readonly<Record<string, ListWeight>> = {
   'TickConnection.edges': EDGES,
   'Job.recentRuns': { arg: 'count', default: 20, max: MAX_RECENT_RUNS },
   'Job.nextRuns': { arg: 'count', default: 5, max: MAX_NEXT_RUNS },
+  'Job.nextFires': { arg: 'count', default: 5, max: MAX_NEXT_RUNS },
   'Query.schedulePreview': { arg: 'count', default: 5, max: MAX_PREVIEW },
   'Execution.logs': { arg: 'limit', default: DEFAULT_LOG_LIMIT, max: MAX_LOG_LIMIT, pageBytes: true },
   // Sized by logSearch's `first`, which the rule cannot see from the list itself: its largest.
