@@ -1,6 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import type Dockerode from 'dockerode';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GIT_TEST_IMAGE, POSTGRES_TEST_IMAGE, TEST_IMAGE, requireDocker } from './helpers/docker.js';
+import { DockerBackend } from '../src/runner/docker/docker.js';
+import { INSTALLATION_LABEL } from '../src/runner/installation.js';
+import { Reaper } from '../src/runner/reaper.js';
+import { removeEarlierNetworks } from '../src/runner/services/ExecutionServices.js';
+import { serviceContainerConfig, serviceNetworkName } from '../src/runner/services/serviceConfig.js';
+import { GIT_TEST_IMAGE, POSTGRES_TEST_IMAGE, TEST_IMAGE, requireDocker, testContainerConfig } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { containersOf, runJob, submitJob, waitForEnd, waitForStatus, type LogLineView } from './helpers/runner.js';
 
@@ -172,5 +179,34 @@ describe('services: beside the build (real Docker engine)', () => {
     expect(res.errors).toBeUndefined();
     expect((await waitForEnd(k, token, a, 30_000)).status).toBe('CANCELLED');
     await expectNothingLeft(docker, a);
+  });
+
+  it("removes what a dead worker's attempt left: the next attempt its earlier networks, the reaper its services and network", async () => {
+    const backend = new DockerBackend();
+    const engine = backend.services;
+    const executionId = randomUUID();
+    const installationId = `services-test-${process.pid}`;
+    const labelsOf = (attempt: number) => ({
+      kiln: 'true', 'kiln.execution': executionId, 'kiln.job': randomUUID(), 'kiln.attempt': String(attempt),
+      'kiln.worker': 'a-dead-worker', [INSTALLATION_LABEL]: installationId, 'kiln.deadline': String(Date.now() + 3_600_000),
+    });
+    for (const attempt of [1, 2, 3]) await engine.createNetwork(serviceNetworkName(executionId, attempt), labelsOf(attempt));
+    await removeEarlierNetworks(backend, executionId, 3);
+    expect(await networksOf(docker, executionId)).toEqual([serviceNetworkName(executionId, 3)]);
+
+    const network = serviceNetworkName(executionId, 3);
+    const step = testContainerConfig({ labels: labelsOf(3) });
+    const service = await backend.prepare(serviceContainerConfig(step, { name: 'db', image: TEST_IMAGE, env: {}, command: ['sleep', '600'], ready: null }, network));
+    await backend.start(service);
+    const pool = new pg.Pool({ connectionString: k.databaseUrl });
+    try {
+      const reaper = new Reaper({ backend, pool, installationId, workerId: 'this-worker', runsHere: () => false, log: () => {} });
+      const reaped = await reaper.sweep();
+      expect(reaped.map((r) => r.id)).toEqual([service.id]);
+    } finally {
+      await pool.end();
+    }
+    expect(await containersOf(docker, executionId)).toEqual([]);
+    expect(await networksOf(docker, executionId)).toEqual([]);
   });
 });
