@@ -30,7 +30,7 @@ export interface ServicesOfRun {
   system: (text: string) => void;
   outputOf: (service: string) => ServiceOutputSink;
   /** Who may pull a service's image, as for the steps' (docs/design.md#local-privacy). */
-  accessFor: (image: string) => Promise<PullAccess | undefined>;
+  accessFor: (image: string) => PullAccess | undefined;
 }
 
 interface Running {
@@ -74,7 +74,7 @@ export class ExecutionServices {
       signal.throwIfAborted();
       const config = serviceContainerConfig(step, spec, this.network);
       system(`service "${spec.name}": starting ${spec.image}`);
-      const handle = await backend.prepare(config, signal, await this.run.accessFor(spec.image));
+      const handle = await backend.prepare(config, signal, this.run.accessFor(spec.image));
       this.handles.push(handle);
       await backend.start(handle);
       const output = this.run.outputOf(spec.name);

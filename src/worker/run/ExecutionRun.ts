@@ -16,7 +16,7 @@ import { removeUntilGone } from '../../runner/removal.js';
 import { ExecutionServices, removeEarlierNetworks } from '../../runner/services/ExecutionServices.js';
 import type { ContainerConfig, ContainerHandle } from '../../runner/types.js';
 import { checkoutInto, redactUrl } from '../../runner/workspace.js';
-import { loadExecutionSecrets } from '../../secrets/executionSecrets.js';
+import { loadOwnerSecrets, requireSecrets } from '../../secrets/executionSecrets.js';
 import type { ExecutionPlan } from '../../jobfile/types.js';
 import { decideEnding, type ContainerState, type Ending, type RunFacts, type Stop } from './decideEnding.js';
 import { errorEnding } from './endings.js';
@@ -152,12 +152,14 @@ export class ExecutionRun {
   private async prepare(): Promise<ContainerHandle> {
     const { deps, claimed, plan } = this;
     this.buildLog.system(`execution #${claimed.number} (attempt ${claimed.attempt}) on worker ${deps.workerId}, image ${plan.image}`);
-    const secrets = await loadExecutionSecrets(this.pool, deps.runner.secretBox, claimed.id, plan.secrets);
     // The deploy key goes to the checkout only, never to the steps; it is masked all the same.
-    const keyName = plan.repository?.sshKey;
-    this.deployKey = keyName ? ((await loadExecutionSecrets(this.pool, deps.runner.secretBox, claimed.id, [keyName])).get(keyName) ?? null) : null;
-    this.masker = await SecretMasker.inSlices([...secrets.values(), ...(this.deployKey !== null ? [this.deployKey] : [])]);
-    this.secretEnv = Object.fromEntries(secrets);
+    const keyName = plan.repository?.sshKey ?? null;
+    const wanted = keyName === null ? plan.secrets : [...plan.secrets, keyName];
+    const values = await loadOwnerSecrets(this.pool, deps.runner.secretBox, claimed.owner, wanted);
+    requireSecrets(values, wanted);
+    this.deployKey = keyName === null ? null : (values.get(keyName) ?? null);
+    this.masker = await SecretMasker.inSlices([...values.values()]);
+    this.secretEnv = Object.fromEntries(plan.secrets.map((name) => [name, values.get(name) ?? '']));
     const spec = containerConfigFor(
       plan,
       { executionId: claimed.id, jobId: claimed.jobId, attempt: claimed.attempt, workerId: deps.workerId, installationId: deps.runner.installationId },
@@ -168,7 +170,7 @@ export class ExecutionRun {
     this.writable = { dirs: writableDirs(spec), maxBytes: spec.writableMaxBytes ?? DEFAULT_WRITABLE_MAX_BYTES };
     await this.removeEarlierAttempts();
     if (plan.services?.length) await this.startServices(spec);
-    const access = await pullAccessFor(this.pool, deps.runner.secretBox, claimed.id, plan.image, deps.runner.settings);
+    const access = pullAccessFor(this.pool, deps.runner.secretBox, claimed.owner, plan.image, deps.runner.settings);
     const handle = await deps.backend.prepare(spec, this.stopping.signal, access);
     this.handle = handle;
     this.container = 'running';
@@ -198,7 +200,7 @@ export class ExecutionRun {
       probeImage: settings.gitImage,
       system: (text) => this.buildLog.system(text),
       outputOf: (name) => new ServiceOutput(this.buildLog, name, this.masker, settings.maxLogBytes),
-      accessFor: (image) => pullAccessFor(this.pool, deps.runner.secretBox, claimed.id, image, settings),
+      accessFor: (image) => pullAccessFor(this.pool, deps.runner.secretBox, claimed.owner, image, settings),
     });
     spec.extraHosts = await this.services.start(this.stopping.signal);
     spec.network = this.services.network;
