@@ -16,6 +16,9 @@ export const GIT_TEST_IMAGE = 'kiln-test/git:latest';
  */
 export const POSTGRES_TEST_IMAGE = 'kiln-test/postgres:latest';
 
+/** Debian's Go toolchain with busybox (scripts/build-test-images.sh), for the fixture module test/fixtures/go/hello. */
+export const GO_TEST_IMAGE = 'kiln-test/go:latest';
+
 /** Every container a test creates carries this label, so leftovers can be found and removed. */
 export const TEST_LABEL = 'kiln.test';
 
