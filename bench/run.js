@@ -8,6 +8,7 @@ const BENCHMARKS = {
   logs: 'container line -> subscriber latency at 10,000 lines/s vs raw docker attach; API CPU and memory with 1,000 subscribers on one build',
   docker: 'submit -> SUCCEEDED of a `true` job vs raw `docker run --rm`; 1,000,000-line log throughput, all archived, with the worker\'s peak memory',
   hostile: 'one user\'s attacks (issue 11: cron-heavy file, log amplification, ping flood, tokenless flood, git bomb, many secrets) against one `kiln start`: another user\'s query p50/p99, live log and build, and the server\'s peak RSS, each beside the same with no attack',
+  services: 'the gap between a job\'s Postgres service accepting connections and its first step starting (issue 13: median < 500 ms over 20 runs), on `kiln start`',
   history: 'a job\'s history page (20 executions with steps) over HTTP, first and deep pages of 1,000,000 executions, vs the keyset SQL alone',
 };
 

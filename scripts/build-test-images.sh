@@ -183,6 +183,7 @@ rootfs_postgres() {
   printf '%s\n' \
     '#!/bin/sh' \
     '# initdb then postgres, as the image'"'"'s user; arguments go to postgres (`-c fsync=off`).' \
+    '# The image has no CMD (`CMD []`), so a service without `command` runs postgres as it is.' \
     'set -e' \
     ': "${PGDATA:=/tmp/pgdata}"' \
     'if [ ! -s "$PGDATA/PG_VERSION" ]; then' \
@@ -199,6 +200,8 @@ rootfs_postgres() {
     'USER postgres'
     'ENV PGDATA=/tmp/pgdata TZ=UTC LANG=C'
     'ENTRYPOINT ["/usr/local/bin/postgres-entrypoint"]'
+    # No `sh` from the busybox image's CMD: a service without `command` runs postgres plainly.
+    'CMD []'
   )
 }
 
