@@ -23,9 +23,15 @@ const GOAL_MEDIAN_MS = 500;
 
 const SPEC = {
   runs: { default: '20', help: 'executions measured, one after the other' },
+  ready: { default: 'run', help: 'run: `pg_isready` in the service; tcp: port 5432 from the probe (open a moment before Postgres accepts sessions)' },
 };
 
-const job = (n: number) =>
+const READY: Record<string, string> = {
+  run: '{ run: "pg_isready -q -h 127.0.0.1 -U postgres", timeout: 60s }',
+  tcp: '{ tcp: 5432, timeout: 60s }',
+};
+
+const job = (n: number, ready: string) =>
   [
     'jobs:',
     `  - name: ServiceGap${n}`,
@@ -34,7 +40,7 @@ const job = (n: number) =>
     '      - name: db',
     `        image: ${POSTGRES_IMAGE}`,
     '        command: [-c, fsync=off]',
-    '        ready: { tcp: 5432, timeout: 60s }',
+    `        ready: ${ready}`,
     '    steps:',
     '      - run: psql -h db -U postgres -Atc "select 1"',
     '',
@@ -74,7 +80,9 @@ async function gapOf(pool: pg.Pool, id: string): Promise<number> {
 export async function main(argv: string[]): Promise<void> {
   const a = parseArgs(argv, SPEC);
   const runs = positive(a.runs, 'runs');
-  console.log(`services readiness gap: ${runs} runs\n${uptimeLine()}\n`);
+  const ready = READY[a.ready];
+  if (ready === undefined) throw new Error(`--ready must be run or tcp, got ${a.ready}`);
+  console.log(`services readiness gap: ${runs} runs, ready: ${ready}\n${uptimeLine()}\n`);
   const db = await createDatabase('services');
   const dataDir = await mkdtemp(path.join(tmpdir(), 'kiln-bench-services-'));
   const pool = benchPool(db.url, 2);
@@ -92,7 +100,7 @@ export async function main(argv: string[]): Promise<void> {
     const auth = localAuth(new TextEncoder().encode(JWT_SECRET));
     const token = await mintLocalToken(auth as Extract<typeof auth, { mode: 'local' }>, 'bench', 3600);
     const gaps: number[] = [];
-    for (let i = 0; i < runs; i++) gaps.push(await gapOf(pool, await submit(kiln.url!, token, job(i))));
+    for (let i = 0; i < runs; i++) gaps.push(await gapOf(pool, await submit(kiln.url!, token, job(i, ready))));
     const s = summarize(gaps);
     console.log(table([
       ['', 'min', 'median', 'p99', 'max'],

@@ -25,7 +25,9 @@ function postgresJob(name: string, steps: string[], extra: string[] = [], image 
     '      - name: db',
     `        image: ${POSTGRES_TEST_IMAGE}`,
     '        command: [-c, fsync=off]',
-    '        ready: { tcp: 5432, timeout: 30s }',
+    // Not `tcp: 5432`: Postgres listens a moment before it accepts sessions ("the database system
+    // is starting up"); pg_isready answers 0 only once it does.
+    '        ready: { run: "pg_isready -q -h 127.0.0.1 -U postgres", timeout: 30s }',
     '    steps:',
     ...steps.map((run) => `      - run: ${JSON.stringify(run)}`),
     '',
@@ -74,7 +76,7 @@ describe('services: beside the build (real Docker engine)', () => {
       const e = await runJob(k, token, postgresJob('WithDb', ['psql -h db -U postgres -Atc "select 40 + 2"']), 60_000);
       expect(e.status, e.error ?? '').toBe('SUCCEEDED');
       expect(e.logs.filter((l) => l.stream === 'STDOUT').map((l) => l.text)).toEqual(['42']);
-      expect(e.logs.some((l) => l.stream === 'SYSTEM' && /^service "db" is ready \(tcp 5432, \d+ ms\)$/.test(l.text))).toBe(true);
+      expect(e.logs.some((l) => l.stream === 'SYSTEM' && /^service "db" is ready \(run "pg_isready .*", \d+ ms\)$/.test(l.text))).toBe(true);
       // Postgres stamps the line itself, in UTC with milliseconds: when it began accepting.
       const ready = serviceLines(e.logs).find((l) => l.startsWith('[db] ') && l.includes('ready to accept connections'));
       expect(ready).toBeDefined();
@@ -88,6 +90,26 @@ describe('services: beside the build (real Docker engine)', () => {
     console.log(`services readiness gap (ms), ${GAP_RUNS} runs: ${gaps.join(', ')}; median ${median}`);
     expect(gaps[0]).toBeGreaterThanOrEqual(0); // never before the service was ready
     expect(median).toBeLessThan(500);
+  });
+
+  it('awaits a `tcp:` check from inside the network, and the step reaches the service by its name', async () => {
+    const yaml = [
+      'jobs:',
+      '  - name: TcpReady',
+      '    services:',
+      '      - name: echo-server',
+      `        image: ${TEST_IMAGE}`,
+      '        command: [sh, -c, "sleep 1; exec nc -ll -p 7000 -e echo hello from the service"]',
+      '        ready: { tcp: 7000, timeout: 20s }',
+      '    steps:',
+      '      - run: nc echo-server 7000 </dev/null',
+      '',
+    ].join('\n');
+    const e = await runJob(k, token, yaml, 60_000);
+    expect(e.status, e.error ?? '').toBe('SUCCEEDED');
+    expect(e.logs.filter((l) => l.stream === 'STDOUT').map((l) => l.text)).toEqual(['hello from the service']);
+    expect(e.logs.some((l) => l.stream === 'SYSTEM' && /^service "echo-server" is ready \(tcp 7000, \d+ ms\)$/.test(l.text))).toBe(true);
+    await expectNothingLeft(docker, e.id);
   });
 
   it('removes the services and the network after a failed step', async () => {
