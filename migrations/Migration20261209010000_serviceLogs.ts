@@ -5,7 +5,7 @@ import { Migration } from '@mikro-orm/migrations';
  * execution as a stream of its own (docs/design.md#services). `not valid` then `validate`: the
  * check is added without a long lock on a big table, and every existing row passes it.
  */
-export class Migration20261209000000_serviceLogs extends Migration {
+export class Migration20261209010000_serviceLogs extends Migration {
   override async up(): Promise<void> {
     this.addSql(`alter table "log_chunks" drop constraint if exists "log_chunks_stream_check";`);
     this.addSql(`alter table "log_chunks" add constraint "log_chunks_stream_check" check ("stream" in ('STDOUT', 'STDERR', 'SYSTEM', 'SERVICE')) not valid;`);
