@@ -21,6 +21,7 @@ export type ExecutionTrigger =
   | 'SUBMIT';
 
 export type LogStream =
+  | 'SERVICE'
   | 'STDERR'
   | 'STDOUT'
   | 'SYSTEM';

@@ -64,6 +64,7 @@ function normalize(draft: JobDraft, source: string): JobSpec {
       timeoutMs: step.timeoutMs ?? null,
       env: step.env ?? {},
     })),
+    ...(draft.services?.length ? { services: draft.services } : {}),
     source: jobSource(source, draft),
   };
 }
@@ -112,5 +113,6 @@ export function toExecutionPlan(job: JobSpec, defaults: { image: string }): Exec
     repository: job.repository === null ? null : { ...job.repository },
     artifacts: [...job.artifacts],
     steps: job.steps.map((step, index) => ({ index, name: step.name, run: step.run, timeoutMs: step.timeoutMs, env: { ...step.env } })),
+    ...(job.services?.length ? { services: job.services.map((s) => ({ ...s, env: { ...s.env } })) } : {}),
   };
 }

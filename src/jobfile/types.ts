@@ -4,6 +4,7 @@
  */
 
 import type { ConcurrencyPolicy, MisfirePolicy } from '../schedule/policies.js';
+import type { ServiceSpec } from './serviceSpec.js';
 
 /** One problem found in a job file. Lines and columns are 1-based. */
 export interface Diagnostic {
@@ -52,6 +53,8 @@ export interface JobSpec {
   resources: { cpus: number | null; memoryBytes: number | null };
   artifacts: string[];
   steps: StepSpec[];
+  /** Containers started beside the build (`services:`; docs/design.md#services); absent: none. */
+  services?: ServiceSpec[];
   /** This job's own YAML text, as the user wrote it (for `Job.spec`). */
   source: string;
 }
@@ -74,4 +77,6 @@ export interface ExecutionPlan {
   repository: { url: string; ref: string; sshKey?: string } | null;
   artifacts: string[];
   steps: Array<{ index: number; name: string; run: string; timeoutMs: number | null; env: Record<string, string> }>;
+  /** Absent in plans stored before services existed: none. */
+  services?: ServiceSpec[];
 }

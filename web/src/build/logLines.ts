@@ -1,5 +1,5 @@
 /** A log line's stream, stored as a byte per line. */
-export const STREAMS = ['STDOUT', 'STDERR', 'SYSTEM'] as const;
+export const STREAMS = ['STDOUT', 'STDERR', 'SYSTEM', 'SERVICE'] as const;
 export type Stream = (typeof STREAMS)[number];
 
 /** One run of consecutive lines of the same step (steps run in order, so usually one per step). */
