@@ -63,3 +63,13 @@ export class TooBusyError extends DomainError {
     this.name = 'TooBusyError';
   }
 }
+
+/** Authenticated, but the request lacks what its kind of credential requires (a session's CSRF token, its own Origin). */
+export class ForbiddenError extends DomainError {
+  readonly code = 'FORBIDDEN';
+  readonly httpStatus = 403;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ForbiddenError';
+  }
+}

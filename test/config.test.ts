@@ -8,6 +8,12 @@ describe('configuration from the environment', () => {
     expect(c.dataDir).toMatch(/\.kiln$/);
   });
 
+  it('reads the web session settings, and never lets the idle timeout outlast the session', () => {
+    expect(loadConfig({}).web).toEqual({ publicUrl: null, sessionIdleMs: 8 * 3_600_000, sessionMaxAgeMs: 7 * 86_400_000, signInLinkMs: 15 * 60_000, oidc: null });
+    const c = loadConfig({ KILN_PUBLIC_URL: 'https://kiln.example.com/app/', KILN_SESSION_IDLE: '30d', KILN_SESSION_MAX_AGE: '1d', KILN_OIDC_CLIENT_ID: 'kiln-web' });
+    expect(c.web).toMatchObject({ publicUrl: 'https://kiln.example.com', sessionIdleMs: 86_400_000, sessionMaxAgeMs: 86_400_000, oidc: { clientId: 'kiln-web', clientSecret: null } });
+  });
+
   it('caps the secrets a job may list at 100 unless told otherwise', () => {
     expect(loadConfig({}).maxSecretsPerJob).toBe(100);
     expect(loadConfig({ KILN_MAX_SECRETS_PER_JOB: '1000' }).maxSecretsPerJob).toBe(1000);
@@ -27,6 +33,9 @@ describe('configuration from the environment', () => {
     [{ KILN_EXECUTOR: 'podman' }, /^KILN_EXECUTOR: must be "docker" or "noop"/],
     [{ DOCKER_HOST: '/var/run/docker.sock' }, /^DOCKER_HOST: must be/],
     [{ KILN_MAX_SECRETS_PER_JOB: '0' }, /^KILN_MAX_SECRETS_PER_JOB: must be between 1/],
+    [{ KILN_PUBLIC_URL: 'http://kiln.example.com' }, /^KILN_PUBLIC_URL: must use https:/],
+    [{ KILN_SESSION_IDLE: 'soon' }, /^KILN_SESSION_IDLE: /],
+    [{ KILN_OIDC_CLIENT_SECRET: 's' }, /^KILN_OIDC_CLIENT_SECRET: is set without KILN_OIDC_CLIENT_ID/],
   ])('names the bad variable: %o', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });

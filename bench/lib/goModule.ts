@@ -4,6 +4,7 @@ import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
 import { hostGit } from './gitServer.js';
 
 /**
@@ -28,6 +29,49 @@ export const GO_JOB_ENV: Readonly<Record<string, string>> = {
   GOPROXY: `file:///workspace/${PROXY_DIR_IN_MODULE}`,
   GOFLAGS: '-mod=mod -p=2',
 };
+
+/**
+ * The seed's BuildAndTest steps (fixtures/seed-jobs.yaml) as they run on the module: the seed's
+ * `go mod` is not a complete command (it prints its usage and exits 2), so "Set up Go" runs its
+ * intent, `go mod download`; the other steps are the seed's own.
+ */
+export const GO_SEED_STEPS: ReadonlyArray<{ name: string; run: string }> = [
+  { name: 'Set up Go', run: 'go mod download' },
+  { name: 'Build', run: 'go build -v ./...' },
+  { name: 'Test', run: 'go test -v ./...' },
+];
+
+/** DESIGN.md section 9's Go cache: the module and build caches, keyed on go.sum, falling back to any `go-` entry. */
+export const GO_CACHE = {
+  key: 'go-{{ hashFiles "go.sum" }}',
+  restore_keys: ['go-'],
+  paths: ['/root/go/pkg/mod', '/root/.cache/go-build'],
+};
+
+export interface GoJobOptions {
+  /** The bare repository (makeGoRepository), cloned at `main`. */
+  repository: string;
+  image: string;
+  /** Added to GO_JOB_ENV (e.g. HELLO_FAIL: '1'). */
+  env?: Record<string, string>;
+  /** A `cache:` block (e.g. GO_CACHE); none by default. */
+  cache?: object;
+  steps?: ReadonlyArray<{ name: string; run: string }>;
+}
+
+/** A job file of one one-off job `name` running GO_SEED_STEPS (or `steps`) on the module's checkout. */
+export function goJobYaml(name: string, opts: GoJobOptions): string {
+  const job = {
+    name,
+    image: opts.image,
+    repository: { url: opts.repository, ref: 'main' },
+    env: { ...GO_JOB_ENV, ...opts.env },
+    timeout: '10m',
+    ...(opts.cache ? { cache: opts.cache } : {}),
+    steps: (opts.steps ?? GO_SEED_STEPS).map((s) => ({ ...s })),
+  };
+  return stringify({ jobs: [job] });
+}
 
 /** The repository's root, found from this file (bench/lib in the sources, dist/bench/lib once built). */
 function repoRoot(): string {

@@ -3,6 +3,8 @@ export interface Principal {
   sub: string;
   /** Expiry of the token, epoch seconds. */
   exp: number;
+  /** A name to show: the token's `name` or `preferred_username` claim, or the session's. */
+  name?: string;
 }
 
 export type AuthConfig =

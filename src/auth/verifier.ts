@@ -111,7 +111,8 @@ function verifierWith(verifyJwt: Verify, checks: { issuer: string; audience: str
       if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
         throw new UnauthenticatedError('"sub" claim must be a non-empty string');
       }
-      return { sub: payload.sub, exp: payload.exp! };
+      const name = [payload.name, payload.preferred_username].find((n): n is string => typeof n === 'string' && n.length > 0 && n.length <= 200);
+      return { sub: payload.sub, exp: payload.exp!, ...(name !== undefined ? { name } : {}) };
     },
   };
 }

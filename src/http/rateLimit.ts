@@ -2,8 +2,6 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { GraphQLError } from 'graphql';
 import type pg from 'pg';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes, RLWrapperTimeouts } from 'rate-limiter-flexible';
-import { bearerToken } from '../auth/token.js';
-import type { TokenVerifier } from '../auth/types.js';
 import { addressKey, TrustedProxies } from './clientAddress.js';
 import { LeasedBudget } from './leasedBudget.js';
 
@@ -200,23 +198,22 @@ export class RateLimiter {
   }
 
   /**
-   * Express middleware for one surface: a caller with a valid token is counted by its `sub`,
-   * any other request by its client address (it is refused with 401 further on, but its bad
-   * tokens still cost a verification each). Over the limit: 429 with `Retry-After` and a body
+   * Express middleware for one surface: a caller `subOf` names (a valid token or session) is
+   * counted by its `sub`, any other request by its client address (it is refused with 401 further
+   * on, but its bad tokens still cost a verification each). Over the limit: 429 with `Retry-After` and a body
    * in the surface's error shape, before the body is even read.
    *
    * A declared `Content-Length` is charged up front (at most a full window); the bytes actually
    * read are charged as they arrive, as debt beyond that: a chunked body, which declares no
    * length, costs the same as the same body with one.
    *
-   * The token is verified here and again by the route's own authentication; the verifier
-   * remembers tokens that passed (auth/verifier.ts rememberVerified), so the second check, and
-   * every later request with the same token, costs a hash instead of a signature check.
+   * `subOf` is the route's own authentication (http/requestAuth.ts), which remembers its answer per
+   * request, so the route pays nothing more for it.
    */
-  middleware(verifier: TokenVerifier, shape: 'graphql' | 'rest'): RequestHandler {
+  middleware(subOf: (req: Request) => Promise<string | null>, shape: 'graphql' | 'rest'): RequestHandler {
     return (req: Request, res: Response, next: NextFunction) => {
       if (!this.enabled) return next();
-      void this.admit(req, verifier).then((refused) => {
+      void this.admit(req, subOf).then((refused) => {
         if (refused === null) return next();
         res.setHeader('Retry-After', String(refused.retryAfterSeconds));
         const message = this.message(refused);
@@ -232,8 +229,8 @@ export class RateLimiter {
   }
 
   /** Takes a request's up-front cost from its caller and meters its body; the refusal if over. */
-  private async admit(req: Request, verifier: TokenVerifier): Promise<Refusal | null> {
-    const key = await this.keyOf(req, verifier);
+  private async admit(req: Request, subOf: (req: Request) => Promise<string | null>): Promise<Refusal | null> {
+    const key = await this.keyOf(req, subOf);
     const length = Number(req.headers['content-length'] ?? 0);
     const declared = Number.isFinite(length) && length > 0 ? length : 0;
     // A declared length the route may refuse unread (413) costs at most a full window.
@@ -280,14 +277,12 @@ export class RateLimiter {
     } as Request['emit'];
   }
 
-  private async keyOf(req: Request, verifier: TokenVerifier): Promise<string> {
-    const token = bearerToken(req.headers.authorization);
-    if (token !== null) {
-      try {
-        return userKey((await verifier.verify(token)).sub);
-      } catch {
-        // An invalid token is no identity: counted by address like no token at all.
-      }
+  private async keyOf(req: Request, subOf: (req: Request) => Promise<string | null>): Promise<string> {
+    try {
+      const sub = await subOf(req);
+      if (sub !== null) return userKey(sub);
+    } catch {
+      // An invalid token or ended session is no identity: counted by address like none at all.
     }
     // Tokenless callers behind one proxy or NAT share this bucket; callers with a token never
     // draw from it, and WebSocket upgrades have buckets of their own (websocket.ts).

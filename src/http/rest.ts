@@ -1,9 +1,8 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { Principal, TokenVerifier } from '../auth/types.js';
-import { bearerToken } from '../auth/token.js';
-import { DomainError, NotFoundError, UnauthenticatedError, ValidationError } from '../errors.js';
+import type { Principal } from '../auth/types.js';
+import { DomainError, NotFoundError, ValidationError } from '../errors.js';
 import { databaseUnavailable, UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_AFTER_S } from '../unavailable.js';
-import { archivedOrStoredLog } from '../services/readLog.js';
+import { archivedOrStoredLines, archivedOrStoredLog } from '../services/readLog.js';
 import type { Deps } from '../services/deps.js';
 import { listExecutions, type ExecutionView } from '../services/executionQueries.js';
 import { getExecution, getJob } from '../services/findOwned.js';
@@ -13,6 +12,8 @@ import { submitJobs } from '../services/submitJobs.js';
 import { logUrlOf, openArtifact } from '../services/executionFiles.js';
 import { pipeline } from 'node:stream/promises';
 import { visibleNextRunAt } from '../services/schedules.js';
+import type { RequestAuth } from './requestAuth.js';
+import { sessionRouter } from './sessionRoutes.js';
 
 const YAML_TYPES = ['application/yaml', 'text/yaml', 'application/x-yaml', 'text/plain'];
 
@@ -38,16 +39,18 @@ async function executionJson(deps: Deps, e: ExecutionView) {
   };
 }
 
-/** The REST routes (docs/design.md#rest) over the same services as GraphQL. */
-export function restRouter(deps: Deps, verifier: TokenVerifier, log: (m: string) => void): express.Router {
+/**
+ * The REST routes (docs/design.md#rest) over the same services as GraphQL, on a bearer token or
+ * the session cookie (a session's writes need its CSRF token: docs/design.md#web-sessions).
+ */
+export function restRouter(deps: Deps, auth: RequestAuth, log: (m: string) => void): express.Router {
   const router = express.Router();
   const wrap = (fn: (req: Authed, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) =>
     fn(req as Authed, res).catch(next);
 
+  router.use(sessionRouter(deps, auth));
   router.use((req: Request, _res: Response, next: NextFunction) => {
-    const token = bearerToken(req.headers.authorization);
-    if (token === null) return next(new UnauthenticatedError('missing bearer token'));
-    verifier.verify(token).then((principal) => {
+    auth.require(req, req.method !== 'GET' && req.method !== 'HEAD').then(({ principal }) => {
       (req as Authed).principal = principal;
       next();
     }, next);
@@ -95,6 +98,17 @@ export function restRouter(deps: Deps, verifier: TokenVerifier, log: (m: string)
       const execution = await getExecution(deps.orm.em.fork(), req.principal.sub, String(req.params.id));
       res.type('text/plain; charset=utf-8');
       await archivedOrStoredLog(deps, execution, res);
+    }),
+  );
+
+  // Every stored line with its fields, one JSON object per line: the build page loads a whole log
+  // with it, as bytes Postgres (or the store) formats, not as objects GraphQL resolves one by one.
+  router.get(
+    '/executions/:id/log.ndjson',
+    wrap(async (req, res) => {
+      const execution = await getExecution(deps.orm.em.fork(), req.principal.sub, String(req.params.id));
+      res.type('application/x-ndjson; charset=utf-8');
+      await archivedOrStoredLines(deps, execution, res);
     }),
   );
 

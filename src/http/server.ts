@@ -17,7 +17,9 @@ import type { Deps } from '../services/deps.js';
 import { playgroundRouter } from './playground.js';
 import { graphqlBody, operationGuard } from './queryLimits.js';
 import { RateLimiter } from './rateLimit.js';
+import { graphqlWrites, RequestAuth } from './requestAuth.js';
 import { restRouter } from './rest.js';
+import { defaultWebDir, webAppRouter } from './webApp.js';
 import { startGraphqlWs } from './websocket.js';
 
 export interface HttpOptions {
@@ -29,6 +31,8 @@ export interface HttpOptions {
   log: (message: string) => void;
   /** /healthz, /readyz and /metrics of this process (default: Postgres and store checks, fresh metrics). */
   ops?: OpsEndpoints;
+  /** The built web app (default dist/web of the package, src/http/webApp.ts). */
+  webDir?: string;
 }
 
 export interface HttpRole {
@@ -62,7 +66,9 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
   // One set of budgets for GraphQL over HTTP, REST and sockets, shared with every API process
   // on the database (rateLimit.ts).
   const limiter = new RateLimiter(deps.config.rateLimit, { pool: deps.pool, trustedProxies: deps.config.trustedProxies, log });
-  const ws = startGraphqlWs({ httpServer, schema, deps, verifier, events, guard, log, limiter });
+  const auth = new RequestAuth(verifier, deps.pool, deps.config.web);
+  const subOf = (req: express.Request) => auth.identify(req).then((identity) => identity?.principal.sub ?? null);
+  const ws = startGraphqlWs({ httpServer, schema, deps, auth, events, guard, log, limiter });
   let liveClosed: Promise<void> | null = null;
   const closeLive = (): Promise<void> => {
     liveClosed ??= Promise.resolve(ws.dispose()).then(() => events.stop());
@@ -96,18 +102,20 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
 
   // Before the rate limiter and the routes: probes and scrapes need no token and are never limited.
   app.use(opsMiddleware(opts.ops ?? processOps(deps, log)));
-  app.use('/api/v1', limiter.middleware(verifier, 'rest'), restRouter(deps, verifier, log));
+  // The web app's pages and files: public (the page asks for the session itself), never limited.
+  app.use(webAppRouter(opts.webDir ?? defaultWebDir(), log));
+  app.use('/api/v1', limiter.middleware(subOf, 'rest'), restRouter(deps, auth, log));
   if (deps.config.playground) app.use(playgroundRouter());
   app.use(
     '/graphql',
     // Counted before the body is read: a flood costs a token check each, not a JSON parse.
-    limiter.middleware(verifier, 'graphql'),
+    limiter.middleware(subOf, 'graphql'),
     // ...and charged for the body it turns out to have, decompressed (rateLimit.ts).
     ...graphqlBody((req, bytes) => limiter.chargeBody(req, bytes)),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         try {
-          return await buildContext(deps, verifier, req.headers.authorization);
+          return buildContext(deps, (await auth.require(req, graphqlWrites(req))).principal);
         } catch (err) {
           throw contextError(err);
         }

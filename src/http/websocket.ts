@@ -4,13 +4,14 @@ import { GraphQLError, type ExecutionResult, type GraphQLFormattedError, type Gr
 import { CloseCode } from 'graphql-ws';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { bearerToken } from '../auth/token.js';
-import type { Principal, TokenVerifier } from '../auth/types.js';
+import type { Principal } from '../auth/types.js';
 import type { EventHub } from '../events/EventHub.js';
 import type { Context } from '../resolvers/context.js';
 import { formatError } from '../resolvers/formatError.js';
 import type { Deps } from '../services/deps.js';
 import { graphqlWsOver, type SocketExtra } from './graphqlWsAdapter.js';
 import { MAX_GRAPHQL_BODY_BYTES, type OperationGuard } from './queryLimits.js';
+import type { RequestAuth } from './requestAuth.js';
 import { bodyCost, RATE_LIMITED, RateLimiter, userKey, type Refusal } from './rateLimit.js';
 import { sharedResultSubscribe } from './sharedSubscribe.js';
 import { SocketCaps } from './socketCaps.js';
@@ -23,7 +24,8 @@ export interface WebSocketOptions {
   httpServer: Server;
   schema: GraphQLSchema;
   deps: Deps;
-  verifier: TokenVerifier;
+  /** Authenticates connection_init's bearer token, or else the upgrade's session cookie. */
+  auth: RequestAuth;
   events: EventHub;
   guard: OperationGuard;
   log: (message: string) => void;
@@ -63,11 +65,37 @@ type SocketState = SocketExtra & {
   lastVerdict: Promise<Refusal | null>;
   principal?: Principal;
   expiry?: NodeJS.Timeout;
+  /** The session the socket was opened on (hex of its id's hash), when not on a token. */
+  sessionHash?: string;
+  stopWatching?: () => void;
 };
 
 /** Close code and reason of a refused or expired socket (docs/design.md#api). */
 export const FORBIDDEN = { code: CloseCode.Forbidden, reason: 'Forbidden' } as const;
 export const TOKEN_EXPIRED_REASON = 'Forbidden: token expired';
+export const SESSION_ENDED_REASON = 'Forbidden: signed out';
+
+/**
+ * Who opens a socket: the bearer token of connection_init's `authorization` when there is one,
+ * else the upgrade's session cookie, taken only from Kiln's own Origin (another site's page
+ * would otherwise ride the user's cookie: docs/design.md#web-sessions). null: refused.
+ */
+async function socketPrincipal(auth: RequestAuth, params: Record<string, unknown> | undefined, extra: SocketState): Promise<Principal | null> {
+  try {
+    const given = params?.authorization;
+    if (given !== undefined) {
+      const token = bearerToken(typeof given === 'string' ? given : undefined);
+      return token === null ? null : await auth.verifier.verify(token);
+    }
+    if (!auth.sameOrigin(extra.request)) return null;
+    const identity = await auth.identify(extra.request);
+    if (identity?.session == null) return null;
+    extra.sessionHash = identity.session.idHash.toString('hex');
+    return identity.principal;
+  } catch {
+    return null;
+  }
+}
 
 /** setTimeout holds at most ~24.8 days; longer waits are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -117,7 +145,7 @@ function formatted(errors: readonly GraphQLError[], log: (m: string) => void): G
  * as over HTTP, and errors carry the same codes (formatError).
  */
 export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Promise<void> } {
-  const { schema, deps, verifier, events, guard, log } = opts;
+  const { schema, deps, auth: requestAuth, events, guard, log } = opts;
   const maxOperations = opts.maxOperationsPerSocket ?? 100;
   const limiter = opts.limiter ?? new RateLimiter({ rps: 0, burst: 1 });
   const caps = new SocketCaps(deps.config.sockets);
@@ -139,15 +167,8 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
       // Returning false closes the socket with 4403 Forbidden.
       onConnect: async (ctx) => {
         const cost = ctx.extra.lastCost;
-        const auth = ctx.connectionParams?.authorization;
-        const token = bearerToken(typeof auth === 'string' ? auth : undefined);
-        if (token === null) return false;
-        let principal: Principal;
-        try {
-          principal = await verifier.verify(token);
-        } catch {
-          return false;
-        }
+        const principal = await socketPrincipal(requestAuth, ctx.connectionParams, ctx.extra);
+        if (principal === null) return false;
         // Named, the socket is its user's: the upgrade and this message leave the address's
         // bucket (a tokenless flood from the same proxy must not lock users out) for the user's.
         void limiter.refund(ctx.extra.address, 1 + cost);
@@ -167,10 +188,15 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
         ctx.extra.payer = userKey(principal.sub);
         ctx.extra.principal = principal;
         closeAtExpiry(ctx.extra, principal.exp, () => ctx.extra.socket.close(FORBIDDEN.code, TOKEN_EXPIRED_REASON));
+        if (ctx.extra.sessionHash !== undefined) {
+          const close = () => ctx.extra.socket.close(FORBIDDEN.code, SESSION_ENDED_REASON);
+          ctx.extra.stopWatching = requestAuth.onSessionEnd(ctx.extra.sessionHash, close);
+        }
         return true;
       },
       onClose: (ctx) => {
         if (ctx.extra.expiry !== undefined) clearTimeout(ctx.extra.expiry);
+        ctx.extra.stopWatching?.();
       },
       // A ping or pong over its sender's budget closes the socket: it asks for nothing a client
       // needs, and answering it is what a flood wants.

@@ -65,6 +65,7 @@ function normalize(draft: JobDraft, source: string): JobSpec {
       timeoutMs: step.timeoutMs ?? null,
       env: step.env ?? {},
     })),
+    ...(draft.services?.length ? { services: draft.services } : {}),
     source: jobSource(source, draft),
   };
 }
@@ -114,5 +115,6 @@ export function toExecutionPlan(job: JobSpec, defaults: { image: string }): Exec
     artifacts: [...job.artifacts],
     ...(job.cache ? { cache: { key: job.cache.key, restoreKeys: [...job.cache.restoreKeys], paths: [...job.cache.paths] } } : {}),
     steps: job.steps.map((step, index) => ({ index, name: step.name, run: step.run, timeoutMs: step.timeoutMs, env: { ...step.env } })),
+    ...(job.services?.length ? { services: job.services.map((s) => ({ ...s, env: { ...s.env } })) } : {}),
   };
 }

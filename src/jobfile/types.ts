@@ -4,6 +4,7 @@
  */
 
 import type { ConcurrencyPolicy, MisfirePolicy } from '../schedule/policies.js';
+import type { ServiceSpec } from './serviceSpec.js';
 
 /** One problem found in a job file. Lines and columns are 1-based. */
 export interface Diagnostic {
@@ -61,6 +62,8 @@ export interface JobSpec {
   /** Absent: no cache. */
   cache?: CacheSpec;
   steps: StepSpec[];
+  /** Containers started beside the build (`services:`; docs/design.md#services); absent: none. */
+  services?: ServiceSpec[];
   /** This job's own YAML text, as the user wrote it (for `Job.spec`). */
   source: string;
 }
@@ -85,4 +88,6 @@ export interface ExecutionPlan {
   /** Absent (as in plans stored before caches existed): no cache. */
   cache?: CacheSpec;
   steps: Array<{ index: number; name: string; run: string; timeoutMs: number | null; env: Record<string, string> }>;
+  /** Absent in plans stored before services existed: none. */
+  services?: ServiceSpec[];
 }

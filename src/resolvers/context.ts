@@ -1,7 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Principal, TokenVerifier } from '../auth/types.js';
-import { bearerToken } from '../auth/token.js';
-import { UnauthenticatedError } from '../errors.js';
+import type { Principal } from '../auth/types.js';
 import type { EventHub } from '../events/EventHub.js';
 import type { Deps } from '../services/deps.js';
 
@@ -14,13 +12,7 @@ export interface Context {
   events?: EventHub;
 }
 
-/**
- * Builds the context of one request from its Authorization header. No token or a bad one is
- * UNAUTHENTICATED before any resolver runs.
- */
-export async function buildContext(deps: Deps, verifier: TokenVerifier, authorization: string | undefined): Promise<Context> {
-  const token = bearerToken(authorization);
-  if (token === null) throw new UnauthenticatedError('missing bearer token');
-  const principal = await verifier.verify(token);
+/** The context of one request by an authenticated caller (http/requestAuth.ts authenticates). */
+export function buildContext(deps: Deps, principal: Principal): Context {
   return { principal, em: deps.orm.em.fork(), deps };
 }

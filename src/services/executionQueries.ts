@@ -45,7 +45,7 @@ function cursorKey(cursor: string): [string, string] {
   return [at, id];
 }
 
-interface ExecutionRecord {
+export interface ExecutionRecord {
   id: string;
   job_id: string;
   owner: string;
@@ -70,7 +70,7 @@ interface ExecutionRecord {
   steps?: Array<[number, string, StepStatus, number | null, string | null, string | null]> | null;
 }
 
-const LIST_COLUMNS = `e.id, e.job_id, e.owner, e.number, e.status, e.trigger, e.attempt, e.scheduled_for, e.queued_at, e.started_at,
+export const LIST_COLUMNS = `e.id, e.job_id, e.owner, e.number, e.status, e.trigger, e.attempt, e.scheduled_for, e.queued_at, e.started_at,
   e.finished_at, e.exit_code, e.error, e.log_key, e.last_seq, e.artifacts, e.retry_of, e.created_at,
   to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_at`;
 
@@ -117,7 +117,7 @@ export async function listExecutions(pool: pg.Pool, owner: string, filter: Execu
   return { ...page, items: page.items.map(({ node, cursor }) => ({ node: executionView(node), cursor })) };
 }
 
-function executionView(r: ExecutionRecord): ExecutionView {
+export function executionView(r: ExecutionRecord): ExecutionView {
   const view: ExecutionView = {
     id: r.id,
     job: { id: r.job_id },

@@ -4,12 +4,16 @@ import { GO_TEST_IMAGE } from './docker.js';
 /** The fixture Go module and its local module proxy (issue 13): bench/lib/goModule.ts, shared with `npm run bench -- build`. */
 export {
   copyGoModule,
+  GO_CACHE,
   GO_DEPENDENCY,
   GO_JOB_ENV,
   GO_MODULE_PATH,
+  GO_SEED_STEPS,
+  goJobYaml,
   makeGoRepository,
   PROXY_DIR_IN_MODULE,
   writeGoProxy,
+  type GoJobOptions,
   type GoModuleOptions,
 } from '../../bench/lib/goModule.js';
 

@@ -5,6 +5,7 @@ import { AbortError } from '../../runner/docker/docker.js';
 import { ImageUnavailableError } from '../../runner/docker/images.js';
 import { isInfrastructureError } from '../../runner/infrastructure.js';
 import { RegistrySecretError } from '../../runner/registryAccess.js';
+import { ServiceError } from '../../runner/services/readiness.js';
 import { CheckoutError } from '../../runner/workspace.js';
 import { MissingSecretsError } from '../../secrets/executionSecrets.js';
 import { SecretUnreadableError } from '../../secrets/SecretBox.js';
@@ -71,6 +72,7 @@ export const RUN_ERRORS: readonly RunError[] = [
   { name: 'ImageUnavailableError', is: (err) => err instanceof ImageUnavailableError, ends: 'FAILED', why: "the job's image is neither present nor pullable" },
   { name: 'CheckoutError', is: (err) => err instanceof CheckoutError, ends: 'FAILED', why: "the job's repository, ref or transport" },
   { name: 'CacheKeyError', is: (err) => err instanceof CacheKeyError, ends: 'FAILED', why: "the cache key's hashFiles names no file of the checkout" },
+  { name: 'ServiceError', is: (err) => err instanceof ServiceError, ends: 'FAILED', why: 'a service stopped, or was not ready within its timeout' },
   {
     name: 'ArtifactError',
     is: (err) => err instanceof ArtifactError,

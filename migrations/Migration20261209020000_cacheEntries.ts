@@ -5,7 +5,7 @@ import { Migration } from '@mikro-orm/migrations';
  * and key, its object in the ArtifactStore under a per-owner prefix. `last_used_at` orders the
  * least-recently-used eviction; the (owner, last_used_at) index serves it and the per-owner sum.
  */
-export class Migration20261209000000_cacheEntries extends Migration {
+export class Migration20261209020000_cacheEntries extends Migration {
   override async up(): Promise<void> {
     this.addSql(
       `create table "cache_entries" ("id" uuid primary key default gen_random_uuid(), "owner" text not null, "key" text not null, ` +
