@@ -13,10 +13,8 @@ import { containerConfigFor } from '../../runner/containerConfig.js';
 import { atPostgresBoundary, runErrorText } from '../../runner/infrastructure.js';
 import { DEFAULT_WRITABLE_MAX_BYTES, writableDirs } from '../../runner/docker/convert.js';
 import { removeUntilGone } from '../../runner/removal.js';
-import { ExecutionServices, removeEarlierNetworks } from '../../runner/services/ExecutionServices.js';
+import { ExecutionServices } from '../../runner/services/ExecutionServices.js';
 import type { ContainerConfig, ContainerHandle } from '../../runner/types.js';
-import { checkoutInto, redactUrl } from '../../runner/workspace.js';
-import { loadOwnerSecrets, requireSecrets } from '../../secrets/executionSecrets.js';
 import type { ExecutionPlan } from '../../jobfile/types.js';
 import { decideEnding, type ContainerState, type Ending, type RunFacts, type Stop } from './decideEnding.js';
 import { errorEnding } from './endings.js';
@@ -26,6 +24,7 @@ import { judgeInfrastructureFailure, witnessEngine, type InfrastructureVerdict }
 import type { RunDeps } from './RunDeps.js';
 import type { RunRegistry, StopReason } from './RunRegistry.js';
 import { RunCache } from './RunCache.js';
+import { checkOutRepository, openRunSecrets, removeEarlierAttempts } from './runStart.js';
 import { runSteps } from './runSteps.js';
 import { StepMarks } from './StepMarks.js';
 
@@ -157,14 +156,10 @@ export class ExecutionRun {
   private async prepare(): Promise<ContainerHandle> {
     const { deps, claimed, plan } = this;
     this.buildLog.system(`execution #${claimed.number} (attempt ${claimed.attempt}) on worker ${deps.workerId}, image ${plan.image}`);
-    // The deploy key goes to the checkout only, never to the steps; it is masked all the same.
-    const keyName = plan.repository?.sshKey ?? null;
-    const wanted = keyName === null ? plan.secrets : [...plan.secrets, keyName];
-    const values = await loadOwnerSecrets(this.pool, deps.runner.secretBox, claimed.owner, wanted);
-    requireSecrets(values, wanted);
-    this.deployKey = keyName === null ? null : (values.get(keyName) ?? null);
-    this.masker = await SecretMasker.inSlices([...values.values()]);
-    this.secretEnv = Object.fromEntries(plan.secrets.map((name) => [name, values.get(name) ?? '']));
+    const secrets = await openRunSecrets(this.pool, deps.runner.secretBox, claimed.owner, plan);
+    this.deployKey = secrets.deployKey;
+    this.masker = secrets.masker;
+    this.secretEnv = secrets.env;
     const spec = containerConfigFor(
       plan,
       { executionId: claimed.id, jobId: claimed.jobId, attempt: claimed.attempt, workerId: deps.workerId, installationId: deps.runner.installationId },
@@ -173,7 +168,7 @@ export class ExecutionRun {
     );
     this.memoryBytes = spec.memoryBytes;
     this.writable = { dirs: writableDirs(spec), maxBytes: spec.writableMaxBytes ?? DEFAULT_WRITABLE_MAX_BYTES };
-    await this.removeEarlierAttempts();
+    await removeEarlierAttempts(deps.backend, claimed.id, claimed.attempt);
     if (plan.services?.length) await this.startServices(spec);
     const access = pullAccessFor(this.pool, deps.runner.secretBox, claimed.owner, plan.image, deps.runner.settings);
     const handle = await deps.backend.prepare(spec, this.stopping.signal, access);
@@ -181,17 +176,8 @@ export class ExecutionRun {
     this.container = 'running';
     this.stopping.signal.throwIfAborted(); // stopped while the image was pulled: never start it
     await deps.backend.start(handle);
-    if (plan.repository !== null) {
-      this.buildLog.system(`checking out ${redactUrl(plan.repository.url)} at ${plan.repository.ref} into ${plan.workdir}`);
-      const commit = await checkoutInto(
-        deps.backend,
-        { handle, config: spec },
-        { url: plan.repository.url, ref: plan.repository.ref, deployKey: this.deployKey },
-        deps.runner.settings,
-        this.stopping.signal,
-      );
-      this.buildLog.system(`checked out commit ${commit}`);
-    }
+    const say = (text: string) => this.buildLog.system(text);
+    await checkOutRepository(deps.backend, { handle, config: spec }, plan, this.deployKey, deps.runner.settings, this.stopping.signal, say);
     await this.services?.ready(this.stopping.signal);
     return handle;
   }
@@ -209,19 +195,6 @@ export class ExecutionRun {
     });
     spec.extraHosts = await this.services.start(this.stopping.signal);
     spec.network = this.services.network;
-  }
-
-  /**
-   * An earlier attempt's worker died; its container may still run a step on this engine. Never two
-   * at once: it goes before this attempt starts.
-   */
-  private async removeEarlierAttempts(): Promise<void> {
-    const { backend } = this.deps;
-    if (this.claimed.attempt <= 1) return;
-    for (const c of await backend.list({ 'kiln.execution': this.claimed.id })) {
-      if (Number(c.labels['kiln.attempt']) < this.claimed.attempt) await backend.destroy({ id: c.id });
-    }
-    await removeEarlierNetworks(backend, this.claimed.id, this.claimed.attempt);
   }
 
   /** Each step in order, until one fails or the run is stopped (see runSteps). */
