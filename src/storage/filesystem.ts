@@ -123,7 +123,11 @@ export class FilesystemStore implements ArtifactStore {
   }
 
   private async makeDir(dir: string): Promise<void> {
-    await mkdir(dir, DIR);
+    // One mkdir when the parent exists (the usual case: a new execution's folder); recursive only when it does not.
+    await mkdir(dir, { mode: PRIVATE_DIR_MODE }).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') await mkdir(dir, DIR);
+      else if (err.code !== 'EEXIST') throw err;
+    });
     if (this.madeDirs.size >= MADE_DIRS_REMEMBERED) this.madeDirs.clear();
     this.madeDirs.add(dir);
   }
