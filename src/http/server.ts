@@ -19,6 +19,7 @@ import { graphqlBody, operationGuard } from './queryLimits.js';
 import { RateLimiter } from './rateLimit.js';
 import { graphqlWrites, RequestAuth } from './requestAuth.js';
 import { restRouter } from './rest.js';
+import { defaultWebDir, webAppRouter } from './webApp.js';
 import { startGraphqlWs } from './websocket.js';
 
 export interface HttpOptions {
@@ -30,6 +31,8 @@ export interface HttpOptions {
   log: (message: string) => void;
   /** /healthz, /readyz and /metrics of this process (default: Postgres and store checks, fresh metrics). */
   ops?: OpsEndpoints;
+  /** The built web app (default dist/web of the package, src/http/webApp.ts). */
+  webDir?: string;
 }
 
 export interface HttpRole {
@@ -99,6 +102,8 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
 
   // Before the rate limiter and the routes: probes and scrapes need no token and are never limited.
   app.use(opsMiddleware(opts.ops ?? processOps(deps, log)));
+  // The web app's pages and files: public (the page asks for the session itself), never limited.
+  app.use(webAppRouter(opts.webDir ?? defaultWebDir(), log));
   app.use('/api/v1', limiter.middleware(subOf, 'rest'), restRouter(deps, auth, log));
   if (deps.config.playground) app.use(playgroundRouter());
   app.use(
