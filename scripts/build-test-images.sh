@@ -22,6 +22,7 @@ TEST_IMAGES=(
   "busybox kiln-test/busybox:latest"
   "nonroot kiln-test/busybox-nonroot:latest"
   "git kiln-test/git:latest"
+  "go kiln-test/go:latest"
 )
 
 DOCKER=${DOCKER:-docker}
@@ -146,6 +147,41 @@ rootfs_git() {
   printf '%s\n' 'sshd:x:100:65534::/run/sshd:/bin/false' >>"$dir/etc/passwd"
   copy_libraries "$dir" /usr/bin/git "/$core/git-daemon" "/$core/git-remote-http" /usr/bin/ssh /usr/sbin/sshd
   IMPORT_CHANGES+=('ENV GIT_EXEC_PATH=/usr/lib/git-core')
+}
+
+# The busybox userland plus the Go toolchain installed on this machine (Debian's golang-go: the
+# go command, its tools, the standard library's sources), with the libraries they link: the
+# image of the Go builds (GO_TEST_IMAGE, test/fixtures/go). GOROOT keeps the machine's path,
+# where the go command looks for it. Left out: the precompiled standard library
+# (pkg/linux_amd64, 240 MB), so that, as with Go >= 1.20, a cold build compiles what it uses
+# into GOCACHE and a warm cache saves that work; and GOROOT's test, api and misc trees. No git:
+# modules come from a GOPROXY (a file:// one in the tests), and GOPROXY=off until a job sets one.
+rootfs_go() {
+  local dir=$1 go goroot src tool
+  rootfs_busybox "$dir"
+  go=$(command -v go) || die "the go command is not installed: apt-get install -y golang-go"
+  goroot=$("$go" env GOROOT)
+  src=$(readlink -f "$goroot/src")
+  [[ -f $src/runtime/runtime.go ]] || die "GOROOT $goroot has no standard library sources (golang-go's -src package)"
+  mkdir -p "$dir$goroot/pkg"
+  cp -a "$goroot/bin" "$goroot/VERSION" "$dir$goroot/"
+  # Debian links pkg/include and src into /usr/share/go-*: the image holds the files themselves.
+  cp -a "$goroot/pkg/tool" "$dir$goroot/pkg/"
+  cp -a "$(readlink -f "$goroot/pkg/include")" "$dir$goroot/pkg/include"
+  cp -a "$src" "$dir$goroot/src"
+  ln -s "$goroot/bin/go" "$dir/usr/bin/go"
+  ln -s "$goroot/bin/gofmt" "$dir/usr/bin/gofmt"
+  local bins=("$goroot/bin/go" "$goroot/bin/gofmt")
+  for tool in "$dir$goroot"/pkg/tool/*/*; do bins+=("${tool#"$dir"}"); done
+  copy_libraries "$dir" "${bins[@]}"
+  IMPORT_CHANGES+=(
+    'ENV CGO_ENABLED=0'
+    'ENV GOFLAGS=-mod=mod'
+    'ENV GOPROXY=off'
+    'ENV HOME=/root'
+    'ENV GOPATH=/root/go'
+    'ENV GOCACHE=/root/.cache/go-build'
+  )
 }
 
 # Builds one image unless the tag already holds the same content.

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { kilnContext, launchBrowser, screenshot } from './helpers/browser.js';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
+import { signIn } from './helpers/webSession.js';
 
 let k: TestKiln;
 let browser: Browser;
@@ -48,18 +49,25 @@ describe('the web app is served by Kiln', () => {
     expect((await k.gql('{ me { id } }', {}, await k.token('alice'))).data).toEqual({ me: { id: 'alice' } });
   });
 
-  it('boots in chromium with no request leaving Kiln and no error (a CSP refusal would be one)', async () => {
+  it('boots in chromium signed out with a sign-in link, and signs out from the header', async () => {
     const { context, watch } = await kilnContext(browser, new URL(k.url).origin);
     const page = await context.newPage();
     await page.goto(`${k.url}/jobs/abc`);
-    // The session gate ran: whatever the session answered, the page rendered past "Loading".
-    await page.waitForFunction(() => {
-      const main = (globalThis as any).document.querySelector('main');
-      return main !== null && main.getAttribute('aria-busy') === null;
-    });
-    await screenshot(page, 'web-shell');
+    const signInLink = page.getByRole('link', { name: 'Sign in' });
+    expect(await signInLink.getAttribute('href')).toBe('/api/v1/login');
+    await screenshot(page, 'web-shell-signed-out');
+
+    await signIn(context, k, 'carol');
+    await page.goto(`${k.url}/submit`);
+    expect(await page.getByTestId('user-name').textContent()).toBe('carol');
+    expect(await page.getByRole('link', { name: 'Submit a job' }).getAttribute('aria-current')).toBe('page');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('link', { name: 'Sign in' }).waitFor();
+    expect((await context.request.get(`${k.url}/api/v1/session`)).status()).toBe(401);
+
     expect(watch.offsite).toEqual([]);
-    expect(watch.errors.filter((e) => !/the server responded with a status of 40[14]/.test(e))).toEqual([]);
+    // The signed-out page's own 401 from /api/v1/session is the only console error allowed; a CSP refusal would be another.
+    expect(watch.errors.filter((e) => !/the server responded with a status of 401/.test(e))).toEqual([]);
     await context.close();
   });
 });

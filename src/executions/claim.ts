@@ -42,6 +42,7 @@ const MAX_RACES = 3;
 interface ClaimRow {
   id: string;
   job_id: string;
+  owner: string;
   number: number;
   attempt: number;
   last_seq: number;
@@ -51,7 +52,7 @@ interface ClaimRow {
   followed: boolean;
 }
 
-const RETURNING = `returning e.id, e.job_id, e.number, e.attempt, e.last_seq, e.plan,
+const RETURNING = `returning e.id, e.job_id, e.owner, e.number, e.attempt, e.last_seq, e.plan,
   case when e.trigger = 'SCHEDULE' and e.attempt = 1 and e.scheduled_for is not null
        then extract(epoch from e.started_at - e.scheduled_for)::float8 end as lateness,
   coalesce((select (j.definition->>'retries')::int from jobs j where j.id = e.job_id), 0) as retries,
@@ -100,7 +101,7 @@ ${RETURNING}`;
 
 function toClaimed(r: ClaimRow, workerId: string, claimSentAt: number): ClaimedExecution {
   return {
-    id: r.id, jobId: r.job_id, number: r.number, attempt: r.attempt, workerId, lastSeq: r.last_seq, plan: r.plan,
+    id: r.id, jobId: r.job_id, owner: r.owner, number: r.number, attempt: r.attempt, workerId, lastSeq: r.last_seq, plan: r.plan,
     fireLatenessSec: r.lateness === null ? null : Number(r.lateness),
     retries: Number(r.retries),
     claimSentAt,

@@ -14,6 +14,8 @@ export interface Fence {
 /** The row a worker needs to run an execution, as claimed. */
 export interface ClaimedExecution extends Fence {
   jobId: string;
+  /** Whose execution it is: whose secrets, images and storage it uses. */
+  owner: string;
   number: number;
   lastSeq: number;
   plan: ExecutionPlan;

@@ -1,3 +1,4 @@
+import { MAX_RECENT_RUNS } from '../services/boardQueries.js';
 import { MAX_DIAGNOSTICS } from '../jobfile/compile.js';
 import { MAX_JOBS_PER_FILE, MAX_STEPS_PER_JOB } from '../jobfile/lint.js';
 import { MAX_JOB_FILE_BYTES } from '../jobfile/parse.js';
@@ -38,6 +39,7 @@ export const LIST_WEIGHTS: Readonly<Record<string, ListWeight>> = {
   'JobConnection.edges': EDGES,
   'ExecutionConnection.edges': EDGES,
   'TickConnection.edges': EDGES,
+  'Job.recentRuns': { arg: 'count', default: 20, max: MAX_RECENT_RUNS },
   'Job.nextRuns': { arg: 'count', default: 5, max: MAX_NEXT_RUNS },
   'Query.schedulePreview': { arg: 'count', default: 5, max: MAX_PREVIEW },
   'Execution.logs': { arg: 'limit', default: DEFAULT_LOG_LIMIT, max: MAX_LOG_LIMIT, pageBytes: true },

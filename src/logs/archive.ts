@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { copyFields, uuidBytes } from './copyBinary.js';
@@ -8,6 +8,43 @@ import type { LogChunkFields } from '../entities/LogChunk.js';
 /** Where an execution's archived log lives: NDJSON (lossless, for replay) and plain text (for people). */
 export function logKeys(executionId: string): { ndjson: string; text: string } {
   return { ndjson: `executions/${executionId}/log.ndjson`, text: `executions/${executionId}/log.txt` };
+}
+
+/** Logs of at most this many lines are archived in batches, as NDJSON only (docs/design.md#archives). */
+export const SMALL_LOG_LINES = 2000;
+
+/**
+ * Whether an archived log has a plain-text object of its own (to be downloaded straight from the
+ * store): only big ones do. A small log's text is rendered from its NDJSON when read: one object
+ * per log halves what the worker writes for the many small ones.
+ */
+export function hasTextObject(lastSeq: number): boolean {
+  return lastSeq > SMALL_LOG_LINES;
+}
+
+/** Renders an archived NDJSON stream as the plain text of renderLine, line by line. */
+export function ndjsonToText(): Transform {
+  let rest = '';
+  const render = (line: string) => (line.length === 0 ? '' : `${renderLine(JSON.parse(line) as Pick<LogChunkFields, 'stream' | 'text'>)}\n`);
+  return new Transform({
+    decodeStrings: true,
+    transform(chunk: Buffer, _enc, done) {
+      const lines = (rest + chunk.toString('utf8')).split('\n');
+      rest = lines.pop() ?? '';
+      try {
+        done(null, lines.map(render).join(''));
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+    flush(done) {
+      try {
+        done(null, render(rest));
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+  });
 }
 
 /** One line of the plain-text rendering: Kiln's own lines are marked, the build's are as printed. */

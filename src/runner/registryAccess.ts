@@ -17,9 +17,7 @@ export interface ImageGrants {
   grant(imageId: string, owner: string): Promise<void>;
 }
 
-/** Whose pull it is, and what they may pull with: the rule of docs/design.md#local-privacy. */
-export interface PullAccess {
-  owner: string;
+export interface PullCredentials {
   /** The owner's credentials for the image's registry, else the operator's where allowed; null: none. */
   credentials: RegistryCredentials | null;
   /**
@@ -27,6 +25,13 @@ export interface PullAccess {
    * it; one pulled with the operator's is one every user may pull anyway (KILN_REGISTRY_AUTH_IMAGES).
    */
   source: 'owner' | 'operator' | 'none';
+}
+
+/** Whose pull it is, and what they may pull with: the rule of docs/design.md#local-privacy. */
+export interface PullAccess {
+  owner: string;
+  /** Read when a pull is needed: what to pull with, and whose that is. */
+  credentials(): Promise<PullCredentials>;
   grants: ImageGrants;
 }
 

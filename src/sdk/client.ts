@@ -13,7 +13,7 @@ export interface KilnClientOptions {
   token?: string;
   /**
    * The session's CSRF token, sent as `x-csrf-token` on every HTTP request: a cookie session's
-   * mutations are refused without it (docs/design.md#web-sessions). Read on each request.
+   * mutations are refused without it. Read on each request.
    */
   csrfToken?: () => string | undefined;
   /** The WebSocket class for subscriptions; default the platform's (browsers, Node >= 22). */

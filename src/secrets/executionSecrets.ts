@@ -10,23 +10,21 @@ export class MissingSecretsError extends Error {
 }
 
 /**
- * The plain values of the secrets an execution's job lists, from its owner's store. Read by the
- * worker when the run starts, so a secret changed meanwhile applies to the next run.
+ * The plain values of those of `owner`'s secrets among `names` that they have stored, in one
+ * read (none when `names` is empty). Read by the worker when a run starts, so a secret changed
+ * meanwhile applies to the next run.
  */
-export async function loadExecutionSecrets(
-  pool: pg.Pool,
-  box: SecretBox,
-  executionId: string,
-  names: readonly string[],
-): Promise<Map<string, string>> {
+export async function loadOwnerSecrets(pool: pg.Pool, box: SecretBox, owner: string, names: readonly string[]): Promise<Map<string, string>> {
   if (names.length === 0) return new Map();
-  const { rows } = await pool.query<{ owner: string; name: string; value: string }>(
-    `select s.owner, s.name, s.value from secrets s join executions e on e.owner = s.owner
-      where e.id = $1 and s.name = any($2::text[])`,
-    [executionId, names],
-  );
-  const values = new Map(rows.map((r) => [r.name, box.open(r.owner, r.name, r.value)]));
+  const { rows } = await pool.query<{ name: string; value: string }>(`select name, value from secrets where owner = $1 and name = any($2::text[])`, [
+    owner,
+    names,
+  ]);
+  return new Map(rows.map((r) => [r.name, box.open(owner, r.name, r.value)]));
+}
+
+/** Throws {@link MissingSecretsError} naming those of `names` that `values` lacks. */
+export function requireSecrets(values: ReadonlyMap<string, string>, names: readonly string[]): void {
   const missing = names.filter((n) => !values.has(n));
   if (missing.length > 0) throw new MissingSecretsError(missing);
-  return values;
 }

@@ -1,14 +1,18 @@
 import type { Readable } from 'node:stream';
 import type { Execution } from '../entities/index.js';
 import { NotFoundError } from '../errors.js';
-import { logKeys } from '../logs/archive.js';
+import { hasTextObject, logKeys } from '../logs/archive.js';
 import { ObjectNotFoundError, type ArtifactStore } from '../storage/ArtifactStore.js';
 import type { Deps } from './deps.js';
 
-/** The plain-text archived log's address: presigned on S3, else Kiln's own download route. */
-export async function logUrlOf(store: ArtifactStore, execution: Pick<Execution, 'id' | 'logKey'>): Promise<string | null> {
+/**
+ * The plain-text archived log's address: a big log's text object presigned on S3, else Kiln's own
+ * download route (which renders a small log's text from its NDJSON).
+ */
+export async function logUrlOf(store: ArtifactStore, execution: Pick<Execution, 'id' | 'logKey' | 'lastSeq'>): Promise<string | null> {
   if (execution.logKey === null) return null;
-  return (await store.url(logKeys(execution.id).text)) ?? `/api/v1/executions/${execution.id}/log`;
+  const presigned = hasTextObject(execution.lastSeq) ? await store.url(logKeys(execution.id).text) : null;
+  return presigned ?? `/api/v1/executions/${execution.id}/log`;
 }
 
 /** The execution's stored artifacts with their download addresses. */

@@ -21,7 +21,7 @@ export interface ExecutionFilter {
 export type ExecutionView = Pick<
   Execution,
   | 'id' | 'owner' | 'number' | 'status' | 'trigger' | 'attempt' | 'scheduledFor' | 'queuedAt' | 'startedAt' | 'finishedAt'
-  | 'exitCode' | 'error' | 'logKey' | 'artifacts' | 'retryOf' | 'createdAt'
+  | 'exitCode' | 'error' | 'logKey' | 'lastSeq' | 'artifacts' | 'retryOf' | 'createdAt'
 > & {
   job: { id: string };
   /** Read with the page when it was asked for `withSteps`; otherwise absent. */
@@ -45,7 +45,7 @@ function cursorKey(cursor: string): [string, string] {
   return [at, id];
 }
 
-interface ExecutionRecord {
+export interface ExecutionRecord {
   id: string;
   job_id: string;
   owner: string;
@@ -60,6 +60,7 @@ interface ExecutionRecord {
   exit_code: number | null;
   error: string | null;
   log_key: string | null;
+  last_seq: number;
   artifacts: ArtifactRecord[];
   retry_of: string | null;
   created_at: Date;
@@ -69,8 +70,8 @@ interface ExecutionRecord {
   steps?: Array<[number, string, StepStatus, number | null, string | null, string | null]> | null;
 }
 
-const LIST_COLUMNS = `e.id, e.job_id, e.owner, e.number, e.status, e.trigger, e.attempt, e.scheduled_for, e.queued_at, e.started_at,
-  e.finished_at, e.exit_code, e.error, e.log_key, e.artifacts, e.retry_of, e.created_at,
+export const LIST_COLUMNS = `e.id, e.job_id, e.owner, e.number, e.status, e.trigger, e.attempt, e.scheduled_for, e.queued_at, e.started_at,
+  e.finished_at, e.exit_code, e.error, e.log_key, e.last_seq, e.artifacts, e.retry_of, e.created_at,
   to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as cursor_at`;
 
 /**
@@ -116,7 +117,7 @@ export async function listExecutions(pool: pg.Pool, owner: string, filter: Execu
   return { ...page, items: page.items.map(({ node, cursor }) => ({ node: executionView(node), cursor })) };
 }
 
-function executionView(r: ExecutionRecord): ExecutionView {
+export function executionView(r: ExecutionRecord): ExecutionView {
   const view: ExecutionView = {
     id: r.id,
     job: { id: r.job_id },
@@ -132,6 +133,7 @@ function executionView(r: ExecutionRecord): ExecutionView {
     exitCode: r.exit_code,
     error: r.error,
     logKey: r.log_key,
+    lastSeq: r.last_seq,
     artifacts: r.artifacts,
     retryOf: r.retry_of,
     createdAt: r.created_at,

@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Execution } from '../entities/index.js';
-import { logKeys, storedTextLog } from '../logs/archive.js';
+import { hasTextObject, logKeys, ndjsonToText, storedTextLog } from '../logs/archive.js';
 import { ObjectNotFoundError } from '../storage/ArtifactStore.js';
 import type { Deps } from './deps.js';
 
@@ -12,7 +12,9 @@ import type { Deps } from './deps.js';
 export async function archivedOrStoredLog(deps: Deps, execution: Execution, out: Writable): Promise<void> {
   if (execution.logKey !== null) {
     try {
-      await pipeline(await deps.store.getStream(logKeys(execution.id).text), out);
+      const keys = logKeys(execution.id);
+      if (hasTextObject(execution.lastSeq)) await pipeline(await deps.store.getStream(keys.text), out);
+      else await pipeline(await deps.store.getStream(keys.ndjson), ndjsonToText(), out);
       return;
     } catch (err) {
       if (!(err instanceof ObjectNotFoundError)) throw err;

@@ -10,6 +10,9 @@ import { assertValidKey, assertValidPrefix, ObjectNotFoundError, type ArtifactSt
 /** Owner only (docs/design.md#local-privacy): logs and artifacts are their tenant's, not the host's users'. */
 const DIR = { recursive: true, mode: PRIVATE_DIR_MODE } as const;
 
+/** How many recently made directories a store remembers. */
+const MADE_DIRS_REMEMBERED = 1024;
+
 /**
  * An ArtifactStore in a local directory: key `a/b.log` is the file `<dir>/a/b.log`.
  * Readers never see a partial object: each put writes a temporary file beside the target
@@ -18,6 +21,8 @@ const DIR = { recursive: true, mode: PRIVATE_DIR_MODE } as const;
 export class FilesystemStore implements ArtifactStore {
   readonly description: string;
   private readonly root: string;
+  /** Directories made (or found) by recent puts; a hint only: a put still copes with one removed since. */
+  private readonly madeDirs = new Set<string>();
 
   constructor(dir: string) {
     this.root = path.resolve(dir);
@@ -31,11 +36,13 @@ export class FilesystemStore implements ArtifactStore {
     try {
       let size: number;
       if (typeof body === 'string' || body instanceof Uint8Array) {
-        // The directory is made only when missing: a log's two objects share one, so the second put
-        // (and any rewrite) needs no mkdir.
+        // A directory this store made lately is not made again (an execution's artifacts share
+        // its log's); a new one is made first, not after a failed open.
+        const dir = path.dirname(target);
+        if (!this.madeDirs.has(dir)) await this.makeDir(dir);
         await writeFile(temp, body, { flag: 'wx', mode: PRIVATE_FILE_MODE }).catch(async (err: NodeJS.ErrnoException) => {
           if (err.code !== 'ENOENT') throw err;
-          await mkdir(path.dirname(target), DIR);
+          await this.makeDir(dir); // removed meanwhile (a deletion of the execution's files)
           await writeFile(temp, body, { flag: 'wx', mode: PRIVATE_FILE_MODE });
         });
         size = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
@@ -113,6 +120,12 @@ export class FilesystemStore implements ArtifactStore {
       throw new Error(`artifact directory ${this.root} is not writable: ${(err as Error).message}`);
     }
     await rm(probe, { force: true });
+  }
+
+  private async makeDir(dir: string): Promise<void> {
+    await mkdir(dir, DIR);
+    if (this.madeDirs.size >= MADE_DIRS_REMEMBERED) this.madeDirs.clear();
+    this.madeDirs.add(dir);
   }
 
   private pathOf(key: string): string {

@@ -10,6 +10,9 @@ export const NONROOT_TEST_IMAGE = 'kiln-test/busybox-nonroot:latest';
 /** Debian's git, with busybox and ssh (scripts/build-test-images.sh): the checkout image of the tests (KILN_GIT_IMAGE). */
 export const GIT_TEST_IMAGE = 'kiln-test/git:latest';
 
+/** Debian's Go toolchain with busybox (scripts/build-test-images.sh), for the fixture module test/fixtures/go/hello. */
+export const GO_TEST_IMAGE = 'kiln-test/go:latest';
+
 /** Every container a test creates carries this label, so leftovers can be found and removed. */
 export const TEST_LABEL = 'kiln.test';
 

@@ -53,17 +53,18 @@ export async function ensureImage(docker: Dockerode, image: string, opts: PullOp
     // An id names what is on this engine only: nothing to pull that could prove access.
     if (namesId(image, present.id)) throw new ImageUnavailableError(image, `no registry has it${pullHint(image)}`);
   }
-  const credentials = access === undefined ? authFor(image, opts.auth) : withServer(image, access.credentials);
+  const owned = access === undefined ? null : await access.credentials();
+  const credentials = owned === null ? authFor(image, opts.auth) : withServer(image, owned.credentials);
   try {
     await pull(docker, image, { ...opts, credentials });
   } catch (err) {
     if (opts.signal?.aborted) throw err;
-    throw new ImageUnavailableError(image, messageOf(err) + (access?.source === 'none' ? pullHint(image) : ''), { cause: err });
+    throw new ImageUnavailableError(image, messageOf(err) + (owned?.source === 'none' ? pullHint(image) : ''), { cause: err });
   }
   const pulled = await inspectImage(docker, image);
   if (!pulled) throw new ImageUnavailableError(image, 'the pull ended but the engine still has no such image');
   // Pulled with the owner's credentials: private from now on. Pulled again to prove access: theirs too.
-  if (access && (access.source === 'owner' || present)) await access.grants.grant(pulled.id, access.owner);
+  if (access && (owned?.source === 'owner' || present)) await access.grants.grant(pulled.id, access.owner);
   return pulled;
 }
 

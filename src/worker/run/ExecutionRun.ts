@@ -14,7 +14,7 @@ import { DEFAULT_WRITABLE_MAX_BYTES, writableDirs } from '../../runner/docker/co
 import { removeUntilGone } from '../../runner/removal.js';
 import type { ContainerHandle } from '../../runner/types.js';
 import { checkoutInto, redactUrl } from '../../runner/workspace.js';
-import { loadExecutionSecrets } from '../../secrets/executionSecrets.js';
+import { loadOwnerSecrets, requireSecrets } from '../../secrets/executionSecrets.js';
 import type { ExecutionPlan } from '../../jobfile/types.js';
 import { decideEnding, type ContainerState, type Ending, type RunFacts, type Stop } from './decideEnding.js';
 import { errorEnding } from './endings.js';
@@ -146,12 +146,14 @@ export class ExecutionRun {
   private async prepare(): Promise<ContainerHandle> {
     const { deps, claimed, plan } = this;
     this.buildLog.system(`execution #${claimed.number} (attempt ${claimed.attempt}) on worker ${deps.workerId}, image ${plan.image}`);
-    const secrets = await loadExecutionSecrets(this.pool, deps.runner.secretBox, claimed.id, plan.secrets);
     // The deploy key goes to the checkout only, never to the steps; it is masked all the same.
-    const keyName = plan.repository?.sshKey;
-    this.deployKey = keyName ? ((await loadExecutionSecrets(this.pool, deps.runner.secretBox, claimed.id, [keyName])).get(keyName) ?? null) : null;
-    this.masker = await SecretMasker.inSlices([...secrets.values(), ...(this.deployKey !== null ? [this.deployKey] : [])]);
-    this.secretEnv = Object.fromEntries(secrets);
+    const keyName = plan.repository?.sshKey ?? null;
+    const wanted = keyName === null ? plan.secrets : [...plan.secrets, keyName];
+    const values = await loadOwnerSecrets(this.pool, deps.runner.secretBox, claimed.owner, wanted);
+    requireSecrets(values, wanted);
+    this.deployKey = keyName === null ? null : (values.get(keyName) ?? null);
+    this.masker = await SecretMasker.inSlices([...values.values()]);
+    this.secretEnv = Object.fromEntries(plan.secrets.map((name) => [name, values.get(name) ?? '']));
     const spec = containerConfigFor(
       plan,
       { executionId: claimed.id, jobId: claimed.jobId, attempt: claimed.attempt, workerId: deps.workerId, installationId: deps.runner.installationId },
@@ -161,7 +163,7 @@ export class ExecutionRun {
     this.memoryBytes = spec.memoryBytes;
     this.writable = { dirs: writableDirs(spec), maxBytes: spec.writableMaxBytes ?? DEFAULT_WRITABLE_MAX_BYTES };
     await this.removeEarlierAttempts();
-    const access = await pullAccessFor(this.pool, deps.runner.secretBox, claimed.id, plan.image, deps.runner.settings);
+    const access = pullAccessFor(this.pool, deps.runner.secretBox, claimed.owner, plan.image, deps.runner.settings);
     const handle = await deps.backend.prepare(spec, this.stopping.signal, access);
     this.handle = handle;
     this.container = 'running';
