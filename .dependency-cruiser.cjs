@@ -54,6 +54,32 @@ module.exports = {
       from: { path: '^src/' },
       to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] },
     },
+    {
+      name: 'sdk-through-its-package',
+      comment:
+        'The server, its tests and tools reach the typed SDK as its users do, by the package name ' +
+        '`@kiln/sdk` (node_modules/@kiln/sdk links to sdk/), never by a path into sdk/src.',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: '^sdk/src/' },
+    },
+    {
+      name: 'sdk-stands-alone',
+      comment: 'sdk/ is a package of its own (docs/design.md#sdk-package): it imports nothing of the server.',
+      severity: 'error',
+      from: { path: '^sdk/src/' },
+      to: { path: '^(src|test|bench|chaos|migrations|web)/' },
+    },
+    {
+      name: 'sdk-runs-anywhere',
+      comment: "The SDK runs in browsers too: no Node built-ins, and only the packages sdk/package.json declares.",
+      severity: 'error',
+      from: { path: '^sdk/src/' },
+      to: {
+        dependencyTypesNot: ['local', 'type-only'],
+        pathNot: '(^|node_modules/)(graphql|graphql-ws|@graphql-typed-document-node/core)(/|$)',
+      },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -8,6 +8,7 @@ const BENCHMARKS = {
   logs: 'container line -> subscriber latency at 10,000 lines/s vs raw docker attach; API CPU and memory with 1,000 subscribers on one build',
   docker: 'submit -> SUCCEEDED of a `true` job vs raw `docker run --rm`; 1,000,000-line log throughput, all archived, with the worker\'s peak memory',
   hostile: 'one user\'s attacks (issue 11: cron-heavy file, log amplification, ping flood, tokenless flood, git bomb, many secrets) against one `kiln start`: another user\'s query p50/p99, live log and build, and the server\'s peak RSS, each beside the same with no attack',
+  services: 'the gap between a job\'s Postgres service accepting connections and its first step starting (issue 13: median < 500 ms over 20 runs), on `kiln start`',
   build: 'the seed\'s BuildAndTest (go mod download, go build, go test) on the fixture Go module in kiln-test/go: Kiln vs `docker run` + `docker exec` in the same image, cold and warm cache (`cache:` when the job file has it), per step',
   web: 'the web app in headless Chromium: time to a usable board of 1,000 jobs (p50/p95 of 10 cold loads), and a container line to the build page beside the same line to a raw graphql-ws subscriber (p50/p99)',
   history: 'a job\'s history page (20 executions with steps) over HTTP, first and deep pages of 1,000,000 executions, vs the keyset SQL alone',

@@ -11,6 +11,8 @@ import { Migration20261208000000_quotas } from './Migration20261208000000_quotas
 import { Migration20261208010000_imageGrants } from './Migration20261208010000_imageGrants.js';
 import { Migration20261208020000_rateLimits } from './Migration20261208020000_rateLimits.js';
 import { Migration20261209000000_webSessions } from './Migration20261209000000_webSessions.js';
+import { Migration20261209010000_serviceLogs } from './Migration20261209010000_serviceLogs.js';
+import { Migration20261209020000_cacheEntries } from './Migration20261209020000_cacheEntries.js';
 
 /** Every migration, oldest first. Listed explicitly so `dist/` needs no folder scanning. */
 export const MIGRATIONS: MigrationObject[] = [
@@ -26,4 +28,6 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261208010000_imageGrants', class: Migration20261208010000_imageGrants },
   { name: 'Migration20261208020000_rateLimits', class: Migration20261208020000_rateLimits },
   { name: 'Migration20261209000000_webSessions', class: Migration20261209000000_webSessions },
+  { name: 'Migration20261209010000_serviceLogs', class: Migration20261209010000_serviceLogs },
+  { name: 'Migration20261209020000_cacheEntries', class: Migration20261209020000_cacheEntries },
 ];

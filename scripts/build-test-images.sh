@@ -22,6 +22,7 @@ TEST_IMAGES=(
   "busybox kiln-test/busybox:latest"
   "nonroot kiln-test/busybox-nonroot:latest"
   "git kiln-test/git:latest"
+  "postgres kiln-test/postgres:latest"
   "go kiln-test/go:latest"
 )
 
@@ -149,6 +150,61 @@ rootfs_git() {
   IMPORT_CHANGES+=('ENV GIT_EXEC_PATH=/usr/lib/git-core')
 }
 
+# The busybox userland plus this machine's PostgreSQL server and client programs (Debian's
+# /usr/lib/postgresql/<version>) with their share directory and the libraries they link: the
+# database of the `services:` tests. Its entrypoint initialises a cluster in /tmp/pgdata (a tmpfs
+# under Kiln's read-only root) and runs postgres as the unprivileged user `postgres`, with trust
+# auth for every address: it is reachable only on its execution's own network.
+rootfs_postgres() {
+  local dir=$1 pgbin version share prog
+  rootfs_busybox "$dir"
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [[ -n $pgbin && -x $pgbin/postgres ]] || die "no PostgreSQL server under /usr/lib/postgresql (apt-get install -y postgresql)"
+  version=$(basename "$(dirname "$pgbin")")
+  share=/usr/share/postgresql/$version
+  mkdir -p "$dir$pgbin" "$dir/usr/lib/postgresql/$version/lib" "$dir/usr/share/postgresql" "$dir/usr/share/zoneinfo/Etc" "$dir/usr/local/bin"
+  local progs=(postgres initdb pg_ctl pg_isready psql) bins=()
+  for prog in "${progs[@]}"; do
+    install -m 755 "$pgbin/$prog" "$dir$pgbin/$prog"
+    ln -sf "$pgbin/$prog" "$dir/usr/bin/$prog"
+    bins+=("$pgbin/$prog")
+  done
+  # The languages and encodings a cluster loads; JIT (llvmjit, ~100 MB) stays out.
+  find "/usr/lib/postgresql/$version/lib" -maxdepth 1 -name '*.so' ! -name 'llvmjit*' -exec cp {} "$dir/usr/lib/postgresql/$version/lib/" \;
+  cp -r "$share" "$dir$share"
+  rm -rf "$dir$share/man"
+  cp /usr/share/zoneinfo/UTC "$dir/usr/share/zoneinfo/UTC"
+  cp /usr/share/zoneinfo/UTC "$dir/usr/share/zoneinfo/Etc/UTC"
+  local libs
+  mapfile -t libs < <(cd "$dir" && find "usr/lib/postgresql/$version/lib" -name '*.so' -printf '/%p\n')
+  copy_libraries "$dir" "${bins[@]}" "${libs[@]}"
+  printf '%s\n' 'postgres:x:70:70:postgres:/tmp:/bin/sh' >>"$dir/etc/passwd"
+  printf '%s\n' 'postgres:x:70:' >>"$dir/etc/group"
+  printf '%s\n' \
+    '#!/bin/sh' \
+    '# initdb then postgres, as the image'"'"'s user; arguments go to postgres (`-c fsync=off`).' \
+    '# The image has no CMD (`CMD []`), so a service without `command` runs postgres as it is.' \
+    'set -e' \
+    ': "${PGDATA:=/tmp/pgdata}"' \
+    'if [ ! -s "$PGDATA/PG_VERSION" ]; then' \
+    '  initdb -D "$PGDATA" -U "${POSTGRES_USER:-postgres}" --auth=trust --encoding=UTF8 --no-locale --no-sync >/dev/null' \
+    '  printf "%s\n" "host all all 0.0.0.0/0 trust" "host all all ::/0 trust" >>"$PGDATA/pg_hba.conf"' \
+    '  if [ -n "${POSTGRES_DB:-}" ] && [ "$POSTGRES_DB" != postgres ]; then' \
+    '    echo "CREATE DATABASE \"$POSTGRES_DB\";" | postgres --single -D "$PGDATA" -j postgres >/dev/null' \
+    '  fi' \
+    'fi' \
+    'exec postgres -D "$PGDATA" -c listen_addresses="*" -c unix_socket_directories=/tmp "$@"' \
+    >"$dir/usr/local/bin/postgres-entrypoint"
+  chmod 755 "$dir/usr/local/bin/postgres-entrypoint"
+  IMPORT_CHANGES+=(
+    'USER postgres'
+    'ENV PGDATA=/tmp/pgdata TZ=UTC LANG=C'
+    'ENTRYPOINT ["/usr/local/bin/postgres-entrypoint"]'
+    # No `sh` from the busybox image's CMD: a service without `command` runs postgres plainly.
+    'CMD []'
+  )
+}
+
 # The busybox userland plus the Go toolchain installed on this machine (Debian's golang-go: the
 # go command, its tools, the standard library's sources), with the libraries they link: the
 # image of the Go builds (GO_TEST_IMAGE, test/fixtures/go). GOROOT keeps the machine's path,
@@ -214,7 +270,7 @@ build_image() {
   "$DOCKER" import "${args[@]}" "$tarball" "$tag" >/dev/null
   # Smoke test: the image starts and its shell runs, with no network.
   local out
-  out=$("$DOCKER" run --rm --network none "$tag" sh -c 'echo ok') \
+  out=$("$DOCKER" run --rm --network none --entrypoint sh "$tag" -c 'echo ok') \
     || die "$tag was imported but does not run"
   [[ $out == ok ]] || die "$tag smoke test printed '$out' instead of 'ok'"
   log "built $tag ($digest)"

@@ -9,7 +9,7 @@ import { loadWeb, type WebSettings } from './config/web.js';
 import { ConfigError } from './errors.js';
 import { MAX_SECRETS_PER_JOB } from './jobfile/lint.js';
 import type { RunnerSettings } from './runner/settings.js';
-import { LOG_LEVELS, type ConfiguredLogLevel } from './util/log.js';
+import { LOG_FORMATS, LOG_LEVELS, type ConfiguredLogLevel, type LogFormat } from './util/log.js';
 
 export { localAuth } from './config/auth.js';
 
@@ -54,6 +54,8 @@ export interface Config {
   workerPort: number | null;
   /** Level of Kiln's JSON log on stderr (KILN_LOG_LEVEL). */
   logLevel: ConfiguredLogLevel;
+  /** Shape of that log (KILN_LOG_FORMAT): auto (readable on a terminal, else JSON), json or pretty. */
+  logFormat: LogFormat;
   /**
    * How long a stopping worker lets its running executions finish before it stops their containers
    * and hands them back to the queue (KILN_SHUTDOWN_GRACE_MS).
@@ -226,6 +228,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError('KILN_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   }
+  const logFormat = (str(env, 'KILN_LOG_FORMAT') ?? 'auto').toLowerCase();
+  if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) {
+    throw new ConfigError('KILN_LOG_FORMAT', `must be one of ${LOG_FORMATS.join(', ')}, got "${logFormat}"`);
+  }
   return Object.freeze({
     databaseUrl,
     embeddedPgPort: int(env, 'KILN_EMBEDDED_PG_PORT', 54329, 1, 65535),
@@ -239,6 +245,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     maxRunningPerOwner: int(env, 'KILN_MAX_RUNNING_PER_OWNER', 0, 0, 100_000),
     workerPort,
     logLevel: logLevel as ConfiguredLogLevel,
+    logFormat: logFormat as LogFormat,
     shutdownGraceMs: int(env, 'KILN_SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
     workerId: str(env, 'KILN_WORKER_ID') ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     executor,

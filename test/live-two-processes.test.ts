@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKiln, type Kiln } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { KilnClient } from '../src/sdk/client.js';
-import { ExecutionUpdatedDocument, SubmitJobDocument, TriggerJobDocument, type ExecutionUpdatedSubscription } from '../src/sdk/generated.js';
+import { KilnClient, ExecutionUpdatedDocument, SubmitJobDocument, TriggerJobDocument, type ExecutionUpdatedSubscription } from '@kiln/sdk';
 import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
 import { startTestKiln, TEST_SECRET, type TestKiln } from './helpers/kiln.js';
 import { startWorkerProcess, type WorkerProcess } from './helpers/workerProcess.js';

@@ -62,11 +62,12 @@ describe('the COPY path of the log writer', () => {
     const texts = ['plain', '', 'tab\tand \\ backslash', 'ünïcödé ✓ 𝄞 emoji 🚀', 'nul\u0000byte', 'lone \ud800 surrogate', 'x'.repeat(16 * 1024)];
     for (const text of texts) log.append(LogStream.STDERR, 3, text, at);
     log.append(LogStream.SYSTEM, null, 'kiln says', before2000);
-    appendMany(log, 992, (i) => `line ${i}`, at);
+    log.append(LogStream.SERVICE, null, '[db] ready', at); // 7 bytes of stream name, not 6
+    appendMany(log, 991, (i) => `line ${i}`, at);
     await log.flush();
     const rows = await stored(id);
     expect(rows).toHaveLength(1000);
-    expect(rows.slice(0, 8)).toEqual([
+    expect(rows.slice(0, 9)).toEqual([
       ...texts.map((text, i) => ({
         seq: i + 1,
         stream: 'STDERR',
@@ -75,8 +76,9 @@ describe('the COPY path of the log writer', () => {
         at,
       })),
       { seq: 8, stream: 'SYSTEM', step: null, text: 'kiln says', at: before2000 },
+      { seq: 9, stream: 'SERVICE', step: null, text: '[db] ready', at },
     ]);
-    expect(rows.at(-1)).toMatchObject({ seq: 1000, stream: 'STDOUT', step: 0, text: 'line 992' });
+    expect(rows.at(-1)).toMatchObject({ seq: 1000, stream: 'STDOUT', step: 0, text: 'line 991' });
     expect(await lastSeq(id)).toBe(1000);
   });
 

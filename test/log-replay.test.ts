@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KilnClient } from '../src/sdk/client.js';
-import { ExecutionDocument, ExecutionLogPageDocument, ExecutionLogsDocument, SubmitJobDocument, type LogChunkFieldsFragment } from '../src/sdk/generated.js';
+import { KilnClient, ExecutionDocument, ExecutionLogPageDocument, ExecutionLogsDocument, SubmitJobDocument, type LogChunkFieldsFragment } from '@kiln/sdk';
 import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 

@@ -4,8 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KilnClient } from '../src/sdk/client.js';
-import { SubmitJobDocument, TriggerJobDocument } from '../src/sdk/generated.js';
+import { KilnClient, SubmitJobDocument, TriggerJobDocument } from '@kiln/sdk';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
 import { LiveRun } from './helpers/liveRun.js';
 

@@ -104,7 +104,7 @@ describe('the cost of a request', () => {
   });
 
   it('passes every operation of the typed SDK', async () => {
-    const dir = new URL('src/sdk/operations/', ROOT);
+    const dir = new URL('sdk/src/operations/', ROOT);
     const files = (await readdir(dir)).filter((f) => f.endsWith('.graphql'));
     const document = (await Promise.all(files.map((f) => readFile(new URL(f, dir), 'utf8')))).join('\n');
     expect(validate(schema, parse(document), [costRule(LIMITS)])).toEqual([]);

@@ -2,8 +2,16 @@ import { createClient } from 'graphql-ws';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { KilnApiError, KilnClient, KilnSocketClosedError } from '../src/sdk/client.js';
-import { ExecutionLogsDocument, ExecutionUpdatedDocument, MeDocument, SubmitJobDocument, TriggerJobDocument } from '../src/sdk/generated.js';
+import {
+  KilnApiError,
+  KilnClient,
+  KilnSocketClosedError,
+  ExecutionLogsDocument,
+  ExecutionUpdatedDocument,
+  MeDocument,
+  SubmitJobDocument,
+  TriggerJobDocument,
+} from '@kiln/sdk';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
 import { LiveRun } from './helpers/liveRun.js';
 

@@ -199,13 +199,13 @@ describe('a build archived by a local installation', () => {
     const executionDir = path.join(k.dataDir, 'artifacts', 'executions', run.id);
     const files = await waitFor(async () => {
       const names = await readdir(executionDir, { recursive: true }).catch(() => [] as string[]);
-      return names.includes('log.txt') && names.some((n) => n.includes('report.txt')) ? names : undefined;
+      return names.includes('log.ndjson') && names.some((n) => n.includes('report.txt')) ? names : undefined;
     }, 30_000, 'the archived log and the artifact');
     for (const name of files) {
       const full = path.join(executionDir, name);
       const st = await stat(full);
       expect({ name, mode: st.mode & 0o777 }).toEqual({ name, mode: st.isDirectory() ? 0o700 : 0o600 });
     }
-    if (asRoot) expect(readAsAnotherUser(path.join(executionDir, 'log.txt')).stderr).toMatch(/Permission denied/);
+    if (asRoot) expect(readAsAnotherUser(path.join(executionDir, 'log.ndjson')).stderr).toMatch(/Permission denied/);
   }, 120_000);
 });

@@ -1,8 +1,8 @@
 import AxeBuilder from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KilnClient } from '../src/sdk/client.js';
-import { JobDocument, TriggerJobDocument } from '../src/sdk/generated.js';
+import { KilnClient } from '@kiln/sdk';
+import { JobDocument, TriggerJobDocument } from '@kiln/sdk';
 import { kilnContext, launchBrowser, PHONE, screenshot, type PageWatch } from './helpers/browser.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { submit } from './helpers/ledger.js';

@@ -11,10 +11,6 @@ export default defineConfig({
   base: '/',
   publicDir: here('./public'),
   plugins: [react()],
-  resolve: {
-    // Until the SDK is its own package, the app imports it from the server's source.
-    alias: { '@kiln/sdk': here('../src/sdk/index.ts') },
-  },
   build: {
     outDir: here('../dist/web'),
     emptyOutDir: true,

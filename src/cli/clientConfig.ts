@@ -1,4 +1,4 @@
-import { KilnClient } from '../sdk/client.js';
+import { KilnClient } from '@kiln/sdk';
 import { credentialsPath, storedAccessToken } from './credentials.js';
 import { isSecureUrl } from './oidc.js';
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { KilnApiError, type KilnClient } from '../sdk/client.js';
 import {
+  KilnApiError,
+  type KilnClient,
   CancelExecutionDocument,
   ExecutionDocument,
   ExecutionLogPageDocument,
@@ -10,7 +11,7 @@ import {
   SubmitJobDocument,
   TriggerJobDocument,
   type JobFieldsFragment,
-} from '../sdk/generated.js';
+} from '@kiln/sdk';
 import { compileJobFile } from '../jobfile/compile.js';
 import { UsageError } from './clientConfig.js';
 import { followExecution, renderLogLine, reportOutcome } from './follow.js';
@@ -40,7 +41,7 @@ async function readJobFile(file: string | undefined): Promise<string> {
 }
 
 /** A job by id or by name (names are unique per owner). */
-async function resolveJob(client: KilnClient, ref: string | undefined): Promise<JobFieldsFragment> {
+export async function resolveJob(client: KilnClient, ref: string | undefined): Promise<JobFieldsFragment> {
   if (!ref) throw new UsageError('name the job (its id or its name)');
   if (UUID.test(ref)) {
     const { job } = await client.request(JobDocument, { id: ref });
@@ -112,30 +113,37 @@ export async function submit(ctx: CommandContext, [file]: string[], opts: { foll
   return failed ? 1 : 0;
 }
 
-/** `kiln jobs`: the caller's jobs with their schedule, next run and last outcome. */
-export async function jobs(ctx: CommandContext): Promise<ExitCode> {
+/** `kiln jobs [--json]`: the caller's jobs with their schedule, next run and last outcome. */
+export async function jobs(ctx: CommandContext, opts: { json: boolean }): Promise<ExitCode> {
   const client = await ctx.client();
+  const all: JobFieldsFragment[] = [];
   const rows = [['NAME', 'SCHEDULE', 'NEXT RUN', 'LAST', 'ID']];
   for (let after: string | null = null; ; ) {
     const { jobs: page }: { jobs: { edges: Array<{ node: JobFieldsFragment }>; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } =
       await client.request(JobsDocument, { first: 100, after });
     for (const { node: j } of page.edges) {
+      all.push(j);
       const last = j.lastExecution ? `#${j.lastExecution.number} ${ctx.out.status(j.lastExecution.status)}` : '-';
       rows.push([j.name, j.schedule ?? '(one-off)', j.paused ? 'paused' : (j.nextRunAt ?? '-'), last, j.id]);
     }
     if (!page.pageInfo.hasNextPage) break;
     after = page.pageInfo.endCursor;
   }
-  if (rows.length === 1) ctx.out.note('no jobs yet: `kiln submit jobs.yaml` adds some');
+  if (opts.json) ctx.out.json(all);
+  else if (rows.length === 1) ctx.out.note('no jobs yet: `kiln submit jobs.yaml` adds some');
   else for (const line of table(rows)) ctx.out.line(line);
   return 0;
 }
 
-/** `kiln history <job> [--limit n]`: the job's executions, newest first. */
-export async function history(ctx: CommandContext, [ref]: string[], opts: { limit: number }): Promise<ExitCode> {
+/** `kiln history <job> [--limit n] [--json]`: the job's executions, newest first. */
+export async function history(ctx: CommandContext, [ref]: string[], opts: { limit: number; json: boolean }): Promise<ExitCode> {
   const client = await ctx.client();
   const job = await resolveJob(client, ref);
   const { executions } = await client.request(ExecutionsDocument, { jobId: job.id, first: Math.min(Math.max(opts.limit, 1), 100) });
+  if (opts.json) {
+    ctx.out.json(executions.edges.map((e) => e.node));
+    return 0;
+  }
   if (executions.edges.length === 0) {
     ctx.out.note(`${job.name} has not run yet`);
     return 0;

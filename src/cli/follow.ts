@@ -1,11 +1,13 @@
-import { KilnApiError, KilnSocketClosedError, type KilnClient } from '../sdk/client.js';
 import {
+  KilnApiError,
+  KilnSocketClosedError,
+  type KilnClient,
   ExecutionDocument,
   ExecutionLogsDocument,
   ExecutionUpdatedDocument,
   type ExecutionQuery,
   type LogChunkFieldsFragment,
-} from '../sdk/generated.js';
+} from '@kiln/sdk';
 import { formatDuration, type Output } from './output.js';
 
 /** The execution as the CLI reports it at the end. */

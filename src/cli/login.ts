@@ -1,4 +1,4 @@
-import { MeDocument } from '../sdk/generated.js';
+import { MeDocument } from '@kiln/sdk';
 import { UsageError } from './clientConfig.js';
 import type { CommandContext, ExitCode } from './commands.js';
 import { credentialsPath, readCredentials, removeCredentials, withCredentialsLock, withTokens, writeCredentials } from './credentials.js';

@@ -81,6 +81,11 @@ export class Output {
     this.drawSpinner();
   }
 
+  /** A command's result as JSON on stdout (`--json`), for scripts: one document, no colours. */
+  json(value: unknown): void {
+    this.line(JSON.stringify(value, null, 2));
+  }
+
   /** One line of progress or diagnosis on stderr. */
   note(text: string): void {
     this.clearSpinner();

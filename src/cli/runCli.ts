@@ -1,13 +1,35 @@
 import { parseArgs } from 'node:util';
-import { KilnApiError, KilnSocketClosedError, type KilnClient } from '../sdk/client.js';
+import { KilnApiError, KilnSocketClosedError, type KilnClient } from '@kiln/sdk';
 import { clientFrom, DEFAULT_SERVER, UsageError, type TokenSource } from './clientConfig.js';
 import * as commands from './commands.js';
+import * as jobCommands from './jobCommands.js';
 import { login, logout, whoami } from './login.js';
 import { LoginError } from './oidc.js';
 import { Output, type TextStream } from './output.js';
+import { preview } from './preview.js';
+import { secret } from './secretCommands.js';
+import { SecretInputError, type SecretSource } from './secretInput.js';
 
 /** The client commands `kiln` dispatches here (the server roles stay in main.ts). */
-export const CLI_COMMANDS = ['submit', 'validate', 'jobs', 'history', 'logs', 'status', 'trigger', 'cancel', 'login', 'logout', 'whoami'] as const;
+export const CLI_COMMANDS = [
+  'submit',
+  'validate',
+  'jobs',
+  'history',
+  'logs',
+  'status',
+  'trigger',
+  'cancel',
+  'pause',
+  'resume',
+  'delete',
+  'ticks',
+  'preview',
+  'secret',
+  'login',
+  'logout',
+  'whoami',
+] as const;
 export type CliCommand = (typeof CLI_COMMANDS)[number];
 
 export const CLI_USAGE = `client commands (server from --server or KILN_URL, default ${DEFAULT_SERVER}; token from --token or KILN_TOKEN,
@@ -21,6 +43,15 @@ server only, over https or to a loopback host, unless --trust-server is given):
   kiln status <execution>               an execution and its steps
   kiln trigger <job> [--follow]         run a job now
   kiln cancel <execution>               cancel a queued or running execution
+  kiln pause <job>                      stop firing its schedule (fire times are ledgered as PAUSED)
+  kiln resume <job>                     fire again from the next fire time
+  kiln delete <job>                     delete a job with its history and ledger (active runs are cancelled)
+  kiln ticks <job> [--limit 20] [--after <cursor>]   the tick ledger, newest first: each fire time and what became of it
+  kiln preview "<schedule>" [--tz <Zone>] [--count 5]   the next fire times, in the zone's wall clock with UTC offsets
+  kiln secret set <name>                store a secret; the value is read from standard input (typed unechoed on a
+                                        terminal, or \`kiln secret set NAME < file\`), never from an argument
+  kiln secret list                      your secrets' names (values are never shown)
+  kiln secret rm <name>                 remove a secret
   kiln login [--issuer <url>] [--client-id <id>] [--audience <api>] [--scope "openid offline_access"]
              [--audience-param auto|audience|resource] [--server <url>]
                                         sign in at the identity provider (OAuth device flow: open the printed
@@ -29,13 +60,16 @@ server only, over https or to a loopback host, unless --trust-server is given):
                                         KILN_OIDC_AUDIENCE_PARAM; the file is KILN_CREDENTIALS_FILE, else
                                         $XDG_CONFIG_HOME/kiln/credentials.json (~/.config/kiln/credentials.json)
   kiln logout                           revoke the stored refresh token and remove the stored credentials
-  kiln whoami                           the user Kiln sees for your token (its subject)`;
+  kiln whoami                           the user Kiln sees for your token (its subject)
+  --json (with jobs, history, pause, resume, delete, ticks, preview, secret): the result as JSON on stdout`;
 
 /** Where the CLI writes and what it reads; process.* in production, captured in tests. */
 export interface CliIo {
   stdout: TextStream;
   stderr: TextStream;
   env: Record<string, string | undefined>;
+  /** Where `kiln secret set` reads the value; process.stdin when absent. */
+  stdin?: SecretSource;
 }
 
 /** Runs one client command; resolves with the process's exit code (never throws). */
@@ -60,6 +94,9 @@ export async function runCli(command: CliCommand, argv: string[], io: CliIo): Pr
         'audience-param': { type: 'string' },
         scope: { type: 'string' },
         'trust-server': { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        tz: { type: 'string' },
+        count: { type: 'string' },
       },
     });
     const ctx: commands.CommandContext = {
@@ -70,15 +107,16 @@ export async function runCli(command: CliCommand, argv: string[], io: CliIo): Pr
       },
     };
     const follow = values.follow ?? false;
+    const json = values.json ?? false;
     switch (command) {
       case 'submit':
         return await commands.submit(ctx, positionals, { follow });
       case 'validate':
         return await commands.validate(ctx, positionals);
       case 'jobs':
-        return await commands.jobs(ctx);
+        return await commands.jobs(ctx, { json });
       case 'history':
-        return await commands.history(ctx, positionals, { limit: count(values.limit, '--limit', 20) });
+        return await commands.history(ctx, positionals, { limit: count(values.limit, '--limit', 20), json });
       case 'logs':
         return await commands.logs(ctx, positionals, { follow, after: count(values.after, '--after', 0) });
       case 'status':
@@ -87,6 +125,18 @@ export async function runCli(command: CliCommand, argv: string[], io: CliIo): Pr
         return await commands.trigger(ctx, positionals, { follow });
       case 'cancel':
         return await commands.cancel(ctx, positionals);
+      case 'pause':
+        return await jobCommands.pause(ctx, positionals, { json });
+      case 'resume':
+        return await jobCommands.resume(ctx, positionals, { json });
+      case 'delete':
+        return await jobCommands.remove(ctx, positionals, { json });
+      case 'ticks':
+        return await jobCommands.ticks(ctx, positionals, { json, limit: count(values.limit, '--limit', 20), after: values.after ?? null });
+      case 'preview':
+        return await preview(ctx, positionals, { json, tz: values.tz, count: count(values.count, '--count', 5) });
+      case 'secret':
+        return await secret(ctx, positionals, { json, stdin: io.stdin ?? process.stdin, stderr: io.stderr });
       case 'login':
         return await login(ctx, values, io.env);
       case 'logout':
@@ -121,7 +171,7 @@ function report(out: Output, err: unknown, tokenSource: TokenSource | null): num
     out.note(`${red('kiln:')} ${err.message} [${err.code}]${hint}`);
     return 1;
   }
-  if (err instanceof LoginError) {
+  if (err instanceof LoginError || err instanceof SecretInputError) {
     out.note(`${red('kiln:')} ${err.message}`);
     return 1;
   }

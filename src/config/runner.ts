@@ -82,6 +82,7 @@ export function loadRunner(env: Env): Readonly<RunnerSettings> {
     maxArtifactBytes: size(env, 'KILN_MAX_ARTIFACT_BYTES', d.maxArtifactBytes, 1024),
     maxExecutionArtifactBytes: size(env, 'KILN_MAX_EXECUTION_ARTIFACT_BYTES', d.maxExecutionArtifactBytes, 1024),
     ownerStorageQuotaBytes: str(env, 'KILN_OWNER_STORAGE_QUOTA') === '0' ? null : size(env, 'KILN_OWNER_STORAGE_QUOTA', d.ownerStorageQuotaBytes ?? 0, 1024),
+    cacheMaxOwnerBytes: size(env, 'KILN_CACHE_MAX_BYTES', d.cacheMaxOwnerBytes, 1024),
     writableMaxBytes: size(env, 'KILN_WRITABLE_MAX_BYTES', d.writableMaxBytes, 1024 * 1024),
     pullTimeoutMs: int(env, 'KILN_PULL_TIMEOUT_MS', d.pullTimeoutMs, 1000, 3_600_000),
     registryAuth: Object.freeze(auth),

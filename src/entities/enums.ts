@@ -39,6 +39,8 @@ export enum LogStream {
   STDOUT = 'STDOUT',
   STDERR = 'STDERR',
   SYSTEM = 'SYSTEM',
+  /** A service container's output (docs/design.md#services), each line prefixed `[name] `. */
+  SERVICE = 'SERVICE',
 }
 
 /** What became of one scheduled fire time of a job (the tick ledger); defined beside the fire planner. */

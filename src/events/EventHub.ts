@@ -7,7 +7,7 @@ import { loadExecutionSnapshot } from './executionSnapshot.js';
 import { Interest } from './Interest.js';
 import { DEFAULT_TAIL_LIMITS, LogTail, type LogTailLimits } from './LogTail.js';
 import { PgListener } from './PgListener.js';
-import { StoredLogReader } from './StoredLogReader.js';
+import { StoredLogReader } from '../logs/StoredLogReader.js';
 
 /** What the hub needs; built once per API process. */
 export interface EventHubOptions {

@@ -3,7 +3,7 @@ import { NotFoundError, ValidationError } from '../errors.js';
 import type { LogChunkFields } from '../entities/LogChunk.js';
 import { findExecution } from '../services/findOwned.js';
 import type { EventHub } from './EventHub.js';
-import { LogGapError } from './StoredLogReader.js';
+import { LogGapError } from '../logs/StoredLogReader.js';
 
 /** Lines handed to the transport per step; also the most a subscriber ever holds itself. */
 const PAGE = 500;

@@ -34,6 +34,16 @@ export async function requestStoreDeletion(sql: Sql, jobId: string): Promise<voi
   await sql(`select graphile_worker.add_job($1, '{}'::json, job_key := $1, max_attempts := 3)`, [TASKS.storeDeletions]);
 }
 
+/**
+ * Asks for store prefixes to be removed (evicted caches, docs/design.md#build-caches), in the
+ * caller's transaction, and wakes the housekeeping runner.
+ */
+export async function requestPrefixDeletion(sql: Sql, prefixes: readonly string[]): Promise<void> {
+  if (prefixes.length === 0) return;
+  await sql(`insert into store_deletions (prefix) select unnest($1::text[]) on conflict (prefix) do update set due_at = now(), sweeps = 0`, [prefixes]);
+  await sql(`select graphile_worker.add_job($1, '{}'::json, job_key := $1, max_attempts := 3)`, [TASKS.storeDeletions]);
+}
+
 /** Up to `limit` prefixes due for a sweep, oldest first. */
 export async function dueStoreDeletions(pool: pg.Pool, limit: number): Promise<StoreDeletion[]> {
   const { rows } = await pool.query<StoreDeletion>(

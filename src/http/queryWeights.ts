@@ -5,6 +5,7 @@ import { MAX_JOB_FILE_BYTES } from '../jobfile/parse.js';
 import { DEFAULT_MAX_LINE_BYTES } from '../logs/lines.js';
 import { DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT } from '../services/executionQueries.js';
 import { MAX_NEXT_RUNS } from '../services/jobQueries.js';
+import { MAX_LOG_SEARCH_MATCHES } from '../services/logSearch.js';
 import { DEFAULT_PAGE, MAX_PAGE } from '../services/paging.js';
 import { MAX_PREVIEW } from '../services/schedules.js';
 
@@ -41,8 +42,11 @@ export const LIST_WEIGHTS: Readonly<Record<string, ListWeight>> = {
   'TickConnection.edges': EDGES,
   'Job.recentRuns': { arg: 'count', default: 20, max: MAX_RECENT_RUNS },
   'Job.nextRuns': { arg: 'count', default: 5, max: MAX_NEXT_RUNS },
+  'Job.nextFires': { arg: 'count', default: 5, max: MAX_NEXT_RUNS },
   'Query.schedulePreview': { arg: 'count', default: 5, max: MAX_PREVIEW },
   'Execution.logs': { arg: 'limit', default: DEFAULT_LOG_LIMIT, max: MAX_LOG_LIMIT, pageBytes: true },
+  // Sized by logSearch's `first`, which the rule cannot see from the list itself: its largest.
+  'LogSearchResult.matches': { fixed: MAX_LOG_SEARCH_MATCHES },
   'Execution.steps': { fixed: MAX_STEPS_PER_JOB },
   // An estimate, not a bound: a job file may list more paths, but a directory is one archive.
   'Execution.artifacts': { fixed: 100 },

@@ -2,7 +2,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Principal } from '../auth/types.js';
 import { DomainError, NotFoundError, ValidationError } from '../errors.js';
 import { databaseUnavailable, UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_AFTER_S } from '../unavailable.js';
-import { archivedOrStoredLog } from '../services/readLog.js';
+import { archivedOrStoredLines, archivedOrStoredLog } from '../services/readLog.js';
 import type { Deps } from '../services/deps.js';
 import { listExecutions, type ExecutionView } from '../services/executionQueries.js';
 import { getExecution, getJob } from '../services/findOwned.js';
@@ -99,6 +99,17 @@ export function restRouter(deps: Deps, auth: RequestAuth, signIn: SignIn, log: (
       const execution = await getExecution(deps.orm.em.fork(), req.principal.sub, String(req.params.id));
       res.type('text/plain; charset=utf-8');
       await archivedOrStoredLog(deps, execution, res);
+    }),
+  );
+
+  // Every stored line with its fields, one JSON object per line: the build page loads a whole log
+  // with it, as bytes Postgres (or the store) formats, not as objects GraphQL resolves one by one.
+  router.get(
+    '/executions/:id/log.ndjson',
+    wrap(async (req, res) => {
+      const execution = await getExecution(deps.orm.em.fork(), req.principal.sub, String(req.params.id));
+      res.type('application/x-ndjson; charset=utf-8');
+      await archivedOrStoredLines(deps, execution, res);
     }),
   );
 

@@ -58,12 +58,14 @@ function normalize(draft: JobDraft, source: string): JobSpec {
     network: draft.network ?? JOB_DEFAULTS.network,
     resources: { cpus: draft.resources?.cpus ?? null, memoryBytes: draft.resources?.memoryBytes ?? null },
     artifacts: draft.artifacts ?? [],
+    ...(draft.cache ? { cache: draft.cache } : {}),
     steps: draft.steps.map((step) => ({
       name: step.name ?? step.run.trim(),
       run: step.run,
       timeoutMs: step.timeoutMs ?? null,
       env: step.env ?? {},
     })),
+    ...(draft.services?.length ? { services: draft.services } : {}),
     source: jobSource(source, draft),
   };
 }
@@ -111,6 +113,8 @@ export function toExecutionPlan(job: JobSpec, defaults: { image: string }): Exec
     timeoutMs: job.timeoutMs,
     repository: job.repository === null ? null : { ...job.repository },
     artifacts: [...job.artifacts],
+    ...(job.cache ? { cache: { key: job.cache.key, restoreKeys: [...job.cache.restoreKeys], paths: [...job.cache.paths] } } : {}),
     steps: job.steps.map((step, index) => ({ index, name: step.name, run: step.run, timeoutMs: step.timeoutMs, env: { ...step.env } })),
+    ...(job.services?.length ? { services: job.services.map((s) => ({ ...s, env: { ...s.env } })) } : {}),
   };
 }

@@ -4,7 +4,9 @@ import { childPath } from './diagnostics.js';
 import type { ParsedJobFile } from './parse.js';
 import { repositoryAddress, repositoryUrlProblem, type RepositoryPolicy } from './repositoryUrl.js';
 import { Reader, describe, given, type Field } from './reader.js';
-import type { ConcurrencyPolicy, Diagnostic, MisfirePolicy, NetworkMode } from './types.js';
+import { lintCache } from './cache.js';
+import { lintServices, type ServiceSpec } from './services.js';
+import type { CacheSpec, ConcurrencyPolicy, Diagnostic, MisfirePolicy, NetworkMode } from './types.js';
 import { ENV_NAME_PATTERN, JOB_NAME_PATTERN, MAX_JOB_NAME_LENGTH, artifactIdentity, normalizeArtifactPath, parseMemory } from './values.js';
 
 /** Most jobs one file may hold. */
@@ -23,7 +25,7 @@ export const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
 
 const JOB_KEYS = [
   'name', 'schedule', 'run_once', 'timezone', 'priority', 'image', 'repository', 'env', 'secrets',
-  'timeout', 'concurrency', 'misfire', 'retries', 'network', 'resources', 'artifacts', 'steps',
+  'timeout', 'concurrency', 'misfire', 'retries', 'network', 'resources', 'artifacts', 'cache', 'steps', 'services',
 ] as const;
 const STEP_KEYS = ['name', 'run', 'timeout', 'env'] as const;
 const PRIORITIES: Readonly<Record<string, number>> = { low: 2, normal: 5, high: 8 };
@@ -57,7 +59,9 @@ export interface JobDraft {
   network?: NetworkMode;
   resources?: { cpus?: number; memoryBytes?: number };
   artifacts?: string[];
+  cache?: CacheSpec;
   steps: StepDraft[];
+  services?: ServiceSpec[];
   /** Start and end offsets of the job's mapping in the file. */
   range: [number, number];
   /** True for a flow mapping (`{ name: a, ... }`), which may share its lines with others. */
@@ -313,6 +317,11 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
   if (resources !== undefined) job.resources = lintResources(r, resources);
   const artifacts = opt('artifacts');
   if (artifacts !== undefined) job.artifacts = lintArtifacts(r, artifacts);
+  const cache = opt('cache');
+  if (cache !== undefined) job.cache = lintCache(r, cache);
+
+  const services = opt('services');
+  if (services !== undefined) job.services = lintServices(r, services, lintEnv, job.network);
 
   const steps = opt('steps');
   if (steps === undefined) missing(r, fields, map, path, 'steps', ': a list of steps, each with a "run" command');

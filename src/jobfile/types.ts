@@ -4,6 +4,7 @@
  */
 
 import type { ConcurrencyPolicy, MisfirePolicy } from '../schedule/policies.js';
+import type { ServiceSpec } from './serviceSpec.js';
 
 /** One problem found in a job file. Lines and columns are 1-based. */
 export interface Diagnostic {
@@ -26,6 +27,13 @@ export interface StepSpec {
   /** null = bounded only by the job's timeout. */
   timeoutMs: number | null;
   env: Record<string, string>;
+}
+
+/** `cache:` of a job (docs/design.md#build-caches): templates as written, paths normalised. */
+export interface CacheSpec {
+  key: string;
+  restoreKeys: string[];
+  paths: string[];
 }
 
 /** One job of a file, validated and normalized with every default filled in. */
@@ -51,7 +59,11 @@ export interface JobSpec {
   network: NetworkMode;
   resources: { cpus: number | null; memoryBytes: number | null };
   artifacts: string[];
+  /** Absent: no cache. */
+  cache?: CacheSpec;
   steps: StepSpec[];
+  /** Containers started beside the build (`services:`; docs/design.md#services); absent: none. */
+  services?: ServiceSpec[];
   /** This job's own YAML text, as the user wrote it (for `Job.spec`). */
   source: string;
 }
@@ -73,5 +85,9 @@ export interface ExecutionPlan {
   /** `sshKey`: the owner's secret holding the deploy key of an ssh URL (absent: none). */
   repository: { url: string; ref: string; sshKey?: string } | null;
   artifacts: string[];
+  /** Absent (as in plans stored before caches existed): no cache. */
+  cache?: CacheSpec;
   steps: Array<{ index: number; name: string; run: string; timeoutMs: number | null; env: Record<string, string> }>;
+  /** Absent in plans stored before services existed: none. */
+  services?: ServiceSpec[];
 }

@@ -106,6 +106,11 @@ export function storedTextLog(pool: pg.Pool, executionId: string): Readable {
   return Readable.from(storedBytes(pool, executionId, 'text'), { objectMode: false });
 }
 
+/** The lines stored so far in Postgres as the archive's NDJSON, one object per line in seq order. */
+export function storedNdjsonLog(pool: pg.Pool, executionId: string): Readable {
+  return Readable.from(storedBytes(pool, executionId, 'ndjson'), { objectMode: false });
+}
+
 /**
  * Copies an execution's log from Postgres to the store, both forms. Idempotent: the objects
  * are rewritten whole, so a retry after a partial failure converges.

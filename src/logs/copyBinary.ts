@@ -19,7 +19,7 @@ const TRAILER = Buffer.from([0xff, 0xff]);
 const PG_EPOCH_MS = Date.UTC(2000, 0, 1);
 const TWO_POW_32 = 2 ** 32;
 /** Bytes of one tuple besides its text: field count, then each field's length and value. */
-const TUPLE_FIXED_BYTES = 2 + (4 + 16) + (4 + 4) + (4 + 6) + (4 + 4) + 4 + (4 + 8);
+const TUPLE_FIXED_BYTES = 2 + (4 + 16) + (4 + 4) + (4 + 7) + (4 + 4) + 4 + (4 + 8);
 
 /** The 16 bytes of a UUID in its canonical text form; throws on anything else. */
 export function uuidBytes(uuid: string): Buffer {
@@ -42,7 +42,7 @@ const freeSlabs: Buffer[] = [];
  * Postgres has taken the data: a flood of lines then reuses the same few buffers instead of
  * leaving a trail of garbage for the GC, which the process's peak memory would show.
  *
- * Every stream name is 6 ASCII bytes (STDOUT, STDERR, SYSTEM). Texts must hold no NUL (LogWriter
+ * Every stream name is 6 or 7 ASCII bytes (STDOUT, STDERR, SYSTEM, SERVICE). Texts must hold no NUL (LogWriter
  * replaces them); lone surrogates become U+FFFD, as in every UTF-8 encoding Node makes, so
  * Postgres always receives valid UTF-8.
  */
@@ -79,8 +79,8 @@ export class CopyEncoder {
     o += this.execution.copy(buf, o);
     o = buf.writeInt32BE(4, o);
     o = buf.writeInt32BE(seq, o);
-    o = buf.writeInt32BE(6, o);
-    o += buf.write(stream, o, 6, 'latin1');
+    o = buf.writeInt32BE(stream.length, o);
+    o += buf.write(stream, o, stream.length, 'latin1');
     if (step === null) o = buf.writeInt32BE(-1, o);
     else {
       o = buf.writeInt32BE(4, o);

@@ -4,16 +4,18 @@ import { Execution, Job } from '../entities/index.js';
 import type { LogChunkFields } from '../entities/LogChunk.js';
 import { stepsOfSnapshot } from '../events/executionSnapshot.js';
 import { cancelExecution } from '../services/cancelExecution.js';
+import { runDetailsOf } from '../services/runDetails.js';
 import { artifactsOf, logUrlOf } from '../services/executionFiles.js';
 import { DEFAULT_LOG_LIMIT, listExecutions, logsOf, stepsOfExecutions, type ExecutionView, type StepView } from '../services/executionQueries.js';
 import { findExecution } from '../services/findOwned.js';
 import { jobsById } from '../services/jobQueries.js';
+import { DEFAULT_LOG_SEARCH_MATCHES, lastStoredSeq, searchLog, type LogSearchResult } from '../services/logSearch.js';
 import { Batcher, batcherOf } from './batch.js';
 import { toConnection } from './connection.js';
 import { selects } from './selection.js';
 import type { Context } from './context.js';
 import { ExecutionStatus } from './types/enums.js';
-import { ArtifactType, ExecutionConnection, ExecutionType, LogChunkType, StepType } from './types/execution.js';
+import { ArtifactType, ExecutionConnection, ExecutionType, LogChunkType, LogSearchResultType, StepType } from './types/execution.js';
 import { JobType } from './types/job.js';
 
 const STEPS = Symbol('steps');
@@ -92,6 +94,36 @@ export class ExecutionResolver {
     @Ctx() ctx: Context,
   ): Promise<LogChunkFields[]> {
     return logsOf(ctx.deps.pool, execution.id, afterSeq, limit, ctx.deps.config.queryLimits.logPageMaxBytes);
+  }
+
+  @FieldResolver(() => String, { nullable: true, description: 'The worker running it, or that ran its last attempt; null while it never started.' })
+  async worker(@Root() execution: ExecutionView, @Ctx() ctx: Context): Promise<string | null> {
+    return execution instanceof Execution ? execution.workerId : (await runDetailsOf(ctx.deps.pool, execution.id)).worker;
+  }
+
+  @FieldResolver(() => String, { description: 'The image it runs in, as its plan had it when queued.' })
+  async image(@Root() execution: ExecutionView, @Ctx() ctx: Context): Promise<string> {
+    return execution instanceof Execution ? execution.plan.image : (await runDetailsOf(ctx.deps.pool, execution.id)).image;
+  }
+
+  @FieldResolver(() => Int, { description: 'The seq of the last log line stored so far; 0 when none.' })
+  lastSeq(@Root() execution: ExecutionView, @Ctx() ctx: Context): Promise<number> {
+    return lastStoredSeq(ctx.deps.pool, execution.id);
+  }
+
+  @FieldResolver(() => LogSearchResultType, {
+    description:
+      'Lines with seq > afterSeq whose text contains query (case-insensitive), over the whole stored log (Postgres or the archive). ' +
+      'One answer searches a bounded window (at most first matches, 250,000 lines): go on from scannedThrough while hasMore.',
+  })
+  logSearch(
+    @Root() execution: ExecutionView,
+    @Arg('query') query: string,
+    @Arg('afterSeq', () => Int, { defaultValue: 0 }) afterSeq: number,
+    @Arg('first', () => Int, { defaultValue: DEFAULT_LOG_SEARCH_MATCHES }) first: number,
+    @Ctx() ctx: Context,
+  ): Promise<LogSearchResult> {
+    return searchLog(ctx.deps.pool, ctx.deps.store, execution.id, { query, afterSeq, first });
   }
 
   @FieldResolver(() => String, { nullable: true, description: 'Where the archived log can be downloaded; null until archived.' })

@@ -4,9 +4,10 @@ import { Execution, Job } from '../entities/index.js';
 import { listExecutions } from '../services/executionQueries.js';
 import { findJob } from '../services/findOwned.js';
 import { deleteJob, pauseJob, resumeJob } from '../services/jobLifecycle.js';
-import { lastExecutionOf, listJobs, listTicks, nextRunsOf } from '../services/jobQueries.js';
+import { lastExecutionOf, listJobs, listTicks, nextFiresOf, nextRunsOf, type FireTime } from '../services/jobQueries.js';
 import { visibleNextRunAt } from '../services/schedules.js';
 import { TickConnection } from './types/tick.js';
+import { FireTimeType } from './types/fireTime.js';
 import { queuedBy, submitJobs } from '../services/submitJobs.js';
 import { triggerJob } from '../services/triggerJob.js';
 import { toConnection } from './connection.js';
@@ -80,6 +81,11 @@ export class JobResolver {
   @FieldResolver(() => [Date], { description: 'The next fire times; empty when paused or one-off.' })
   nextRuns(@Root() job: Job, @Arg('count', () => Int, { nullable: true, defaultValue: 5 }) count: number, @Ctx() ctx: Context): Promise<Date[]> {
     return nextRunsOf(ctx.deps, job, count);
+  }
+
+  @FieldResolver(() => [FireTimeType], { description: "The next fire times with their UTC offsets in the job's time zone; empty when paused or one-off." })
+  nextFires(@Root() job: Job, @Arg('count', () => Int, { nullable: true, defaultValue: 5 }) count: number, @Ctx() ctx: Context): Promise<FireTime[]> {
+    return nextFiresOf(ctx.deps, job, count);
   }
 
   @FieldResolver(() => ExecutionType, { nullable: true })

@@ -130,8 +130,8 @@ export async function collectArtifacts(
   return { records, error: null };
 }
 
-/** Gzips a tar stream, failing it once the result passes `maxBytes`. */
-function gzipWithin(archive: Readable, maxBytes: number): { stream: Readable; exceeded: () => boolean } {
+/** Gzips a tar stream, failing it once the result passes `maxBytes` (artifacts, and caches: src/runner/cache/). */
+export function gzipWithin(archive: Readable, maxBytes: number): { stream: Readable; exceeded: () => boolean } {
   let size = 0;
   let exceeded = false;
   const limit = new Transform({

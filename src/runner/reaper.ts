@@ -101,15 +101,45 @@ export class Reaper {
   }
 
   private async pass(): Promise<Reaped[]> {
-    const { backend, pool, installationId, workerId, runsHere, log } = this.opts;
+    const { backend, installationId } = this.opts;
     const containers = await backend.list({ kiln: 'true', [INSTALLATION_LABEL]: installationId });
-    if (containers.length === 0) return [];
-    const ids = [...new Set(containers.map((c) => c.labels['kiln.execution']).filter((id): id is string => isUuid(id)))];
-    const { rows } = await pool.query<ExecutionRow>(
+    // Services' networks carry their attempt's labels, and are judged the same way (docs/design.md#services).
+    const networks = (await backend.services?.listNetworks({ kiln: 'true', [INSTALLATION_LABEL]: installationId })) ?? [];
+    if (containers.length === 0 && networks.length === 0) return [];
+    const executions = await this.executionsOf([...containers, ...networks]);
+    const reaped = await this.reapContainers(containers, executions);
+    await this.reapNetworks(networks, executions);
+    return reaped;
+  }
+
+  private async executionsOf(owned: Array<{ labels: Record<string, string> }>): Promise<Map<string, ExecutionRow>> {
+    const ids = [...new Set(owned.map((c) => c.labels['kiln.execution']).filter((id): id is string => isUuid(id)))];
+    const { rows } = await this.opts.pool.query<ExecutionRow>(
       `select id, status, attempt, worker_id, lease_expires_at > now() as lease_live from executions where id = any($1::uuid[])`,
       [ids],
     );
-    const executions = new Map(rows.map((r) => [r.id, r]));
+    return new Map(rows.map((r) => [r.id, r]));
+  }
+
+  /** After the containers (a network in use cannot go); removeNetwork disconnects any straggler. */
+  private async reapNetworks(networks: Array<{ name: string; labels: Record<string, string> }>, executions: Map<string, ExecutionRow>): Promise<void> {
+    const { backend, workerId, runsHere, log } = this.opts;
+    const now = Date.now();
+    for (const network of networks) {
+      const executionId = network.labels['kiln.execution'];
+      const reason = orphanReason(network, executionId ? executions.get(executionId) : undefined, { workerId, now, runsHere });
+      if (reason === null) continue;
+      try {
+        await backend.services!.removeNetwork(network.name);
+        log(`reaper: removed network ${network.name}: ${reason}`);
+      } catch (err) {
+        log(`reaper: cannot remove network ${network.name}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private async reapContainers(containers: ContainerSummary[], executions: Map<string, ExecutionRow>): Promise<Reaped[]> {
+    const { backend, workerId, runsHere, log } = this.opts;
     const now = Date.now();
     const reaped: Reaped[] = [];
     for (const container of containers) {

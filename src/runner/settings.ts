@@ -52,6 +52,11 @@ export interface RunnerSettings {
    */
   ownerStorageQuotaBytes: number | null;
   /**
+   * Bytes of build caches one owner may keep, compressed (KILN_CACHE_MAX_BYTES); one cache may
+   * take all of it. Past it, the owner's least recently used caches are evicted (docs/design.md#build-caches).
+   */
+  cacheMaxOwnerBytes: number;
+  /**
    * Bytes each writable directory of a container (the workdir, /tmp, KILN_WRITABLE_PATHS) may hold
    * (KILN_WRITABLE_MAX_BYTES). They are tmpfs volumes: their content counts against the container's
    * memory limit and never reaches the engine's disk.
@@ -114,6 +119,7 @@ export function defaultRunnerSettings(): RunnerSettings {
     maxArtifactBytes: GiB,
     maxExecutionArtifactBytes: 2 * GiB,
     ownerStorageQuotaBytes: 10 * GiB,
+    cacheMaxOwnerBytes: 5 * GiB,
     // Half the default memory: a build filling its workspace still has room to run.
     writableMaxBytes: GiB,
     pullTimeoutMs: 10 * 60_000,

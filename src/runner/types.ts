@@ -54,6 +54,15 @@ export interface ContainerConfig {
    * the backstop under the worker's own timeouts (default: a day).
    */
   maxLifetimeSec?: number;
+  /**
+   * A service container (docs/design.md#services): the image's own entrypoint runs, with
+   * `command` as its arguments (null: the image's own), instead of Kiln's idle process.
+   */
+  service?: { command: string[] | null };
+  /** `name:address` lines for /etc/hosts: how steps reach services by name on any engine. */
+  extraHosts?: string[];
+  /** Names the container has on a user-defined `network` (where the engine's DNS serves them). */
+  networkAliases?: string[];
 }
 
 export interface ContainerHandle {
@@ -120,4 +129,28 @@ export interface ContainerBackend {
   list(labels: Record<string, string>): Promise<ContainerSummary[]>;
   /** Throws when the engine cannot be reached. */
   ping(): Promise<void>;
+  /** Networks, addresses and logs for `services:`; absent on a backend that cannot run them. */
+  readonly services?: ServiceEngine;
+}
+
+/** A container's state, as far as a service's readiness cares. */
+export interface ContainerState {
+  running: boolean;
+  /** Once it stopped by itself. */
+  exitCode: number | null;
+}
+
+/** What running services needs of an engine besides containers (docs/design.md#services). */
+export interface ServiceEngine {
+  /** Creates an internal network (no route outside it), labelled; an existing one of that name is reused. */
+  createNetwork(name: string, labels: Record<string, string>): Promise<void>;
+  /** Removes a network, first disconnecting what is left on it; never throws for a missing one. */
+  removeNetwork(name: string): Promise<void>;
+  /** The networks that carry all of `labels`. */
+  listNetworks(labels: Record<string, string>): Promise<Array<{ name: string; labels: Record<string, string> }>>;
+  /** The container's IPv4 address on `network`, or null when it has none. */
+  addressOf(handle: ContainerHandle, network: string): Promise<string | null>;
+  state(handle: ContainerHandle): Promise<ContainerState>;
+  /** Delivers the container's output from its start until it stops or `signal` is aborted. */
+  followLogs(handle: ContainerHandle, sink: OutputSink, signal: AbortSignal): Promise<void>;
 }

@@ -4,7 +4,7 @@ import { formatDuration, parseDuration } from './duration.js';
 import type { ParseResult } from './result.js';
 import { fromWallClock, isValidTimezone, toWallClock } from './timezone.js';
 
-export { isValidTimezone } from './timezone.js';
+export { isValidTimezone, readInZone } from './timezone.js';
 export type { ParseResult } from './result.js';
 
 /** A cron schedule; fires when the wall clock of the job's time zone matches. */

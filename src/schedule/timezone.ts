@@ -68,6 +68,24 @@ function offsetAt(instantMs: number, timezone: string): number {
 }
 
 /**
+ * How `instantMs` reads in `timezone`: the wall-clock time without a zone
+ * (`2027-03-28T03:00:00`) and the zone's offset from UTC then (`+02:00`), so that a daylight-saving
+ * change shows as a change of offset. Offsets with seconds (some zones before 1900) are rounded
+ * down to the minute.
+ */
+export function readInZone(instantMs: number, timezone: string): { wallClock: string; utcOffset: string } {
+  const wall = toWallClock(instantMs, timezone);
+  const offsetMinutes = Math.floor((wall - instantMs) / 60_000);
+  const sign = offsetMinutes < 0 ? '-' : '+';
+  const abs = Math.abs(offsetMinutes);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return {
+    wallClock: new Date(Math.floor(wall / 1000) * 1000).toISOString().slice(0, 19),
+    utcOffset: `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`,
+  };
+}
+
+/**
  * The instant at which the clocks of `timezone` show `wallMs`.
  *
  * A reading that happens twice (clocks set back) gives the earlier instant. A reading that

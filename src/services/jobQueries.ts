@@ -4,6 +4,7 @@ import { decodeCursor, pageSize, toPage, type Page } from './paging.js';
 import type { Deps } from './deps.js';
 import { fireTimesOffLoop } from './schedules.js';
 import { ValidationError } from '../errors.js';
+import { readInZone } from '../schedule/schedule.js';
 
 /** The owner's jobs ordered by name, keyset-paginated on the name (unique per owner). */
 export async function listJobs(em: EntityManager, owner: string, first?: number | null, after?: string | null): Promise<Page<Job>> {
@@ -43,6 +44,19 @@ export async function nextRunsOf(deps: Pick<Deps, 'offLoop'>, job: Job, count: n
     if (error instanceof ValidationError) return [];
     throw error;
   });
+}
+
+/** A fire time with how the job's time zone reads it (docs/design.md#schedule-page). */
+export interface FireTime {
+  at: Date;
+  wallClock: string;
+  utcOffset: string;
+}
+
+/** `Job.nextFires(count)`: `nextRunsOf`, each time with its wall clock and UTC offset in the job's zone. */
+export async function nextFiresOf(deps: Pick<Deps, 'offLoop'>, job: Job, count: number | null | undefined, now = new Date()): Promise<FireTime[]> {
+  const times = await nextRunsOf(deps, job, count, now);
+  return times.map((at) => ({ at, ...readInZone(at.getTime(), job.timezone) }));
 }
 
 /** A job's tick ledger, newest fire time first, keyset-paginated on the fire time. */

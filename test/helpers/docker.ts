@@ -10,6 +10,12 @@ export const NONROOT_TEST_IMAGE = 'kiln-test/busybox-nonroot:latest';
 /** Debian's git, with busybox and ssh (scripts/build-test-images.sh): the checkout image of the tests (KILN_GIT_IMAGE). */
 export const GIT_TEST_IMAGE = 'kiln-test/git:latest';
 
+/**
+ * This machine's PostgreSQL binaries on busybox (scripts/build-test-images.sh): its entrypoint runs
+ * initdb then postgres as the user `postgres`, data in /tmp/pgdata, trust auth on its network.
+ */
+export const POSTGRES_TEST_IMAGE = 'kiln-test/postgres:latest';
+
 /** Debian's Go toolchain with busybox (scripts/build-test-images.sh), for the fixture module test/fixtures/go/hello. */
 export const GO_TEST_IMAGE = 'kiln-test/go:latest';
 

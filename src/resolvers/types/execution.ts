@@ -106,3 +106,24 @@ export class ExecutionConnection {
   @Field(() => PageInfo)
   pageInfo!: PageInfo;
 }
+
+@ObjectType('LogMatch', { description: 'A log line that contains the text searched for.' })
+export class LogMatchType {
+  @Field(() => Int)
+  seq!: number;
+
+  @Field(() => Int, { nullable: true, description: '0-based step index; null for SYSTEM lines outside a step' })
+  step!: number | null;
+}
+
+@ObjectType('LogSearchResult', { description: 'One window of a search over the whole stored log.' })
+export class LogSearchResultType {
+  @Field(() => [LogMatchType], { description: 'In seq order.' })
+  matches!: LogMatchType[];
+
+  @Field(() => Int, { description: 'Every line up to this seq was searched: search again with afterSeq = scannedThrough for more.' })
+  scannedThrough!: number;
+
+  @Field({ description: 'Lines stored after scannedThrough are not searched yet.' })
+  hasMore!: boolean;
+}

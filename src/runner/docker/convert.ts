@@ -72,6 +72,17 @@ function sharedWorkdirMount(spec: ContainerConfig, name: string, maxBytes: numbe
   return { ...mount, Source: name, VolumeOptions: { ...mount.VolumeOptions!, Labels: { ...spec.labels } } } as Dockerode.MountSettings;
 }
 
+/**
+ * A service runs its image's own process (docs/design.md#services): no Kiln entrypoint, the
+ * image's command or the job's `command`, and SIGTERM to stop it (it is removed right after).
+ */
+function serviceProcess(options: Dockerode.ContainerCreateOptions, command: string[] | null): void {
+  delete options.Entrypoint;
+  if (command === null) delete options.Cmd;
+  else options.Cmd = [...command];
+  options.StopSignal = 'SIGTERM';
+}
+
 function readOnlyBind(dir: string): Dockerode.MountSettings {
   return { Type: 'bind', Source: dir, Target: dir, ReadOnly: true, BindOptions: { Propagation: 'rprivate' } } as Dockerode.MountSettings;
 }
@@ -118,6 +129,7 @@ export function toCreateOptions(spec: ContainerConfig): Dockerode.ContainerCreat
     Mounts: [...writableDirs(spec).map((target) => mountOf(spec, target)), ...(spec.readOnlyHostDirs ?? []).map(readOnlyBind)],
     AutoRemove: false,
     RestartPolicy: { Name: 'no' },
+    ...(spec.extraHosts?.length ? { ExtraHosts: [...spec.extraHosts] } : {}),
   };
   if (spec.memoryBytes !== null) {
     hostConfig.Memory = spec.memoryBytes;
@@ -143,6 +155,8 @@ export function toCreateOptions(spec: ContainerConfig): Dockerode.ContainerCreat
     StopSignal: 'SIGKILL',
     HostConfig: hostConfig,
   };
+  if (spec.service !== undefined) serviceProcess(options, spec.service.command);
+  if (spec.networkAliases?.length) options.NetworkingConfig = { EndpointsConfig: { [spec.network]: { Aliases: [...spec.networkAliases] } } };
   if (spec.user) options.User = spec.user;
   // dockerode copies every option into the query string, so an absent name must be absent,
   // not `name=` (which the engine would reject or treat as a name).

@@ -17,6 +17,7 @@ import type {
 } from '../types.js';
 import { toCreateOptions, toEnvList } from './convert.js';
 import { ensureImage, messageOf, statusOf } from './images.js';
+import { DockerServiceEngine } from './services.js';
 import { InfrastructureError } from '../infrastructure.js';
 import type { PullAccess } from '../registryAccess.js';
 
@@ -73,6 +74,7 @@ const SIGKILL_STATUS = 137;
  */
 export class DockerBackend implements ContainerBackend {
   readonly docker: Dockerode;
+  readonly services: DockerServiceEngine;
   private readonly options: Required<DockerBackendOptions>;
 
   /**
@@ -81,6 +83,7 @@ export class DockerBackend implements ContainerBackend {
    */
   constructor(docker?: Dockerode | Dockerode.DockerOptions, options: DockerBackendOptions = {}) {
     this.docker = docker instanceof Dockerode ? docker : new Dockerode(docker);
+    this.services = new DockerServiceEngine(this.docker);
     this.options = { ...DEFAULTS, ...options };
   }
 

@@ -6,13 +6,15 @@ import type { LogChunkFields } from '../../entities/LogChunk.js';
 import { LogWriter } from '../../logs/LogWriter.js';
 import { insertLines } from '../../logs/storeLines.js';
 import { SecretMasker } from '../../logs/mask.js';
+import { ServiceOutput } from '../../logs/serviceOutput.js';
 import type { LogFields } from '../../util/log.js';
 import { settlesWithin, withTimeout } from '../../util/timeout.js';
 import { containerConfigFor } from '../../runner/containerConfig.js';
 import { atPostgresBoundary, runErrorText } from '../../runner/infrastructure.js';
 import { DEFAULT_WRITABLE_MAX_BYTES, writableDirs } from '../../runner/docker/convert.js';
 import { removeUntilGone } from '../../runner/removal.js';
-import type { ContainerHandle } from '../../runner/types.js';
+import { ExecutionServices, removeEarlierNetworks } from '../../runner/services/ExecutionServices.js';
+import type { ContainerConfig, ContainerHandle } from '../../runner/types.js';
 import { checkoutInto, redactUrl } from '../../runner/workspace.js';
 import { loadOwnerSecrets, requireSecrets } from '../../secrets/executionSecrets.js';
 import type { ExecutionPlan } from '../../jobfile/types.js';
@@ -23,6 +25,7 @@ import { pullAccessFor } from './pullAccess.js';
 import { judgeInfrastructureFailure, witnessEngine, type InfrastructureVerdict } from './infrastructureFailure.js';
 import type { RunDeps } from './RunDeps.js';
 import type { RunRegistry, StopReason } from './RunRegistry.js';
+import { RunCache } from './RunCache.js';
 import { runSteps } from './runSteps.js';
 import { StepMarks } from './StepMarks.js';
 
@@ -36,10 +39,11 @@ const LOG_CLOSE_WAIT_MS = 10_000;
 
 /**
  * One run: one attempt of a claimed execution, in this process. Its phases, in order: prepare
- * (secrets, the container, the checkout), runSteps, collectArtifacts, then settle, which ends the
- * run as decideEnding says: record the outcome, hand the execution back, or abandon it to its
- * lease's expiry. Every path removes the container, and the run stays in the RunRegistry (so
- * the reaper leaves its container alone) until it is over.
+ * (secrets, the container, the checkout), the cache's restore, runSteps, collectArtifacts, the
+ * cache's save (RunCache), then settle, which ends the run as decideEnding says: record the
+ * outcome, hand the execution back, or abandon it to its lease's expiry. Every path removes the
+ * container, and the run stays in the RunRegistry (so the reaper leaves its container alone)
+ * until it is over.
  *
  * Two logs: `buildLog` is the execution's own log, the lines its users read (masked, numbered,
  * stored under the claim); `processLog` is Kiln's log of this process, for operators.
@@ -62,6 +66,8 @@ export class ExecutionRun {
   /** The container's writable directories and their size, named when a step fills one. */
   private writable: { dirs: string[]; maxBytes: number } | null = null;
   private handle: ContainerHandle | null = null;
+  /** The job's `services:` of this attempt, once started (docs/design.md#services). */
+  private services: ExecutionServices | null = null;
   // The facts settle decides by (see RunFacts).
   private container: ContainerState = 'none';
   private stepsEnded = false;
@@ -117,13 +123,18 @@ export class ExecutionRun {
     try {
       try {
         const handle = await this.prepare();
+        const cache = new RunCache(this.deps, this.pool, claimed, (m) => this.buildLog.system(m), this.stopping.signal);
+        await cache.restore(handle);
         await this.runSteps(handle);
         await this.collectArtifacts(handle);
+        await cache.save(handle, this.result.status === 'SUCCEEDED');
         this.stepsEnded = true;
       } catch (err) {
         this.broke(err);
       } finally {
         clearTimeout(deadline);
+        // Before the outcome: a finished execution has no service left (the reaper has the rest).
+        await this.services?.destroy().catch((err: Error) => this.processLog(err.message, { level: 'warn' }));
       }
       await this.settle();
     } finally {
@@ -163,6 +174,7 @@ export class ExecutionRun {
     this.memoryBytes = spec.memoryBytes;
     this.writable = { dirs: writableDirs(spec), maxBytes: spec.writableMaxBytes ?? DEFAULT_WRITABLE_MAX_BYTES };
     await this.removeEarlierAttempts();
+    if (plan.services?.length) await this.startServices(spec);
     const access = pullAccessFor(this.pool, deps.runner.secretBox, claimed.owner, plan.image, deps.runner.settings);
     const handle = await deps.backend.prepare(spec, this.stopping.signal, access);
     this.handle = handle;
@@ -180,7 +192,23 @@ export class ExecutionRun {
       );
       this.buildLog.system(`checked out commit ${commit}`);
     }
+    await this.services?.ready(this.stopping.signal);
     return handle;
+  }
+
+  /** The services on the attempt's own network, which the step container then joins instead of `none`. */
+  private async startServices(spec: ContainerConfig): Promise<void> {
+    const { deps, claimed, plan } = this;
+    const settings = deps.runner.settings;
+    this.services = new ExecutionServices({
+      backend: deps.backend, step: spec, executionId: claimed.id, attempt: claimed.attempt, services: plan.services!,
+      probeImage: settings.gitImage,
+      system: (text) => this.buildLog.system(text),
+      outputOf: (name) => new ServiceOutput(this.buildLog, name, this.masker, settings.maxLogBytes),
+      accessFor: (image) => pullAccessFor(this.pool, deps.runner.secretBox, claimed.owner, image, settings),
+    });
+    spec.extraHosts = await this.services.start(this.stopping.signal);
+    spec.network = this.services.network;
   }
 
   /**
@@ -193,6 +221,7 @@ export class ExecutionRun {
     for (const c of await backend.list({ 'kiln.execution': this.claimed.id })) {
       if (Number(c.labels['kiln.attempt']) < this.claimed.attempt) await backend.destroy({ id: c.id });
     }
+    await removeEarlierNetworks(backend, this.claimed.id, this.claimed.attempt);
   }
 
   /** Each step in order, until one fails or the run is stopped (see runSteps). */

@@ -1,9 +1,11 @@
 import { ArtifactError } from '../../runner/artifacts.js';
+import { CacheKeyError } from '../../runner/cache/cacheKey.js';
 import { RunRefusedError } from '../../runner/containerConfig.js';
 import { AbortError } from '../../runner/docker/docker.js';
 import { ImageUnavailableError } from '../../runner/docker/images.js';
 import { isInfrastructureError } from '../../runner/infrastructure.js';
 import { RegistrySecretError } from '../../runner/registryAccess.js';
+import { ServiceError } from '../../runner/services/readiness.js';
 import { CheckoutError } from '../../runner/workspace.js';
 import { MissingSecretsError } from '../../secrets/executionSecrets.js';
 import { SecretUnreadableError } from '../../secrets/SecretBox.js';
@@ -69,6 +71,8 @@ export const RUN_ERRORS: readonly RunError[] = [
   { name: 'RegistrySecretError', is: (err) => err instanceof RegistrySecretError, ends: 'FAILED', why: "the owner's registry secret is not credentials" },
   { name: 'ImageUnavailableError', is: (err) => err instanceof ImageUnavailableError, ends: 'FAILED', why: "the job's image is neither present nor pullable" },
   { name: 'CheckoutError', is: (err) => err instanceof CheckoutError, ends: 'FAILED', why: "the job's repository, ref or transport" },
+  { name: 'CacheKeyError', is: (err) => err instanceof CacheKeyError, ends: 'FAILED', why: "the cache key's hashFiles names no file of the checkout" },
+  { name: 'ServiceError', is: (err) => err instanceof ServiceError, ends: 'FAILED', why: 'a service stopped, or was not ready within its timeout' },
   {
     name: 'ArtifactError',
     is: (err) => err instanceof ArtifactError,

@@ -4,7 +4,7 @@ import type { Status } from '../layout/StatusBadge';
 export type BoardJob = BoardJobFieldsFragment;
 export type BoardRun = BoardRunFieldsFragment;
 
-/** How many runs the strip shows; the Board query asks for as many (src/sdk/operations/board.graphql). */
+/** How many runs the strip shows; the Board query asks for as many (sdk/src/operations/board.graphql). */
 export const STRIP_LENGTH = 20;
 
 /**
