@@ -280,7 +280,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
       const schema = await buildKilnSchema();
       interrupted();
       http = await startHttp({
-        deps, log,
+        deps, log, auth,
         verifier: createVerifier(auth),
         schema,
         host: config.host,

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { readLocalSecret } from './auth/localSecret.js';
+import { createSignInCode } from './auth/signInStore.js';
 import { mintLocalToken } from './auth/token.js';
 import { loadConfig, localAuth } from './config.js';
 import { ConfigError } from './errors.js';
@@ -22,6 +23,19 @@ usage:
 ${CLI_USAGE}
 
 Configuration comes from the environment; see the README.`;
+
+/**
+ * Local mode: a one-time link that signs the browser in as KILN_LOCAL_USER, as notebook servers
+ * print one (docs/design.md#web-sessions). Made anew at every start; only its hash is stored.
+ */
+async function printSignInLink(kiln: Kiln, config: ReturnType<typeof loadConfig>, log: Log): Promise<void> {
+  if (kiln.auth?.mode !== 'local' || kiln.http === null) return;
+  const code = await createSignInCode(kiln.deps.pool, config.web.localUser, config.web.signInLinkMs);
+  // A wildcard bind address is no place to point a browser at; this machine is.
+  const base = config.web.publicUrl ?? kiln.http.url.replace(/\/\/(0\.0\.0\.0|\[::\])(?=:)/, '//127.0.0.1');
+  const minutes = Math.round(config.web.signInLinkMs / 60_000);
+  log(`sign in to the web app as ${config.web.localUser}: ${base}/api/v1/login?code=${code} (works once, for ${minutes} min)`, { signInUser: config.web.localUser });
+}
 
 async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
   const config = loadConfig();
@@ -67,6 +81,7 @@ async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
     logger.fatal({ err }, `start failed: ${(err as Error).message}`);
     process.exit(1);
   }
+  if (role === 'start') await printSignInLink(kiln, config, log).catch((err: Error) => log(`no sign-in link: ${err.message}`, { level: 'error', err }));
   if (role === 'start') {
     try {
       thread = await startWorkerThread({ databaseUrl: kiln.databaseUrl, stopRequest: request, log, onEngine: (up) => engine?.report(up) });

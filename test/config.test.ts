@@ -9,7 +9,7 @@ describe('configuration from the environment', () => {
   });
 
   it('reads the web session settings, and never lets the idle timeout outlast the session', () => {
-    expect(loadConfig({}).web).toEqual({ publicUrl: null, sessionIdleMs: 8 * 3_600_000, sessionMaxAgeMs: 7 * 86_400_000, signInLinkMs: 15 * 60_000, oidc: null });
+    expect(loadConfig({}).web).toEqual({ publicUrl: null, sessionIdleMs: 8 * 3_600_000, sessionMaxAgeMs: 7 * 86_400_000, signInLinkMs: 15 * 60_000, oidc: null, localUser: expect.any(String) });
     const c = loadConfig({ KILN_PUBLIC_URL: 'https://kiln.example.com/app/', KILN_SESSION_IDLE: '30d', KILN_SESSION_MAX_AGE: '1d', KILN_OIDC_CLIENT_ID: 'kiln-web' });
     expect(c.web).toMatchObject({ publicUrl: 'https://kiln.example.com', sessionIdleMs: 86_400_000, sessionMaxAgeMs: 86_400_000, oidc: { clientId: 'kiln-web', clientSecret: null } });
   });

@@ -1,7 +1,12 @@
+import * as oidc from 'openid-client';
+import { answerOf, causeOf, configurationOf, networkReason, RedirectRefused, TransientError, type ProviderAnswer } from './oidcClient.js';
+
 /**
- * The CLI's side of OAuth 2.0 with the identity provider: OIDC discovery, the Device
- * Authorization Grant (RFC 8628), refresh and revocation (RFC 7009). Kiln's server never sees
- * any of this: it only verifies the access tokens the provider issues.
+ * The CLI's side of OAuth 2.0 with the identity provider, on openid-client: OIDC discovery, the
+ * Device Authorization Grant (RFC 8628), refresh and revocation (RFC 7009). openid-client builds
+ * and checks the requests and answers; this module keeps Kiln's rules around them (https only
+ * off loopback, no redirects with codes or tokens, how polling backs off). Kiln's server never
+ * sees any of this: it only verifies the access tokens the provider issues.
  */
 
 /** A sign-in that could not be completed: printed as it is, exit code 1. */
@@ -60,8 +65,6 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_INTERVAL_S = 5;
 const SLOW_DOWN_STEP_S = 5;
 const MAX_BACKOFF_S = 60;
-/** The longest Retry-After honoured as given; a provider asking for more is polled this often. */
-const MAX_RETRY_AFTER_S = 300;
 /** Redirects followed when reading the discovery document (each hop is checked). */
 const MAX_DISCOVERY_REDIRECTS = 5;
 /** When the provider does not say how long its codes last. */
@@ -104,32 +107,48 @@ export async function discover(issuerUrl: string): Promise<IssuerEndpoints> {
   const issuer = requireSecureUrl(issuerUrl, 'the issuer URL');
   const base = issuer.href.replace(/\/+$/, '');
   const where = `${base}/.well-known/openid-configuration`;
+  let status = 0;
   // Redirects are followed by hand, so that no hop leaves https (a downgraded hop could hand
   // the CLI a forged document naming an attacker's token endpoint).
-  let res: Response;
-  let at = where;
-  for (let hops = 0; ; hops++) {
-    try {
-      res = await fetch(at, { headers: { accept: 'application/json' }, redirect: 'manual', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-    } catch (err) {
-      throw new LoginError(`cannot reach the issuer at ${at}: ${networkReason(err)}`);
+  const hopByHop: oidc.CustomFetch = async (url, options) => {
+    let at = url;
+    for (let hops = 0; ; hops++) {
+      let res: Response;
+      try {
+        res = await fetch(at, { ...options, redirect: 'manual', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) } as RequestInit);
+      } catch (err) {
+        throw new LoginError(`cannot reach the issuer at ${at}: ${networkReason(err)}`);
+      }
+      const location = res.status >= 300 && res.status < 400 ? res.headers.get('location') : null;
+      if (location === null) {
+        status = res.status;
+        return res;
+      }
+      await res.body?.cancel().catch(() => undefined);
+      if (hops >= MAX_DISCOVERY_REDIRECTS) throw new LoginError(`the issuer's discovery document ${where} redirects too many times`);
+      const next = new URL(location, at).href;
+      requireSecureUrl(next, `the discovery document ${where} redirects to ${next}, which`);
+      at = next;
     }
-    const location = isRedirect(res.status) ? res.headers.get('location') : null;
-    if (location === null) break;
-    await res.body?.cancel().catch(() => undefined);
-    if (hops >= MAX_DISCOVERY_REDIRECTS) throw new LoginError(`the issuer's discovery document ${where} redirects too many times`);
-    const next = new URL(location, at).href;
-    requireSecureUrl(next, `the discovery document ${where} redirects to ${next}, which`);
-    at = next;
+  };
+  let metadata: oidc.ServerMetadata;
+  try {
+    // Only the provider's metadata is read here; the client id is given per request later.
+    const config = await oidc.discovery(issuer, 'kiln-cli', undefined, oidc.None(), {
+      [oidc.customFetch]: hopByHop,
+      execute: issuer.protocol === 'http:' ? [oidc.allowInsecureRequests] : [],
+      timeout: REQUEST_TIMEOUT_MS / 1000,
+    });
+    metadata = config.serverMetadata();
+  } catch (err) {
+    const own = causeOf(err, LoginError);
+    if (own !== null) throw own;
+    if (status !== 200 && status !== 0) throw new LoginError(`the issuer's discovery document ${where} answered HTTP ${status}`);
+    // openid-client checks that the document names the issuer it was fetched for (OIDC
+    // Discovery §4.3): else tokens would come from a provider other than the one Kiln trusts.
+    throw new LoginError(`the discovery document at ${where} was refused: ${(err as Error).message}`);
   }
-  if (!res.ok) throw new LoginError(`the issuer's discovery document ${where} answered HTTP ${res.status}`);
-  const doc = (await res.json().catch(() => null)) as Record<string, unknown> | null;
-  if (doc === null || typeof doc !== 'object') throw new LoginError(`${where} is not a JSON discovery document`);
-  // OIDC Discovery §4.3: the document must name the issuer it was fetched for, or tokens would
-  // come from a provider other than the one Kiln trusts. A trailing slash is all we forgive.
-  if (typeof doc.issuer !== 'string' || doc.issuer.replace(/\/+$/, '') !== base) {
-    throw new LoginError(`the discovery document at ${where} names the issuer ${JSON.stringify(doc.issuer)}, not ${base}`);
-  }
+  const doc = metadata as unknown as Record<string, unknown>;
   const endpoint = (name: string, required: boolean): string | null => {
     const value = doc[name];
     if (value === undefined || value === null) {
@@ -141,7 +160,7 @@ export async function discover(issuerUrl: string): Promise<IssuerEndpoints> {
     return requireSecureUrl(value, `the issuer's ${name}`).href;
   };
   return {
-    issuer: doc.issuer,
+    issuer: metadata.issuer,
     deviceAuthorizationEndpoint: endpoint('device_authorization_endpoint', true)!,
     tokenEndpoint: endpoint('token_endpoint', true)!,
     revocationEndpoint: endpoint('revocation_endpoint', false),
@@ -158,12 +177,10 @@ function audienceFields(client: ClientParams, atTokenEndpoint: boolean): Record<
 
 /** RFC 8628 §3.1-3.2: asks for a device code and the user code to show. */
 export async function requestDeviceCode(endpoints: IssuerEndpoints, client: ClientParams, scope: string): Promise<DeviceAuthorization> {
-  const { status, body } = await postForm(endpoints.deviceAuthorizationEndpoint, {
-    client_id: client.clientId,
-    scope,
-    ...audienceFields(client, false),
-  });
-  if (status !== 200) throw new LoginError(`the device authorization request was refused: ${oauthReason(status, body)}`);
+  const { config, seen } = configurationOf(endpoints, client.clientId, REQUEST_TIMEOUT_MS);
+  const answer = await transport(() => answerOf(seen, () => oidc.initiateDeviceAuthorization(config, { scope, ...audienceFields(client, false) })));
+  if ('refused' in answer) throw new LoginError(`the device authorization request was refused: ${oauthReason(answer.refused.status, answer.refused.body)}`);
+  const body = answer.ok as unknown as Record<string, unknown>;
   const str = (name: string) => (typeof body[name] === 'string' && body[name] !== '' ? (body[name] as string) : null);
   const deviceCode = str('device_code');
   const userCode = str('user_code');
@@ -194,28 +211,24 @@ const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms
  */
 export async function pollForToken(endpoints: IssuerEndpoints, client: ClientParams, device: DeviceAuthorization, sleep: Sleep = realSleep): Promise<TokenSet> {
   const deadline = Date.now() + device.expiresInSeconds * 1000;
+  const { config, seen } = configurationOf(endpoints, client.clientId, REQUEST_TIMEOUT_MS);
   let interval = device.intervalSeconds;
   let wait = interval;
   const expired = () =>
     new LoginError(`the code ${device.userCode} expired before the sign-in was approved; run \`kiln login\` again`);
   for (;;) {
     await sleep(wait * 1000);
-    let answer: FormAnswer;
+    let outcome: { ok: oidc.TokenEndpointResponse } | { refused: ProviderAnswer };
     try {
-      answer = await postForm(endpoints.tokenEndpoint, {
-        grant_type: DEVICE_CODE_GRANT,
-        device_code: device.deviceCode,
-        client_id: client.clientId,
-        ...audienceFields(client, true),
-      });
+      outcome = await transport(() => answerOf(seen, () => oidc.genericGrantRequest(config, DEVICE_CODE_GRANT, { device_code: device.deviceCode, ...audienceFields(client, true) })));
     } catch (err) {
       if (Date.now() > deadline) throw expired();
       if (!(err instanceof TransientError)) throw err;
       wait = Math.min(wait * 2, MAX_BACKOFF_S);
       continue;
     }
-    const { status, body, retryAfterSeconds } = answer;
-    if (status === 200) return tokenSet(body);
+    if ('ok' in outcome) return tokenSet(outcome.ok as unknown as Record<string, unknown>);
+    const { status, body, retryAfterSeconds } = outcome.refused;
     if (status === 429) {
       // Rate limited (some providers say so with HTTP 429 instead of slow_down): the same
       // remedy as slow_down, and no sooner than the provider's Retry-After.
@@ -256,38 +269,46 @@ export async function pollForToken(endpoints: IssuerEndpoints, client: ClientPar
 
 /** Exchanges a refresh token for new tokens (RFC 6749 §6); the refresh token may rotate. */
 export async function refreshTokens(tokenEndpoint: string, client: ClientParams, refreshToken: string): Promise<TokenSet> {
-  let answer: FormAnswer;
+  const { config, seen } = configurationOf({ issuer: new URL(tokenEndpoint).origin, tokenEndpoint }, client.clientId, REQUEST_TIMEOUT_MS);
+  let outcome: { ok: oidc.TokenEndpointResponse } | { refused: ProviderAnswer };
   try {
-    answer = await postForm(tokenEndpoint, {
-      grant_type: 'refresh_token',
-      refresh_token: refreshToken,
-      client_id: client.clientId,
-      ...audienceFields(client, true),
-    });
+    outcome = await transport(() => answerOf(seen, () => oidc.refreshTokenGrant(config, refreshToken, audienceFields(client, true))));
   } catch (err) {
     throw new LoginError(`cannot refresh the stored token: ${(err as Error).message}`);
   }
-  if (answer.status === 429) {
-    // The refresh token was not used up: trying again later is safe.
-    const after = answer.retryAfterSeconds === null ? 'later' : `in ${answer.retryAfterSeconds} s`;
-    throw new LoginError(`cannot refresh the stored token: the provider is rate limiting requests (HTTP 429); try again ${after}`);
-  }
-  if (answer.status !== 200) {
+  if ('refused' in outcome) {
+    const answer = outcome.refused;
+    if (answer.status === 429) {
+      // The refresh token was not used up: trying again later is safe.
+      const after = answer.retryAfterSeconds === null ? 'later' : `in ${answer.retryAfterSeconds} s`;
+      throw new LoginError(`cannot refresh the stored token: the provider is rate limiting requests (HTTP 429); try again ${after}`);
+    }
     const ended = answer.body.error === 'invalid_grant' ? '; the session has ended: run `kiln login` again' : '';
     throw new LoginError(`cannot refresh the stored token: ${oauthReason(answer.status, answer.body)}${ended}`);
   }
-  const set = tokenSet(answer.body);
+  const set = tokenSet(outcome.ok as unknown as Record<string, unknown>);
   // RFC 6749 §6: without a new refresh token in the answer, the old one stays valid.
   return { ...set, refreshToken: set.refreshToken ?? refreshToken };
 }
 
 /** RFC 7009: best effort; resolves with a reason when the provider did not confirm. */
 export async function revokeToken(revocationEndpoint: string, clientId: string, token: string, hint: 'refresh_token' | 'access_token'): Promise<string | null> {
+  const { config, seen } = configurationOf({ issuer: new URL(revocationEndpoint).origin, revocationEndpoint }, clientId, 10_000);
   try {
-    const { status, body } = await postForm(revocationEndpoint, { token, token_type_hint: hint, client_id: clientId }, 10_000);
-    return status === 200 ? null : oauthReason(status, body);
+    const outcome = await transport(() => answerOf(seen, () => oidc.tokenRevocation(config, token, { token_type_hint: hint })));
+    return 'ok' in outcome ? null : oauthReason(outcome.refused.status, outcome.refused.body);
   } catch (err) {
     return (err as Error).message;
+  }
+}
+
+/** A refused redirect is a LoginError (the user must fix the configuration); anything else passes. */
+async function transport<T>(request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (err) {
+    if (err instanceof RedirectRefused) throw new LoginError(err.message);
+    throw err;
   }
 }
 
@@ -325,64 +346,6 @@ function jwtExpiry(token: string): number | null {
   return typeof exp === 'number' ? exp * 1000 : null;
 }
 
-/** A failure worth retrying: the network, not the provider's answer. */
-class TransientError extends Error {}
-
-/** The provider's answer to a form post. */
-interface FormAnswer {
-  status: number;
-  body: Record<string, unknown>;
-  /** The Retry-After header in seconds (RFC 9110 §10.2.3: seconds or an HTTP date), else null. */
-  retryAfterSeconds: number | null;
-}
-
-function isRedirect(status: number): boolean {
-  return status >= 300 && status < 400;
-}
-
-/**
- * POSTs a form to the provider. Redirects are refused, not followed: fetch would re-send the
- * body (a device code, a refresh token) on a 307/308, wherever it points, even to plain http.
- */
-async function postForm(url: string, fields: Record<string, string>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<FormAnswer> {
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams(fields).toString(),
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (err) {
-    throw new TransientError(`cannot reach ${url}: ${networkReason(err)}`);
-  }
-  if (isRedirect(res.status)) {
-    await res.body?.cancel().catch(() => undefined);
-    const location = res.headers.get('location');
-    throw new LoginError(
-      `${url} answered HTTP ${res.status}${location ? ` redirecting to ${location}` : ''}; kiln does not follow redirects with codes or tokens: configure the provider's endpoint URL itself (is the issuer URL right?)`,
-    );
-  }
-  const retryAfterSeconds = retryAfter(res.headers.get('retry-after'));
-  const text = await res.text();
-  let body: unknown = null;
-  try {
-    body = text === '' ? {} : JSON.parse(text);
-  } catch {
-    // A non-JSON answer (an HTML error page, a proxy) is described by its status alone.
-  }
-  return { status: res.status, body: typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {}, retryAfterSeconds };
-}
-
-function retryAfter(raw: string | null): number | null {
-  if (raw === null || raw.trim() === '') return null;
-  const value = raw.trim();
-  const seconds = /^\d+$/.test(value) ? Number(value) : Math.ceil((Date.parse(value) - Date.now()) / 1000);
-  if (!Number.isFinite(seconds)) return null;
-  return Math.min(Math.max(seconds, 0), MAX_RETRY_AFTER_S);
-}
-
 function oauthReason(status: number, body: Record<string, unknown>): string {
   if (typeof body.error !== 'string') return `HTTP ${status}`;
   return `${body.error}${describe(body)}`;
@@ -390,10 +353,4 @@ function oauthReason(status: number, body: Record<string, unknown>): string {
 
 function describe(body: Record<string, unknown>): string {
   return typeof body.error_description === 'string' && body.error_description !== '' ? ` (${body.error_description})` : '';
-}
-
-function networkReason(err: unknown): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError') return 'timed out';
-  return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
 }

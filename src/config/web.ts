@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { duration, type Env, isLoopbackHost, str, url } from './env.js';
 
@@ -21,6 +22,17 @@ export interface WebSettings {
    * browser sign-in through the provider.
    */
   oidc: Readonly<{ clientId: string; clientSecret: string | null }> | null;
+  /** Local mode: whom `kiln start`'s one-time sign-in link signs in (KILN_LOCAL_USER, default the OS user). */
+  localUser: string;
+}
+
+function osUser(): string {
+  try {
+    return userInfo().username || 'local';
+  } catch {
+    // A uid without a passwd entry (some containers).
+    return 'local';
+  }
 }
 
 /** The web settings from the environment. */
@@ -43,5 +55,6 @@ export function loadWeb(env: Env): WebSettings {
     sessionMaxAgeMs,
     signInLinkMs: duration(env, 'KILN_SIGN_IN_LINK_TTL', 15 * 60_000, 1000),
     oidc: clientId === undefined ? null : Object.freeze({ clientId, clientSecret }),
+    localUser: str(env, 'KILN_LOCAL_USER') ?? osUser(),
   });
 }

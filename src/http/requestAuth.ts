@@ -114,7 +114,7 @@ export class RequestAuth {
   /** Sets both cookies of a new or refreshed session on `res`. */
   setCookies(req: IncomingMessage, res: ServerResponse, id: string | null, session: WebSession): void {
     const maxAge = Math.max(0, Math.floor((session.expiresAt.getTime() - Date.now()) / 1000));
-    const secure = this.secure(req);
+    const secure = this.secureFor(req);
     const cookies = [stringifySetCookie({ name: CSRF_COOKIE, value: session.csrfToken, path: '/', sameSite: 'strict', secure, maxAge })];
     if (id !== null) cookies.push(stringifySetCookie({ name: SESSION_COOKIE, value: id, path: '/', httpOnly: true, sameSite: 'lax', secure, maxAge }));
     appendSetCookie(res, cookies);
@@ -122,14 +122,15 @@ export class RequestAuth {
 
   /** Clears both cookies (logout, or a session that ended). */
   clearCookies(req: IncomingMessage, res: ServerResponse): void {
-    const secure = this.secure(req);
+    const secure = this.secureFor(req);
     appendSetCookie(res, [
       stringifySetCookie({ name: SESSION_COOKIE, value: '', path: '/', httpOnly: true, sameSite: 'lax', secure, maxAge: 0 }),
       stringifySetCookie({ name: CSRF_COOKIE, value: '', path: '/', sameSite: 'strict', secure, maxAge: 0 }),
     ]);
   }
 
-  private secure(req: IncomingMessage): boolean {
+  /** Whether cookies for this request get `Secure`: it came over https, or Kiln's public URL is https. */
+  secureFor(req: IncomingMessage): boolean {
     return isHttps(req) || (this.web.publicUrl?.startsWith('https:') ?? false);
   }
 }

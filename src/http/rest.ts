@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { visibleNextRunAt } from '../services/schedules.js';
 import type { RequestAuth } from './requestAuth.js';
 import { sessionRouter } from './sessionRoutes.js';
+import { type SignIn, signInRouter } from './signInRoutes.js';
 
 const YAML_TYPES = ['application/yaml', 'text/yaml', 'application/x-yaml', 'text/plain'];
 
@@ -43,12 +44,12 @@ async function executionJson(deps: Deps, e: ExecutionView) {
  * The REST routes (docs/design.md#rest) over the same services as GraphQL, on a bearer token or
  * the session cookie (a session's writes need its CSRF token: docs/design.md#web-sessions).
  */
-export function restRouter(deps: Deps, auth: RequestAuth, log: (m: string) => void): express.Router {
+export function restRouter(deps: Deps, auth: RequestAuth, signIn: SignIn, log: (m: string) => void): express.Router {
   const router = express.Router();
   const wrap = (fn: (req: Authed, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) =>
     fn(req as Authed, res).catch(next);
 
-  router.use(sessionRouter(deps, auth));
+  router.use(sessionRouter(deps, auth), signInRouter(deps, auth, signIn));
   router.use((req: Request, _res: Response, next: NextFunction) => {
     auth.require(req, req.method !== 'GET' && req.method !== 'HEAD').then(({ principal }) => {
       (req as Authed).principal = principal;

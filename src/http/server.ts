@@ -6,7 +6,9 @@ import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDi
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
-import type { TokenVerifier } from '../auth/types.js';
+import { OidcBrowserClient } from '../auth/oidcBrowser.js';
+import type { AuthConfig, TokenVerifier } from '../auth/types.js';
+import type { WebSettings } from '../config/web.js';
 import { DomainError } from '../errors.js';
 import { opsMiddleware, processOps, type OpsEndpoints } from '../ops/endpoints.js';
 import { EventHub } from '../events/EventHub.js';
@@ -19,11 +21,14 @@ import { graphqlBody, operationGuard } from './queryLimits.js';
 import { RateLimiter } from './rateLimit.js';
 import { graphqlWrites, RequestAuth } from './requestAuth.js';
 import { restRouter } from './rest.js';
+import type { SignIn } from './signInRoutes.js';
 import { defaultWebDir, webAppRouter } from './webApp.js';
 import { startGraphqlWs } from './websocket.js';
 
 export interface HttpOptions {
   deps: Deps;
+  /** How tokens are verified; also decides how browsers sign in. */
+  auth: AuthConfig;
   verifier: TokenVerifier;
   schema: GraphQLSchema;
   host: string;
@@ -40,6 +45,15 @@ export interface HttpRole {
   port: number;
   server: Server;
   stop(): Promise<void>;
+}
+
+/** Local mode's one-time links, or the identity provider when Kiln is registered with it as a client. */
+function signInOf(auth: AuthConfig, web: Readonly<WebSettings>, verifier: TokenVerifier): SignIn {
+  if (auth.mode === 'local') return { mode: 'local' };
+  if (web.oidc === null) {
+    return { mode: 'none', why: 'Set KILN_OIDC_CLIENT_ID (and KILN_OIDC_CLIENT_SECRET for a confidential client) to sign browsers in through the identity provider.' };
+  }
+  return { mode: 'oidc', client: new OidcBrowserClient(auth, web.oidc, verifier) };
 }
 
 /** A context failure (no or bad token) as the GraphQL error Apollo answers with HTTP 401. */
@@ -104,7 +118,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
   app.use(opsMiddleware(opts.ops ?? processOps(deps, log)));
   // The web app's pages and files: public (the page asks for the session itself), never limited.
   app.use(webAppRouter(opts.webDir ?? defaultWebDir(), log));
-  app.use('/api/v1', limiter.middleware(subOf, 'rest'), restRouter(deps, auth, log));
+  app.use('/api/v1', limiter.middleware(subOf, 'rest'), restRouter(deps, auth, signInOf(opts.auth, deps.config.web, verifier), log));
   if (deps.config.playground) app.use(playgroundRouter());
   app.use(
     '/graphql',

@@ -15,6 +15,8 @@ export interface TestOidcProvider {
   clientId: string;
   /** The resource indicator / `aud` of access tokens for Kiln. */
   audience: string;
+  /** Kiln's web app as a confidential authorization-code client (PKCE), for browser sign-in. */
+  webClient: { clientId: string; clientSecret: string };
   /** Lifetime of new device codes, seconds; change it between tests. */
   deviceCodeTtl: number;
   stop(): Promise<void>;
@@ -31,6 +33,7 @@ interface ProviderModule {
 }
 
 const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+const WEB_CLIENT = { clientId: 'kiln-web', clientSecret: 'kiln-web-test-secret-0123456789abcdef' };
 
 export async function startOidcProvider(opts: { audience?: string; clientId?: string } = {}): Promise<TestOidcProvider> {
   // A computed specifier: the package has no type declarations for a static import to find.
@@ -54,12 +57,27 @@ export async function startOidcProvider(opts: { audience?: string; clientId?: st
         response_types: [],
         redirect_uris: [],
       },
+      {
+        // Kiln's web app. A "native" client because Kiln's test port is known only once it
+        // listens: oidc-provider then matches loopback redirect URIs with any port (RFC 8252 §7.3).
+        client_id: WEB_CLIENT.clientId,
+        client_secret: WEB_CLIENT.clientSecret,
+        client_name: 'Kiln web',
+        application_type: 'native',
+        token_endpoint_auth_method: 'client_secret_post',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/api/v1/callback'],
+      },
     ],
+    pkce: { required: () => true },
+    // The display name a browser session shows, under the `profile` scope.
+    claims: { openid: ['sub'], profile: ['name'] },
     jwks: { keys: [{ ...signingKey, alg: 'RS256', use: 'sig', kid: 'test-rs256' }] },
     cookies: { keys: ['kiln-test-cookie-key-0123456789abcdef'] },
     // Any account id signs in (the dev interactions take any login and password).
-    findAccount: (_ctx: unknown, id: string) => ({ accountId: id, claims: () => ({ sub: id }) }),
-    scopes: ['openid', 'offline_access', 'jobs'],
+    findAccount: (_ctx: unknown, id: string) => ({ accountId: id, claims: () => ({ sub: id, name: `User ${id}` }) }),
+    scopes: ['openid', 'offline_access', 'jobs', 'profile'],
     ttl: {
       // biome-ignore lint/correctness/noComponentHookFactories: an oidc-provider TTL function, not a React component
       DeviceCode: () => state.deviceCodeTtl,
@@ -91,6 +109,7 @@ export async function startOidcProvider(opts: { audience?: string; clientId?: st
     jwksUrl: `${issuer}/jwks`,
     clientId,
     audience,
+    webClient: WEB_CLIENT,
     get deviceCodeTtl() {
       return state.deviceCodeTtl;
     },
