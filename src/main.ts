@@ -28,13 +28,13 @@ Configuration comes from the environment; see the README.`;
  * Local mode: a one-time link that signs the browser in as KILN_LOCAL_USER, as notebook servers
  * print one (docs/design.md#web-sessions). Made anew at every start; only its hash is stored.
  */
-async function printSignInLink(kiln: Kiln, config: ReturnType<typeof loadConfig>, log: Log): Promise<void> {
-  if (kiln.auth?.mode !== 'local' || kiln.http === null) return;
+async function signInLink(kiln: Kiln, config: ReturnType<typeof loadConfig>): Promise<string | null> {
+  if (kiln.auth?.mode !== 'local' || kiln.http === null) return null;
   const code = await createSignInCode(kiln.deps.pool, config.web.localUser, config.web.signInLinkMs);
   // A wildcard bind address is no place to point a browser at; this machine is.
   const base = config.web.publicUrl ?? kiln.http.url.replace(/\/\/(0\.0\.0\.0|\[::\])(?=:)/, '//127.0.0.1');
   const minutes = Math.round(config.web.signInLinkMs / 60_000);
-  log(`sign in to the web app as ${config.web.localUser}: ${base}/api/v1/login?code=${code} (works once, for ${minutes} min)`, { signInUser: config.web.localUser });
+  return `open ${base}/api/v1/login?code=${code} to sign in as ${config.web.localUser} (works once, for ${minutes} min); \`kiln token <user>\` for the CLI`;
 }
 
 async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
@@ -81,7 +81,8 @@ async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
     logger.fatal({ err }, `start failed: ${(err as Error).message}`);
     process.exit(1);
   }
-  if (role === 'start') await printSignInLink(kiln, config, log).catch((err: Error) => log(`no sign-in link: ${err.message}`, { level: 'error', err }));
+  const link =
+    role === 'start' ? await signInLink(kiln, config).catch((err: Error) => (log(`no sign-in link: ${err.message}`, { level: 'error', err }), null)) : null;
   if (role === 'start') {
     try {
       thread = await startWorkerThread({ databaseUrl: kiln.databaseUrl, stopRequest: request, log, onEngine: (up) => engine?.report(up) });
@@ -102,7 +103,7 @@ async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
     });
   }
   // A hint that cannot be made (say, its link) must not take down a Kiln that started.
-  const ready = await readiness(kiln).catch((err: Error) => {
+  const ready = await readiness(kiln, link).catch((err: Error) => {
     log(`cannot say how to sign in: ${err.message}`, { level: 'warn' });
     return null;
   });

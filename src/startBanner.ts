@@ -8,11 +8,14 @@ export interface Ready {
   signIn: string;
 }
 
-/** The web app's address (the API's listener) and the sign-in hint; null without the API. */
-export async function readiness(kiln: Kiln): Promise<Ready | null> {
+/**
+ * The web app's address (the API's listener) and how to sign in: `kiln start`'s one-time link in
+ * local mode (docs/design.md#web-sessions), else the hint for the mode; null without the API.
+ */
+export async function readiness(kiln: Kiln, oneTimeLink: string | null = null): Promise<Ready | null> {
   if (kiln.http === null) return null;
   const url = kiln.http.url;
-  return { url, signIn: await signInHint(kiln, url) };
+  return { url, signIn: oneTimeLink ?? (await signInHint(kiln, url)) };
 }
 
 /**
