@@ -11,7 +11,7 @@ const GENERATED = 'sdk/src/generated.ts';
 const CONTRACT = {
   query: ['me', 'job', 'jobs', 'execution', 'executions', 'validateJobSpec', 'schedulePreview', 'secrets'],
   mutation: ['submitJob', 'triggerJob', 'pauseJob', 'resumeJob', 'deleteJob', 'cancelExecution', 'setSecret', 'deleteSecret'],
-  subscription: ['executionUpdated', 'executionLogs'],
+  subscription: ['executionUpdated', 'executionLogs', 'jobUpdated'],
 };
 
 describe('the typed SDK', () => {

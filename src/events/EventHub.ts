@@ -2,7 +2,8 @@ import type pg from 'pg';
 import type { Orm } from '../db/orm.js';
 import { FINAL_STATUSES, type Execution } from '../entities/index.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
-import { CHANNELS, parseExecutionState, parseLogEvent, type ExecutionStateEvent } from './channels.js';
+import { ownerKey, type JobChangeEntry } from '../executions/signals.js';
+import { CHANNELS, parseExecutionState, parseJobEvent, parseLogEvent, type ExecutionStateEvent, type JobEvent } from './channels.js';
 import { loadExecutionSnapshot } from './executionSnapshot.js';
 import { Interest } from './Interest.js';
 import { DEFAULT_TAIL_LIMITS, LogTail, type LogTailLimits } from './LogTail.js';
@@ -34,6 +35,17 @@ export interface ExecutionWatcher {
   deliver(snapshot: Execution): void;
 }
 
+/** Who wants job events (docs/design.md#job-events), and where to put them. */
+export interface JobWatcher {
+  owner: string;
+  /** Only this job's events (ownership checked by the caller). */
+  jobId: string | null;
+  /** Called once per matching job change, in commit order. Must not block. */
+  deliver(change: JobChangeEntry): void;
+  /** The listening connection was lost: changes may have gone unsaid since (job events have no stored state to re-read). */
+  lost(): void;
+}
+
 /** A subscriber's hold on an execution's shared log tail; release it when done. */
 export interface TailLease {
   tail: LogTail;
@@ -48,6 +60,8 @@ export interface TailLease {
 export class EventHub {
   private readonly tails = new Map<string, LogTail>();
   private readonly watchers = new Set<ExecutionWatcher>();
+  /** Job watchers by ownerKey(owner), the form the events name the owner in. */
+  private readonly jobWatchers = new Map<string, Set<JobWatcher>>();
   /** Per execution, the chain of events being loaded and delivered, to keep their order. */
   private readonly chains = new Map<string, Promise<void>>();
   private readonly listener: PgListener;
@@ -62,10 +76,11 @@ export class EventHub {
     this.interest = new Interest(opts.pool, opts.log);
     this.listener = new PgListener({
       connection: opts.pool.options,
-      channels: [CHANNELS.executionState, CHANNELS.log],
+      channels: [CHANNELS.executionState, CHANNELS.log, CHANNELS.job],
       onNotification: (channel, payload) => this.onNotification(channel, payload),
       onReconnect: () => {
         void this.interest.renew();
+        for (const set of this.jobWatchers.values()) for (const w of [...set]) w.lost();
         void this.sweep(true);
       },
       log: opts.log,
@@ -126,6 +141,27 @@ export class EventHub {
     return () => void this.watchers.delete(watcher);
   }
 
+  /** Registers a watcher of the owner's job events; returns its removal. */
+  watchJobs(watcher: JobWatcher): () => void {
+    const key = ownerKey(watcher.owner);
+    const set = this.jobWatchers.get(key) ?? new Set<JobWatcher>();
+    this.jobWatchers.set(key, set);
+    set.add(watcher);
+    return () => {
+      set.delete(watcher);
+      if (set.size === 0 && this.jobWatchers.get(key) === set) this.jobWatchers.delete(key);
+    };
+  }
+
+  /** Job events carry all they say: delivered at once, in the order of the notifications. */
+  private onJobEvent(event: JobEvent): void {
+    const watchers = this.jobWatchers.get(event.ownerKey);
+    if (watchers === undefined) return;
+    for (const w of [...watchers]) {
+      for (const change of event.jobs) if (w.jobId === null || w.jobId === change.id) w.deliver(change);
+    }
+  }
+
   private onNotification(channel: string, payload: string): void {
     try {
       if (channel === CHANNELS.log) {
@@ -133,6 +169,8 @@ export class EventHub {
         this.tails.get(event.executionId)?.announce(event.lastSeq);
       } else if (channel === CHANNELS.executionState) {
         this.onExecutionState(parseExecutionState(payload));
+      } else if (channel === CHANNELS.job) {
+        this.onJobEvent(parseJobEvent(payload));
       }
     } catch (err) {
       this.opts.log(`event hub: ignoring a ${channel} notification: ${(err as Error).message}`);

@@ -1,13 +1,24 @@
 import { ExecutionStatus, FINAL_STATUSES, StepStatus } from '../entities/enums.js';
+import { JOB_CHANNEL, JobChange, type JobChangeEntry } from '../executions/signals.js';
 
 /**
- * The NOTIFY channels raised by the triggers of migrations/Migration20261127030000_events.ts.
- * The payload shapes below are that migration's `json_build_object` calls.
+ * The NOTIFY channels API processes listen on. The first two are raised by the triggers of
+ * migrations/Migration20261127030000_events.ts (the payload shapes below are that migration's
+ * `json_build_object` calls); `job` by the job mutations themselves (executions/signals.ts
+ * notifyJobsChanged), in the transaction that makes the change.
  */
 export const CHANNELS = {
   executionState: 'kiln_execution_state',
   log: 'kiln_log',
+  job: JOB_CHANNEL,
 } as const;
+
+/** Some of one owner's jobs changed (submitted, paused, resumed or deleted) in one transaction. */
+export interface JobEvent {
+  /** ownerKey(owner): the owner's hash, compared with each watcher's. */
+  ownerKey: string;
+  jobs: JobChangeEntry[];
+}
 
 /** One step as the state event carries it: its status and exit code. */
 export interface StepState {
@@ -68,6 +79,17 @@ export function parseLogEvent(payload: string): LogEvent {
   const o = JSON.parse(payload) as Record<string, unknown>;
   if (typeof o.executionId !== 'string' || typeof o.lastSeq !== 'number') throw new Error(`malformed ${CHANNELS.log} payload`);
   return { executionId: o.executionId, lastSeq: o.lastSeq };
+}
+
+const JOB_CHANGES: ReadonlySet<string> = new Set(Object.values(JobChange));
+
+/** Parses a `kiln_job` payload; throws on a malformed one. */
+export function parseJobEvent(payload: string): JobEvent {
+  const o = JSON.parse(payload) as Record<string, unknown>;
+  const valid = (j: unknown): j is [string, JobChange, boolean] =>
+    Array.isArray(j) && typeof j[0] === 'string' && JOB_CHANGES.has(j[1] as string) && typeof j[2] === 'boolean';
+  if (typeof o.owner !== 'string' || !Array.isArray(o.jobs) || !o.jobs.every(valid)) throw new Error(`malformed ${CHANNELS.job} payload`);
+  return { ownerKey: o.owner, jobs: o.jobs.map(([id, change, paused]) => ({ id, change, paused })) };
 }
 
 const SETTLED_STEPS: ReadonlySet<StepStatus> = new Set([StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED]);

@@ -2,11 +2,13 @@ import type { GraphQLSchema } from 'graphql';
 import { Arg, ID, Int, Resolver, Root, Subscription, type SubscribeResolverData } from 'type-graphql';
 import type { Execution } from '../entities/index.js';
 import { followExecutionUpdates } from '../events/followExecutions.js';
+import { followJobUpdates, type JobUpdate } from '../events/followJobs.js';
 import { followExecutionLogs } from '../events/followLogs.js';
 import type { EventHub } from '../events/EventHub.js';
 import type { LogChunkFields } from '../entities/LogChunk.js';
 import type { Context } from './context.js';
 import { ExecutionType, LogChunkType } from './types/execution.js';
+import { JobEventType } from './types/jobEvent.js';
 
 type SubscribeData<Args> = SubscribeResolverData<unknown, Args, Context>;
 
@@ -32,6 +34,18 @@ export class SubscriptionResolver {
     @Arg('executionId', () => ID, { nullable: true }) _executionId: string | null,
   ): Execution {
     return execution;
+  }
+
+  @Subscription(() => JobEventType, {
+    description:
+      "Each of the caller's jobs created or replaced by a submit, paused, resumed or deleted after the subscription " +
+      'starts, in commit order; no replay of the past, and nothing for runs (see executionUpdated). Narrowed by jobId, ' +
+      'it completes after that job is deleted. Ends with an error when events may have been lost: subscribe again and re-read.',
+    subscribe: ({ args, context }: SubscribeData<{ jobId?: string | null }>) =>
+      followJobUpdates(context.em, hubOf(context), context.principal.sub, args.jobId ?? null),
+  })
+  jobUpdated(@Root() event: JobUpdate, @Arg('jobId', () => ID, { nullable: true }) _jobId: string | null): JobUpdate {
+    return event;
   }
 
   @Subscription(() => LogChunkType, {

@@ -4,7 +4,7 @@ import { Job, TickOutcome } from '../entities/index.js';
 import { NotFoundError } from '../errors.js';
 import { activeExecutions } from '../executions/active.js';
 import { cancelExecutions } from '../executions/cancel.js';
-import { notifySchedulesChanged } from '../executions/signals.js';
+import { JobChange, notifyJobsChanged, notifySchedulesChanged } from '../executions/signals.js';
 import { requestStoreDeletion } from '../executions/storeDeletions.js';
 import { sqlOfEm } from '../executions/sql.js';
 import type { Deps } from './deps.js';
@@ -20,13 +20,18 @@ async function lockJob(em: EntityManager, owner: string, jobId: string): Promise
   return job;
 }
 
-/** Stops new fires (the ledger records them PAUSED); queued and running executions go on. */
+/**
+ * Stops new fires (the ledger records them PAUSED); queued and running executions go on. Pausing
+ * a paused job changes nothing and tells nobody.
+ */
 export async function pauseJob(deps: Deps, owner: string, jobId: string): Promise<Job> {
   return deps.orm.em.fork().transactional(async (em) => {
     const job = await lockJob(em, owner, jobId);
+    if (job.paused) return job;
     job.paused = true;
     await em.flush();
     await notifySchedulesChanged(sqlOfEm(em));
+    await notifyJobsChanged(sqlOfEm(em), owner, [{ id: job.id, change: JobChange.PAUSED, paused: true }]);
     return job;
   });
 }
@@ -70,6 +75,7 @@ export async function resumeJob(deps: Deps, owner: string, jobId: string): Promi
     job.paused = false;
     await em.flush();
     await notifySchedulesChanged(sqlOfEm(em));
+    await notifyJobsChanged(sqlOfEm(em), owner, [{ id: job.id, change: JobChange.RESUMED, paused: false }]);
     return job;
   });
 }
@@ -90,6 +96,7 @@ export async function deleteJob(deps: Deps, owner: string, jobId: string): Promi
     em.remove(job);
     await em.flush();
     await notifySchedulesChanged(sql);
+    await notifyJobsChanged(sql, owner, [{ id: job.id, change: JobChange.DELETED, paused: job.paused }]);
     return true;
   });
 }

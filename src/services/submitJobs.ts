@@ -7,7 +7,7 @@ import type { JobFileResult, JobSpec } from '../jobfile/types.js';
 import { upcomingRuns } from './schedules.js';
 import type { Deps } from './deps.js';
 import { insertExecutions } from '../executions/create.js';
-import { notifySchedulesChanged } from '../executions/signals.js';
+import { JobChange, notifyJobsChanged, notifySchedulesChanged } from '../executions/signals.js';
 import { sqlOfEm } from '../executions/sql.js';
 
 /**
@@ -93,6 +93,8 @@ export async function submitJobs(deps: Deps, owner: string, source: string): Pro
     const byId = new Map(oneOffs.map((job) => [job.id, job]));
     for (const c of created) queuedBySubmit.set(byId.get(c.jobId)!, queued.get(c.id)!);
     await notifySchedulesChanged(sql);
+    const change = (job: Job) => (existing.has(job.name) ? JobChange.UPDATED : JobChange.CREATED);
+    await notifyJobsChanged(sql, owner, jobs.map((job) => ({ id: job.id, change: change(job), paused: job.paused })));
     return jobs;
   });
 }

@@ -1,4 +1,4 @@
-import { BoardDocument, BoardExecutionUpdatedDocument, BoardJobDocument, type BoardQuery } from '@kiln/sdk';
+import { BoardDocument, BoardExecutionUpdatedDocument, BoardJobDocument, BoardJobUpdatedDocument, type BoardJobUpdatedSubscription, type BoardQuery } from '@kiln/sdk';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Link } from 'wouter';
 import { errorText, kiln, useSubscription } from '../api';
@@ -12,7 +12,8 @@ const PAGE = 100;
 /**
  * The board (`/`): every job of the user with its state now, live (docs/design.md#web-board).
  * Loaded a page of 100 jobs per request (the first page draws at once); kept live by one
- * subscription to all of the user's execution changes; a job whose run was queued by its schedule
+ * subscription to all of the user's execution changes and one to their job changes (submitted,
+ * paused, resumed, deleted elsewhere); a job whose run was queued by its schedule, or that changed,
  * is read again (its next fire and last tick moved), a few at once after a short pause.
  */
 export function BoardPage() {
@@ -50,6 +51,8 @@ export function BoardPage() {
   }, [loadAll]);
 
   const stale = useRef(new Set<string>());
+  /** Jobs a `jobUpdated` event said were deleted (ids are never reused). */
+  const deleted = useRef(new Set<string>());
   const refreshTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
   const refreshSoon = useCallback((jobId: string) => {
     stale.current.add(jobId);
@@ -62,7 +65,8 @@ export function BoardPage() {
           const { job } = await kiln.request(BoardJobDocument, { id });
           setJobs((all) => {
             const next = new Map(all);
-            if (job === null) next.delete(id);
+            // A read that raced the job's deletion must not bring its row back.
+            if (job === null || deleted.current.has(id)) next.delete(id);
             else next.set(id, { ...job, recentRuns: mergeRuns(job.recentRuns, all.get(id)?.recentRuns ?? []) });
             return next;
           });
@@ -91,7 +95,34 @@ export function BoardPage() {
     refreshSoon(job.id);
   }, [refreshSoon]);
 
+  // Jobs changed elsewhere (the CLI, another tab, the API): a deleted row goes at once, a paused or
+  // resumed one changes its state at once; each is read again for what the event does not carry.
+  const onJobEvent = useCallback(
+    ({ jobUpdated: event }: BoardJobUpdatedSubscription) => {
+      if (event.deleted) {
+        stale.current.delete(event.id);
+        deleted.current.add(event.id);
+        setJobs((all) => {
+          if (!all.has(event.id)) return all;
+          const next = new Map(all);
+          next.delete(event.id);
+          return next;
+        });
+        return;
+      }
+      setJobs((all) => {
+        const job = all.get(event.id);
+        if (job === undefined || job.paused === event.paused) return all;
+        // A paused job shows no next fire (as the API answers); a resumed one's comes with the read below.
+        return new Map(all).set(event.id, { ...job, paused: event.paused, nextRunAt: event.paused ? null : job.nextRunAt });
+      });
+      refreshSoon(event.id);
+    },
+    [refreshSoon],
+  );
+
   useSubscription(BoardExecutionUpdatedDocument, {}, ({ executionUpdated: { job, ...run } }) => onRun(job.id, run), { onResubscribe: loadAll });
+  useSubscription(BoardJobUpdatedDocument, {}, onJobEvent, { onResubscribe: loadAll });
 
   const list = [...jobs.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return (

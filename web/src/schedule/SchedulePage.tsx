@@ -1,4 +1,4 @@
-import { ExecutionUpdatedDocument, JobNextFiresDocument, JobScheduleDocument, PauseJobDocument, ResumeJobDocument, TriggerJobDocument } from '@kiln/sdk';
+import { BoardJobUpdatedDocument, ExecutionUpdatedDocument, JobNextFiresDocument, JobScheduleDocument, PauseJobDocument, ResumeJobDocument, TriggerJobDocument } from '@kiln/sdk';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Link } from 'wouter';
 import { errorText, kiln, useQuery, useSubscription } from '../api';
@@ -46,6 +46,13 @@ export function SchedulePage({ id }: { id: string }) {
     },
     { onResubscribe: refreshSoon },
   );
+  // Paused, resumed, replaced or deleted elsewhere: the header, the next fires and the ledger (a
+  // resume records the PAUSED ticks) are read again; a deleted job reads as not found.
+  useSubscription(BoardJobUpdatedDocument, { jobId: id }, () => {
+    void job.refetch();
+    void fires.refetch();
+    refreshSoon();
+  });
 
   const first = fires.data?.job?.nextFires[0]?.at;
   const { refetch } = fires;
