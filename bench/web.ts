@@ -25,7 +25,7 @@ import { manyJobs, seedRuns } from './web/seed.js';
  *    first rows drawn, and to a usable board (every job drawn, the page no longer busy).
  * 2. Live line: a one-off build prints stamped lines (bench/logs/generator.ts) while its build
  *    page is open and a raw graphql-ws subscriber follows the same build; each line's latency
- *    from the container's clock to the page's DOM (a `[data-line]` element of the build page's
+ *    from the container's clock to the page's DOM (a `.log-line .log-text` element of the build page's
  *    log view, seen by a MutationObserver) beside its latency to the raw subscriber.
  *
  * Chromium: Debian's package, offline flags as in test/helpers/browser.ts (a bench must not
@@ -45,15 +45,15 @@ const SPEC = {
   rate: { default: '20', help: 'lines per second of the live build' },
 };
 
-/** Runs in the page before its scripts: records each [data-line] element added, with when (epoch us). */
+/** Runs in the page before its scripts: records each log line's text element (LogViewer's `.log-line .log-text`) added, with when (epoch us). */
 const OBSERVE_LINES = `(() => {
   const seen = (window.__kilnLines = []);
   new MutationObserver((records) => {
     const at = (performance.timeOrigin + performance.now()) * 1000;
     for (const r of records) for (const node of r.addedNodes) {
       if (node.nodeType !== 1) continue;
-      if (node.matches('[data-line]')) seen.push([node.textContent, at]);
-      for (const inner of node.querySelectorAll('[data-line]')) seen.push([inner.textContent, at]);
+      if (node.matches('.log-line .log-text')) seen.push([node.textContent, at]);
+      for (const inner of node.querySelectorAll('.log-line .log-text')) seen.push([inner.textContent, at]);
     }
   }).observe(document, { childList: true, subtree: true });
 })();`;
@@ -101,7 +101,7 @@ async function liveLine(browser: Browser, url: string, token: string, shape: Gen
   const raw = new Latencies();
   const sub = subscribe(url, token, executionId, raw);
   const context = await signedIn(browser, url, token);
-  // Before the page's own scripts: every [data-line] element added to the DOM, with the time it appeared.
+  // Before the page's own scripts: every log line element added to the DOM, with the time it appeared.
   await context.addInitScript({ content: OBSERVE_LINES });
   const page = await context.newPage();
   await page.goto(`${url}/executions/${executionId}`);
@@ -171,11 +171,11 @@ export async function main(argv: string[]): Promise<void> {
     console.log(
       table([
         ['', 'lines', 'p50', 'p99', 'max'],
-        ['build page ([data-line] in the DOM)', String(live.page.count), ms(live.page.p50), ms(live.page.p99), ms(live.page.max)],
+        ['build page (.log-line in the DOM)', String(live.page.count), ms(live.page.p50), ms(live.page.p99), ms(live.page.max)],
         ['raw graphql-ws subscriber', String(live.raw.count), ms(live.raw.p50), ms(live.raw.p99), ms(live.raw.max)],
       ]),
     );
-    if (live.page.count === 0) console.log('   the build page drew no [data-line] element: its log view is not in this build (web-build branch)');
+    if (live.page.count === 0) console.log('   the build page drew no .log-line element: did its log view change its markup (web/src/build/LogViewer.tsx)?');
     if (!live.rawComplete) console.log('   the raw subscriber did not receive every line in order');
   } finally {
     await browser?.close();

@@ -81,8 +81,11 @@ async function runRoles(role: 'start' | 'serve' | 'worker'): Promise<void> {
     logger.fatal({ err }, `start failed: ${(err as Error).message}`);
     process.exit(1);
   }
-  const link =
-    role === 'start' ? await signInLink(kiln, config).catch((err: Error) => (log(`no sign-in link: ${err.message}`, { level: 'error', err }), null)) : null;
+  const noLink = (err: Error): null => {
+    log(`no sign-in link: ${err.message}`, { level: 'error', err });
+    return null;
+  };
+  const link = role === 'start' ? await signInLink(kiln, config).catch(noLink) : null;
   if (role === 'start') {
     try {
       thread = await startWorkerThread({ databaseUrl: kiln.databaseUrl, stopRequest: request, log, onEngine: (up) => engine?.report(up) });

@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveLogToStore } from '../src/logs/archive.js';
-import { kilnContext, launchBrowser, PHONE, screenshot, type PageWatch } from './helpers/browser.js';
+import { kilnContext, launchBrowser, lineTimes, PHONE, recordLineTimes, screenshot, type PageWatch } from './helpers/browser.js';
 import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { signIn } from './helpers/webSession.js';
@@ -73,16 +73,7 @@ describe('the build page', () => {
 `);
     const { context, page, watch } = await signedInPage('alice');
     // Record when each "tick N" line first enters the page, by the page's own clock (the same machine's).
-    await page.addInitScript(() => {
-      const w = globalThis as any;
-      w.__seen = {};
-      new w.MutationObserver(() => {
-        for (const el of w.document.querySelectorAll('.log-line .log-text')) {
-          const m = /^tick (\d)$/.exec(el.textContent);
-          if (m && w.__seen[m[1]] === undefined) w.__seen[m[1]] = Date.now();
-        }
-      }).observe(w.document, { childList: true, subtree: true, characterData: true });
-    });
+    await recordLineTimes(page, 'tick');
     await page.goto(`${k.url}/executions/${executionId}`);
     await page.getByText('red alert').waitFor({ timeout: 30_000 });
     const red = await page.getByText('red alert').evaluate((el) => (globalThis as any).getComputedStyle(el).color as string);
@@ -108,7 +99,7 @@ describe('the build page', () => {
 
     // Latency: each tick's appearance on the page against the time the server stored it.
     const { data } = await k.gql(`query($id: ID!) { execution(id: $id) { logs(limit: 1000) { text at } } }`, { id: executionId }, alice);
-    const seen = (await page.evaluate(() => (globalThis as any).__seen)) as Record<string, number>;
+    const seen = await lineTimes(page);
     const latencies = data!.execution.logs
       .filter((l: { text: string }) => /^tick \d$/.test(l.text))
       .map((l: { text: string; at: string }) => seen[l.text.slice(5)]! - Date.parse(l.at));

@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seriousViolations } from './helpers/axeSerious.js';
-import { kilnContext, launchBrowser, screenshot } from './helpers/browser.js';
+import { kilnContext, launchBrowser, lineTimes, recordLineTimes, screenshot } from './helpers/browser.js';
 import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
 import { signIn } from './helpers/webSession.js';
@@ -39,16 +39,7 @@ describe('editor -> board -> build page', () => {
     const { context, watch } = await kilnContext(browser, new URL(k.url).origin);
     await signIn(context, k, 'walker');
     const page = await context.newPage();
-    await page.addInitScript(() => {
-      const w = globalThis as any;
-      w.__seen = {};
-      new w.MutationObserver(() => {
-        for (const el of w.document.querySelectorAll('.log-line .log-text')) {
-          const m = /^beat (\d)$/.exec(el.textContent);
-          if (m && w.__seen[m[1]] === undefined) w.__seen[m[1]] = Date.now();
-        }
-      }).observe(w.document, { childList: true, subtree: true, characterData: true });
-    });
+    await recordLineTimes(page, 'beat');
 
     await page.goto(`${k.url}/submit`);
     await page.getByTestId('job-file-input').fill(JOB);
@@ -84,7 +75,7 @@ describe('editor -> board -> build page', () => {
     const id = new URL(page.url()).pathname.split('/').pop()!;
     const { data } = await k.gql(`query($id: ID!) { execution(id: $id) { exitCode logs(limit: 1000) { text at } } }`, { id }, await k.token('walker'));
     expect(data!.execution.exitCode).toBe(4);
-    const seen = (await page.evaluate(() => (globalThis as any).__seen)) as Record<string, number>;
+    const seen = await lineTimes(page);
     const latencies = data!.execution.logs
       .filter((l: { text: string }) => /^beat \d$/.test(l.text))
       .map((l: { text: string; at: string }) => seen[l.text.slice(5)]! - Date.parse(l.at));

@@ -62,3 +62,27 @@ export async function kilnContext(browser: Browser, origin: string, viewport = L
   });
   return { context, watch };
 }
+
+/**
+ * Records, by the page's own clock (epoch ms), when each build-log line matching `/^<word> (\d)$/`
+ * first shows on the page (the build page's `.log-line .log-text` rows); read them with
+ * {@link lineTimes}. Call before the page loads.
+ */
+export async function recordLineTimes(page: Page, word: string): Promise<void> {
+  await page.addInitScript((w: string) => {
+    const g = globalThis as any;
+    g.__seen = {};
+    const pattern = new RegExp(`^${w} (\\d)$`);
+    new g.MutationObserver(() => {
+      for (const el of g.document.querySelectorAll('.log-line .log-text')) {
+        const m = pattern.exec(el.textContent);
+        if (m && g.__seen[m[1]] === undefined) g.__seen[m[1]] = Date.now();
+      }
+    }).observe(g.document, { childList: true, subtree: true, characterData: true });
+  }, word);
+}
+
+/** What {@link recordLineTimes} saw: the digit of each line, and when it showed. */
+export async function lineTimes(page: Page): Promise<Record<string, number>> {
+  return page.evaluate(() => (globalThis as any).__seen as Record<string, number>);
+}
