@@ -149,6 +149,16 @@ describe('jobUpdated', () => {
     expect(narrowed.events.slice(0, -1).every((e) => e.change === 'PAUSED' || e.change === 'RESUMED')).toBe(true);
   });
 
+  it('announces every job of a large file (several NOTIFYs of one transaction), in the file\'s order', async () => {
+    const mine = follow(alice);
+    const probeId = await probe(alice, mine, 'BigProbe');
+    const names = Array.from({ length: 250 }, (_, i) => `Big${String(i).padStart(3, '0')}`);
+    const yaml = `jobs:\n${names.map((n) => `  - name: ${n}\n    schedule: "@yearly"\n    steps: [{run: "true"}]\n`).join('')}`;
+    const jobs = (await alice.request(SubmitJobDocument, { spec: yaml })).submitJob.jobs;
+    await waitFor(async () => (without(mine.events, [probeId]).length >= jobs.length ? true : undefined), 15_000, 'the 250 events');
+    expect(without(mine.events, [probeId])).toEqual(jobs.map((j) => ({ id: j.id, change: 'CREATED', paused: false, deleted: false })));
+  });
+
   it('sends no NOTIFY for an owner nobody follows, nor for runs and their ticks of one who is followed', async () => {
     const listener = new pg.Client(k.kiln.deps.pool.options);
     await listener.connect();
