@@ -25,7 +25,7 @@ export const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
 
 const JOB_KEYS = [
   'name', 'schedule', 'run_once', 'timezone', 'priority', 'image', 'repository', 'env', 'secrets',
-  'timeout', 'concurrency', 'misfire', 'retries', 'network', 'resources', 'artifacts', 'cache', 'steps', 'services',
+  'timeout', 'concurrency', 'misfire', 'retries', 'network', 'resources', 'artifacts', 'cache', 'steps', 'services', 'badge',
 ] as const;
 const STEP_KEYS = ['name', 'run', 'timeout', 'env'] as const;
 const PRIORITIES: Readonly<Record<string, number>> = { low: 2, normal: 5, high: 8 };
@@ -62,6 +62,7 @@ export interface JobDraft {
   cache?: CacheSpec;
   steps: StepDraft[];
   services?: ServiceSpec[];
+  badge?: boolean;
   /** Start and end offsets of the job's mapping in the file. */
   range: [number, number];
   /** True for a flow mapping (`{ name: a, ... }`), which may share its lines with others. */
@@ -322,6 +323,9 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
 
   const services = opt('services');
   if (services !== undefined) job.services = lintServices(r, services, lintEnv, job.network);
+
+  const badge = opt('badge');
+  if (badge !== undefined) job.badge = r.boolean(badge);
 
   const steps = opt('steps');
   if (steps === undefined) missing(r, fields, map, path, 'steps', ': a list of steps, each with a "run" command');

@@ -64,6 +64,8 @@ export interface JobSpec {
   steps: StepSpec[];
   /** Containers started beside the build (`services:`; docs/design.md#services); absent: none. */
   services?: ServiceSpec[];
+  /** `badge: true`: GET /api/v1/badges/:job_id.svg answers for it (docs/design.md#badges); absent: off. */
+  badge?: true;
   /** This job's own YAML text, as the user wrote it (for `Job.spec`). */
   source: string;
 }
