@@ -39,7 +39,7 @@ export function badgeSvg({ label, word }: BadgeState): string {
 
 /** Whether an If-None-Match list names `etag` (weak or strong) or is `*`. */
 function matches(header: string | undefined, etag: string): boolean {
-  return header !== undefined && header.split(',').some((tag) => ['*', etag, `W/${etag}`].includes(tag.trim()));
+  return header?.split(',').some((tag) => ['*', etag, `W/${etag}`].includes(tag.trim())) === true;
 }
 
 /**
