@@ -66,6 +66,7 @@ function normalize(draft: JobDraft, source: string): JobSpec {
       env: step.env ?? {},
     })),
     ...(draft.services?.length ? { services: draft.services } : {}),
+    ...(draft.hook ? { hook: draft.hook } : {}),
     source: jobSource(source, draft),
   };
 }
