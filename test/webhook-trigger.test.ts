@@ -99,4 +99,20 @@ describe('webhook triggers (issue 14, item 5)', () => {
     expect(await again.json()).toMatchObject({ execution_id: run.execution_id, replayed: true });
     expect(await runsOf(jobId)).toHaveLength(1);
   }, 120_000);
+
+  it('is rate limited per address, before any signature is checked', async () => {
+    const strict = await startTestKiln({ databaseUrl: k.databaseUrl, worker: false, env: { KILN_RATE_LIMIT_RPS: '1', KILN_RATE_LIMIT_BURST: '5' } });
+    try {
+      const flood = await Promise.all(
+        Array.from({ length: 20 }, () => fetch(`${strict.url}/api/v1/hooks/${jobId}`, { method: 'POST', headers: { 'x-hub-signature-256': 'sha256=00' }, body: '{}' })),
+      );
+      const statuses = flood.map((r) => r.status);
+      // Burst 5 plus at most a few seconds of refill at 1 a second: well over half are refused.
+      expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(10);
+      expect(statuses.filter((s) => s !== 429).every((s) => s === 401)).toBe(true);
+      expect(flood.find((r) => r.status === 429)?.headers.get('retry-after')).toMatch(/^\d+$/);
+    } finally {
+      await strict.stop();
+    }
+  }, 60_000);
 });
