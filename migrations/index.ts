@@ -13,6 +13,7 @@ import { Migration20261208020000_rateLimits } from './Migration20261208020000_ra
 import { Migration20261209000000_webSessions } from './Migration20261209000000_webSessions.js';
 import { Migration20261209010000_serviceLogs } from './Migration20261209010000_serviceLogs.js';
 import { Migration20261209020000_cacheEntries } from './Migration20261209020000_cacheEntries.js';
+import { Migration20261210000000_hookDeliveries } from './Migration20261210000000_hookDeliveries.js';
 
 /** Every migration, oldest first. Listed explicitly so `dist/` needs no folder scanning. */
 export const MIGRATIONS: MigrationObject[] = [
@@ -30,4 +31,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261209000000_webSessions', class: Migration20261209000000_webSessions },
   { name: 'Migration20261209010000_serviceLogs', class: Migration20261209010000_serviceLogs },
   { name: 'Migration20261209020000_cacheEntries', class: Migration20261209020000_cacheEntries },
+  { name: 'Migration20261210000000_hookDeliveries', class: Migration20261210000000_hookDeliveries },
 ];

@@ -19,6 +19,8 @@ export interface NewExecution {
   retryNumber?: number;
   /** Not before this time (retry backoff); default now. */
   runAt?: Date | null;
+  /** Checks out this ref instead of the job's `repository.ref` (a webhook's pushed commit). */
+  ref?: string;
 }
 
 export interface CreatedExecution {
@@ -52,6 +54,7 @@ export async function insertExecutions(sql: Sql, defaultImage: string, items: Ne
     nextNumber.set(it.job.id, number + 1);
     const id = randomUUID();
     const plan = toExecutionPlan(it.job.definition, { image: defaultImage });
+    if (it.ref !== undefined && plan.repository !== null) plan.repository.ref = it.ref;
     plans.push(JSON.stringify(plan));
     for (const step of plan.steps) {
       stepRows.exec.push(id);

@@ -12,6 +12,7 @@ import { submitJobs } from '../services/submitJobs.js';
 import { logUrlOf, openArtifact } from '../services/executionFiles.js';
 import { pipeline } from 'node:stream/promises';
 import { visibleNextRunAt } from '../services/schedules.js';
+import { badgeRouter } from './badge.js';
 import type { RequestAuth } from './requestAuth.js';
 import { sessionRouter } from './sessionRoutes.js';
 import { type SignIn, signInRouter } from './signInRoutes.js';
@@ -49,7 +50,8 @@ export function restRouter(deps: Deps, auth: RequestAuth, signIn: SignIn, log: (
   const wrap = (fn: (req: Authed, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) =>
     fn(req as Authed, res).catch(next);
 
-  router.use(sessionRouter(deps, auth), signInRouter(deps, auth, signIn));
+  // Public: sign-in, and badges (docs/design.md#badges); everything after needs a token or session.
+  router.use(sessionRouter(deps, auth), signInRouter(deps, auth, signIn), badgeRouter(deps));
   router.use((req: Request, _res: Response, next: NextFunction) => {
     auth.require(req, req.method !== 'GET' && req.method !== 'HEAD').then(({ principal }) => {
       (req as Authed).principal = principal;

@@ -17,6 +17,7 @@ import { formatError } from '../resolvers/formatError.js';
 import { resolveSubscriptionPayloadsDirectly } from '../resolvers/subscription.resolver.js';
 import type { Deps } from '../services/deps.js';
 import { playgroundRouter } from './playground.js';
+import { hooksRouter } from './hooks.js';
 import { graphqlBody, operationGuard } from './queryLimits.js';
 import { RateLimiter } from './rateLimit.js';
 import { graphqlWrites, RequestAuth } from './requestAuth.js';
@@ -118,6 +119,8 @@ export async function startHttp(opts: HttpOptions): Promise<HttpRole> {
   app.use(opsMiddleware(opts.ops ?? processOps(deps, log)));
   // The web app's pages and files: public (the page asks for the session itself), never limited.
   app.use(webAppRouter(opts.webDir ?? defaultWebDir(), log));
+  // Webhooks carry no token (their signature is their authentication): limited per address.
+  app.use('/api/v1/hooks', limiter.middleware(async () => null, 'rest'), hooksRouter(deps, log));
   app.use('/api/v1', limiter.middleware(subOf, 'rest'), restRouter(deps, auth, signInOf(opts.auth, deps.config.web, verifier), log));
   if (deps.config.playground) app.use(playgroundRouter());
   app.use(

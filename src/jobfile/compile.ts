@@ -66,6 +66,8 @@ function normalize(draft: JobDraft, source: string): JobSpec {
       env: step.env ?? {},
     })),
     ...(draft.services?.length ? { services: draft.services } : {}),
+    ...(draft.hook ? { hook: draft.hook } : {}),
+    ...(draft.badge === true ? { badge: true as const } : {}),
     source: jobSource(source, draft),
   };
 }

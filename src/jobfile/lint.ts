@@ -5,8 +5,9 @@ import type { ParsedJobFile } from './parse.js';
 import { repositoryAddress, repositoryUrlProblem, type RepositoryPolicy } from './repositoryUrl.js';
 import { Reader, describe, given, type Field } from './reader.js';
 import { lintCache } from './cache.js';
+import { lintHook } from './hook.js';
 import { lintServices, type ServiceSpec } from './services.js';
-import type { CacheSpec, ConcurrencyPolicy, Diagnostic, MisfirePolicy, NetworkMode } from './types.js';
+import type { CacheSpec, ConcurrencyPolicy, HookSpec, Diagnostic, MisfirePolicy, NetworkMode } from './types.js';
 import { ENV_NAME_PATTERN, JOB_NAME_PATTERN, MAX_JOB_NAME_LENGTH, artifactIdentity, normalizeArtifactPath, parseMemory } from './values.js';
 
 /** Most jobs one file may hold. */
@@ -26,6 +27,7 @@ export const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
 const JOB_KEYS = [
   'name', 'schedule', 'run_once', 'timezone', 'priority', 'image', 'repository', 'env', 'secrets',
   'timeout', 'concurrency', 'misfire', 'retries', 'network', 'resources', 'artifacts', 'cache', 'steps', 'services',
+  'hook', 'badge',
 ] as const;
 const STEP_KEYS = ['name', 'run', 'timeout', 'env'] as const;
 const PRIORITIES: Readonly<Record<string, number>> = { low: 2, normal: 5, high: 8 };
@@ -62,6 +64,8 @@ export interface JobDraft {
   cache?: CacheSpec;
   steps: StepDraft[];
   services?: ServiceSpec[];
+  hook?: HookSpec;
+  badge?: boolean;
   /** Start and end offsets of the job's mapping in the file. */
   range: [number, number];
   /** True for a flow mapping (`{ name: a, ... }`), which may share its lines with others. */
@@ -322,6 +326,11 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
 
   const services = opt('services');
   if (services !== undefined) job.services = lintServices(r, services, lintEnv, job.network);
+
+  const hook = opt('hook');
+  if (hook !== undefined) job.hook = lintHook(r, hook);
+  const badge = opt('badge');
+  if (badge !== undefined) job.badge = r.boolean(badge);
 
   const steps = opt('steps');
   if (steps === undefined) missing(r, fields, map, path, 'steps', ': a list of steps, each with a "run" command');

@@ -36,6 +36,11 @@ export interface CacheSpec {
   paths: string[];
 }
 
+/** `hook:` of a job (docs/design.md#webhook-triggers): the stored secret that signs its deliveries. */
+export interface HookSpec {
+  secret: string;
+}
+
 /** One job of a file, validated and normalized with every default filled in. */
 export interface JobSpec {
   name: string;
@@ -64,6 +69,10 @@ export interface JobSpec {
   steps: StepSpec[];
   /** Containers started beside the build (`services:`; docs/design.md#services); absent: none. */
   services?: ServiceSpec[];
+  /** Absent: `POST /api/v1/hooks/:job_id` refuses every delivery for this job. */
+  hook?: HookSpec;
+  /** `badge: true`: GET /api/v1/badges/:job_id.svg answers for it (docs/design.md#badges); absent: off. */
+  badge?: true;
   /** This job's own YAML text, as the user wrote it (for `Job.spec`). */
   source: string;
 }

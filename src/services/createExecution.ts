@@ -13,8 +13,9 @@ export async function createExecution(
   em: EntityManager,
   job: Job,
   trigger: ExecutionTrigger,
-  opts: { defaultImage: string; scheduledFor?: Date | null },
+  opts: { defaultImage: string; scheduledFor?: Date | null; ref?: string },
 ): Promise<Execution> {
-  const [created] = await insertExecutions(sqlOfEm(em), opts.defaultImage, [{ job, trigger, scheduledFor: opts.scheduledFor ?? null }]);
+  const ref = opts.ref === undefined ? {} : { ref: opts.ref };
+  const [created] = await insertExecutions(sqlOfEm(em), opts.defaultImage, [{ job, trigger, scheduledFor: opts.scheduledFor ?? null, ...ref }]);
   return em.findOneOrFail(Execution, { id: created!.id });
 }
