@@ -45,6 +45,24 @@ export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** A button's action: `busy` while one runs (disable the buttons), its error in words after. */
+export function useAction(): { busy: boolean; error: string | undefined; act(what: () => Promise<void>): Promise<void> } {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+  const act = async (what: () => Promise<void>) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await what();
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, act };
+}
+
 export interface QueryState<R> {
   data: R | undefined;
   error: string | undefined;

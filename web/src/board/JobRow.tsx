@@ -1,7 +1,7 @@
 import { PauseJobDocument, ResumeJobDocument, TriggerJobDocument } from '@kiln/sdk';
-import { memo, useState } from 'react';
+import { memo } from 'react';
 import { Link } from 'wouter';
-import { errorText, kiln } from '../api';
+import { kiln, useAction } from '../api';
 import { StatusBadge } from '../layout/StatusBadge';
 import { describeSchedule } from './describeSchedule';
 import { formatDuration, formatTime, jobState, type BoardJob, type BoardRun } from './boardState';
@@ -17,20 +17,8 @@ export interface JobRowProps {
 
 /** One job of the board: its state now, recent runs, schedule, next fire, last tick, and its buttons. */
 export const JobRow = memo(function JobRow({ job, now, onRun, onJob }: JobRowProps) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string>();
+  const { busy, error, act } = useAction();
   const state = jobState(job);
-  const act = async (what: () => Promise<void>) => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      await what();
-    } catch (err) {
-      setError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
-  };
   const trigger = () =>
     act(async () => {
       const { triggerJob } = await kiln.request(TriggerJobDocument, { id: job.id });

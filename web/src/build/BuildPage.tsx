@@ -1,7 +1,7 @@
 import { CancelExecutionDocument, ExecutionDocument, ExecutionUpdatedDocument, TriggerJobDocument, type ExecutionQuery } from '@kiln/sdk';
 import { useCallback, useEffect, useState } from 'react';
 import { Link, useLocation } from 'wouter';
-import { errorText, kiln, useQuery, useSubscription } from '../api';
+import { kiln, useAction, useQuery, useSubscription } from '../api';
 import { StatusBadge, type Status } from '../layout/StatusBadge';
 import { LogSearch } from './LogSearch';
 import { LogViewer, type Focus } from './LogViewer';
@@ -136,19 +136,7 @@ function BuildView({ id }: { id: string }) {
 function BuildHeader({ execution, finished }: { execution: Execution; finished: boolean }) {
   const [, navigate] = useLocation();
   const now = useNow(!finished);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string>();
-  const act = async (what: () => Promise<void>) => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      await what();
-    } catch (err) {
-      setError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, act } = useAction();
   const cancel = () => act(async () => void (await kiln.request(CancelExecutionDocument, { id: execution.id })));
   const rerun = () =>
     act(async () => {
