@@ -1,40 +1,18 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Output } from '../src/cli/output.js';
 import { requireDocker, TEST_IMAGE } from './helpers/docker.js';
+import { runKilnCli, type Ran } from './helpers/cliProcess.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 
-const KILN_BIN = fileURLToPath(new URL('../bin/kiln.js', import.meta.url));
 // biome-ignore lint/suspicious/noControlCharactersInRegex: looks for ANSI codes on purpose
 const ANSI = /\x1b\[/;
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the real `kiln` binary (dist/, so `npm run build` first) with pipes: not a terminal. */
+/** Runs the real `kiln` binary (dist/, so `npm run build` first) with pipes: not a terminal, no login. */
 function kiln(args: string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [KILN_BIN, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', KILN_CREDENTIALS_FILE: path.join(dir, 'no-login.json'), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`kiln ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runKilnCli(args, { KILN_CREDENTIALS_FILE: path.join(dir, 'no-login.json'), ...env }, '', timeoutMs);
 }
 
 let dir: string;

@@ -5,22 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KilnClient, SubmitJobDocument, TriggerJobDocument } from '@kiln/sdk';
+import { CHROMIUM, CHROMIUM_FLAGS } from './helpers/browser.js';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
 import { LiveRun } from './helpers/liveRun.js';
 
-/** Debian's chromium package (apt-get install chromium; .ci/run installs it). */
-const CHROMIUM = '/usr/bin/chromium';
-/** Without these, Chromium reaches out to Google's services at start. */
-const OFFLINE_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const ARTIFACTS = fileURLToPath(new URL('./.artifacts/', import.meta.url));
 
 let k: TestKiln;
@@ -75,7 +63,7 @@ beforeAll(async () => {
   await live.finish();
 
   profile = await mkdtemp(path.join(tmpdir(), 'kiln-chromium-'));
-  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: OFFLINE_FLAGS, viewport: { width: 1280, height: 800 } });
+  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 1280, height: 800 } });
   const origin = new URL(k.url).origin;
   await context.route('**/*', (route) => {
     const url = route.request().url();
