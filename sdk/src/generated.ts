@@ -18,7 +18,8 @@ export type ExecutionTrigger =
   | 'MANUAL'
   | 'RETRY'
   | 'SCHEDULE'
-  | 'SUBMIT';
+  | 'SUBMIT'
+  | 'WEBHOOK';
 
 /** CREATED or UPDATED by a submit, PAUSED, RESUMED, DELETED. */
 export type JobChange =
