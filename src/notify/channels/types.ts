@@ -1,0 +1,63 @@
+import type { NotifyChannelName, NotifyEvent, NotifyRule } from '../../jobfile/types.js';
+
+/**
+ * What a delivery carries (docs/design.md#notifications): the webhook body as it is sent, and what
+ * Slack messages and mails are rendered from. Timestamps are ISO-8601 UTC strings.
+ */
+export interface NotifyPayload {
+  delivery_id: string;
+  /** The most specific event the rule matched. */
+  event: NotifyEvent;
+  /** Every event of the rule this occurrence matched. */
+  events: NotifyEvent[];
+  job: { id: string; name: string };
+  /** Absent for `missed`. */
+  execution?: {
+    id: string;
+    status: string;
+    exit_code: number | null;
+    error: string | null;
+    started_at: string | null;
+    finished_at: string | null;
+    /** `<public>/executions/<id>`: KILN_PUBLIC_URL, or http://HOST:PORT. */
+    url: string;
+  };
+  /** `missed` only: the fire times grouped into this delivery. */
+  missed?: { count: number; first_fire_at: string; last_fire_at: string };
+  occurred_at: string;
+}
+
+/** One delivery, claimed by a sender for one attempt. */
+export interface DeliveryToSend {
+  /** The delivery id: X-Kiln-Delivery, the mail's Message-ID. The same on every attempt. */
+  id: string;
+  owner: string;
+  jobId: string;
+  executionId: string | null;
+  event: NotifyEvent;
+  channel: NotifyChannelName;
+  ruleIndex: number;
+  payload: NotifyPayload;
+  /** 1-based: this attempt's number. */
+  attempt: number;
+  /** The rule as the job has it now (its channel's settings). */
+  rule: NotifyRule;
+}
+
+/**
+ * How one attempt went. `permanent`: trying again cannot help (a 4xx other than 408/429, a refused
+ * target, a missing secret); otherwise a failure is retried with backoff.
+ */
+export interface SendResult {
+  ok: boolean;
+  permanent: boolean;
+  responseCode: number | null;
+  /** Why it failed, for people (the sender masks and caps it); null when ok. */
+  error: string | null;
+}
+
+/** A way to deliver; one per channel name, shared by every delivery of a process. */
+export interface Channel {
+  /** Never throws for a delivery's own problems: those are a SendResult. `signal` aborts at shutdown or timeout. */
+  send(d: DeliveryToSend, signal: AbortSignal): Promise<SendResult>;
+}
