@@ -8,7 +8,7 @@ import type { Sql } from '../util/sql.js';
 export const NOTIFY_CHANNEL = 'kiln_notify';
 
 /** An ISO-8601 UTC text with milliseconds, as the API shows times. */
-const iso = (ts: string) => `to_char(${ts} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+export const iso = (ts: string) => `to_char(${ts} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /** The execution part of a payload, from a relation `x` with the executions' columns. */
 const EXECUTION_JSON = `jsonb_build_object('id', x.id, 'status', x.status, 'exit_code', x.exit_code, 'error', x.error,

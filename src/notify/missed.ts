@@ -1,0 +1,62 @@
+import type { Sql } from '../util/sql.js';
+import type { JobSpec } from '../jobfile/types.js';
+import type { TickOutcome } from '../schedule/policies.js';
+import { iso, NOTIFY_CHANNEL } from './queue.js';
+
+/** One MISSED or SKIPPED_OVERLAP tick the scheduler just recorded. */
+export interface MissedTick {
+  jobId: string;
+  fireAt: Date;
+  outcome: TickOutcome;
+}
+
+/** Whether a job's file has a rule on `missed`: the scheduler calls {@link queueMissed} for such jobs only. */
+export function wantsMissed(spec: JobSpec): boolean {
+  return spec.notify?.some((rule) => rule.on.includes('missed')) ?? false;
+}
+
+/**
+ * Queues the `missed` notifications of these ticks, in the scheduler's transaction that recorded
+ * them (docs/design.md#notification-missed). Grouped: one delivery per job, rule and channel,
+ * counting the fire times; a PENDING missed delivery of the same job, rule and channel that no
+ * sender has tried yet (attempts = 0) absorbs them instead (count grows, last_fire_at moves), so
+ * a catch-up after ten missed seconds is one message saying 10, not ten messages.
+ *
+ * Safe against the sender: a claim sets attempts to 1 under the row lock; an absorb waiting on
+ * that lock re-reads the row, no longer matches it, and inserts a new delivery. Two scheduler
+ * passes never absorb into the same row at once, since each holds its jobs' rows locked.
+ */
+export async function queueMissed(sql: Sql, ticks: readonly MissedTick[]): Promise<void> {
+  if (ticks.length === 0) return;
+  await sql(
+    `with fired as (
+       select u.job_id, count(*)::int as n, min(u.fire_at) as first_at, max(u.fire_at) as last_at
+         from unnest($1::uuid[], $2::timestamptz[]) as u(job_id, fire_at) group by u.job_id
+     ), targets as (
+       select j.id as job_id, j.owner, j.name, (r.ord - 1)::int as rule_index, ch.channel, kiln_notify_target(r.rule, ch.channel) as target,
+              f.n, f.first_at, f.last_at
+         from fired f
+         join jobs j on j.id = f.job_id and j.definition ? 'notify'
+        cross join lateral jsonb_array_elements(j.definition->'notify') with ordinality as r(rule, ord)
+        cross join (values ('webhook'), ('slack'), ('email')) as ch(channel)
+        where (r.rule->'on') @> '"missed"'::jsonb and r.rule->ch.channel is not null
+     ), absorbed as (
+       update notification_deliveries d
+          set count = d.count + t.n, last_fire_at = t.last_at,
+              payload = jsonb_set(jsonb_set(d.payload, '{missed,count}', to_jsonb(d.count + t.n)), '{missed,last_fire_at}', to_jsonb(${iso('t.last_at')}))
+         from targets t
+        where d.job_id = t.job_id and d.rule_index = t.rule_index and d.channel = t.channel
+          and d.event = 'missed' and d.status = 'PENDING' and d.attempts = 0
+       returning d.job_id, d.rule_index, d.channel
+     )
+     insert into notification_deliveries (owner, job_id, event, rule_index, channel, target, count, first_fire_at, last_fire_at, payload)
+     select t.owner, t.job_id, 'missed', t.rule_index, t.channel, t.target, t.n, t.first_at, t.last_at,
+            jsonb_build_object('event', 'missed', 'events', jsonb_build_array('missed'), 'job', jsonb_build_object('id', t.job_id, 'name', t.name),
+                               'missed', jsonb_build_object('count', t.n, 'first_fire_at', ${iso('t.first_at')}, 'last_fire_at', ${iso('t.last_at')}),
+                               'occurred_at', ${iso('now()')})
+       from targets t
+      where not exists (select 1 from absorbed a where a.job_id = t.job_id and a.rule_index = t.rule_index and a.channel = t.channel)
+     returning pg_notify('${NOTIFY_CHANNEL}', '')`,
+    [ticks.map((t) => t.jobId), ticks.map((t) => t.fireAt.toISOString())],
+  );
+}

@@ -1,0 +1,168 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueMissed } from '../src/notify/missed.js';
+import { TickOutcome } from '../src/schedule/policies.js';
+import { inTransaction } from '../src/util/sql.js';
+import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
+import { sleep, submit, ticksOf } from './helpers/ledger.js';
+
+/** Issue 14, item 3: missed fire times are notified grouped (docs/design.md#notification-missed). */
+
+interface Received {
+  path: string;
+  at: number;
+  event: string | undefined;
+  delivery: string | undefined;
+  body: { event: string; job: { id: string }; missed?: { count: number; first_fire_at: string; last_fire_at: string } };
+}
+
+/** A webhook receiver on 127.0.0.1 that answers 200 and keeps what it was sent. */
+async function startReceiver(): Promise<{ server: Server; url: string; received: Received[] }> {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (b: Buffer) => parts.push(b));
+    req.on('end', () => {
+      received.push({
+        path: req.url ?? '',
+        at: Date.now(),
+        event: req.headers['x-kiln-event'] as string | undefined,
+        delivery: req.headers['x-kiln-delivery'] as string | undefined,
+        body: JSON.parse(Buffer.concat(parts).toString('utf8')),
+      });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received };
+}
+
+const missedRules = (url: string) =>
+  [
+    '    notify:',
+    `      - { on: [missed], webhook: { url: "${url}/a" } }`,
+    `      - { on: [failed, missed], webhook: { url: "${url}/b" }, email: [oncall@example.com] }`,
+  ].join('\n');
+
+describe('missed notifications (issue 14, item 3)', () => {
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  beforeAll(async () => {
+    receiver = await startReceiver();
+  });
+  afterAll(async () => {
+    await new Promise((r) => receiver?.server.close(r));
+  });
+
+  describe('queueing', () => {
+    let k: TestKiln;
+    let jobId: string;
+    let quietId: string;
+    const rows = async () =>
+      (
+        await k.kiln.deps.pool.query<{ id: string; rule_index: number; channel: string; count: number; first_fire_at: Date; last_fire_at: Date; payload: Received['body'] }>(
+          `select id, rule_index, channel, count, first_fire_at, last_fire_at, payload from notification_deliveries
+            where job_id = $1 order by rule_index, channel, created_at`,
+          [jobId],
+        )
+      ).rows;
+    const queue = (id: string, seconds: number[]) =>
+      inTransaction(k.kiln.deps.pool, (sql) =>
+        queueMissed(sql, seconds.map((s) => ({ jobId: id, fireAt: new Date(Date.UTC(2030, 0, 1, 0, 0, s)), outcome: TickOutcome.MISSED }))),
+      );
+
+    beforeAll(async () => {
+      // No worker: nothing sends, so every delivery stays as queued.
+      k = await startTestKiln({ worker: false, env: { KILN_WEBHOOK_ALLOW: '127.0.0.1/32' } });
+      const token = await k.token('alice');
+      const far = (name: string, extra: string) => `  - name: ${name}\n    schedule: "0 0 1 1 *"\n    steps: [{run: "true"}]\n${extra}\n`;
+      [jobId, quietId] = await submit(k.gql, token, `jobs:\n${far('Watched', missedRules(receiver.url))}${far('Quiet', '    notify: [{ on: [failed], email: [a@example.com] }]')}`);
+    });
+    afterAll(async () => {
+      await k?.stop();
+    });
+
+    it('groups missed ticks into one PENDING delivery per rule and channel until a sender tries it', async () => {
+      await queue(jobId, [0, 1, 2]);
+      let r = await rows();
+      expect(r.map((d) => [d.rule_index, d.channel, d.count])).toEqual([
+        [0, 'webhook', 3],
+        [1, 'email', 3],
+        [1, 'webhook', 3],
+      ]);
+      expect(r[0]!.payload.missed).toEqual({ count: 3, first_fire_at: '2030-01-01T00:00:00.000Z', last_fire_at: '2030-01-01T00:00:02.000Z' });
+
+      await queue(jobId, [3, 4]);
+      r = await rows();
+      expect(r.map((d) => d.count)).toEqual([5, 5, 5]);
+      expect(r[0]!.payload.missed).toEqual({ count: 5, first_fire_at: '2030-01-01T00:00:00.000Z', last_fire_at: '2030-01-01T00:00:04.000Z' });
+      expect(r[0]!.last_fire_at.toISOString()).toBe('2030-01-01T00:00:04.000Z');
+
+      // A sender claimed rule 0's webhook delivery: the next ticks start a delivery of their own.
+      await k.kiln.deps.pool.query(`update notification_deliveries set attempts = 1 where id = $1`, [r[0]!.id]);
+      await queue(jobId, [5]);
+      r = await rows();
+      expect(r.map((d) => [d.rule_index, d.channel, d.count])).toEqual([
+        [0, 'webhook', 5],
+        [0, 'webhook', 1],
+        [1, 'email', 6],
+        [1, 'webhook', 6],
+      ]);
+      expect(r[1]!.payload.missed).toEqual({ count: 1, first_fire_at: '2030-01-01T00:00:05.000Z', last_fire_at: '2030-01-01T00:00:05.000Z' });
+    });
+
+    it('queues nothing for a job without a missed rule', async () => {
+      await queue(quietId, [0, 1]);
+      const { rows: quiet } = await k.kiln.deps.pool.query(`select 1 from notification_deliveries where job_id = $1`, [quietId]);
+      expect(quiet).toEqual([]);
+    });
+  });
+
+  describe('a per-second job with misfire: skip and the scheduler stopped for 10 s', () => {
+    const ENV = { KILN_EXECUTOR: 'noop', KILN_MISFIRE_GRACE_MS: '1500', KILN_WEBHOOK_ALLOW: '127.0.0.1/32' };
+    let first: TestKiln;
+    let second: TestKiln;
+    let jobId: string;
+    let backAt = 0;
+    let stoppedAt = 0;
+
+    beforeAll(async () => {
+      first = await startTestKiln({ env: ENV });
+      const token = await first.token('alice');
+      const yaml = `jobs:\n  - name: EverySecond\n    schedule: "*/1 * * * * *"\n    misfire: skip\n    steps: [{run: "true"}]\n${missedRules(receiver.url)}\n`;
+      [jobId] = await submit(first.gql, token, yaml);
+      await sleep(2_500);
+      stoppedAt = Date.now();
+      await first.kiln.stop();
+      await sleep(10_000);
+      second = await startTestKiln({ env: ENV, databaseUrl: first.databaseUrl });
+      backAt = Date.now();
+    }, 60_000);
+    afterAll(async () => {
+      await second?.stop();
+      await first?.stop().catch(() => {});
+    });
+
+    it('sends one missed notification per rule, counting the missed seconds, within 5 s', async () => {
+      const sinceBack = () => receiver.received.filter((m) => m.at >= stoppedAt && m.body.job.id === jobId);
+      await waitFor(async () => (sinceBack().length >= 2 ? true : undefined), 5_000, 'a missed notification to each rule');
+      // No second one follows for the same outage.
+      await sleep(2_000);
+      const got = sinceBack();
+      expect(got.map((m) => m.path).sort()).toEqual(['/a', '/b']);
+      expect(got.every((m) => m.event === 'missed' && m.body.event === 'missed')).toBe(true);
+      expect(new Set(got.map((m) => m.delivery)).size).toBe(2);
+      expect(Math.max(...got.map((m) => m.at)) - backAt).toBeLessThan(5_000);
+
+      // The count is what the ledger recorded: every MISSED tick of the outage, in one delivery.
+      const missed = (await ticksOf(second.kiln.deps.pool, jobId)).filter((t) => t.outcome === 'MISSED');
+      for (const m of got) {
+        expect(m.body.missed!.count).toBe(missed.length);
+        expect(m.body.missed!.count).toBeGreaterThanOrEqual(8);
+        expect(m.body.missed!.count).toBeLessThanOrEqual(13);
+        expect(m.body.missed!.first_fire_at).toBe(new Date(missed[0]!.fire_time).toISOString());
+        expect(m.body.missed!.last_fire_at).toBe(new Date(missed.at(-1)!.fire_time).toISOString());
+      }
+    });
+  });
+});
