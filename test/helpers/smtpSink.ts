@@ -18,8 +18,8 @@ export interface SmtpSink {
   url: string;
   /** Messages answered 250, in order. */
   mails: SinkMail[];
-  /** Every DATA the sink answered, with the code it answered. */
-  answered: number[];
+  /** Every DATA the sink answered: its recipients and the code it answered. */
+  answered: Array<{ to: string[]; code: number }>;
   /** Resolves once `count` messages were accepted; rejects after `timeoutMs`. */
   waitForMails(count: number, timeoutMs: number): Promise<SinkMail[]>;
   stop(): Promise<void>;
@@ -27,12 +27,12 @@ export interface SmtpSink {
 
 /**
  * A real SMTP server on 127.0.0.1 (smtp-server), plain text, no auth, that keeps what it is sent.
- * `answer(n)` gives the reply code to the n-th DATA (1-based): 250 accepts, a 4xx or 5xx refuses
- * the message with that code. Accepts everything by default.
+ * `answer(to, n)` gives the reply code to a DATA for these recipients, the n-th for them (1-based):
+ * 250 accepts, a 4xx or 5xx refuses the message with that code. Accepts everything by default.
  */
-export async function startSmtpSink(opts: { answer?: (n: number) => number } = {}): Promise<SmtpSink> {
+export async function startSmtpSink(opts: { answer?: (to: string[], n: number) => number } = {}): Promise<SmtpSink> {
   const mails: SinkMail[] = [];
-  const answered: number[] = [];
+  const answered: SmtpSink['answered'] = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS', 'AUTH'],
@@ -41,15 +41,17 @@ export async function startSmtpSink(opts: { answer?: (n: number) => number } = {
       const parts: Buffer[] = [];
       stream.on('data', (b: Buffer) => parts.push(b));
       stream.on('end', () => {
-        const code = opts.answer?.(answered.length + 1) ?? 250;
-        answered.push(code);
+        const to = session.envelope.rcptTo.map((r) => r.address);
+        const n = answered.filter((a) => a.to.join() === to.join()).length + 1;
+        const code = opts.answer?.(to, n) ?? 250;
+        answered.push({ to, code });
         if (code !== 250) {
           done(Object.assign(new Error(code < 500 ? 'try again later' : 'mailbox unavailable'), { responseCode: code }));
           return;
         }
         const raw = Buffer.concat(parts).toString('utf8');
         const from = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
-        mails.push({ from, to: session.envelope.rcptTo.map((r) => r.address), raw, ...readSinglePart(raw) });
+        mails.push({ from, to, raw, ...readSinglePart(raw) });
         done();
       });
     },

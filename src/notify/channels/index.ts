@@ -1,9 +1,11 @@
 import type pg from 'pg';
 import type { NotifySettings } from '../../config/notify.js';
 import type { NotifyChannelName } from '../../jobfile/types.js';
+import type { ArtifactStore } from '../../storage/ArtifactStore.js';
 import type { Log } from '../../util/log.js';
 import type { TargetGuard } from '../targetGuard.js';
 import type { Channel, SendResult } from './types.js';
+import { createEmailChannel } from './email.js';
 import { createSlackChannel } from './slack.js';
 import { createWebhookChannel } from './webhook.js';
 
@@ -22,6 +24,8 @@ export interface ChannelDeps {
   /** Checks and pins where an HTTP target resolves (webhook, Slack). */
   guard: TargetGuard;
   log: Log;
+  /** Where archived logs are: a mail quotes the last lines of a log whose chunks were pruned. */
+  store: ArtifactStore;
 }
 
 /** A channel that cannot deliver at all in this build or configuration: every delivery fails for good. */
@@ -35,7 +39,6 @@ export function createChannels(config: ChannelConfig, deps: ChannelDeps): Record
   return {
     webhook: createWebhookChannel(config, deps),
     slack: createSlackChannel(config, deps),
-    // The email channel (channels/email.ts, createEmailChannel(config, deps)) takes this slot.
-    email: unavailableChannel('email channel not available'),
+    email: createEmailChannel(config, deps),
   };
 }

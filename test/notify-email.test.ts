@@ -1,0 +1,117 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderLine } from '../src/logs/archive.js';
+import { MASK } from '../src/logs/mask.js';
+import { requireDocker } from './helpers/docker.js';
+import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
+import { jobYaml, logsOf, submitJob, waitForEnd } from './helpers/runner.js';
+import { startSmtpSink, type SmtpSink } from './helpers/smtpSink.js';
+
+/** Issue 14, item 4: failure mails through SMTP (docs/design.md#notification-email). */
+const DEPLOY_TOKEN = 'dtok-9b31f0c4a7e2';
+const ONCALL = 'oncall@example.com';
+const FLAKY = 'flaky@example.com';
+const GONE = 'gone@example.com';
+
+interface DeliveryRow {
+  channel: string;
+  target: string;
+  status: string;
+  attempts: number;
+  response_code: number | null;
+  last_error: string | null;
+  tries: Array<{ attempt: number; response_code: number | null }>;
+}
+
+describe('email notifications (issue 14, item 4)', () => {
+  let sink: SmtpSink;
+  let k: TestKiln;
+  let alice: string;
+  let jobId: string;
+  let executionId: string;
+
+  const deliveries = async () =>
+    (
+      await k.kiln.deps.pool.query<DeliveryRow>(
+        `select d.channel, d.target, d.status, d.attempts, d.response_code, d.last_error,
+                coalesce((select json_agg(json_build_object('attempt', a.attempt, 'response_code', a.response_code) order by a.attempt)
+                            from notification_attempts a where a.delivery_id = d.id), '[]') as tries
+           from notification_deliveries d where d.job_id = $1 order by d.rule_index`,
+        [jobId],
+      )
+    ).rows;
+
+  beforeAll(async () => {
+    await requireDocker();
+    // The relay is up for the first address, refuses the second once with 451, the third for good with 550.
+    sink = await startSmtpSink({ answer: (to, n) => (to.includes(GONE) ? 550 : to.includes(FLAKY) && n === 1 ? 451 : 250) });
+    k = await startTestKiln({ env: { KILN_SMTP_URL: sink.url, KILN_SMTP_FROM: 'kiln@ci.example.com' } });
+    alice = await k.token('alice');
+    await k.gql(`mutation($n: String!, $v: String!) { setSecret(name: $n, value: $v) { name } }`, { n: 'DEPLOY_TOKEN', v: DEPLOY_TOKEN }, alice);
+    const yaml = jobYaml(
+      'NightlyDeploy',
+      ['for i in $(seq 1 30); do echo "deploy line $i"; done', 'echo "using token $DEPLOY_TOKEN"; exit 3'],
+      [
+        'secrets: [DEPLOY_TOKEN]',
+        'notify:',
+        `  - { on: [failed], email: [${ONCALL}] }`,
+        `  - { on: [failed, fixed], email: [${FLAKY}] }`,
+        `  - { on: [first_failure], email: [${GONE}] }`,
+      ],
+    );
+    ({ jobId, executionId } = await submitJob(k, alice, yaml));
+    const end = await waitForEnd(k, alice, executionId, 90_000);
+    expect(end.status).toBe('FAILED');
+  }, 120_000);
+
+  afterAll(async () => {
+    await k?.stop();
+    await sink?.stop();
+  });
+
+  it('sends one mail for the failure with the job, the execution link and the last 20 log lines, the secret masked', async () => {
+    const [mail] = await sink.waitForMails(1, 15_000);
+    // A little longer: no second mail follows.
+    await new Promise((r) => setTimeout(r, 1500));
+    const toOncall = sink.mails.filter((m) => m.to.includes(ONCALL));
+    expect(toOncall).toHaveLength(1);
+    expect(mail!.from).toBe('kiln@ci.example.com');
+    expect(mail!.headers.get('subject')).toBe('[Kiln] NightlyDeploy: failed');
+    expect(mail!.headers.get('message-id')).toMatch(/^<[0-9a-f-]{36}@kiln>$/);
+    const text = mail!.text;
+    expect(text).toContain(`NightlyDeploy (${jobId})`);
+    expect(text).toContain(`${k.url}/executions/${executionId}`);
+    expect(text).toMatch(/Status:\s+FAILED, exit code 3/);
+    const logs = await logsOf(k, alice, executionId);
+    const last20 = logs.slice(-20).map((l) => `  ${renderLine({ stream: l.stream as never, text: l.text })}`);
+    expect(logs.length).toBeGreaterThan(20);
+    expect(text).toContain(['Last 20 log lines:', '', ...last20].join('\n'));
+    expect(text).toContain(`using token ${MASK}`);
+    expect(mail!.raw).not.toContain(DEPLOY_TOKEN);
+    expect(text).not.toContain(DEPLOY_TOKEN);
+    expect(text).not.toContain('deploy line 1\n');
+  });
+
+  it('retries a 451 and delivers on attempt 2; fails a 550 after one attempt', async () => {
+    const rows = await waitFor(
+      async () => {
+        const r = await deliveries();
+        return r.length === 3 && r.every((d) => d.status !== 'PENDING') ? r : undefined;
+      },
+      20_000,
+      'the three deliveries to settle',
+    );
+    expect(rows.map((d) => [d.target, d.status, d.attempts, d.response_code])).toEqual([
+      [ONCALL, 'DELIVERED', 1, 250],
+      [FLAKY, 'DELIVERED', 2, 250],
+      [GONE, 'FAILED', 1, 550],
+    ]);
+    expect(rows[1]!.tries).toEqual([
+      { attempt: 1, response_code: 451 },
+      { attempt: 2, response_code: 250 },
+    ]);
+    expect(rows[2]!.last_error).toContain('550');
+    // The sink saw exactly that: the flaky address twice, the gone one once.
+    expect(sink.answered.map((a) => `${a.to.join()} ${a.code}`).sort()).toEqual([`${FLAKY} 250`, `${FLAKY} 451`, `${GONE} 550`, `${ONCALL} 250`]);
+    expect(sink.mails.filter((m) => m.to.includes(FLAKY))).toHaveLength(1);
+  });
+});
