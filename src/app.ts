@@ -258,6 +258,7 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
         tickRetentionMs: config.tickRetentionMs,
         metrics,
         gate: gate ?? undefined,
+        notify: { settings: config.notify, publicUrl: config.web.publicUrl ?? `http://${config.host}:${config.port}` },
       });
       // A stop asked for while it started: its drain begins now.
       if (opts.stopRequest?.requested) void stopWorker(opts.stopRequest.graceMs ?? config.shutdownGraceMs);

@@ -1,24 +1,7 @@
 import nodemailer from 'nodemailer';
-import type pg from 'pg';
 import { lastLogLines } from '../../logs/lastLines.js';
-import { SecretMasker } from '../../logs/mask.js';
-import type { ArtifactStore } from '../../storage/ArtifactStore.js';
 import { MAIL_LOG_LINES, renderMail } from './emailMessage.js';
-import type { NotifySettings } from '../../config/notify.js';
-import type { Channel, DeliveryToSend, SendResult } from './types.js';
-
-/** The part of the channels' configuration (ChannelConfig) mail needs. */
-export interface EmailConfig {
-  notify: Pick<NotifySettings, 'smtpUrl' | 'smtpFrom'>;
-}
-
-/** What the email channel reads (ChannelDeps gives it): the log, in Postgres or archived, and the owner's secrets. */
-export interface EmailDeps {
-  pool: pg.Pool;
-  store: ArtifactStore;
-  /** The plain value of `owner`'s stored secret `name`; undefined when it is not stored. */
-  secret(owner: string, name: string): Promise<string | undefined>;
-}
+import type { Channel, ChannelConfig, ChannelDeps, DeliveryToSend, SendResult } from './types.js';
 
 /** Every email delivery while KILN_SMTP_URL is unset: a permanent failure that says why. */
 const NOT_CONFIGURED: SendResult = { ok: false, permanent: true, responseCode: null, error: 'KILN_SMTP_URL is not set' };
@@ -32,7 +15,7 @@ const SMTP_TIMEOUT_MS = 10_000;
  * delivery sent again after a crash is the same message to every mail system that deduplicates.
  * A 4xx reply is temporary (the sender retries with backoff), a 5xx permanent.
  */
-export function createEmailChannel(config: EmailConfig, deps: EmailDeps): Channel {
+export function createEmailChannel(config: ChannelConfig, deps: ChannelDeps): Channel {
   const { smtpUrl, smtpFrom } = config.notify;
   if (smtpUrl === null) return { send: async () => NOT_CONFIGURED };
   // Not pooled: one connection per message, so a relay that drops idle connections costs nothing.
@@ -47,8 +30,8 @@ export function createEmailChannel(config: EmailConfig, deps: EmailDeps): Channe
       const addresses = d.rule.email ?? [];
       if (addresses.length === 0) return { ok: false, permanent: true, responseCode: null, error: 'the rule names no email address' };
       const lines = d.executionId === null ? [] : await lastLogLines(deps.pool, deps.store, d.executionId, MAIL_LOG_LINES);
-      const masker = await ownerMasker(deps, d.owner);
-      const mail = renderMail(d.payload, lines, (text) => masker?.line(text) ?? text);
+      const error = d.payload.execution?.error ?? null;
+      const mail = renderMail(d.payload, lines, error === null ? null : await deps.mask(d.owner, error));
       const sent = transport.sendMail({
         from: smtpFrom,
         to: addresses,
@@ -67,13 +50,6 @@ export function createEmailChannel(config: EmailConfig, deps: EmailDeps): Channe
       }
     },
   };
-}
-
-/** A masker for every secret the owner stores (an error text may quote any of them), or null. */
-async function ownerMasker(deps: EmailDeps, owner: string): Promise<SecretMasker | null> {
-  const { rows } = await deps.pool.query<{ name: string }>(`select name from secrets where owner = $1`, [owner]);
-  const values = await Promise.all(rows.map((r) => deps.secret(owner, r.name)));
-  return SecretMasker.inSlices(values.filter((v) => v !== undefined));
 }
 
 /** How a refused or broken SMTP conversation ends: 4xx and network errors retry, 5xx is final. */

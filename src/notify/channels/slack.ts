@@ -1,6 +1,5 @@
-import type { ChannelConfig, ChannelDeps } from './index.js';
 import { postJson } from './httpPost.js';
-import type { Channel, NotifyPayload } from './types.js';
+import type { Channel, ChannelConfig, ChannelDeps, NotifyPayload } from './types.js';
 
 const HEADLINES: Readonly<Record<string, string>> = {
   failed: 'failed',

@@ -1,4 +1,9 @@
+import type pg from 'pg';
+import type { NotifySettings } from '../../config/notify.js';
 import type { NotifyChannelName, NotifyEvent, NotifyRule } from '../../jobfile/types.js';
+import type { ArtifactStore } from '../../storage/ArtifactStore.js';
+import type { Log } from '../../util/log.js';
+import type { TargetGuard } from '../targetGuard.js';
 
 /**
  * What a delivery carries (docs/design.md#notifications): the webhook body as it is sent, and what
@@ -60,4 +65,25 @@ export interface SendResult {
 export interface Channel {
   /** Never throws for a delivery's own problems: those are a SendResult. `signal` aborts at shutdown or timeout. */
   send(d: DeliveryToSend, signal: AbortSignal): Promise<SendResult>;
+}
+
+/** What every channel is configured with. */
+export interface ChannelConfig {
+  notify: NotifySettings;
+  /** Where people reach Kiln: KILN_PUBLIC_URL, or http://HOST:PORT (links in messages). */
+  publicUrl: string;
+}
+
+/** What channels use at send time. */
+export interface ChannelDeps {
+  pool: pg.Pool;
+  /** The plain value of `owner`'s stored secret `name`; undefined when it is not stored. */
+  secret(owner: string, name: string): Promise<string | undefined>;
+  /** Checks and pins where an HTTP target resolves (webhook, Slack). */
+  guard: TargetGuard;
+  log: Log;
+  /** Where archived logs are: a mail quotes the last lines of a log whose chunks were pruned. */
+  store: ArtifactStore;
+  /** `text` with every secret `owner` stores masked (texts Kiln did not mask when it wrote them). */
+  mask(owner: string, text: string): Promise<string>;
 }

@@ -1,7 +1,6 @@
 import { createHmac } from 'node:crypto';
-import type { ChannelConfig, ChannelDeps } from './index.js';
 import { postJson } from './httpPost.js';
-import type { Channel } from './types.js';
+import type { Channel, ChannelConfig, ChannelDeps } from './types.js';
 
 /** `sha256=` and the hex HMAC-SHA256 of `body` keyed by `secret`: GitHub's form, which receivers already check. */
 export function signBody(secret: string, body: Buffer): string {
