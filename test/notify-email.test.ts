@@ -11,6 +11,7 @@ const DEPLOY_TOKEN = 'dtok-9b31f0c4a7e2';
 const ONCALL = 'oncall@example.com';
 const FLAKY = 'flaky@example.com';
 const GONE = 'gone@example.com';
+const PUBLIC_URL = 'http://localhost:4173';
 
 interface DeliveryRow {
   channel: string;
@@ -44,7 +45,7 @@ describe('email notifications (issue 14, item 4)', () => {
     await requireDocker();
     // The relay is up for the first address, refuses the second once with 451, the third for good with 550.
     sink = await startSmtpSink({ answer: (to, n) => (to.includes(GONE) ? 550 : to.includes(FLAKY) && n === 1 ? 451 : 250) });
-    k = await startTestKiln({ env: { KILN_SMTP_URL: sink.url, KILN_SMTP_FROM: 'kiln@ci.example.com' } });
+    k = await startTestKiln({ env: { KILN_SMTP_URL: sink.url, KILN_SMTP_FROM: 'kiln@ci.example.com', KILN_PUBLIC_URL: PUBLIC_URL } });
     alice = await k.token('alice');
     await k.gql(`mutation($n: String!, $v: String!) { setSecret(name: $n, value: $v) { name } }`, { n: 'DEPLOY_TOKEN', v: DEPLOY_TOKEN }, alice);
     const yaml = jobYaml(
@@ -79,7 +80,7 @@ describe('email notifications (issue 14, item 4)', () => {
     expect(mail!.headers.get('message-id')).toMatch(/^<[0-9a-f-]{36}@kiln>$/);
     const text = mail!.text;
     expect(text).toContain(`NightlyDeploy (${jobId})`);
-    expect(text).toContain(`${k.url}/executions/${executionId}`);
+    expect(text).toContain(`Execution: ${PUBLIC_URL}/executions/${executionId}`);
     expect(text).toMatch(/Status:\s+FAILED, exit code 3/);
     const logs = await logsOf(k, alice, executionId);
     const last20 = logs.slice(-20).map((l) => `  ${renderLine({ stream: l.stream as never, text: l.text })}`);

@@ -1,7 +1,14 @@
 import type { Sql } from '../util/sql.js';
 import type { JobSpec } from '../jobfile/types.js';
 import type { TickOutcome } from '../schedule/policies.js';
-import { iso, NOTIFY_CHANNEL } from './queue.js';
+import { iso } from './queue.js';
+
+/**
+ * How long a new missed delivery waits before its first try, absorbing the missed ticks that
+ * follow: the fire times a slow restart keeps missing or skipping for a few more seconds join the
+ * outage's message instead of making one each. The sender's 1 s poll picks it up when due.
+ */
+export const MISSED_HOLD_MS = 2000;
 
 /** One MISSED or SKIPPED_OVERLAP tick the scheduler just recorded. */
 export interface MissedTick {
@@ -20,7 +27,8 @@ export function wantsMissed(spec: JobSpec): boolean {
  * them (docs/design.md#notification-missed). Grouped: one delivery per job, rule and channel,
  * counting the fire times; a PENDING missed delivery of the same job, rule and channel that no
  * sender has tried yet (attempts = 0) absorbs them instead (count grows, last_fire_at moves), so
- * a catch-up after ten missed seconds is one message saying 10, not ten messages.
+ * a catch-up after ten missed seconds is one message saying 10, not ten messages. A new one is
+ * held MISSED_HOLD_MS before it is due, so what follows within that time joins it.
  *
  * Safe against the sender: a claim sets attempts to 1 under the row lock; an absorb waiting on
  * that lock re-reads the row, no longer matches it, and inserts a new delivery. Two scheduler
@@ -49,14 +57,14 @@ export async function queueMissed(sql: Sql, ticks: readonly MissedTick[]): Promi
           and d.event = 'missed' and d.status = 'PENDING' and d.attempts = 0
        returning d.job_id, d.rule_index, d.channel
      )
-     insert into notification_deliveries (owner, job_id, event, rule_index, channel, target, count, first_fire_at, last_fire_at, payload)
+     insert into notification_deliveries (owner, job_id, event, rule_index, channel, target, count, first_fire_at, last_fire_at, payload, next_attempt_at)
      select t.owner, t.job_id, 'missed', t.rule_index, t.channel, t.target, t.n, t.first_at, t.last_at,
             jsonb_build_object('event', 'missed', 'events', jsonb_build_array('missed'), 'job', jsonb_build_object('id', t.job_id, 'name', t.name),
                                'missed', jsonb_build_object('count', t.n, 'first_fire_at', ${iso('t.first_at')}, 'last_fire_at', ${iso('t.last_at')}),
-                               'occurred_at', ${iso('now()')})
+                               'occurred_at', ${iso('now()')}),
+            now() + $3 * interval '1 millisecond'
        from targets t
-      where not exists (select 1 from absorbed a where a.job_id = t.job_id and a.rule_index = t.rule_index and a.channel = t.channel)
-     returning pg_notify('${NOTIFY_CHANNEL}', '')`,
-    [ticks.map((t) => t.jobId), ticks.map((t) => t.fireAt.toISOString())],
+      where not exists (select 1 from absorbed a where a.job_id = t.job_id and a.rule_index = t.rule_index and a.channel = t.channel)`,
+    [ticks.map((t) => t.jobId), ticks.map((t) => t.fireAt.toISOString()), MISSED_HOLD_MS],
   );
 }
