@@ -13,7 +13,7 @@ import type { Log } from '../util/log.js';
 export interface NotifyRoleOptions {
   settings: NotifySettings;
   /** KILN_PUBLIC_URL, or http://HOST:PORT: the base of execution links. */
-  publicUrl: string;
+  publicUrl: () => string;
 }
 
 /** The values of `owner`'s stored secrets (all of them, or those named). */
@@ -46,7 +46,7 @@ export async function startNotifySender(o: {
 }): Promise<{ stop(): Promise<void> }> {
   const guard = createTargetGuard(o.notify.settings.webhookAllow);
   const channels = createChannels(
-    { notify: o.notify.settings, publicUrl: o.notify.publicUrl },
+    { notify: o.notify.settings, publicUrl: o.notify.publicUrl() },
     { pool: o.pool, guard, log: o.log, secret: async (owner, name) => (await ownerSecrets(o.pool, o.secretBox, owner, name)).get(name) },
   );
   const sender = new NotifySender({
