@@ -20,7 +20,7 @@ export class Migration20261211000000_notifications extends Migration {
         `constraint "notification_deliveries_once" unique ("execution_id", "rule_index", "channel", "event"));`,
     );
     this.addSql(`create index "notification_deliveries_due_index" on "notification_deliveries" ("next_attempt_at") where "status" = 'PENDING';`);
-    this.addSql(`create index "notification_deliveries_job_index" on "notification_deliveries" ("job_id", "created_at" desc, "id");`);
+    this.addSql(`create index "notification_deliveries_job_index" on "notification_deliveries" ("job_id", "created_at" desc, "id" desc);`);
     this.addSql(
       `create table "notification_attempts" ("delivery_id" uuid not null references "notification_deliveries" ("id") on delete cascade, ` +
         `"attempt" int not null, "started_at" timestamptz not null, "duration_ms" int not null, "response_code" int null, "error" text null, ` +

@@ -137,7 +137,8 @@ function lintRule(r: Reader, field: Field, policy: TargetPolicy | undefined): No
   if (slack !== undefined) rule.slack = lintSlack(r, slack, policy);
   const email = given(fields, 'email');
   if (email !== undefined) rule.email = lintEmail(r, email);
-  if (webhook === undefined && slack === undefined && email === undefined) {
+  // After an unknown key (a misspelt channel, most likely) that diagnostic says enough.
+  if (webhook === undefined && slack === undefined && email === undefined && r.errorCount === before) {
     r.error(map.range![0], field.path, 'a rule needs at least one channel: webhook, slack or email');
   }
   return r.errorCount === before ? rule : undefined;

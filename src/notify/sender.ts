@@ -19,7 +19,7 @@ export interface NotifySenderOptions {
   pool: pg.Pool;
   channels: Readonly<Record<NotifyChannelName, Channel>>;
   /** Base of the execution links in payloads: KILN_PUBLIC_URL, or http://HOST:PORT. */
-  publicUrl: string;
+  publicUrl: () => string;
   /** How long a claim holds a delivery (KILN_NOTIFY_LEASE_MS): a sender that died is replaced after it. */
   leaseMs: number;
   /** How often it looks for due deliveries without being woken; default 1 s. */
@@ -185,7 +185,7 @@ export class NotifySender {
     const payload: NotifyPayload = {
       delivery_id: row.id,
       ...row.payload,
-      ...(row.payload.execution ? { execution: { ...row.payload.execution, url: `${this.o.publicUrl}/executions/${row.payload.execution.id}` } } : {}),
+      ...(row.payload.execution ? { execution: { ...row.payload.execution, url: `${this.o.publicUrl()}/executions/${row.payload.execution.id}` } } : {}),
     };
     return {
       id: row.id, owner: row.owner, jobId: row.job_id, executionId: row.execution_id, event: row.event, channel: row.channel,

@@ -14,7 +14,7 @@ import type { Log } from '../util/log.js';
 export interface NotifyRoleOptions {
   settings: NotifySettings;
   /** KILN_PUBLIC_URL, or http://HOST:PORT: the base of execution links. */
-  publicUrl: string;
+  publicUrl: () => string;
 }
 
 /** The values of `owner`'s stored secrets (all of them, or those named). */
@@ -49,7 +49,7 @@ export async function startNotifySender(o: {
   const guard = createTargetGuard(o.notify.settings.webhookAllow);
   const mask = async (owner: string, text: string) => SecretMasker.of((await ownerSecrets(o.pool, o.secretBox, owner)).values())?.line(text) ?? text;
   const channels = createChannels(
-    { notify: o.notify.settings, publicUrl: o.notify.publicUrl },
+    { notify: o.notify.settings, publicUrl: o.notify.publicUrl() },
     { pool: o.pool, guard, log: o.log, store: o.store, mask, secret: async (owner, name) => (await ownerSecrets(o.pool, o.secretBox, owner, name)).get(name) },
   );
   const sender = new NotifySender({
