@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderLine } from '../src/logs/archive.js';
 import { MASK } from '../src/logs/mask.js';
+import { createEmailChannel } from '../src/notify/channels/email.js';
+import { renderMail } from '../src/notify/channels/emailMessage.js';
 import { requireDocker } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { jobYaml, logsOf, submitJob, waitForEnd } from './helpers/runner.js';
@@ -114,5 +116,59 @@ describe('email notifications (issue 14, item 4)', () => {
     // The sink saw exactly that: the flaky address twice, the gone one once.
     expect(sink.answered.map((a) => `${a.to.join()} ${a.code}`).sort()).toEqual([`${FLAKY} 250`, `${FLAKY} 451`, `${GONE} 550`, `${ONCALL} 250`]);
     expect(sink.mails.filter((m) => m.to.includes(FLAKY))).toHaveLength(1);
+  });
+
+  it('warns at the email key of a file submitted to a server without KILN_SMTP_URL, whose mails then fail for good', async () => {
+    const plain = await startTestKiln({ databaseUrl: k.databaseUrl, worker: false });
+    try {
+      const yaml = jobYaml('Mailless', ['true'], ['notify:', `  - { on: [failed], email: [${ONCALL}] }`]);
+      const res = await plain.gql(`query($s: String!) { validateJobSpec(spec: $s) { valid diagnostics { line column path severity message } } }`, { s: yaml }, alice);
+      expect(res.data?.validateJobSpec).toEqual({
+        valid: true,
+        diagnostics: [{ line: 4, column: 25, path: 'jobs[0].notify[0].email', severity: 'warning', message: expect.stringContaining('KILN_SMTP_URL is not set') }],
+      });
+      // The server with a relay has nothing to say about the same file.
+      const withMail = await k.gql(`query($s: String!) { validateJobSpec(spec: $s) { valid diagnostics { message } } }`, { s: yaml }, alice);
+      expect(withMail.data?.validateJobSpec).toEqual({ valid: true, diagnostics: [] });
+      const channel = createEmailChannel({ notify: plain.kiln.deps.config.notify, publicUrl: PUBLIC_URL }, {} as never);
+      expect(await channel.send({} as never, new AbortController().signal)).toEqual({ ok: false, permanent: true, responseCode: null, error: 'KILN_SMTP_URL is not set' });
+    } finally {
+      await plain.stop();
+    }
+  });
+});
+
+describe('renderMail', () => {
+  const base = { delivery_id: 'd-1', job: { id: 'j-1', name: 'Nightly' }, occurred_at: '2030-01-01T00:00:12.000Z' };
+  const execution = { id: 'e-1', status: 'TIMED_OUT', exit_code: null, error: 'timed out after 1m', started_at: '2030-01-01T00:00:00.000Z', finished_at: '2030-01-01T00:01:00.000Z', url: 'http://localhost:4173/executions/e-1' };
+
+  it.each([
+    ['timed_out', ['failed', 'timed_out'], '[Kiln] Nightly: timed out'],
+    ['first_failure', ['failed', 'first_failure'], '[Kiln] Nightly: failed (first failure)'],
+    ['fixed', ['fixed'], '[Kiln] Nightly: fixed'],
+  ] as const)('names the job and the event %s in the subject', (event, events, subject) => {
+    const mail = renderMail({ ...base, event, events: [...events], execution }, ['one'], 'masked error');
+    expect(mail.subject).toBe(subject);
+    expect(mail.text).toContain(`Event:     ${events.length > 1 ? `${event} (${events.join(', ')})` : event}`);
+    expect(mail.text).toContain('Error:     masked error');
+    expect(mail.text).toContain('Last 1 log line:\n\n  one\n');
+  });
+
+  it('says how many fire times a missed mail counts, and quotes no log', () => {
+    const missed = { count: 10, first_fire_at: '2030-01-01T00:00:01.000Z', last_fire_at: '2030-01-01T00:00:10.000Z' };
+    const mail = renderMail({ ...base, event: 'missed', events: ['missed'], missed }, [], null);
+    expect(mail.subject).toBe('[Kiln] Nightly: missed 10 fire times');
+    expect(mail.text).toBe(
+      [
+        'Job:          Nightly (j-1)',
+        'Event:        missed',
+        'Missed:       10 fire times',
+        'First missed: 2030-01-01T00:00:01.000Z',
+        'Last missed:  2030-01-01T00:00:10.000Z',
+        '',
+        'Sent by Kiln at 2030-01-01T00:00:12.000Z, delivery d-1.',
+        '',
+      ].join('\n'),
+    );
   });
 });

@@ -1,41 +1,26 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queueMissed } from '../src/notify/missed.js';
 import { TickOutcome } from '../src/schedule/policies.js';
 import { inTransaction } from '../src/util/sql.js';
+import { startHookReceiver, type HookReceiver } from './helpers/hookReceiver.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { sleep, submit, ticksOf } from './helpers/ledger.js';
 
 /** Issue 14, item 3: missed fire times are notified grouped (docs/design.md#notification-missed). */
 
-interface Received {
+interface MissedBody {
+  event: string;
+  job: { id: string };
+  missed?: { count: number; first_fire_at: string; last_fire_at: string };
+}
+
+/** What the receiver got, with when it arrived. */
+interface Arrival {
   path: string;
   at: number;
   event: string | undefined;
   delivery: string | undefined;
-  body: { event: string; job: { id: string }; missed?: { count: number; first_fire_at: string; last_fire_at: string } };
-}
-
-/** A webhook receiver on 127.0.0.1 that answers 200 and keeps what it was sent. */
-async function startReceiver(): Promise<{ server: Server; url: string; received: Received[] }> {
-  const received: Received[] = [];
-  const server = createServer((req, res) => {
-    const parts: Buffer[] = [];
-    req.on('data', (b: Buffer) => parts.push(b));
-    req.on('end', () => {
-      received.push({
-        path: req.url ?? '',
-        at: Date.now(),
-        event: req.headers['x-kiln-event'] as string | undefined,
-        delivery: req.headers['x-kiln-delivery'] as string | undefined,
-        body: JSON.parse(Buffer.concat(parts).toString('utf8')),
-      });
-      res.end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received };
+  body: MissedBody;
 }
 
 const missedRules = (url: string) =>
@@ -46,12 +31,18 @@ const missedRules = (url: string) =>
   ].join('\n');
 
 describe('missed notifications (issue 14, item 3)', () => {
-  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let receiver: HookReceiver;
+  const arrivals: Arrival[] = [];
   beforeAll(async () => {
-    receiver = await startReceiver();
+    receiver = await startHookReceiver();
+    receiver.answer = (_n, r) => {
+      const header = (name: string) => r.headers[name] as string | undefined;
+      arrivals.push({ path: r.path, at: Date.now(), event: header('x-kiln-event'), delivery: header('x-kiln-delivery'), body: r.json });
+      return { status: 200 };
+    };
   });
   afterAll(async () => {
-    await new Promise((r) => receiver?.server.close(r));
+    await receiver?.close();
   });
 
   describe('queueing', () => {
@@ -60,7 +51,7 @@ describe('missed notifications (issue 14, item 3)', () => {
     let quietId: string;
     const rows = async () =>
       (
-        await k.kiln.deps.pool.query<{ id: string; rule_index: number; channel: string; count: number; first_fire_at: Date; last_fire_at: Date; payload: Received['body'] }>(
+        await k.kiln.deps.pool.query<{ id: string; rule_index: number; channel: string; count: number; first_fire_at: Date; last_fire_at: Date; payload: MissedBody }>(
           `select id, rule_index, channel, count, first_fire_at, last_fire_at, payload from notification_deliveries
             where job_id = $1 order by rule_index, channel, created_at`,
           [jobId],
@@ -144,7 +135,7 @@ describe('missed notifications (issue 14, item 3)', () => {
     });
 
     it('sends one missed notification per rule for the outage, counting the missed seconds, within 5 s', async () => {
-      const ofJob = () => receiver.received.filter((m) => m.at >= stoppedAt && m.body.job.id === jobId);
+      const ofJob = () => arrivals.filter((m) => m.at >= stoppedAt && m.body.job.id === jobId);
       await waitFor(async () => (new Set(ofJob().map((m) => m.path)).size === 2 ? true : undefined), 5_000, 'a missed notification to each rule');
       await sleep(3_000);
       const ticks = await ticksOf(second.kiln.deps.pool, jobId);

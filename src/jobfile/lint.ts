@@ -260,6 +260,8 @@ interface FileScope {
   maxSecrets: number;
   /** Which literal notification targets the server allows (KILN_WEBHOOK_ALLOW); undefined where no server is asked. */
   targets: TargetPolicy | undefined;
+  /** A server that cannot send mail (no KILN_SMTP_URL): email rules are warned about. */
+  mailOff: boolean;
 }
 
 function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefined {
@@ -337,7 +339,7 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
   const badge = opt('badge');
   if (badge !== undefined) job.badge = r.boolean(badge);
   const notify = opt('notify');
-  if (notify !== undefined) job.notify = lintNotify(r, notify, scope.targets);
+  if (notify !== undefined) job.notify = lintNotify(r, notify, scope.targets, scope.mailOff);
 
   const steps = opt('steps');
   if (steps === undefined) missing(r, fields, map, path, 'steps', ': a list of steps, each with a "run" command');
@@ -347,10 +349,11 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
 }
 
 /**
- * What a server allows a job file, as lint checks it: the repositories it may clone, and the
- * notification targets it may name (KILN_WEBHOOK_ALLOW; absent: public addresses only).
+ * What a server allows a job file, as lint checks it: the repositories it may clone, the
+ * notification targets it may name (KILN_WEBHOOK_ALLOW; absent: public addresses only), and
+ * whether it sends mail (`mailOff`: no KILN_SMTP_URL).
  */
-export type LintPolicy = RepositoryPolicy & { webhookAllow?: TargetPolicy };
+export type LintPolicy = RepositoryPolicy & { webhookAllow?: TargetPolicy; mailOff?: boolean };
 
 /**
  * Checks the content of a parsed job file against the job file format (docs/design.md#job-file)
@@ -378,7 +381,7 @@ export function lintJobFile(file: ParsedJobFile, policy?: LintPolicy, maxSecrets
     r.error(jobsField.at, 'jobs', `a file may hold at most ${MAX_JOBS_PER_FILE} jobs, found ${list.items.length}`);
   } else {
     const targets = policy === undefined ? undefined : (policy.webhookAllow ?? PUBLIC_ONLY);
-    const scope: FileScope = { names: new Map(), schedules: new Map(), repositories: policy, maxSecrets, targets };
+    const scope: FileScope = { names: new Map(), schedules: new Map(), repositories: policy, maxSecrets, targets, mailOff: policy?.mailOff === true };
     for (const item of r.items(list, jobsField)) {
       const job = lintJob(r, item, scope);
       if (job !== undefined) jobs.push(job);

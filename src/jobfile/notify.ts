@@ -111,7 +111,7 @@ function lintEvents(r: Reader, field: Field): NotifyEvent[] | undefined {
   return events.length === list.items.length ? events : undefined;
 }
 
-function lintRule(r: Reader, field: Field, policy: TargetPolicy | undefined): NotifyRule | undefined {
+function lintRule(r: Reader, field: Field, policy: TargetPolicy | undefined, mailOff: boolean): NotifyRule | undefined {
   const map = r.map(field, 'a mapping with "on" and at least one channel (webhook, slack, email)');
   if (map === undefined) return undefined;
   const before = r.errorCount;
@@ -137,6 +137,7 @@ function lintRule(r: Reader, field: Field, policy: TargetPolicy | undefined): No
   if (slack !== undefined) rule.slack = lintSlack(r, slack, policy);
   const email = given(fields, 'email');
   if (email !== undefined) rule.email = lintEmail(r, email);
+  if (email !== undefined && mailOff) r.warn(email.keyAt, email.path, 'KILN_SMTP_URL is not set on this server: these mails cannot be sent until it is');
   // After an unknown key (a misspelt channel, most likely) that diagnostic says enough.
   if (webhook === undefined && slack === undefined && email === undefined && r.errorCount === before) {
     r.error(map.range![0], field.path, 'a rule needs at least one channel: webhook, slack or email');
@@ -147,12 +148,13 @@ function lintRule(r: Reader, field: Field, policy: TargetPolicy | undefined): No
 /**
  * `notify:` (docs/design.md#notifications): a list of at most MAX_NOTIFY_RULES rules, each with
  * its events and one or more channels. With `policy` (a server's KILN_WEBHOOK_ALLOW), literal
- * targets it refuses are diagnostics at the URL.
+ * targets it refuses are diagnostics at the URL; with `mailOff` (a server without KILN_SMTP_URL),
+ * an email channel is a warning at its key (docs/design.md#notification-email).
  */
-export function lintNotify(r: Reader, field: Field, policy: TargetPolicy | undefined): NotifyRule[] | undefined {
+export function lintNotify(r: Reader, field: Field, policy: TargetPolicy | undefined, mailOff = false): NotifyRule[] | undefined {
   const list = r.list(field, 'a list of rules, each with "on" and a channel');
   if (list === undefined) return undefined;
   if (list.items.length > MAX_NOTIFY_RULES) return void r.error(field.at, field.path, `a job may have at most ${MAX_NOTIFY_RULES} notify rules, found ${list.items.length}`);
-  const rules = r.items(list, field).map((item) => lintRule(r, item, policy));
+  const rules = r.items(list, field).map((item) => lintRule(r, item, policy, mailOff));
   return rules.every((rule) => rule !== undefined) ? rules : undefined;
 }
