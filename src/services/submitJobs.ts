@@ -28,6 +28,7 @@ export function repositoryPolicyOf(config: Deps['config']): JobFilePolicy {
     localRoot: config.runner.gitLocalRoot,
     maxSecrets: config.maxSecretsPerJob,
     webhookAllow: config.notify.webhookAllow,
+    smtp: config.notify.smtpUrl !== null,
   };
 }
 
