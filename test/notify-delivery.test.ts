@@ -119,6 +119,28 @@ describe('notification delivery', () => {
     expect(at('/moved')[0]!.headers['x-kiln-signature-256']).toBeUndefined();
   });
 
+  it('notifies running_longer once while a run outlasts longer_than, and timed_out as the most specific event of its ending', async () => {
+    const yaml = `jobs:\n  - name: Slow\n    timeout: 5s\n    notify:\n      - on: [running_longer]\n        longer_than: 1s\n        webhook: { url: "${receiver.url}/long" }\n      - on: [failed, timed_out]\n        webhook: { url: "${receiver.url}/timeout" }\n    steps: [{run: "sleep 30"}]\n`;
+    const jobId = await runOnce(yaml);
+    await waitFor(async () => (at('/timeout').length === 1 ? true : undefined), 20_000, 'the timed_out delivery');
+    await sleep(2_500); // another sweep: still one running_longer delivery
+    expect(at('/long').map((r) => [r.json.event, r.json.execution.status])).toEqual([['running_longer', 'RUNNING']]);
+    const [ended] = at('/timeout');
+    expect(ended!.json).toMatchObject({ event: 'timed_out', events: ['failed', 'timed_out'], execution: { status: 'TIMED_OUT' } });
+    const { rows } = await k.kiln.deps.pool.query(`select event, rule_index from notification_deliveries where job_id = $1 order by rule_index`, [jobId]);
+    expect(rows).toEqual([{ event: 'running_longer', rule_index: 0 }, { event: 'timed_out', rule_index: 1 }]);
+  });
+
+  it('sends a Slack message to the URL a secret holds, and shows the secret, not the URL, as the target', async () => {
+    const set = await k.gql(`mutation($v: String!) { setSecret(name: "SLACK_URL", value: $v) { name } }`, { v: `${receiver.url}/slack/T000/B000/XXXX` }, token);
+    expect(set.errors).toBeUndefined();
+    const jobId = await runOnce(`jobs:\n  - name: Chatty\n    notify:\n      - on: [failed]\n        slack: { secret: SLACK_URL }\n    steps: [{run: "exit 2"}]\n`);
+    const [message] = await waitFor(async () => (at('/slack/T000/B000/XXXX').length === 1 ? at('/slack/T000/B000/XXXX') : undefined), 20_000, 'the Slack message');
+    expect(message!.json.text).toMatch(/^\*Chatty\* failed\n<http:\/\/127\.0\.0\.1:\d+\/executions\/[0-9a-f-]{36}\|execution> FAILED, exit 2, step "exit 2" exited with code 2$/);
+    const { rows } = await k.kiln.deps.pool.query(`select target from notification_deliveries where job_id = $1`, [jobId]);
+    expect(rows).toEqual([{ target: 'secret SLACK_URL' }]);
+  });
+
   it('a job without notify rules queues nothing', async () => {
     const [jobId] = await submit(k.gql, token, 'jobs:\n  - name: Quiet\n    steps: [{run: "exit 1"}]\n');
     await waitFor(async () => {

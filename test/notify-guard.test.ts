@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postJson } from '../src/notify/channels/httpPost.js';
+import { createTargetGuard } from '../src/notify/targetGuard.js';
+import { parseTargetPolicy } from '../src/util/targetPolicy.js';
 import { startHookReceiver, type HookReceiver } from './helpers/hookReceiver.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { sleep, submit } from './helpers/ledger.js';
@@ -56,5 +59,31 @@ describe('the notification target guard', () => {
     const node = res.data?.job.deliveries.edges[0].node;
     expect(node).toMatchObject({ status: 'FAILED', attempts: 1 });
     expect(node.tries).toEqual([{ attempt: 1, responseCode: null, error: row.last_error }]);
+  });
+});
+
+describe('a guarded request', () => {
+  it('connects to the address the guard checked, keeping the URL’s host name in the Host header', async () => {
+    const receiver = await startHookReceiver();
+    try {
+      const asked: string[] = [];
+      // A name no resolver knows: the request can only reach the receiver through the pinned address.
+      const guard = createTargetGuard(parseTargetPolicy(['127.0.0.1/32']), async (host) => {
+        asked.push(host);
+        return [{ address: '127.0.0.1', family: 4 }];
+      });
+      const url = new URL(`http://hooks.kiln-test.invalid:${receiver.port}/pinned`);
+      const result = await postJson(url, Buffer.from('{}'), { 'Content-Type': 'application/json' }, guard, new AbortController().signal);
+      expect(result).toEqual({ ok: true, permanent: false, responseCode: 200, error: null });
+      expect(asked).toEqual(['hooks.kiln-test.invalid']);
+      expect(receiver.received.map((r) => [r.path, r.headers.host])).toEqual([['/pinned', `hooks.kiln-test.invalid:${receiver.port}`]]);
+
+      const strict = createTargetGuard(parseTargetPolicy([]), async () => [{ address: '93.184.216.34', family: 4 }, { address: '10.0.0.7', family: 4 }]);
+      expect(await strict.check(new URL('https://mixed.example.com/'))).toEqual({
+        ok: false, permanent: true, error: expect.stringMatching(/^refused target mixed\.example\.com: 10\.0\.0\.7 is a private address/),
+      });
+    } finally {
+      await receiver.close();
+    }
   });
 });

@@ -73,6 +73,16 @@ describe('notify: in the job file', () => {
     expect(problems(source, { ...SERVER, webhookAllow: parseTargetPolicy(['10.0.0.0/8']) })).toHaveLength(1);
   });
 
+  it('warns about email rules on a server without KILN_SMTP_URL, and not on one with it', () => {
+    const source = withNotify('- on: [failed]', '  email: [oncall@example.com]');
+    const without = compileJobFile(source, SERVER);
+    expect(without.ok && without.warnings).toEqual([
+      { line: 6, column: 9, path: 'jobs[0].notify[0].email', severity: 'warning', message: expect.stringMatching(/^KILN_SMTP_URL is not set on this server/) },
+    ]);
+    const withSmtp = compileJobFile(source, { ...SERVER, smtp: true });
+    expect(withSmtp.ok && withSmtp.warnings).toEqual([]);
+  });
+
   it('takes at most 10 rules', () => {
     const rules = Array.from({ length: 11 }, () => ['- on: [failed]', '  webhook: { url: "https://h.example.com" }']).flat();
     expect(problems(withNotify(...rules))[0]!.message).toMatch(/at most 10 notify rules, found 11/);

@@ -6,7 +6,7 @@ import { repositoryAddress, repositoryUrlProblem, type RepositoryPolicy } from '
 import { Reader, describe, given, type Field } from './reader.js';
 import { lintCache } from './cache.js';
 import { lintHook } from './hook.js';
-import { lintNotify } from './notify.js';
+import { lintNotify, type NotifyPolicy } from './notify.js';
 import { lintServices, type ServiceSpec } from './services.js';
 import type { CacheSpec, ConcurrencyPolicy, HookSpec, Diagnostic, MisfirePolicy, NetworkMode, NotifyRule } from './types.js';
 import { PUBLIC_ONLY, type TargetPolicy } from '../util/targetPolicy.js';
@@ -258,10 +258,8 @@ interface FileScope {
   repositories: RepositoryPolicy | undefined;
   /** Most secrets a job may list (KILN_MAX_SECRETS_PER_JOB on a server). */
   maxSecrets: number;
-  /** Which literal notification targets the server allows (KILN_WEBHOOK_ALLOW); undefined where no server is asked. */
-  targets: TargetPolicy | undefined;
-  /** A server that cannot send mail (no KILN_SMTP_URL): email rules are warned about. */
-  mailOff: boolean;
+  /** Which literal notification targets the server allows, and whether it has SMTP; undefined where no server is asked. */
+  notify: NotifyPolicy | undefined;
 }
 
 function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefined {
@@ -339,7 +337,7 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
   const badge = opt('badge');
   if (badge !== undefined) job.badge = r.boolean(badge);
   const notify = opt('notify');
-  if (notify !== undefined) job.notify = lintNotify(r, notify, scope.targets, scope.mailOff);
+  if (notify !== undefined) job.notify = lintNotify(r, notify, scope.notify);
 
   const steps = opt('steps');
   if (steps === undefined) missing(r, fields, map, path, 'steps', ': a list of steps, each with a "run" command');
@@ -351,9 +349,9 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
 /**
  * What a server allows a job file, as lint checks it: the repositories it may clone, the
  * notification targets it may name (KILN_WEBHOOK_ALLOW; absent: public addresses only), and
- * whether it sends mail (`mailOff`: no KILN_SMTP_URL).
+ * whether it can send mail (KILN_SMTP_URL; absent: no).
  */
-export type LintPolicy = RepositoryPolicy & { webhookAllow?: TargetPolicy; mailOff?: boolean };
+export type LintPolicy = RepositoryPolicy & { webhookAllow?: TargetPolicy; smtp?: boolean };
 
 /**
  * Checks the content of a parsed job file against the job file format (docs/design.md#job-file)
@@ -380,8 +378,8 @@ export function lintJobFile(file: ParsedJobFile, policy?: LintPolicy, maxSecrets
   else if (list.items.length > MAX_JOBS_PER_FILE) {
     r.error(jobsField.at, 'jobs', `a file may hold at most ${MAX_JOBS_PER_FILE} jobs, found ${list.items.length}`);
   } else {
-    const targets = policy === undefined ? undefined : (policy.webhookAllow ?? PUBLIC_ONLY);
-    const scope: FileScope = { names: new Map(), schedules: new Map(), repositories: policy, maxSecrets, targets, mailOff: policy?.mailOff === true };
+    const notify = policy === undefined ? undefined : { targets: policy.webhookAllow ?? PUBLIC_ONLY, smtp: policy.smtp ?? false };
+    const scope: FileScope = { names: new Map(), schedules: new Map(), repositories: policy, maxSecrets, notify };
     for (const item of r.items(list, jobsField)) {
       const job = lintJob(r, item, scope);
       if (job !== undefined) jobs.push(job);

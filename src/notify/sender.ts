@@ -146,7 +146,10 @@ export class NotifySender {
       const batch = this.o.batch ?? 16;
       while (!this.stopped) {
         const { rows } = await this.o.pool.query<ClaimedRow>(CLAIM, [batch, this.o.leaseMs]);
-        await Promise.all(rows.map((row) => this.deliver(row)));
+        // Every send of the batch is recorded (or its lease runs out) before the next claim.
+        const outcomes = await Promise.allSettled(rows.map((row) => this.deliver(row)));
+        const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+        if (failed) throw failed.reason;
         if (rows.length < batch) break;
       }
       if (this.failing) this.o.log('notify sender: works again');

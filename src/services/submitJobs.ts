@@ -19,8 +19,8 @@ export function validateJobFile(deps: Pick<Deps, 'offLoop'>, owner: string, sour
 
 /**
  * What this server lets a job's `repository.url` reach (the workers' settings), which private
- * notification targets it allows (KILN_WEBHOOK_ALLOW), whether it sends mail (KILN_SMTP_URL), and
- * how many secrets a job may list, checked at submit.
+ * notification targets it allows (KILN_WEBHOOK_ALLOW), and how many secrets a job may list,
+ * checked at submit.
  */
 export function repositoryPolicyOf(config: Deps['config']): JobFilePolicy {
   return {
@@ -28,7 +28,7 @@ export function repositoryPolicyOf(config: Deps['config']): JobFilePolicy {
     localRoot: config.runner.gitLocalRoot,
     maxSecrets: config.maxSecretsPerJob,
     webhookAllow: config.notify.webhookAllow,
-    mailOff: config.notify.smtpUrl === null,
+    smtp: config.notify.smtpUrl !== null,
   };
 }
 

@@ -11,16 +11,16 @@ const HEADLINES: Readonly<Record<string, string>> = {
 };
 
 /** Slack's mrkdwn escapes: `&`, `<` and `>` would otherwise start entities and links. */
-function escape(text: string): string {
+function mrkdwn(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 /** The message for a payload: one line about the job, one about the execution or the missed fires. */
 export function slackText(p: NotifyPayload): string {
-  const lines = [`*${escape(p.job.name)}* ${HEADLINES[p.event] ?? p.event}`];
+  const lines = [`*${mrkdwn(p.job.name)}* ${HEADLINES[p.event] ?? p.event}`];
   if (p.execution) {
     const detail = [p.execution.status, p.execution.exit_code === null ? null : `exit ${p.execution.exit_code}`, p.execution.error].filter(Boolean).join(', ');
-    lines.push(`<${p.execution.url}|execution> ${escape(detail)}`);
+    lines.push(`<${p.execution.url}|execution> ${mrkdwn(detail)}`);
   }
   if (p.missed) lines.push(`${p.missed.count} fire time${p.missed.count === 1 ? '' : 's'} missed, ${p.missed.first_fire_at} to ${p.missed.last_fire_at}`);
   return lines.join('\n');
