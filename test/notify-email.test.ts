@@ -15,14 +15,14 @@ const FLAKY = 'flaky@example.com';
 const GONE = 'gone@example.com';
 const PUBLIC_URL = 'http://localhost:4173';
 
-interface DeliveryRow {
+interface DeliveryView {
   channel: string;
   target: string;
   status: string;
   attempts: number;
-  response_code: number | null;
-  last_error: string | null;
-  tries: Array<{ attempt: number; response_code: number | null }>;
+  responseCode: number | null;
+  lastError: string | null;
+  tries: Array<{ attempt: number; responseCode: number | null }>;
 }
 
 describe('email notifications (issue 14, item 4)', () => {
@@ -32,16 +32,16 @@ describe('email notifications (issue 14, item 4)', () => {
   let jobId: string;
   let executionId: string;
 
-  const deliveries = async () =>
-    (
-      await k.kiln.deps.pool.query<DeliveryRow>(
-        `select d.channel, d.target, d.status, d.attempts, d.response_code, d.last_error,
-                coalesce((select json_agg(json_build_object('attempt', a.attempt, 'response_code', a.response_code) order by a.attempt)
-                            from notification_attempts a where a.delivery_id = d.id), '[]') as tries
-           from notification_deliveries d where d.job_id = $1 order by d.rule_index`,
-        [jobId],
-      )
-    ).rows;
+  /** The job's deliveries through Job.deliveries, oldest first. */
+  const deliveries = async () => {
+    const res = await k.gql(
+      `query($id: ID!) { job(id: $id) { deliveries(first: 20) { edges { node { channel target status attempts responseCode lastError tries { attempt responseCode } } } } } }`,
+      { id: jobId },
+      alice,
+    );
+    expect(res.errors).toBeUndefined();
+    return (res.data!.job.deliveries.edges as Array<{ node: DeliveryView }>).map((e) => e.node).reverse();
+  };
 
   beforeAll(async () => {
     await requireDocker();
@@ -103,16 +103,17 @@ describe('email notifications (issue 14, item 4)', () => {
       20_000,
       'the three deliveries to settle',
     );
-    expect(rows.map((d) => [d.target, d.status, d.attempts, d.response_code])).toEqual([
-      [ONCALL, 'DELIVERED', 1, 250],
+    rows.sort((x, y) => x.target.localeCompare(y.target));
+    expect(rows.map((d) => [d.target, d.status, d.attempts, d.responseCode])).toEqual([
       [FLAKY, 'DELIVERED', 2, 250],
       [GONE, 'FAILED', 1, 550],
+      [ONCALL, 'DELIVERED', 1, 250],
     ]);
-    expect(rows[1]!.tries).toEqual([
-      { attempt: 1, response_code: 451 },
-      { attempt: 2, response_code: 250 },
+    expect(rows[0]!.tries).toEqual([
+      { attempt: 1, responseCode: 451 },
+      { attempt: 2, responseCode: 250 },
     ]);
-    expect(rows[2]!.last_error).toContain('550');
+    expect(rows[1]!.lastError).toContain('550');
     // The sink saw exactly that: the flaky address twice, the gone one once.
     expect(sink.answered.map((a) => `${a.to.join()} ${a.code}`).sort()).toEqual([`${FLAKY} 250`, `${FLAKY} 451`, `${GONE} 550`, `${ONCALL} 250`]);
     expect(sink.mails.filter((m) => m.to.includes(FLAKY))).toHaveLength(1);
