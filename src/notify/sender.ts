@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { NotifyChannelName, NotifyEvent, NotifyRule } from '../jobfile/types.js';
 import { backoffMs } from '../util/backoff.js';
 import type { Log } from '../util/log.js';
+import { RoundLoop } from '../util/roundLoop.js';
 import { sqlOfPg } from '../util/sql.js';
 import type { Channel, DeliveryToSend, NotifyPayload, SendResult } from './channels/types.js';
 import { queueRunningLonger } from './queue.js';
@@ -44,6 +45,9 @@ interface ClaimedRow {
   payload: Omit<NotifyPayload, 'delivery_id'>;
   attempts: number;
   rule: NotifyRule | null;
+  count: number;
+  first_fire_at: Date | null;
+  last_fire_at: Date | null;
 }
 
 /**
@@ -61,6 +65,7 @@ update notification_deliveries d
    set attempts = d.attempts + 1, leased_until = now() + $2 * interval '1 millisecond', next_attempt_at = now() + $2 * interval '1 millisecond'
   from due where d.id = due.id
 returning d.id, d.owner, d.job_id, d.execution_id, d.event, d.channel, d.rule_index, d.payload, d.attempts,
+          d.count, d.first_fire_at, d.last_fire_at,
           (select j.definition->'notify'->d.rule_index from jobs j where j.id = d.job_id) as rule`;
 
 /**
@@ -91,35 +96,21 @@ export function nextState(result: SendResult, attempt: number): { status: 'DELIV
  * sweep every `sweepMs`. One round at a time; a wake-up during a round makes another right after.
  */
 export class NotifySender {
-  private timer: NodeJS.Timeout | null = null;
-  private round: Promise<void> | null = null;
-  private again = false;
-  private stopped = false;
+  private readonly rounds: RoundLoop;
   private lastSweep = 0;
   private failing = false;
   private readonly abort = new AbortController();
 
-  constructor(private readonly o: NotifySenderOptions) {}
+  constructor(private readonly o: NotifySenderOptions) {
+    this.rounds = new RoundLoop(() => this.drain(), o.pollMs ?? 1000);
+  }
 
   start(): void {
-    this.timer = setInterval(() => this.wake(), this.o.pollMs ?? 1000);
-    this.timer.unref();
-    this.wake();
+    this.rounds.start();
   }
 
   wake(): void {
-    if (this.stopped) return;
-    if (this.round !== null) {
-      this.again = true;
-      return;
-    }
-    this.round = this.drain().finally(() => {
-      this.round = null;
-      if (this.again) {
-        this.again = false;
-        this.wake();
-      }
-    });
+    this.rounds.wake();
   }
 
   /**
@@ -127,11 +118,9 @@ export class NotifySender {
    * With `abortAfterMs`, those still going then are aborted and recorded as failed tries.
    */
   async stop(abortAfterMs = 12_000): Promise<void> {
-    this.stopped = true;
-    if (this.timer !== null) clearInterval(this.timer);
     const abort = setTimeout(() => this.abort.abort(new Error('the worker is shutting down')), abortAfterMs);
     try {
-      await this.round;
+      await this.rounds.stop();
     } finally {
       clearTimeout(abort);
     }
@@ -144,7 +133,7 @@ export class NotifySender {
         await queueRunningLonger(sqlOfPg(this.o.pool));
       }
       const batch = this.o.batch ?? 16;
-      while (!this.stopped) {
+      while (!this.rounds.stopped) {
         const { rows } = await this.o.pool.query<ClaimedRow>(CLAIM, [batch, this.o.leaseMs]);
         // Every send of the batch is recorded (or its lease runs out) before the next claim.
         const outcomes = await Promise.allSettled(rows.map((row) => this.deliver(row)));
@@ -189,6 +178,10 @@ export class NotifySender {
       delivery_id: row.id,
       ...row.payload,
       ...(row.payload.execution ? { execution: { ...row.payload.execution, url: `${this.o.publicUrl()}/executions/${row.payload.execution.id}` } } : {}),
+      // A missed delivery absorbs fire times until it is first sent: its columns are the truth.
+      ...(row.first_fire_at && row.last_fire_at
+        ? { missed: { count: row.count, first_fire_at: row.first_fire_at.toISOString(), last_fire_at: row.last_fire_at.toISOString() } }
+        : {}),
     };
     return {
       id: row.id, owner: row.owner, jobId: row.job_id, executionId: row.execution_id, event: row.event, channel: row.channel,

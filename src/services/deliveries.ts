@@ -31,22 +31,6 @@ export interface DeliveryView {
 /** Most tries a delivery has (the sender's MAX_ATTEMPTS, plus the re-sends after crashed senders, bounded by it too). */
 export const MAX_DELIVERY_TRIES = 10;
 
-interface DeliveryRow {
-  id: string;
-  event: string;
-  channel: string;
-  target: string;
-  status: string;
-  attempts: number;
-  response_code: number | null;
-  last_error: string | null;
-  created_at: Date;
-  delivered_at: Date | null;
-  count: number;
-  execution_id: string | null;
-  tries: Array<{ attempt: number; started_at: string; duration_ms: number; response_code: number | null; error: string | null }>;
-}
-
 /**
  * A page of a job's deliveries, newest first, each with its tries, in one statement (the job is
  * already read for its owner). Keyset on (created_at desc, id) with the job index.
@@ -61,11 +45,12 @@ export async function listDeliveries(pool: pg.Pool, jobId: string, first?: numbe
     afterId = id;
     if (Number.isNaN(at.getTime())) throw new ValidationError('invalid cursor');
   }
-  const { rows } = await pool.query<DeliveryRow>(
-    `select d.id, d.event, d.channel, d.target, d.status, d.attempts, d.response_code, d.last_error, d.created_at,
-            d.delivered_at, d.count, d.execution_id,
-            coalesce((select jsonb_agg(jsonb_build_object('attempt', a.attempt, 'started_at', a.started_at, 'duration_ms', a.duration_ms,
-                                                          'response_code', a.response_code, 'error', a.error) order by a.attempt)
+  // Columns named as the view's fields; the tries' times come back as JSON text.
+  const { rows } = await pool.query<DeliveryView & { tries: Array<DeliveryTry & { startedAt: string }> }>(
+    `select d.id, d.event, d.channel, d.target, d.status, d.attempts, d.response_code as "responseCode", d.last_error as "lastError",
+            d.created_at as "createdAt", d.delivered_at as "deliveredAt", d.count, d.execution_id as "executionId",
+            coalesce((select jsonb_agg(jsonb_build_object('attempt', a.attempt, 'startedAt', a.started_at, 'durationMs', a.duration_ms,
+                                                          'responseCode', a.response_code, 'error', a.error) order by a.attempt)
                         from (select * from notification_attempts a where a.delivery_id = d.id order by a.attempt desc limit ${MAX_DELIVERY_TRIES}) a), '[]') as tries
        from notification_deliveries d
       where d.job_id = $1 and ($2::timestamptz is null or (d.created_at, d.id) < ($2::timestamptz, $3::uuid))
@@ -73,11 +58,6 @@ export async function listDeliveries(pool: pg.Pool, jobId: string, first?: numbe
       limit $4`,
     [jobId, at, afterId, size + 1],
   );
-  const views = rows.map((r): DeliveryView => ({
-    id: r.id, event: r.event, channel: r.channel, target: r.target, status: r.status, attempts: r.attempts,
-    responseCode: r.response_code, lastError: r.last_error, createdAt: r.created_at, deliveredAt: r.delivered_at,
-    count: r.count, executionId: r.execution_id,
-    tries: r.tries.map((t) => ({ attempt: t.attempt, startedAt: new Date(t.started_at), durationMs: t.duration_ms, responseCode: t.response_code, error: t.error })),
-  }));
+  const views = rows.map((r): DeliveryView => ({ ...r, tries: r.tries.map((t) => ({ ...t, startedAt: new Date(t.startedAt) })) }));
   return toPage(views, size, (d) => [d.createdAt.toISOString(), d.id]);
 }
