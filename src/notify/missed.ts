@@ -50,8 +50,7 @@ export async function queueMissed(sql: Sql, ticks: readonly MissedTick[]): Promi
         where (r.rule->'on') @> '"missed"'::jsonb and r.rule->ch.channel is not null
      ), absorbed as (
        update notification_deliveries d
-          set count = d.count + t.n, last_fire_at = t.last_at,
-              payload = jsonb_set(jsonb_set(d.payload, '{missed,count}', to_jsonb(d.count + t.n)), '{missed,last_fire_at}', to_jsonb(${iso('t.last_at')}))
+          set count = d.count + t.n, last_fire_at = t.last_at
          from targets t
         where d.job_id = t.job_id and d.rule_index = t.rule_index and d.channel = t.channel
           and d.event = 'missed' and d.status = 'PENDING' and d.attempts = 0
@@ -59,8 +58,8 @@ export async function queueMissed(sql: Sql, ticks: readonly MissedTick[]): Promi
      )
      insert into notification_deliveries (owner, job_id, event, rule_index, channel, target, count, first_fire_at, last_fire_at, payload, next_attempt_at)
      select t.owner, t.job_id, 'missed', t.rule_index, t.channel, t.target, t.n, t.first_at, t.last_at,
+            -- No 'missed' object: the columns are its truth while later ticks join (the sender adds it).
             jsonb_build_object('event', 'missed', 'events', jsonb_build_array('missed'), 'job', jsonb_build_object('id', t.job_id, 'name', t.name),
-                               'missed', jsonb_build_object('count', t.n, 'first_fire_at', ${iso('t.first_at')}, 'last_fire_at', ${iso('t.last_at')}),
                                'occurred_at', ${iso('now()')}),
             now() + $3 * interval '1 millisecond'
        from targets t
