@@ -258,6 +258,8 @@ export async function startKiln(opts: KilnOptions): Promise<Kiln> {
         tickRetentionMs: config.tickRetentionMs,
         metrics,
         gate: gate ?? undefined,
+        // The API's own address once it listens (PORT=0 picks one), in a process that has both roles.
+        notify: { settings: config.notify, publicUrl: () => config.web.publicUrl ?? http?.url ?? `http://${config.host}:${config.port}` },
       });
       // A stop asked for while it started: its drain begins now.
       if (opts.stopRequest?.requested) void stopWorker(opts.stopRequest.graceMs ?? config.shutdownGraceMs);

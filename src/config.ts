@@ -5,6 +5,7 @@ import type { AuthConfig } from './auth/types.js';
 import { loadAuth } from './config/auth.js';
 import { bool, cidrs, duration, type Env, int, size, str, url } from './config/env.js';
 import { loadRunner } from './config/runner.js';
+import { loadNotify, type NotifySettings } from './config/notify.js';
 import { loadWeb, type WebSettings } from './config/web.js';
 import { ConfigError } from './errors.js';
 import { MAX_SECRETS_PER_JOB } from './jobfile/lint.js';
@@ -117,6 +118,8 @@ export interface Config {
   secretsKey: Uint8Array | null;
   /** Browser sign-in and sessions (docs/design.md#web-sessions). */
   web: Readonly<WebSettings>;
+  /** Notification delivery: allowed private targets, SMTP (docs/design.md#notifications). */
+  notify: Readonly<NotifySettings>;
 }
 
 /** How the API's off-loop pool is sized and bounded (docs/design.md#off-the-loop). */
@@ -232,6 +235,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) {
     throw new ConfigError('KILN_LOG_FORMAT', `must be one of ${LOG_FORMATS.join(', ')}, got "${logFormat}"`);
   }
+  const web = loadWeb(env);
   return Object.freeze({
     databaseUrl,
     embeddedPgPort: int(env, 'KILN_EMBEDDED_PG_PORT', 54329, 1, 65535),
@@ -286,6 +290,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     maxSecretsPerJob: int(env, 'KILN_MAX_SECRETS_PER_JOB', MAX_SECRETS_PER_JOB, 1, 100_000),
     tickRetentionMs: duration(env, 'KILN_TICK_RETENTION', 30 * 86_400_000, 3_600_000),
     secretsKey: secretsKey(env),
-    web: loadWeb(env),
+    web,
+    notify: loadNotify(env, web.publicUrl),
   });
 }

@@ -82,13 +82,15 @@ describe('webhook triggers (issue 14, item 5)', () => {
     expect(logged.filter((m) => m.startsWith('webhook refused (401)'))).toHaveLength(6);
   });
 
-  it('runs a signed push at its commit, not the branch head, and a replayed delivery id runs once', async () => {
+  it('runs a signed push at its commit, not the branch head, as a WEBHOOK run, and a replayed delivery id runs once', async () => {
     const body = JSON.stringify({ ref: 'refs/heads/main', after: pushed, repository: { full_name: 'bob/app' } });
     const headers = { 'x-hub-signature-256': sign(body), 'x-github-delivery': 'd-1', 'x-github-event': 'push' };
     const first = await post(jobId, body, headers);
     expect(first.status).toBe(201);
     const run = (await first.json()) as { execution_id: string; ref: string };
     expect(run.ref).toBe(pushed);
+    const recorded = await k.gql(`query($id: ID!) { execution(id: $id) { trigger } }`, { id: run.execution_id }, bob);
+    expect(recorded.data?.execution).toEqual({ trigger: 'WEBHOOK' });
     const end = await waitForEnd(k, bob, run.execution_id, 90_000);
     const logs = await logsOf(k, bob, run.execution_id);
     expect(end.status, `${end.error}`).toBe('SUCCEEDED');

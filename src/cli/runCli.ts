@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { KilnApiError, KilnSocketClosedError, type KilnClient } from '@kiln/sdk';
 import { clientFrom, DEFAULT_SERVER, UsageError, type TokenSource } from './clientConfig.js';
 import * as commands from './commands.js';
+import { deliveries } from './deliveryCommands.js';
 import * as jobCommands from './jobCommands.js';
 import { login, logout, whoami } from './login.js';
 import { LoginError } from './oidc.js';
@@ -24,6 +25,7 @@ export const CLI_COMMANDS = [
   'resume',
   'delete',
   'ticks',
+  'deliveries',
   'preview',
   'secret',
   'login',
@@ -47,6 +49,7 @@ server only, over https or to a loopback host, unless --trust-server is given):
   kiln resume <job>                     fire again from the next fire time
   kiln delete <job>                     delete a job with its history and ledger (active runs are cancelled)
   kiln ticks <job> [--limit 20] [--after <cursor>]   the tick ledger, newest first: each fire time and what became of it
+  kiln deliveries <job> [--limit 20]    its notifications, newest first: event, channel, target, status, tries, last answer
   kiln preview "<schedule>" [--tz <Zone>] [--count 5]   the next fire times, in the zone's wall clock with UTC offsets
   kiln secret set <name>                store a secret; the value is read from standard input (typed unechoed on a
                                         terminal, or \`kiln secret set NAME < file\`), never from an argument
@@ -61,7 +64,7 @@ server only, over https or to a loopback host, unless --trust-server is given):
                                         $XDG_CONFIG_HOME/kiln/credentials.json (~/.config/kiln/credentials.json)
   kiln logout                           revoke the stored refresh token and remove the stored credentials
   kiln whoami                           the user Kiln sees for your token (its subject)
-  --json (with jobs, history, pause, resume, delete, ticks, preview, secret): the result as JSON on stdout`;
+  --json (with jobs, history, pause, resume, delete, ticks, deliveries, preview, secret): the result as JSON on stdout`;
 
 /** Where the CLI writes and what it reads; process.* in production, captured in tests. */
 export interface CliIo {
@@ -133,6 +136,8 @@ export async function runCli(command: CliCommand, argv: string[], io: CliIo): Pr
         return await jobCommands.remove(ctx, positionals, { json });
       case 'ticks':
         return await jobCommands.ticks(ctx, positionals, { json, limit: count(values.limit, '--limit', 20), after: values.after ?? null });
+      case 'deliveries':
+        return await deliveries(ctx, positionals, { json, limit: count(values.limit, '--limit', 20) });
       case 'preview':
         return await preview(ctx, positionals, { json, tz: values.tz, count: count(values.count, '--count', 5) });
       case 'secret':

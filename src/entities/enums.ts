@@ -25,6 +25,8 @@ export enum ExecutionTrigger {
   MANUAL = 'MANUAL',
   SUBMIT = 'SUBMIT',
   RETRY = 'RETRY',
+  /** A signed `POST /api/v1/hooks/:job_id` (docs/design.md#webhook-triggers). */
+  WEBHOOK = 'WEBHOOK',
 }
 
 export enum StepStatus {

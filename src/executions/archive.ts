@@ -1,4 +1,5 @@
 import { backoffMs } from './backoff.js';
+import type { DueArchive } from '../logs/archiveBatch.js';
 import type { Sql } from './sql.js';
 
 /**
@@ -19,13 +20,8 @@ export function archiveRetryDelayMs(failures: number): number {
   return backoffMs(1000, failures, ARCHIVE_RETRY_MAX_MS);
 }
 
-/** A finished execution waiting for its archive. */
-export interface DueArchive {
-  id: string;
-  failures: number;
-  /** Highest stored log seq: how big the log is. */
-  lastSeq: number;
-}
+/** A finished execution waiting for its archive; defined beside the archiver, which logs/ keeps free of executions/. */
+export type { DueArchive };
 
 /**
  * Takes up to `limit` due archives, oldest first, locking their rows in the caller's transaction

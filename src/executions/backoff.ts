@@ -1,11 +1,7 @@
-/**
- * Kiln's one backoff rule: `baseMs` doubled for each try after the first, capped at `maxMs`.
- * Retries of failed runs, archive tries while the store fails, and waits after infrastructure
- * failures all use it, each with its own base and cap.
- */
-export function backoffMs(baseMs: number, tries: number, maxMs: number): number {
-  return Math.min(baseMs * 2 ** Math.max(0, tries - 1), maxMs);
-}
+import { backoffMs } from '../util/backoff.js';
+
+/** Kiln's one backoff rule lives in util/backoff.ts (notify/ uses it too). */
+export { backoffMs };
 
 /** Longest wait before a retry of a failed run. */
 export const RETRY_MAX_MS = 10 * 60_000;

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { ExecutionTrigger } from '../entities/enums.js';
+import { queueEndings } from '../notify/queue.js';
 import type { Log } from '../util/log.js';
 import type { JobSpec } from '../jobfile/types.js';
 import { retryDelayMs } from './backoff.js';
@@ -21,8 +22,9 @@ const finishers = new WeakMap<pg.Pool, Finisher>();
  * Ends a RUNNING execution under its claim (see finishMany): the final status, its last step
  * changes and log lines, the steps never reached, the log's archive due, in one statement shared
  * with the other runs of this process that end meanwhile; after a failure of a job that retries,
- * in a transaction of its own with the job's next retry, queued with backoff. Returns false when
- * the claim was lost (the write was fenced off).
+ * in a transaction of its own with the job's next retry, queued with backoff. The ending's
+ * notifications are queued in the same transaction (docs/design.md#notifications). Returns false
+ * when the claim was lost (the write was fenced off).
  */
 export async function finishExecution(
   pool: pg.Pool,
@@ -39,9 +41,11 @@ export async function finishExecution(
   const finished =
     RETRYABLE.has(outcome.status) && retry.retries > 0
       ? await inTransaction(pool, async (sql) => {
-          const [row] = await finishMany(sql, [finish]);
+          const [row] = await finishMany(sql, [finish], { notify: false });
           if (!row) return false;
           retryId = await queueRetry(sql, fence.id, row, retry);
+          // A failure that is retried notifies nothing: the retry chain's last execution does.
+          if (retryId === null) await queueEndings(sql, [fence.id]);
           return true;
         })
       : await finisher.finish(finish);

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { FinalStatus } from '../entities/enums.js';
+import { endingsInsert } from '../notify/queue.js';
 import type { Fence } from './fence.js';
 import type { Sql } from './sql.js';
 import type { StepChange } from './steps.js';
@@ -41,7 +42,9 @@ export interface FinishedRow {
  * rows are locked in id order (so that concurrent multi-row statements never deadlock on them),
  * then each gets its outcome, its archive due and its last_seq, its last log lines go in, and its
  * steps get their last changes and final statuses (RUNNING -> FAILED, PENDING -> SKIPPED; a step's
- * row is updated once). An execution whose claim was lost is left alone and not returned.
+ * row is updated once), and with `$20` the notifications of the endings are queued
+ * (docs/design.md#notifications; a job without `notify` costs a probe of `jobs`). An execution
+ * whose claim was lost is left alone and not returned.
  */
 const FINISH_MANY = `
 with f as (
@@ -54,7 +57,9 @@ with f as (
   update executions e set status = f.status, exit_code = f.exit_code, error = f.error, finished_at = now(),
          lease_expires_at = null, archive_due_at = now(), last_seq = greatest(e.last_seq, coalesce(f.last_seq, 0))
     from f where e.id = f.id and e.id in (select id from locked)
-  returning e.id, e.job_id, e.retry_of, e.retry_number
+  returning e.id, e.job_id, e.retry_of, e.retry_number, e.status, e.exit_code, e.error, e.started_at, e.finished_at, e.created_at
+), notified as (
+  ${endingsInsert('(select * from done where $20::boolean)')}
 ), lines as (
   insert into log_chunks (execution_id, seq, stream, step, text, at)
   select u.e, u.s, u.st, u.sp, u.tx, u.a
@@ -74,7 +79,7 @@ with f as (
 )
 select id, job_id, retry_of, retry_number from done`;
 
-function params(finishes: readonly Finish[]): unknown[] {
+function params(finishes: readonly Finish[], notify: boolean): unknown[] {
   const lines = finishes.flatMap((f) => f.lines.map((l) => ({ e: f.fence.id, l })));
   const steps = finishes.flatMap((f) => f.steps.map((c) => ({ e: f.fence.id, c })));
   return [
@@ -97,13 +102,18 @@ function params(finishes: readonly Finish[]): unknown[] {
     steps.map((x) => x.c.exitCode),
     steps.map((x) => x.c.startedAt?.toISOString() ?? null),
     steps.map((x) => x.c.finishedAt?.toISOString() ?? null),
+    notify,
   ];
 }
 
-/** Records the finishes in the caller's transaction; returns the rows of those whose claim held. */
-export async function finishMany(sql: Sql, finishes: readonly Finish[]): Promise<FinishedRow[]> {
+/**
+ * Records the finishes in the caller's transaction; returns the rows of those whose claim held.
+ * `notify: false` leaves the notifications to the caller (queueEndings), who knows something the
+ * statement does not, such as whether a retry follows.
+ */
+export async function finishMany(sql: Sql, finishes: readonly Finish[], opts: { notify: boolean } = { notify: true }): Promise<FinishedRow[]> {
   if (finishes.length === 0) return [];
-  return sql<FinishedRow>(FINISH_MANY, params(finishes));
+  return sql<FinishedRow>(FINISH_MANY, params(finishes, opts.notify));
 }
 
 /** Finishes written together at most. */

@@ -1,4 +1,5 @@
 import { MAX_RECENT_RUNS } from '../services/boardQueries.js';
+import { MAX_DELIVERY_TRIES } from '../services/deliveries.js';
 import { MAX_DIAGNOSTICS } from '../jobfile/compile.js';
 import { MAX_JOBS_PER_FILE, MAX_STEPS_PER_JOB } from '../jobfile/lint.js';
 import { MAX_JOB_FILE_BYTES } from '../jobfile/parse.js';
@@ -40,6 +41,9 @@ export const LIST_WEIGHTS: Readonly<Record<string, ListWeight>> = {
   'JobConnection.edges': EDGES,
   'ExecutionConnection.edges': EDGES,
   'TickConnection.edges': EDGES,
+  'Job.deliveries': PAGE,
+  'DeliveryConnection.edges': EDGES,
+  'Delivery.tries': { fixed: MAX_DELIVERY_TRIES },
   'Job.recentRuns': { arg: 'count', default: 20, max: MAX_RECENT_RUNS },
   'Job.nextRuns': { arg: 'count', default: 5, max: MAX_NEXT_RUNS },
   'Job.nextFires': { arg: 'count', default: 5, max: MAX_NEXT_RUNS },
@@ -88,4 +92,9 @@ export const LEAF_BYTES: Readonly<Record<string, number>> = {
   'Diagnostic.path': 256,
   'Secret.name': 320,
   'User.id': 320,
+  // A notify URL has at most 2048 characters; ten addresses about as much. Errors are capped at
+  // 500 characters (up to 4 bytes each).
+  'Delivery.target': 2048 + DEFAULT_LEAF_BYTES,
+  'Delivery.lastError': 2000 + DEFAULT_LEAF_BYTES,
+  'DeliveryAttempt.error': 2000 + DEFAULT_LEAF_BYTES,
 };

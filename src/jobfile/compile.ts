@@ -1,5 +1,4 @@
-import { lintJobFile, type JobDraft } from './lint.js';
-import type { RepositoryPolicy } from './repositoryUrl.js';
+import { lintJobFile, type JobDraft, type LintPolicy } from './lint.js';
 import { parseJobFile } from './parse.js';
 import { sortDiagnostics } from './diagnostics.js';
 import type { Diagnostic, ExecutionPlan, JobFileResult, JobSpec } from './types.js';
@@ -68,6 +67,7 @@ function normalize(draft: JobDraft, source: string): JobSpec {
     ...(draft.services?.length ? { services: draft.services } : {}),
     ...(draft.hook ? { hook: draft.hook } : {}),
     ...(draft.badge === true ? { badge: true as const } : {}),
+    ...(draft.notify?.length ? { notify: draft.notify } : {}),
     source: jobSource(source, draft),
   };
 }
@@ -83,11 +83,12 @@ export function capped(diagnostics: readonly Diagnostic[], max = MAX_DIAGNOSTICS
 }
 
 /**
- * What a server allows a job file: where `repository.url` may reach, and the most secrets a job
- * may list (KILN_MAX_SECRETS_PER_JOB; MAX_SECRETS_PER_JOB when not given). Plain data: it goes to
- * the compile threads as it is.
+ * What a server allows a job file: where `repository.url` may reach, which private notification
+ * targets it may name (KILN_WEBHOOK_ALLOW), and the most secrets a job may list
+ * (KILN_MAX_SECRETS_PER_JOB; MAX_SECRETS_PER_JOB when not given). Plain data: it goes to the
+ * compile threads as it is.
  */
-export type JobFilePolicy = RepositoryPolicy & { maxSecrets?: number };
+export type JobFilePolicy = LintPolicy & { maxSecrets?: number };
 
 /**
  * Compiles a YAML job file: parse, lint, then fill in defaults. Gives every job of the file

@@ -6,8 +6,10 @@ import { repositoryAddress, repositoryUrlProblem, type RepositoryPolicy } from '
 import { Reader, describe, given, type Field } from './reader.js';
 import { lintCache } from './cache.js';
 import { lintHook } from './hook.js';
+import { lintNotify, type NotifyPolicy } from './notify.js';
 import { lintServices, type ServiceSpec } from './services.js';
-import type { CacheSpec, ConcurrencyPolicy, HookSpec, Diagnostic, MisfirePolicy, NetworkMode } from './types.js';
+import type { CacheSpec, ConcurrencyPolicy, HookSpec, Diagnostic, MisfirePolicy, NetworkMode, NotifyRule } from './types.js';
+import { PUBLIC_ONLY, type TargetPolicy } from '../util/targetPolicy.js';
 import { ENV_NAME_PATTERN, JOB_NAME_PATTERN, MAX_JOB_NAME_LENGTH, artifactIdentity, normalizeArtifactPath, parseMemory } from './values.js';
 
 /** Most jobs one file may hold. */
@@ -27,7 +29,7 @@ export const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
 const JOB_KEYS = [
   'name', 'schedule', 'run_once', 'timezone', 'priority', 'image', 'repository', 'env', 'secrets',
   'timeout', 'concurrency', 'misfire', 'retries', 'network', 'resources', 'artifacts', 'cache', 'steps', 'services',
-  'hook', 'badge',
+  'hook', 'badge', 'notify',
 ] as const;
 const STEP_KEYS = ['name', 'run', 'timeout', 'env'] as const;
 const PRIORITIES: Readonly<Record<string, number>> = { low: 2, normal: 5, high: 8 };
@@ -66,6 +68,7 @@ export interface JobDraft {
   services?: ServiceSpec[];
   hook?: HookSpec;
   badge?: boolean;
+  notify?: NotifyRule[];
   /** Start and end offsets of the job's mapping in the file. */
   range: [number, number];
   /** True for a flow mapping (`{ name: a, ... }`), which may share its lines with others. */
@@ -255,6 +258,8 @@ interface FileScope {
   repositories: RepositoryPolicy | undefined;
   /** Most secrets a job may list (KILN_MAX_SECRETS_PER_JOB on a server). */
   maxSecrets: number;
+  /** Which literal notification targets the server allows, and whether it has SMTP; undefined where no server is asked. */
+  notify: NotifyPolicy | undefined;
 }
 
 function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefined {
@@ -331,6 +336,8 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
   if (hook !== undefined) job.hook = lintHook(r, hook);
   const badge = opt('badge');
   if (badge !== undefined) job.badge = r.boolean(badge);
+  const notify = opt('notify');
+  if (notify !== undefined) job.notify = lintNotify(r, notify, scope.notify);
 
   const steps = opt('steps');
   if (steps === undefined) missing(r, fields, map, path, 'steps', ': a list of steps, each with a "run" command');
@@ -340,11 +347,18 @@ function lintJob(r: Reader, field: Field, scope: FileScope): JobDraft | undefine
 }
 
 /**
+ * What a server allows a job file, as lint checks it: the repositories it may clone, the
+ * notification targets it may name (KILN_WEBHOOK_ALLOW; absent: public addresses only), and
+ * whether it can send mail (KILN_SMTP_URL; absent: no).
+ */
+export type LintPolicy = RepositoryPolicy & { webhookAllow?: TargetPolicy; smtp?: boolean };
+
+/**
  * Checks the content of a parsed job file against the job file format (docs/design.md#job-file)
  * and collects every problem, not just the first. With `policy`, a repository URL the server does
  * not allow is one of them (docs/design.md#sandboxed-checkout).
  */
-export function lintJobFile(file: ParsedJobFile, policy?: RepositoryPolicy, maxSecrets = MAX_SECRETS_PER_JOB): LintResult {
+export function lintJobFile(file: ParsedJobFile, policy?: LintPolicy, maxSecrets = MAX_SECRETS_PER_JOB): LintResult {
   const r = new Reader(file);
   const jobs: JobDraft[] = [];
   const root = r.field(file.document.contents, '', 'the top level', file.document.range[0]);
@@ -364,7 +378,8 @@ export function lintJobFile(file: ParsedJobFile, policy?: RepositoryPolicy, maxS
   else if (list.items.length > MAX_JOBS_PER_FILE) {
     r.error(jobsField.at, 'jobs', `a file may hold at most ${MAX_JOBS_PER_FILE} jobs, found ${list.items.length}`);
   } else {
-    const scope: FileScope = { names: new Map(), schedules: new Map(), repositories: policy, maxSecrets };
+    const notify = policy === undefined ? undefined : { targets: policy.webhookAllow ?? PUBLIC_ONLY, smtp: policy.smtp ?? false };
+    const scope: FileScope = { names: new Map(), schedules: new Map(), repositories: policy, maxSecrets, notify };
     for (const item of r.items(list, jobsField)) {
       const job = lintJob(r, item, scope);
       if (job !== undefined) jobs.push(job);

@@ -1,5 +1,5 @@
 import { capped, compileJobFile } from './compile.js';
-import type { RepositoryPolicy } from './repositoryUrl.js';
+import type { JobFilePolicy } from './compile.js';
 import type { JobFileResult } from './types.js';
 import { isValidTimezone, nextFireTimes, parseSchedule } from '../schedule/schedule.js';
 
@@ -14,8 +14,8 @@ export type OffLoopTask = CompileTask | FireTimesTask;
 export interface CompileTask {
   kind: 'compile';
   source: string;
-  /** What a job's `repository.url` may reach (the server's settings). */
-  policy?: RepositoryPolicy;
+  /** What a job file may name on this server: repositories, notification targets, secrets (the server's settings). */
+  policy?: JobFilePolicy;
   /** Epoch ms; the first fire time of each job is computed from here (new or changed schedules). */
   now?: number;
 }

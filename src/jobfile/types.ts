@@ -41,6 +41,25 @@ export interface HookSpec {
   secret: string;
 }
 
+/** What a `notify:` rule listens for (docs/design.md#notifications). */
+export type NotifyEvent = 'failed' | 'first_failure' | 'fixed' | 'timed_out' | 'missed' | 'running_longer';
+
+/** The channels a rule may name. */
+export type NotifyChannelName = 'webhook' | 'slack' | 'email';
+
+/** One rule of `notify:`: the events, and one or more channels (docs/design.md#notifications). */
+export interface NotifyRule {
+  on: NotifyEvent[];
+  /** Present exactly when `on` has running_longer. */
+  longerThanMs?: number;
+  /** `secret`: the name of the owner's stored secret keying the body's HMAC-SHA256. */
+  webhook?: { url: string; secret?: string };
+  /** Exactly one of the two: the incoming-webhook URL, or the name of the secret holding it. */
+  slack?: { url?: string; secret?: string };
+  /** 1..10 addresses. */
+  email?: string[];
+}
+
 /** One job of a file, validated and normalized with every default filled in. */
 export interface JobSpec {
   name: string;
@@ -73,6 +92,8 @@ export interface JobSpec {
   hook?: HookSpec;
   /** `badge: true`: GET /api/v1/badges/:job_id.svg answers for it (docs/design.md#badges); absent: off. */
   badge?: true;
+  /** `notify:` rules (docs/design.md#notifications); absent: the job notifies nobody. */
+  notify?: NotifyRule[];
   /** This job's own YAML text, as the user wrote it (for `Job.spec`). */
   source: string;
 }

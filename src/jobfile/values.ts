@@ -10,6 +10,12 @@ export const MAX_JOB_NAME_LENGTH = 100;
 /** Names of environment variables and secrets. */
 export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/**
+ * An email address as notifications accept it: one local part and one domain with a dot, no
+ * spaces, quotes, angle brackets or commas (a header could otherwise be split or extended).
+ */
+export const EMAIL_PATTERN = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+
 /** Smallest `resources.memory` accepted. */
 export const MIN_MEMORY_BYTES = 4 * 1024 * 1024;
 

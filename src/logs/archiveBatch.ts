@@ -1,7 +1,18 @@
 import type pg from 'pg';
-import type { DueArchive } from '../executions/archive.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { archiveLogToStore, logKeys, SMALL_LOG_LINES } from './archive.js';
+/**
+ * A finished execution waiting for its archive (taken by executions/archive.ts's takeDueArchives).
+ * Defined here so that logs/ imports nothing of executions/: notify/ reads logs and executions/
+ * queues notifications.
+ */
+export interface DueArchive {
+  id: string;
+  failures: number;
+  /** Highest stored log seq: how big the log is. */
+  lastSeq: number;
+}
+
 /** Uploads in flight at once. */
 const PARALLEL_PUTS = 8;
 

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
+import { DeliveryResolver, JobDeliveriesResolver } from './delivery.resolver.js';
 import { ExecutionResolver } from './execution.resolver.js';
 import { JobBoardResolver } from './jobBoard.resolver.js';
 import { JobResolver } from './job.resolver.js';
@@ -26,7 +27,7 @@ const NO_PUBSUB = {
 /** Builds Kiln's GraphQL schema from the resolver classes. */
 export async function buildKilnSchema(): Promise<GraphQLSchema> {
   return buildSchema({
-    resolvers: [JobResolver, JobBoardResolver, ExecutionResolver, TickResolver, UserResolver, SubscriptionResolver, SecretResolver],
+    resolvers: [JobResolver, JobBoardResolver, JobDeliveriesResolver, DeliveryResolver, ExecutionResolver, TickResolver, UserResolver, SubscriptionResolver, SecretResolver],
     scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
     pubSub: NO_PUBSUB,
     validate: false,

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Log } from '../util/log.js';
-import { ExecutionTrigger } from '../entities/enums.js';
+import { ExecutionTrigger, TickOutcome } from '../entities/enums.js';
 import { activeExecutions } from '../executions/active.js';
 import { cancelExecutions } from '../executions/cancel.js';
 import { insertExecutions, type NewExecution } from '../executions/create.js';
@@ -8,6 +8,7 @@ import { inTransaction } from '../executions/sql.js';
 import { parseSchedule, type Schedule } from '../schedule/schedule.js';
 import { planFires, type PlanOptions } from '../schedule/firePlan.js';
 import type { JobSpec } from '../jobfile/types.js';
+import { queueMissed, wantsMissed } from '../notify/missed.js';
 
 export interface FireOptions extends PlanOptions {
   defaultImage: string;
@@ -42,8 +43,9 @@ function scheduleOf(text: string): Schedule | null {
 
 /**
  * One pass of the scheduler over up to `batchSize` due jobs, in one transaction: every due fire
- * time gets its tick (the ledger), FIRED ticks get their executions and queue entries, replaced
- * runs are cancelled, and each job's cursor moves past what was recorded.
+ * time gets its tick (the ledger), FIRED ticks get their executions and queue entries, MISSED and
+ * SKIPPED_OVERLAP ticks of jobs with a `missed` rule their notifications, replaced runs are
+ * cancelled, and each job's cursor moves past what was recorded.
  *
  * Idempotent whatever crashes: the job rows are locked (SKIP LOCKED, so two leaders never take
  * the same job), a tick is inserted before its execution and an execution is created only for
@@ -65,6 +67,7 @@ export async function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Da
     const runs = new Map<string, { job: DueJob; fireTime: Date; catchUp: boolean }>();
     const cancel: string[] = [];
     const cursors: { id: string[]; next: (string | null)[] } = { id: [], next: [] };
+    const notifiesMissed = new Set<string>();
     for (const job of jobs) {
       const schedule = scheduleOf(job.schedule);
       const plan = schedule
@@ -85,16 +88,20 @@ export async function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Da
         ticks.catchUp.push(t.catchUp);
         if (t.run) runs.set(`${job.id}|${t.fireTime.toISOString()}`, { job, fireTime: t.fireTime, catchUp: t.catchUp });
       }
+      if (wantsMissed(job.definition)) notifiesMissed.add(job.id);
       cancel.push(...plan.cancel);
       cursors.id.push(job.id);
       cursors.next.push(plan.next?.toISOString() ?? null);
     }
-    const inserted = await sql<{ job_id: string; fire_time: Date }>(
+    const inserted = await sql<{ job_id: string; fire_time: Date; outcome: TickOutcome }>(
       `insert into ticks (job_id, fire_time, outcome, catch_up)
        select * from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::boolean[])
-       on conflict do nothing returning job_id, fire_time`,
+       on conflict do nothing returning job_id, fire_time, outcome`,
       [ticks.job, ticks.time, ticks.outcome, ticks.catchUp],
     );
+    // Only ticks this pass inserted: a pass that ran again after a crash notifies nothing twice.
+    const missed = inserted.filter((t) => (t.outcome === TickOutcome.MISSED || t.outcome === TickOutcome.SKIPPED_OVERLAP) && notifiesMissed.has(t.job_id));
+    await queueMissed(sql, missed.map((t) => ({ jobId: t.job_id, fireAt: new Date(t.fire_time), outcome: t.outcome })));
     const toRun: NewExecution[] = [];
     const runKeys: string[] = [];
     for (const t of inserted) {

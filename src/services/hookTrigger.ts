@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
-import { Job } from '../entities/index.js';
+import { ExecutionTrigger, Job } from '../entities/index.js';
 import { sqlOfEm } from '../executions/sql.js';
 import { loadOwnerSecrets } from '../secrets/executionSecrets.js';
 import type { Deps } from './deps.js';
@@ -87,7 +87,7 @@ export async function deliverHook(deps: Deps, d: HookDelivery): Promise<HookOutc
       );
       if (seen !== undefined) return { ok: true, executionId: seen.execution_id, replayed: true, ref: seen.ref };
     }
-    const execution = await queueManualRun(deps, em, locked, pushed.ref ?? undefined);
+    const execution = await queueManualRun(deps, em, locked, pushed.ref ?? undefined, ExecutionTrigger.WEBHOOK);
     if (deliveryId !== undefined) {
       await sql(`insert into hook_deliveries (job_id, delivery_id, execution_id, ref) values ($1, $2, $3, $4)`, [job.id, deliveryId, execution.id, pushed.ref]);
     }

@@ -4,7 +4,7 @@ import { Piscina } from 'piscina';
 import type { OffLoopSettings } from '../config.js';
 import { TooBusyError } from '../errors.js';
 import type { CompileOutcome, FireTimesOutcome, OffLoopTask } from '../jobfile/offLoopTasks.js';
-import type { RepositoryPolicy } from '../jobfile/repositoryUrl.js';
+import type { JobFilePolicy } from '../jobfile/compile.js';
 
 /**
  * Most schedule computations (`schedulePreview`, `Job.nextRuns`) of one user waiting at once:
@@ -73,7 +73,7 @@ export class OffLoop {
    * same file of the same owner already compiling without `now` (validateJobSpec in several
    * aliases or requests at once) is compiled once for all of them.
    */
-  compile(owner: string, source: string, policy?: RepositoryPolicy, now?: Date): Promise<CompileOutcome> {
+  compile(owner: string, source: string, policy?: JobFilePolicy, now?: Date): Promise<CompileOutcome> {
     if (now !== undefined) return this.compileOnce(owner, source, policy, now);
     const key = `${owner}\u0000${JSON.stringify(policy ?? null)}\u0000${createHash('sha256').update(source).digest('base64')}`;
     const inFlight = this.compiling.get(key);
@@ -85,7 +85,7 @@ export class OffLoop {
     return compiled;
   }
 
-  private async compileOnce(owner: string, source: string, policy?: RepositoryPolicy, now?: Date): Promise<CompileOutcome> {
+  private async compileOnce(owner: string, source: string, policy?: JobFilePolicy, now?: Date): Promise<CompileOutcome> {
     const task: OffLoopTask = { kind: 'compile', source, policy, now: now?.getTime() };
     const ending = await this.submit<CompileOutcome>(owner, task, this.settings.compilesPerUser, 'job files');
     if (ending.ok) return ending.value;

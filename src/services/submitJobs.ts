@@ -2,7 +2,6 @@ import { Execution, ExecutionTrigger, Job } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
 import type { FirstRun } from '../jobfile/offLoopTasks.js';
 import type { JobFilePolicy } from '../jobfile/compile.js';
-import type { RepositoryPolicy } from '../jobfile/repositoryUrl.js';
 import type { JobFileResult, JobSpec } from '../jobfile/types.js';
 import { upcomingRuns } from './schedules.js';
 import type { Deps } from './deps.js';
@@ -14,16 +13,23 @@ import { sqlOfEm } from '../executions/sql.js';
  * Checks a job file without storing anything (`validateJobSpec`), in the off-loop pool like a
  * submit: within the per-file budget, taking turns with other users (see OffLoop).
  */
-export function validateJobFile(deps: Pick<Deps, 'offLoop'>, owner: string, source: string, policy?: RepositoryPolicy): Promise<JobFileResult> {
+export function validateJobFile(deps: Pick<Deps, 'offLoop'>, owner: string, source: string, policy?: JobFilePolicy): Promise<JobFileResult> {
   return deps.offLoop.compile(owner, source, policy);
 }
 
 /**
- * What this server lets a job's `repository.url` reach (the workers' settings), and how many
- * secrets a job may list, checked at submit.
+ * What this server lets a job's `repository.url` reach (the workers' settings), which private
+ * notification targets it allows (KILN_WEBHOOK_ALLOW), and how many secrets a job may list,
+ * checked at submit.
  */
 export function repositoryPolicyOf(config: Deps['config']): JobFilePolicy {
-  return { protocols: config.runner.gitProtocols, localRoot: config.runner.gitLocalRoot, maxSecrets: config.maxSecretsPerJob };
+  return {
+    protocols: config.runner.gitProtocols,
+    localRoot: config.runner.gitLocalRoot,
+    maxSecrets: config.maxSecretsPerJob,
+    webhookAllow: config.notify.webhookAllow,
+    smtp: config.notify.smtpUrl !== null,
+  };
 }
 
 /**

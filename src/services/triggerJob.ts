@@ -26,9 +26,16 @@ export async function triggerJob(deps: Deps, owner: string, jobId: string): Prom
 
 /**
  * The body of {@link triggerJob} for a `job` already locked in `em`'s transaction (a webhook
- * delivery records itself in the same one). `ref` replaces the job's checkout ref for this run.
+ * delivery records itself in the same one, as a WEBHOOK run). `ref` replaces the job's checkout
+ * ref for this run.
  */
-export async function queueManualRun(deps: Deps, em: EntityManager, job: Job, ref?: string): Promise<Execution> {
+export async function queueManualRun(
+  deps: Deps,
+  em: EntityManager,
+  job: Job,
+  ref?: string,
+  trigger: ExecutionTrigger.MANUAL | ExecutionTrigger.WEBHOOK = ExecutionTrigger.MANUAL,
+): Promise<Execution> {
   const sql = sqlOfEm(em);
   const active = (await activeExecutions(sql, [job.id])).get(job.id)!;
   const decision = decideOverlap(job.definition.concurrency, active);
@@ -38,5 +45,5 @@ export async function queueManualRun(deps: Deps, em: EntityManager, job: Job, re
     );
   }
   await cancelExecutions(sql, decision.cancel, 'replaced by a manual trigger (concurrency: replace)');
-  return createExecution(em, job, ExecutionTrigger.MANUAL, { defaultImage: deps.config.defaultImage, ...(ref === undefined ? {} : { ref }) });
+  return createExecution(em, job, trigger, { defaultImage: deps.config.defaultImage, ...(ref === undefined ? {} : { ref }) });
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Log } from '../util/log.js';
+import { RoundLoop } from '../util/roundLoop.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { ARCHIVE_BATCH, archiveDue } from '../tasks/archive-log.js';
 
@@ -10,49 +11,33 @@ import { ARCHIVE_BATCH, archiveDue } from '../tasks/archive-log.js';
  * marks the archive due.
  */
 export class Archiver {
-  private timer: NodeJS.Timeout | null = null;
-  private round: Promise<void> | null = null;
-  private again = false;
-  private stopped = false;
+  private readonly rounds: RoundLoop;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly store: ArtifactStore,
     private readonly log: Log,
-    private readonly pollMs: number,
-  ) {}
+    pollMs: number,
+  ) {
+    this.rounds = new RoundLoop(() => this.drain(), pollMs);
+  }
 
   start(): void {
-    this.timer = setInterval(() => this.wake(), this.pollMs);
-    this.timer.unref();
-    this.wake();
+    this.rounds.start();
   }
 
   wake(): void {
-    if (this.stopped) return;
-    if (this.round !== null) {
-      this.again = true;
-      return;
-    }
-    this.round = this.drain().finally(() => {
-      this.round = null;
-      if (this.again) {
-        this.again = false;
-        this.wake();
-      }
-    });
+    this.rounds.wake();
   }
 
   /** Stops after the round in flight. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer !== null) clearInterval(this.timer);
-    await this.round;
+  stop(): Promise<void> {
+    return this.rounds.stop();
   }
 
   private async drain(): Promise<void> {
     try {
-      while (!this.stopped && (await archiveDue(this.pool, this.store, this.log)) === ARCHIVE_BATCH);
+      while (!this.rounds.stopped && (await archiveDue(this.pool, this.store, this.log)) === ARCHIVE_BATCH);
     } catch (err) {
       this.log(`archiver: ${(err as Error).message}`, { level: 'warn', err });
     }

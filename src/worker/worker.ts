@@ -14,6 +14,7 @@ import { storeDeletionsTask } from '../tasks/store-deletions.js';
 import { Archiver } from './archiver.js';
 import { Dispatcher } from './dispatcher.js';
 import { LeaseKeeper } from './leases.js';
+import { startNotifySender, type NotifyRoleOptions } from './notifyRole.js';
 import type { RunRegistry } from './run/RunRegistry.js';
 import type { RunnerServices } from './run/RunDeps.js';
 import { runClaimed } from './runExecution.js';
@@ -47,6 +48,8 @@ export interface WorkerOptions {
    * and the scheduler go on regardless). None: always claimed.
    */
   gate?: EngineGate;
+  /** Notification delivery (docs/design.md#notifications); none (some tests): this worker sends none. */
+  notify?: NotifyRoleOptions;
 }
 
 /** A running worker role: the scheduler, the execution runner and housekeeping. */
@@ -120,6 +123,9 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
   const unwatchEngine = opts.gate?.onChange((up) => void (up && executions.wake())) ?? (() => {});
   await executions.start();
   archiver.start();
+  const notifier = opts.notify
+    ? await startNotifySender({ pool: opts.pool, store: opts.store, secretBox: opts.runner.secretBox, workerId: opts.workerId, notify: opts.notify, log: opts.log })
+    : null;
   const fire = { defaultImage: opts.defaultImage, graceMs: opts.misfireGraceMs, runAllMax: opts.runAllMax, maxTicks: 1000, batchSize: 500 };
   const housekeeping = await SupervisedRunner.start('housekeeping', {
     ...common,
@@ -157,6 +163,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
     }
     if (!(await settlesWithin(housekeepingStopped, STOP_WAIT_MS))) log('shutdown: the housekeeping runner did not stop in time', { level: 'warn' });
     if (!(await settlesWithin(archiver.stop(), STOP_WAIT_MS))) log('shutdown: the archiver did not stop in time', { level: 'warn' });
+    if (notifier && !(await settlesWithin(notifier.stop(), STOP_WAIT_MS))) log('shutdown: the notification sender did not stop in time', { level: 'warn' });
     leases.stop();
   };
   let stopping: Promise<void> | null = null;
