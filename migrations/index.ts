@@ -14,6 +14,7 @@ import { Migration20261209000000_webSessions } from './Migration20261209000000_w
 import { Migration20261209010000_serviceLogs } from './Migration20261209010000_serviceLogs.js';
 import { Migration20261209020000_cacheEntries } from './Migration20261209020000_cacheEntries.js';
 import { Migration20261210000000_hookDeliveries } from './Migration20261210000000_hookDeliveries.js';
+import { Migration20261211000000_logPacks } from './Migration20261211000000_logPacks.js';
 
 /** Every migration, oldest first. Listed explicitly so `dist/` needs no folder scanning. */
 export const MIGRATIONS: MigrationObject[] = [
@@ -32,4 +33,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261209010000_serviceLogs', class: Migration20261209010000_serviceLogs },
   { name: 'Migration20261209020000_cacheEntries', class: Migration20261209020000_cacheEntries },
   { name: 'Migration20261210000000_hookDeliveries', class: Migration20261210000000_hookDeliveries },
+  { name: 'Migration20261211000000_logPacks', class: Migration20261211000000_logPacks },
 ];

@@ -4,6 +4,12 @@ import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { ARCHIVE_BATCH, archiveDue } from '../tasks/archive-log.js';
 
 /**
+ * How long a woken archiver waits before its round, so that the logs of runs finishing meanwhile
+ * share the round's statements and its pack (docs/design.md#archives) instead of a round each.
+ */
+const GATHER_MS = 200;
+
+/**
  * A worker's archiving loop: rounds of archiveDue while they come back full, started when a run of
  * this process finishes (`wake`) and every `pollMs` (other workers' runs, retries after the store
  * failed, archives a dead worker had taken). Archiving never holds a run back: the finish only
@@ -11,6 +17,8 @@ import { ARCHIVE_BATCH, archiveDue } from '../tasks/archive-log.js';
  */
 export class Archiver {
   private timer: NodeJS.Timeout | null = null;
+  /** A round about to start: the runs that finish meanwhile join it (see GATHER_MS). */
+  private gathering: NodeJS.Timeout | null = null;
   private round: Promise<void> | null = null;
   private again = false;
   private stopped = false;
@@ -34,19 +42,24 @@ export class Archiver {
       this.again = true;
       return;
     }
-    this.round = this.drain().finally(() => {
-      this.round = null;
-      if (this.again) {
-        this.again = false;
-        this.wake();
-      }
-    });
+    if (this.gathering !== null) return;
+    this.gathering = setTimeout(() => {
+      this.gathering = null;
+      this.round = this.drain().finally(() => {
+        this.round = null;
+        if (this.again) {
+          this.again = false;
+          this.wake();
+        }
+      });
+    }, GATHER_MS);
   }
 
   /** Stops after the round in flight. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
+    if (this.gathering !== null) clearTimeout(this.gathering);
     await this.round;
   }
 
