@@ -15,51 +15,60 @@ const RETRY_SEC = 60;
 /**
  * graphile-worker task: removes from the store everything of deleted executions (their archived
  * logs and artifacts), as recorded in `store_deletions` and `log_pack_compactions` by the
- * transaction that deleted them. Run
- * at once by a job's deletion and every minute by the housekeeping crontab, which retries what the
- * store refused and makes the second sweep.
+ * transaction that deleted them. Run at once by a job's deletion and every minute by the
+ * housekeeping crontab, which retries what the store refused and makes the second sweep.
  */
 export function storeDeletionsTask(pool: pg.Pool, store: ArtifactStore, log: Log): Task {
+  const retrying = (what: string, err: unknown) =>
+    log(`store deletions: ${what} in ${store.description}: ${(err as Error).message}; retrying in ${RETRY_SEC}s`, { level: 'warn' });
   return async () => {
-    let swept = 0;
-    let failed = 0;
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      const due = await dueStoreDeletions(pool, BATCH);
-      for (const deletion of due) {
+    const prefixes = await inRounds(
+      () => dueStoreDeletions(pool, BATCH),
+      async (deletion) => {
         try {
           await store.deletePrefix(deletion.prefix);
           await storeDeletionSwept(pool, deletion);
-          swept++;
+          return true;
         } catch (err) {
-          failed++;
-          log(`store deletions: ${deletion.prefix} in ${store.description}: ${(err as Error).message}; retrying in ${RETRY_SEC}s`, { level: 'warn' });
+          retrying(deletion.prefix, err);
           await storeDeletionFailed(pool, deletion.prefix, RETRY_SEC);
+          return false;
         }
-      }
-      if (due.length < BATCH) break;
-    }
-    const packs = await compactPacks(pool, store, log);
-    if (swept > 0 || failed > 0 || packs.compacted > 0 || packs.failed > 0) {
-      log(`store deletions: swept ${swept} prefix(es) of deleted executions, compacted ${packs.compacted} log pack(s), ${failed + packs.failed} to retry`);
+      },
+    );
+    // The log packs holding bytes of deleted executions are rewritten without them (compactPack).
+    const packs = await inRounds(
+      () => duePackCompactions(pool, BATCH),
+      (key) =>
+        compactPack(pool, store, key, RETRY_SEC).then(
+          (taken) => (taken ? true : null),
+          (err: unknown) => {
+            retrying(`compacting ${key}`, err);
+            return false;
+          },
+        ),
+    );
+    if (prefixes.done + prefixes.failed + packs.done + packs.failed > 0) {
+      log(`store deletions: swept ${prefixes.done} prefix(es) of deleted executions, compacted ${packs.done} log pack(s), ${prefixes.failed + packs.failed} to retry`);
     }
   };
 }
 
-/** Rewrites the log packs that hold bytes of deleted executions (see compactPack), a bounded number per run. */
-async function compactPacks(pool: pg.Pool, store: ArtifactStore, log: Log): Promise<{ compacted: number; failed: number }> {
-  let compacted = 0;
-  let failed = 0;
+/**
+ * Takes what `due` lists and does `each` of it, round after round while rounds come back full, at
+ * most MAX_ROUNDS (the next run, a minute later at most, goes on). `each` says whether it was done
+ * (null: another process had it).
+ */
+async function inRounds<T>(due: () => Promise<T[]>, each: (item: T) => Promise<boolean | null>): Promise<{ done: number; failed: number }> {
+  const counts = { done: 0, failed: 0 };
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const due = await duePackCompactions(pool, BATCH);
-    for (const key of due) {
-      try {
-        if (await compactPack(pool, store, key, RETRY_SEC)) compacted++;
-      } catch (err) {
-        failed++;
-        log(`store deletions: compacting ${key} in ${store.description}: ${(err as Error).message}; retrying in ${RETRY_SEC}s`, { level: 'warn' });
-      }
+    const items = await due();
+    for (const item of items) {
+      const done = await each(item);
+      if (done === true) counts.done++;
+      else if (done === false) counts.failed++;
     }
-    if (due.length < BATCH) break;
+    if (items.length < BATCH) break;
   }
-  return { compacted, failed };
+  return counts;
 }
