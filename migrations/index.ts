@@ -16,6 +16,7 @@ import { Migration20261209020000_cacheEntries } from './Migration20261209020000_
 import { Migration20261210000000_hookDeliveries } from './Migration20261210000000_hookDeliveries.js';
 import { Migration20261211000000_notifications } from './Migration20261211000000_notifications.js';
 import { Migration20261211010000_webhookTrigger } from './Migration20261211010000_webhookTrigger.js';
+import { Migration20261211020000_logPacks } from './Migration20261211020000_logPacks.js';
 
 /** Every migration, oldest first. Listed explicitly so `dist/` needs no folder scanning. */
 export const MIGRATIONS: MigrationObject[] = [
@@ -36,4 +37,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261210000000_hookDeliveries', class: Migration20261210000000_hookDeliveries },
   { name: 'Migration20261211000000_notifications', class: Migration20261211000000_notifications },
   { name: 'Migration20261211010000_webhookTrigger', class: Migration20261211010000_webhookTrigger },
+  { name: 'Migration20261211020000_logPacks', class: Migration20261211020000_logPacks },
 ];

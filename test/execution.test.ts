@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logKeys, parseArchivedLog } from '../src/logs/archive.js';
-import { archivedText } from './helpers/archive.js';
+import { parseArchivedLog } from '../src/logs/archive.js';
+import { archivedNdjson, archivedText } from './helpers/archive.js';
 import { FilesystemStore } from '../src/storage/filesystem.js';
 import { S3Store } from '../src/storage/s3.js';
 import type { ArtifactStore } from '../src/storage/ArtifactStore.js';
@@ -66,10 +66,10 @@ function expectFailedTwoSteps(e: any) {
   expect(e.logs.map((l: any) => l.seq)).toEqual(e.logs.map((_: unknown, i: number) => i + 1));
 }
 
-async function expectArchived(store: ArtifactStore, e: any) {
-  const archived = parseArchivedLog((await store.get(logKeys(e.id).ndjson)).toString('utf8'));
+async function expectArchived(k: TestKiln, store: ArtifactStore, e: any) {
+  const archived = parseArchivedLog(await archivedNdjson(k.kiln.deps.pool, store, e.id));
   expect(archived.map((l) => [l.seq, l.stream, l.step, l.text])).toEqual(e.logs.map((l: any) => [l.seq, l.stream, l.step, l.text]));
-  const text = await archivedText(store, e.id, e.logs.length);
+  const text = await archivedText(k.kiln.deps.pool, store, e.id, e.logs.length);
   expect(buildLines(text)).toEqual(['hello', 'world']);
   expect(text).toContain('[kiln] step "echo world >&2; exit 3" exited with code 3');
 }
@@ -98,7 +98,7 @@ describe('running a one-off job in Docker', () => {
       const token = await k.token('alice');
       const e = await runTwoSteps(k, token);
       expectFailedTwoSteps(e);
-      await expectArchived(store, e);
+      await expectArchived(k, store, e);
       // A small log has no text object to presign (docs/design.md#archives): Kiln's route renders
       // it from the NDJSON in S3. (A big log's presigned text: runner-archive.test.ts.)
       expect(e.logUrl).toBe(`/api/v1/executions/${e.id}/log`);
@@ -125,7 +125,7 @@ describe('running a one-off job in Docker', () => {
       const token = await k.token('alice');
       const e = await runTwoSteps(k, token);
       expectFailedTwoSteps(e);
-      await expectArchived(store, e);
+      await expectArchived(k, store, e);
       expect(e.logUrl).toBe(`/api/v1/executions/${e.id}/log`);
       const res = await fetch(`${k.url}${e.logUrl}`, { headers: { authorization: `Bearer ${token}` } });
       expect(res.status).toBe(200);

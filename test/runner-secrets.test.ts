@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logKeys } from '../src/logs/archive.js';
-import { archivedText } from './helpers/archive.js';
+import { archivedNdjson, archivedText } from './helpers/archive.js';
 import { MASK } from '../src/logs/mask.js';
 import { FilesystemStore } from '../src/storage/filesystem.js';
 import { requireDocker } from './helpers/docker.js';
@@ -160,10 +159,10 @@ describe('secrets', () => {
       } finally {
         await db.end();
       }
-      const archivedNdjson = (await store.get(logKeys(execution.id).ndjson)).toString('utf8');
-      const archived = await archivedText(store, execution.id, lineCount);
+      const archivedLog = await archivedNdjson(k.kiln.deps.pool, store, execution.id);
+      const archived = await archivedText(k.kiln.deps.pool, store, execution.id, lineCount);
       const graphql = JSON.stringify(await logsOf(k, token, execution.id));
-      for (const [where, text] of Object.entries({ stored, archivedNdjson, archivedText: archived, graphql })) {
+      for (const [where, text] of Object.entries({ stored, archivedNdjson: archivedLog, archivedText: archived, graphql })) {
         expect(text, where).toContain(MASK);
         for (const raw of FORBIDDEN) expect(text.includes(raw), `${where} contains ${raw}`).toBe(false);
       }

@@ -136,6 +136,14 @@ describe.each(fixtures)('$name honours the ArtifactStore contract', (fixture) =>
     expect((await readAll(await store.getStream('get/stream.txt'))).toString()).toBe('streamed body');
   });
 
+  it('streams a byte range of an object out with getStream (a log inside a pack)', async () => {
+    await store.put('get/range.txt', 'first|second|third');
+    expect((await readAll(await store.getStream('get/range.txt', { start: 6, length: 6 }))).toString()).toBe('second');
+    expect((await readAll(await store.getStream('get/range.txt', { start: 0, length: 1 }))).toString()).toBe('f');
+    expect((await readAll(await store.getStream('get/range.txt', { start: 13, length: 5 }))).toString()).toBe('third');
+    await expect(store.getStream('get/no-such-range.txt', { start: 0, length: 1 })).rejects.toBeInstanceOf(ObjectNotFoundError);
+  });
+
   it('reports which keys exist', async () => {
     await store.put('exists/yes.txt', 'x');
     expect(await store.exists('exists/yes.txt')).toBe(true);

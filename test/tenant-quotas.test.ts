@@ -12,6 +12,7 @@ import { FilesystemStore } from '../src/storage/filesystem.js';
 import { S3Store } from '../src/storage/s3.js';
 import { housekeepingTask } from '../src/tasks/housekeeping.js';
 import { storeDeletionsTask } from '../src/tasks/store-deletions.js';
+import { archivedNdjson } from './helpers/archive.js';
 import { requireDocker } from './helpers/docker.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { jobYaml, outputOf, runJob, submitJob, waitForEnd } from './helpers/runner.js';
@@ -24,6 +25,12 @@ const random = (file: string, bytes: number) => `head -c ${bytes} /dev/urandom >
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
   return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+}
+
+/** The key of the object holding an execution's archived log (a pack for a small one), once archived. */
+async function logKeyOf(k: TestKiln, executionId: string): Promise<string | undefined> {
+  const { rows } = await k.kiln.deps.pool.query<{ log_key: string | null }>(`select log_key from executions where id = $1`, [executionId]);
+  return rows[0]?.log_key ?? undefined;
 }
 
 const systemLines = (logs: Array<{ stream: string; text: string }>) => logs.filter((l) => l.stream === 'SYSTEM').map((l) => l.text);
@@ -144,16 +151,21 @@ describe('storage quotas (real Docker engine, Postgres, filesystem store)', () =
   it('removes a deleted job\'s logs and artifacts from the store, and nothing of another job', async () => {
     const mine = await runJob(k, alice, jobYaml('Doomed', [random('out', 1000)], ['artifacts: [out]']));
     const kept = await runJob(k, alice, jobYaml('Kept', [random('out', 1000)], ['artifacts: [out]']));
+    const packs: string[] = [];
     for (const e of [mine, kept]) {
       expect(e.status, e.error ?? '').toBe('SUCCEEDED');
       // The archive is written after the run ends: wait for it, so the deletion has it to remove.
-      await waitFor(async () => ((await filesUnder(path.join(storeDir, 'executions', e.id))).includes('log.ndjson') ? true : undefined), 30_000, 'the log archive');
+      // A small log is a range of a pack (docs/design.md#archives).
+      packs.push(await waitFor(() => logKeyOf(k, e.id), 30_000, 'the log archive'));
     }
     const job = await k.gql('query($id: ID!) { execution(id: $id) { job { id } } }', { id: mine.id }, alice);
     const deleted = await k.gql('mutation($id: ID!) { deleteJob(id: $id) }', { id: job.data!.execution.job.id }, alice);
     expect(deleted.data?.deleteJob).toBe(true);
     await waitFor(async () => ((await filesUnder(path.join(storeDir, 'executions', mine.id))).length === 0 ? true : undefined), 30_000, 'the store objects to go');
-    expect((await filesUnder(path.join(storeDir, 'executions', kept.id))).sort()).toEqual(['artifacts/1-out.tar.gz', 'log.ndjson']);
+    // Its pack is gone: rewritten without its log if another log shared it, removed otherwise.
+    await waitFor(async () => ((await filesUnder(storeDir)).includes(packs[0]!) ? undefined : true), 30_000, 'its log pack to go');
+    expect((await filesUnder(path.join(storeDir, 'executions', kept.id))).sort()).toEqual(['artifacts/1-out.tar.gz']);
+    expect(await archivedNdjson(k.kiln.deps.pool, new FilesystemStore(storeDir), kept.id)).toContain('"stream":"SYSTEM"');
   });
 
   it('finishes a deletion recorded before a crash: the rows alone bring the store objects down, in two sweeps', async () => {
@@ -238,8 +250,8 @@ describe('a deleted job on S3 (s3rver)', () => {
     await s3?.stop();
   });
 
-  // A small log is archived as NDJSON only (docs/design.md#archives).
-  const keysOf = (id: string) => [logKeys(id).ndjson, artifactKey(id, 0, 'out')];
+  // A small log is a range of a pack, whose key its row holds (docs/design.md#archives).
+  const keysOf = async (id: string) => [(await logKeyOf(k, id)) ?? logKeys(id).ndjson, artifactKey(id, 0, 'out')];
   const present = async (s: ArtifactStore, keys: string[]) => (await Promise.all(keys.map((key) => s.exists(key)))).filter(Boolean).length;
 
   it('leaves no object of its executions in the bucket, and the other job\'s objects where they were', async () => {
@@ -247,10 +259,11 @@ describe('a deleted job on S3 (s3rver)', () => {
     const { jobId, executionId } = await submitJob(k, token, jobYaml('DoomedS3', [random('out', 1000)], ['artifacts: [out]']));
     const other = await runJob(k, token, jobYaml('KeptS3', [random('out', 1000)], ['artifacts: [out]']));
     expect((await waitForEnd(k, token, executionId)).status).toBe('SUCCEEDED');
-    for (const id of [executionId, other.id]) await waitFor(async () => ((await present(store, keysOf(id))) === 2 ? true : undefined), 30_000, 'the archive');
+    for (const id of [executionId, other.id]) await waitFor(async () => ((await present(store, await keysOf(id))) === 2 ? true : undefined), 30_000, 'the archive');
+    const doomed = await keysOf(executionId);
     const deleted = await k.gql('mutation($id: ID!) { deleteJob(id: $id) }', { id: jobId }, token);
     expect(deleted.data?.deleteJob).toBe(true);
-    await waitFor(async () => ((await present(store, keysOf(executionId))) === 0 ? true : undefined), 30_000, 'the objects to go');
-    expect(await present(store, keysOf(other.id))).toBe(2);
+    await waitFor(async () => ((await present(store, doomed)) === 0 ? true : undefined), 30_000, 'the objects to go');
+    expect(await present(store, await keysOf(other.id))).toBe(2);
   });
 });

@@ -148,8 +148,10 @@ describe('a 100,000-line log', () => {
       [executionId, LINES],
     );
     await pool.query(`update executions set last_seq = $2 where id = $1`, [executionId, LINES]);
-    // The page reads the archive of a finished run: archive these lines in place of the run's own.
-    await archiveLogToStore(pool, k.kiln.deps.store, executionId);
+    // The page reads the archive of a finished run: archive these lines in place of the run's own
+    // (which was a range of a log pack: the row says where the archive is).
+    const key = await archiveLogToStore(pool, k.kiln.deps.store, executionId);
+    await pool.query(`update executions set log_key = $2, log_offset = null, log_bytes = null where id = $1`, [executionId, key]);
   });
 
   it('is usable within 2 s, stays under 200 MB of heap, jumps to the last line within 500 ms, finds a line near the end and opens #L54321', async () => {

@@ -35,6 +35,8 @@ function pidsNamed(comm: string): number[] {
 
 export interface ProbeResult {
   nodeCpuMs: number;
+  /** The part of nodeCpuMs spent in the kernel (system calls: sockets, files), all threads. */
+  nodeSystemMs: number;
   /** CPU of the database's backends (or of redis-server). */
   serverCpuMs: number;
   /** Share of sampled backend states, most frequent first, e.g. "Lock:transactionid 12%". */
@@ -101,7 +103,7 @@ export class Probe {
     for (const pid of await this.serverPids()) serverCpuMs += (procCpuMs(pid) ?? 0) - (this.server0.get(pid) ?? 0);
     await this.admin?.end().catch(() => {});
     const waits = [...this.counts].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, v / Math.max(1, this.total)] as [string, number]);
-    return { nodeCpuMs: (cpu.user + cpu.system) / 1000, serverCpuMs, waits };
+    return { nodeCpuMs: (cpu.user + cpu.system) / 1000, nodeSystemMs: cpu.system / 1000, serverCpuMs, waits };
   }
 }
 

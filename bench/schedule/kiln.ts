@@ -367,7 +367,7 @@ export async function kilnThroughput(o: ThroughputOptions, withoutEventTriggers 
       detail: [
         `queueing ${o.jobs} executions (one transaction) took ${(enqueueMs / 1000).toFixed(2)} s of the ${seconds.toFixed(1)} s; ` +
           `logs archived for ${archived}/${done} by ${((Date.now() - t0) / 1000).toFixed(1)} s`,
-        `Postgres backends: ${waitsLine(usage.waits)}`,
+        `Node CPU per execution: ${(usage.nodeCpuMs / perJob).toFixed(2)} ms, of which ${(usage.nodeSystemMs / perJob).toFixed(2)} ms in the kernel (system calls); Postgres backends: ${waitsLine(usage.waits)}`,
         'statements by time spent waiting for them (client side: includes lock waits and commit flushes; the benchmark\'s polls are among them):',
         ...profileLines(withoutEventTriggers ? 6 : 10, perJob, 'job').map((l) => `    ${l}`),
         ...(withoutEventTriggers ? [`diagnostic only, not Kiln as shipped: disabled ${disabled.join(', ') || 'no trigger'} on this run's database`] : []),

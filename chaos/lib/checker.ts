@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import { setTimeout as delay } from 'node:timers/promises';
+import { buffer } from 'node:stream/consumers';
 import { hasTextObject, logKeys } from '../../src/logs/archive.js';
+import { archivedNdjsonOf } from '../../src/logs/logPacks.js';
 import type { ArtifactStore } from '../../src/storage/ArtifactStore.js';
 import type { DockerEventRecorder } from './dockerEvents.js';
 import Dockerode from 'dockerode';
@@ -213,9 +215,10 @@ export async function check(ctx: {
     const expected = lines.map((l) => JSON.stringify({ seq: l.seq, stream: l.stream, step: l.step, text: l.text, at: l.at }) + '\n').join('');
     const expectedText = lines.map((l) => (l.stream === 'SYSTEM' ? `[kiln] ${l.text}` : l.text) + '\n').join('');
     try {
-      // Only a big log has a text object of its own; a small one's is rendered from the NDJSON.
+      // Only a big log has a text object of its own; a small one's is rendered from the NDJSON,
+      // which is its byte range of a pack (docs/design.md#archives).
       const [nd, txt] = await Promise.all([
-        ctx.store.get(logKeys(e.id).ndjson),
+        archivedBytes(pool, ctx.store, e.id),
         hasTextObject(lines.length) ? ctx.store.get(logKeys(e.id).text) : Promise.resolve(Buffer.from(expectedText)),
       ]);
       if (!nd.equals(Buffer.from(expected)) || !txt.equals(Buffer.from(expectedText))) {
@@ -279,4 +282,11 @@ export function formatTable(rows: Row[]): string {
     for (const n of r.notes) out.push(`  ${r.scenario}: ${n}`);
   }
   return out.join('\n');
+}
+
+/** An execution's archived NDJSON, wherever its row says it is; throws when it is not archived. */
+async function archivedBytes(pool: pg.Pool, store: ArtifactStore, executionId: string): Promise<Buffer> {
+  const stream = await archivedNdjsonOf(pool, store, executionId);
+  if (stream === null) throw new Error('not archived');
+  return buffer(stream);
 }

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import type { LogChunkFields } from '../entities/LogChunk.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
+import { archivedNdjsonOf } from './logPacks.js';
 
 /** Lines that should be stored are in neither Postgres nor the archive. */
 export class LogGapError extends Error {
@@ -64,16 +65,14 @@ export class StoredLogReader {
   }
 
   private async openArchive(afterSeq: number): Promise<boolean> {
-    const { rows } = await this.pool.query<{ log_key: string | null }>(`select log_key from executions where id = $1`, [this.executionId]);
-    const key = rows[0]?.log_key ?? null;
-    if (key === null) return false;
-    let stream: Readable;
+    let stream: Readable | null;
     try {
-      stream = await this.store.getStream(key);
+      stream = await archivedNdjsonOf(this.pool, this.store, this.executionId);
     } catch (err) {
       if ((err as Error).name === 'ObjectNotFoundError') return false;
       throw err;
     }
+    if (stream === null) return false;
     const lines = createInterface({ input: stream, crlfDelay: Infinity })[Symbol.asyncIterator]();
     this.archive = { stream, lines, at: 0 };
     // Skip what the caller already has.

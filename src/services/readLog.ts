@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Execution } from '../entities/index.js';
 import { hasTextObject, logKeys, ndjsonToText, storedNdjsonLog, storedTextLog } from '../logs/archive.js';
+import { archivedNdjsonOf } from '../logs/logPacks.js';
 import { ObjectNotFoundError } from '../storage/ArtifactStore.js';
 import type { Deps } from './deps.js';
 
@@ -12,10 +13,15 @@ import type { Deps } from './deps.js';
 export async function archivedOrStoredLog(deps: Deps, execution: Execution, out: Writable): Promise<void> {
   if (execution.logKey !== null) {
     try {
-      const keys = logKeys(execution.id);
-      if (hasTextObject(execution.lastSeq)) await pipeline(await deps.store.getStream(keys.text), out);
-      else await pipeline(await deps.store.getStream(keys.ndjson), ndjsonToText(), out);
-      return;
+      if (hasTextObject(execution.lastSeq)) {
+        await pipeline(await deps.store.getStream(logKeys(execution.id).text), out);
+        return;
+      }
+      const ndjson = await archivedNdjsonOf(deps.pool, deps.store, execution.id);
+      if (ndjson !== null) {
+        await pipeline(ndjson, ndjsonToText(), out);
+        return;
+      }
     } catch (err) {
       if (!(err instanceof ObjectNotFoundError)) throw err;
     }
@@ -31,8 +37,11 @@ export async function archivedOrStoredLog(deps: Deps, execution: Execution, out:
 export async function archivedOrStoredLines(deps: Deps, execution: Execution, out: Writable): Promise<void> {
   if (execution.logKey !== null) {
     try {
-      await pipeline(await deps.store.getStream(logKeys(execution.id).ndjson), out);
-      return;
+      const ndjson = await archivedNdjsonOf(deps.pool, deps.store, execution.id);
+      if (ndjson !== null) {
+        await pipeline(ndjson, out);
+        return;
+      }
     } catch (err) {
       if (!(err instanceof ObjectNotFoundError)) throw err;
     }

@@ -9,8 +9,11 @@ export interface ArtifactStore {
   put(key: string, body: Buffer | string | Readable, opts?: { contentType?: string }): Promise<{ key: string; size: number }>;
   /** Reads a whole object; throws ObjectNotFoundError when absent. */
   get(key: string): Promise<Buffer>;
-  /** Reads an object as a stream; throws ObjectNotFoundError when absent. */
-  getStream(key: string): Promise<Readable>;
+  /**
+   * Reads an object as a stream, or only `range` of its bytes (a log inside a pack); throws
+   * ObjectNotFoundError when absent.
+   */
+  getStream(key: string, range?: ByteRange): Promise<Readable>;
   exists(key: string): Promise<boolean>;
   /** Removes an object; no error when absent. */
   delete(key: string): Promise<void>;
@@ -28,6 +31,12 @@ export interface ArtifactStore {
   check(): Promise<void>;
   /** A short description for logs, e.g. `s3://bucket` or `file:///var/kiln/artifacts`. */
   readonly description: string;
+}
+
+/** `length` bytes from byte `start` (0-based) of an object; `length` is at least 1. */
+export interface ByteRange {
+  start: number;
+  length: number;
 }
 
 export class ObjectNotFoundError extends Error {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { makePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/privateDir.js';
-import { assertValidKey, assertValidPrefix, ObjectNotFoundError, type ArtifactStore } from './ArtifactStore.js';
+import { assertValidKey, assertValidPrefix, ObjectNotFoundError, type ArtifactStore, type ByteRange } from './ArtifactStore.js';
 
 /** Owner only (docs/design.md#local-privacy): logs and artifacts are their tenant's, not the host's users'. */
 const DIR = { recursive: true, mode: PRIVATE_DIR_MODE } as const;
@@ -67,7 +67,7 @@ export class FilesystemStore implements ArtifactStore {
     }
   }
 
-  async getStream(key: string): Promise<Readable> {
+  async getStream(key: string, range?: ByteRange): Promise<Readable> {
     // Opening first turns a missing file into ObjectNotFoundError here, not as a stream error later.
     let handle: FileHandle | undefined;
     try {
@@ -77,7 +77,7 @@ export class FilesystemStore implements ArtifactStore {
       await handle?.close();
       throw notFoundOr(err, key);
     }
-    return handle.createReadStream();
+    return handle.createReadStream(range === undefined ? {} : { start: range.start, end: range.start + range.length - 1 });
   }
 
   async exists(key: string): Promise<boolean> {

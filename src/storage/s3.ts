@@ -11,7 +11,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertValidKey, assertValidPrefix, ObjectNotFoundError, type ArtifactStore } from './ArtifactStore.js';
+import { assertValidKey, assertValidPrefix, ObjectNotFoundError, type ArtifactStore, type ByteRange } from './ArtifactStore.js';
 
 /** Options of an S3Store; any S3-compatible endpoint works. */
 export interface S3StoreOptions {
@@ -118,13 +118,18 @@ export class S3Store implements ArtifactStore {
   }
 
   async get(key: string): Promise<Buffer> {
-    const body = await this.getBody(key);
+    const { body } = await this.getBody(key);
     return Buffer.from(await body.transformToByteArray());
   }
 
-  async getStream(key: string): Promise<Readable> {
+  async getStream(key: string, range?: ByteRange): Promise<Readable> {
+    const { body, sent } = await this.getBody(key, range);
     // In Node the SDK's body is an http.IncomingMessage with helper methods mixed in.
-    return (await this.getBody(key)) as unknown as Readable;
+    const stream = body as unknown as Readable;
+    if (range === undefined || (sent.start === range.start && sent.end === range.start + range.length - 1)) return stream;
+    // A server that ignored the Range header, or sent more (s3rver answers `bytes=0-0` with the
+    // whole object): only the range's bytes are passed on.
+    return stream.pipe(slice({ start: range.start - sent.start, length: range.length }));
   }
 
   async exists(key: string): Promise<boolean> {
@@ -189,17 +194,34 @@ export class S3Store implements ArtifactStore {
     this.client.destroy();
   }
 
-  private async getBody(key: string) {
+  private async getBody(key: string, range?: ByteRange) {
     assertValidKey(key);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const Range = range === undefined ? undefined : `bytes=${range.start}-${range.start + range.length - 1}`;
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range }));
       if (!res.Body) throw new Error(`S3 returned no body for ${key}`);
-      return res.Body;
+      // `bytes <first>-<last>/<size>` when the server sent a range; the whole object otherwise.
+      const sent = /^bytes (\d+)-(\d+)\//.exec(res.ContentRange ?? '');
+      return { body: res.Body, sent: sent ? { start: Number(sent[1]), end: Number(sent[2]) } : { start: 0, end: -1 } };
     } catch (err) {
       if (isNoSuchKey(err)) throw new ObjectNotFoundError(key);
       throw err;
     }
   }
+}
+
+/** Passes on only `range`'s bytes of a whole object's stream. */
+function slice(range: ByteRange): Transform {
+  let at = 0;
+  const end = range.start + range.length;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      const from = Math.max(range.start - at, 0);
+      const to = Math.min(end - at, chunk.length);
+      at += chunk.length;
+      done(null, from < to ? chunk.subarray(from, to) : undefined);
+    },
+  });
 }
 
 /**

@@ -1,14 +1,15 @@
 import type pg from 'pg';
 import { recordArchives, takeDueArchives, type DueArchive } from '../executions/archive.js';
 import { inTransaction, sqlOfPg } from '../executions/sql.js';
+import { expectPack, packRecorded } from '../executions/storeDeletions.js';
 import { archiveBatch, isSmallLog, type ArchiveResults } from '../logs/archiveBatch.js';
 import type { Log } from '../util/log.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 
 export { ARCHIVE_RETRY_MAX_MS, archiveRetryDelayMs } from '../executions/archive.js';
 
-/** Archives taken per round. */
-export const ARCHIVE_BATCH = 50;
+/** Archives taken per round: a round's small logs are one pack. */
+export const ARCHIVE_BATCH = 100;
 
 /**
  * One round of archiving (src/executions/archive.ts): takes up to `limit` due archives. The small
@@ -21,14 +22,15 @@ export async function archiveDue(pool: pg.Pool, store: ArtifactStore, log: Log, 
   const { taken, big } = await inTransaction(pool, async (sql) => {
     const due = await takeDueArchives(sql, limit);
     const small = due.filter(isSmallLog);
-    const results = await archiveBatch(pool, store, small);
+    const results = await archiveBatch(pool, store, small, (key) => expectPack(pool, key));
     const reserved = due.filter((a) => !isSmallLog(a));
     await recordArchives(sql, { done: results.done, failed: results.failed.map((f) => f.archive), reserved });
+    await packRecorded(sql, [...new Set(results.done.filter((d) => d.range !== undefined).map((d) => d.key))]);
     report(results, store, log);
     return { taken: due.length, big: reserved };
   });
   if (big.length > 0) {
-    const results = await archiveBatch(pool, store, big);
+    const results = await archiveBatch(pool, store, big, (key) => expectPack(pool, key));
     await recordArchives(sqlOfPg(pool), { done: results.done, failed: results.failed.map((f) => f.archive) });
     report(results, store, log);
   }

@@ -1,9 +1,12 @@
 /**
  * Rounds of work, one at a time: started by `wake` and every `pollMs`. A wake-up during a round
- * makes another right after it, so none is lost and none overlaps. `round` handles its own errors.
+ * makes another right after it, so none is lost and none overlaps. With `gatherMs`, a round starts
+ * that long after the wake-up that asked for it, and wake-ups meanwhile join it (work arriving
+ * together is handled together). `round` handles its own errors.
  */
 export class RoundLoop {
   private timer: NodeJS.Timeout | null = null;
+  private gathering: NodeJS.Timeout | null = null;
   private current: Promise<void> | null = null;
   private again = false;
   private halted = false;
@@ -11,6 +14,7 @@ export class RoundLoop {
   constructor(
     private readonly round: () => Promise<void>,
     private readonly pollMs: number,
+    private readonly gatherMs = 0,
   ) {}
 
   /** True once stop was called: a round in flight should end early. */
@@ -30,6 +34,19 @@ export class RoundLoop {
       this.again = true;
       return;
     }
+    if (this.gathering !== null) return;
+    if (this.gatherMs <= 0) {
+      this.run();
+      return;
+    }
+    this.gathering = setTimeout(() => {
+      this.gathering = null;
+      this.run();
+    }, this.gatherMs);
+  }
+
+  private run(): void {
+    if (this.halted) return;
     this.current = this.round().finally(() => {
       this.current = null;
       if (this.again) {
@@ -43,6 +60,8 @@ export class RoundLoop {
   async stop(): Promise<void> {
     this.halted = true;
     if (this.timer !== null) clearInterval(this.timer);
+    if (this.gathering !== null) clearTimeout(this.gathering);
+    this.gathering = null;
     await this.current;
   }
 }

@@ -5,6 +5,12 @@ import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { ARCHIVE_BATCH, archiveDue } from '../tasks/archive-log.js';
 
 /**
+ * How long a woken archiver waits before its round, so that the logs of runs finishing meanwhile
+ * share the round's statements and its pack (docs/design.md#archives) instead of a round each.
+ */
+const GATHER_MS = 200;
+
+/**
  * A worker's archiving loop: rounds of archiveDue while they come back full, started when a run of
  * this process finishes (`wake`) and every `pollMs` (other workers' runs, retries after the store
  * failed, archives a dead worker had taken). Archiving never holds a run back: the finish only
@@ -19,7 +25,7 @@ export class Archiver {
     private readonly log: Log,
     pollMs: number,
   ) {
-    this.rounds = new RoundLoop(() => this.drain(), pollMs);
+    this.rounds = new RoundLoop(() => this.drain(), pollMs, GATHER_MS);
   }
 
   start(): void {
