@@ -146,7 +146,7 @@ function lintRule(r: Reader, field: Field, server: NotifyPolicy | undefined): No
   if (slack !== undefined) rule.slack = lintSlack(r, slack, policy);
   const email = given(fields, 'email');
   if (email !== undefined) rule.email = lintEmail(r, email);
-  if (email !== undefined && server !== undefined && !server.smtp) {
+  if (email !== undefined && rule.email !== undefined && server !== undefined && !server.smtp) {
     r.warn(email.keyAt, email.path, 'KILN_SMTP_URL is not set on this server: mail to these addresses fails until the operator sets it');
   }
   // After an unknown key (a misspelt channel, most likely) that diagnostic says enough.
