@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queueMissed } from '../src/notify/missed.js';
+import { MISSED_MIN_GAP_MS, queueMissed } from '../src/notify/missed.js';
 import { TickOutcome } from '../src/schedule/policies.js';
 import { inTransaction } from '../src/util/sql.js';
 import { startHookReceiver, type HookReceiver } from './helpers/hookReceiver.js';
@@ -100,6 +100,14 @@ describe('missed notifications (issue 14, item 3)', () => {
         [1, 'webhook', 6],
       ]);
       expect([r[1]!.first_fire_at.toISOString(), r[1]!.last_fire_at.toISOString()]).toEqual(['2030-01-01T00:00:05.000Z', '2030-01-01T00:00:05.000Z']);
+
+      // The new one is due no sooner than a minute after the one before it was queued.
+      const { rows: due } = await k.kiln.deps.pool.query<{ gap: number }>(
+        `select extract(epoch from (n.next_attempt_at - p.created_at)) as gap
+           from notification_deliveries n join notification_deliveries p on p.id = $1 where n.id = $2`,
+        [r[0]!.id, r[1]!.id],
+      );
+      expect(Number(due[0]!.gap)).toBeGreaterThanOrEqual(MISSED_MIN_GAP_MS / 1000);
     });
 
     it('queues nothing for a job without a missed rule', async () => {

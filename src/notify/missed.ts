@@ -10,6 +10,13 @@ import { iso } from './queue.js';
  */
 export const MISSED_HOLD_MS = 2000;
 
+/**
+ * The least time between two missed deliveries of one job, rule and channel: a job that keeps
+ * overlapping itself (SKIPPED_OVERLAP every second) gets one message a minute, each counting the
+ * fire times since the last, rather than one every few seconds.
+ */
+export const MISSED_MIN_GAP_MS = 60_000;
+
 /** One MISSED or SKIPPED_OVERLAP tick the scheduler just recorded. */
 export interface MissedTick {
   jobId: string;
@@ -28,7 +35,8 @@ export function wantsMissed(spec: JobSpec): boolean {
  * counting the fire times; a PENDING missed delivery of the same job, rule and channel that no
  * sender has tried yet (attempts = 0) absorbs them instead (count grows, last_fire_at moves), so
  * a catch-up after ten missed seconds is one message saying 10, not ten messages. A new one is
- * held MISSED_HOLD_MS before it is due, so what follows within that time joins it.
+ * held MISSED_HOLD_MS before it is due, and at least MISSED_MIN_GAP_MS after the previous one of
+ * its job, rule and channel was queued, so what follows within that time joins it.
  *
  * Safe against the sender: a claim sets attempts to 1 under the row lock; an absorb waiting on
  * that lock re-reads the row, no longer matches it, and inserts a new delivery. Two scheduler
@@ -61,9 +69,12 @@ export async function queueMissed(sql: Sql, ticks: readonly MissedTick[]): Promi
             -- No 'missed' object: the columns are its truth while later ticks join (the sender adds it).
             jsonb_build_object('event', 'missed', 'events', jsonb_build_array('missed'), 'job', jsonb_build_object('id', t.job_id, 'name', t.name),
                                'occurred_at', ${iso('now()')}),
-            now() + $3 * interval '1 millisecond'
+            greatest(now() + $3 * interval '1 millisecond',
+                     (select max(p.created_at) from notification_deliveries p
+                       where p.job_id = t.job_id and p.rule_index = t.rule_index and p.channel = t.channel and p.event = 'missed')
+                     + $4 * interval '1 millisecond')
        from targets t
       where not exists (select 1 from absorbed a where a.job_id = t.job_id and a.rule_index = t.rule_index and a.channel = t.channel)`,
-    [ticks.map((t) => t.jobId), ticks.map((t) => t.fireAt.toISOString()), MISSED_HOLD_MS],
+    [ticks.map((t) => t.jobId), ticks.map((t) => t.fireAt.toISOString()), MISSED_HOLD_MS, MISSED_MIN_GAP_MS],
   );
 }
