@@ -76,6 +76,22 @@ describe('the Node version Kiln needs', () => {
       expect(r.stdout).toMatch(/^kiln: a CI\/CD job scheduler/);
     }
   });
+
+  it(`makes \`npm start\` with ${SYSTEM_NODE} say the same line if that is older, before its build runs`, () => {
+    const version = spawnSync(SYSTEM_NODE, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim();
+    if (nodeVersionProblem(version) === null) {
+      // A Node new enough passes the check that prestart runs first, silently.
+      const r = spawnSync(SYSTEM_NODE, [path.join(ROOT, 'bin/checkNode.js')], { encoding: 'utf8' });
+      expect([r.status, r.stdout, r.stderr]).toEqual([0, '', '']);
+      return;
+    }
+    const r = spawnSync('npm', ['start'], { cwd: ROOT, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' }, timeout: 60_000 });
+    expect(r.status).toBe(1);
+    // npm's own lines (stdout) name the script; the build (tsc, vite) never started.
+    expect(r.stdout).toMatch(/> node bin\/checkNode\.js && npm run build/);
+    expect(r.stdout).not.toMatch(/> kiln@\S+ build/);
+    expect(r.stderr).toBe(`kiln: Kiln needs Node.js 22.18.0 or newer; this is Node.js v${version} (${SYSTEM_NODE}). Install Node 22 LTS and run kiln with it.\n`);
+  });
 });
 
 describe('KILN_JWKS_URL', () => {
