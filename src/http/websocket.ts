@@ -287,6 +287,14 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
         send(...args);
         slow.check();
       }) as WebSocket['send'];
+      // A socket the server closes is read no more (ws resumes it when the client's close frame
+      // came first): a flooding client's messages would only be parsed to be thrown away, and it
+      // is dropped CLOSE_HANDSHAKE_MS later whether it answers or not.
+      const close = ws.close.bind(ws);
+      ws.close = ((...args: Parameters<WebSocket['close']>) => {
+        close(...args);
+        ws.pause();
+      }) as WebSocket['close'];
       const state: SocketState = { socket: ws, request, payer: address, address, lastCost: 1, lastVerdict: Promise.resolve(null) };
       // Before graphql-ws's own listener, which parses the message and, for every type, calls its
       // handler above before awaiting anything: each message is charged to its payer here (1 token
