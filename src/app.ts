@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { loadOrCreateLocalSecret } from './auth/localSecret.js';
 import type { AuthConfig } from './auth/types.js';
 import { createVerifier } from './auth/verifier.js';
-import { localAuth, type Config } from './config.js';
+import type { Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { createOrm, migrateOrm, type Orm } from './db/orm.js';
@@ -110,7 +110,7 @@ async function resolveAuth(config: Readonly<Config>, log: Log): Promise<AuthConf
   const { secret, created } = await loadOrCreateLocalSecret(config.dataDir);
   if (created) log(`created a local token secret in ${config.dataDir}`);
   log(`local auth: mint a token with \`KILN_DATA_DIR=${config.dataDir} npx kiln token <user>\``);
-  return localAuth(secret);
+  return { mode: 'local', secret, ...config.localTokenClaims };
 }
 
 /** The key that seals stored secrets: KILN_SECRETS_KEY, else one kept in the data directory. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import type { AuthConfig } from './auth/types.js';
-import { loadAuth } from './config/auth.js';
+import { loadAuth, localTokenClaims } from './config/auth.js';
 import { bool, cidrs, duration, type Env, int, size, str, url } from './config/env.js';
 import { loadRunner } from './config/runner.js';
 import { loadNotify, type NotifySettings } from './config/notify.js';
@@ -39,6 +39,8 @@ export interface Config {
    * `dataDir` on first run.
    */
   auth: AuthConfig | null;
+  /** The `iss` and `aud` of local-mode tokens, the data directory's secret's included (KILN_JWT_ISSUER, KILN_JWT_AUDIENCE). */
+  localTokenClaims: { issuer: string; audience: string };
   /** null = a local directory under `dataDir`. */
   s3: S3Config | null;
   defaultImage: string;
@@ -243,6 +245,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     port: int(env, 'PORT', 4000, 0, 65535),
     dataDir: path.resolve(str(env, 'KILN_DATA_DIR') ?? '.kiln'),
     auth: loadAuth(env),
+    localTokenClaims: localTokenClaims(env),
     s3: loadS3(env),
     defaultImage: str(env, 'KILN_DEFAULT_IMAGE') ?? 'golang:1.23',
     workerConcurrency: int(env, 'KILN_WORKER_CONCURRENCY', 4, 1, 256),

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { readLocalSecret } from './auth/localSecret.js';
 import { createSignInCode } from './auth/signInStore.js';
 import { mintLocalToken } from './auth/token.js';
-import { loadConfig, localAuth } from './config.js';
+import { loadConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { parseTokenArgs } from './cli/tokenArgs.js';
 import { CLI_COMMANDS, CLI_USAGE, runCli, type CliCommand } from './cli/runCli.js';
@@ -133,7 +133,7 @@ async function token(args: string[]): Promise<void> {
   if (auth === null) {
     const secret = await readLocalSecret(config.dataDir);
     if (secret === null) throw new Error(`no local secret in ${config.dataDir}: set KILN_JWT_SECRET, or run \`kiln start\` once to create one`);
-    auth = localAuth(secret);
+    auth = { mode: 'local', secret, ...config.localTokenClaims };
   }
   if (auth.mode !== 'local') throw new ConfigError('KILN_JWKS_URL', 'Kiln verifies tokens from your identity provider; it cannot mint them');
   process.stdout.write((await mintLocalToken(auth, user, ttlSeconds)) + '\n');

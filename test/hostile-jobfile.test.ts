@@ -158,7 +158,10 @@ describe('a 10,000-job file submitted to the API', () => {
     expect(body.diagnostics[0]!.message).toMatch(`at most ${MAX_JOBS_PER_FILE} jobs`);
     expect(checked.errors).toBeUndefined();
     expect(checked.data!.validateJobSpec).toEqual({ valid: false, diagnostics: [{ message: `a file may hold at most ${MAX_JOBS_PER_FILE} jobs, found 10000` }] });
-    expect(ms).toBeLessThan(10_000);
+    // Five compiles (submits carry their fire times, so only the validation could share one), one
+    // after the other in the pool's thread at nice 10: bounded by this machine's own compile time,
+    // as the bystander's bound below is (a fixed 10 s failed twice at a load average of 9).
+    expect(ms).toBeLessThan(Math.max(10_000, 8 * compileMs));
     // Big files are compiled one at a time with pauses between: a bystander waits for one compile at
     // most, not for all four (generous margins for a loaded machine).
     expect(Math.max(...latencies)).toBeLessThan(Math.max(5_000, 3 * compileMs));

@@ -6,6 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeVersionProblem, REQUIRED_NODE } from '../bin/nodeVersion.js';
+import { readLocalSecret } from '../src/auth/localSecret.js';
+import { mintLocalToken } from '../src/auth/token.js';
 import { startKiln } from '../src/app.js';
 import { parseTokenArgs } from '../src/cli/tokenArgs.js';
 import { loadConfig } from '../src/config.js';
@@ -75,6 +77,22 @@ describe('the Node version Kiln needs', () => {
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/^kiln: a CI\/CD job scheduler/);
     }
+  });
+
+  it(`makes \`npm start\` with ${SYSTEM_NODE} say the same line if that is older, before its build runs`, () => {
+    const version = spawnSync(SYSTEM_NODE, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim();
+    if (nodeVersionProblem(version) === null) {
+      // A Node new enough passes the check that prestart runs first, silently.
+      const r = spawnSync(SYSTEM_NODE, [path.join(ROOT, 'bin/checkNode.js')], { encoding: 'utf8' });
+      expect([r.status, r.stdout, r.stderr]).toEqual([0, '', '']);
+      return;
+    }
+    const r = spawnSync('npm', ['start'], { cwd: ROOT, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' }, timeout: 60_000 });
+    expect(r.status).toBe(1);
+    // npm's own lines (stdout) name the script; the build (tsc, vite) never started.
+    expect(r.stdout).toMatch(/> node bin\/checkNode\.js && npm run build/);
+    expect(r.stdout).not.toMatch(/> kiln@\S+ build/);
+    expect(r.stderr).toBe(`kiln: Kiln needs Node.js 22.18.0 or newer; this is Node.js v${version} (${SYSTEM_NODE}). Install Node 22 LTS and run kiln with it.\n`);
   });
 });
 
@@ -155,6 +173,29 @@ describe('kiln token', () => {
     const claims = JSON.parse(Buffer.from(r.stdout.trim().split('.')[1], 'base64url').toString()) as { sub: string; iat: number; exp: number; iss: string; aud: string };
     expect(claims).toMatchObject({ sub: 'alice', iss: 'kiln-local', aud: 'kiln' });
     expect(claims.exp - claims.iat).toBe(3600);
+  });
+});
+
+describe("local-mode tokens on the data directory's secret", () => {
+  let k: TestKiln;
+  const claims = { KILN_JWT_ISSUER: 'team-kiln', KILN_JWT_AUDIENCE: 'team-api' };
+  beforeAll(async () => {
+    k = await startTestKiln({ worker: false, env: { KILN_JWT_SECRET: '', ...claims } });
+  });
+  afterAll(async () => {
+    await k?.stop();
+  });
+
+  it('carry KILN_JWT_ISSUER and KILN_JWT_AUDIENCE, as the README says: `kiln token` writes them and the API wants them', async () => {
+    const r = spawnSync(process.execPath, [BIN, 'token', 'alice'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', KILN_DATA_DIR: k.dataDir, ...claims } });
+    expect(r.stderr).toBe('');
+    const token = r.stdout.trim();
+    expect(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString())).toMatchObject({ sub: 'alice', iss: 'team-kiln', aud: 'team-api' });
+    expect((await k.gql('{ me { id } }', {}, token)).data).toEqual({ me: { id: 'alice' } });
+    // The same secret with the default claims is not this server's token.
+    const secret = (await readLocalSecret(k.dataDir))!;
+    const other = await mintLocalToken({ mode: 'local', secret, issuer: 'kiln-local', audience: 'kiln' }, 'alice', 600);
+    expect((await k.gql('{ me { id } }', {}, other)).status).toBe(401);
   });
 });
 

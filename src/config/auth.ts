@@ -45,12 +45,12 @@ export function loadAuth(env: Env): AuthConfig | null {
   return null;
 }
 
+/** What local-mode tokens carry as `iss` and `aud` (README): KILN_JWT_ISSUER/AUDIENCE, else the defaults. */
+export function localTokenClaims(env: Env): { issuer: string; audience: string } {
+  return { issuer: str(env, 'KILN_JWT_ISSUER') ?? LOCAL_ISSUER, audience: str(env, 'KILN_JWT_AUDIENCE') ?? LOCAL_AUDIENCE };
+}
+
 /** Local-mode auth for a secret (from the environment or the data directory). */
 export function localAuth(secret: Uint8Array, env: Env = {}): AuthConfig {
-  return {
-    mode: 'local',
-    secret,
-    issuer: str(env, 'KILN_JWT_ISSUER') ?? LOCAL_ISSUER,
-    audience: str(env, 'KILN_JWT_AUDIENCE') ?? LOCAL_AUDIENCE,
-  };
+  return { mode: 'local', secret, ...localTokenClaims(env) };
 }

@@ -1,7 +1,7 @@
 import { MAX_RECENT_RUNS } from '../services/boardQueries.js';
 import { MAX_DELIVERY_TRIES } from '../services/deliveries.js';
 import { MAX_DIAGNOSTICS } from '../jobfile/compile.js';
-import { MAX_JOBS_PER_FILE, MAX_STEPS_PER_JOB } from '../jobfile/lint.js';
+import { MAX_ARTIFACTS_PER_JOB, MAX_JOBS_PER_FILE, MAX_STEPS_PER_JOB } from '../jobfile/lint.js';
 import { MAX_JOB_FILE_BYTES } from '../jobfile/parse.js';
 import { DEFAULT_MAX_LINE_BYTES } from '../logs/lines.js';
 import { DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT } from '../services/executionQueries.js';
@@ -52,9 +52,10 @@ export const LIST_WEIGHTS: Readonly<Record<string, ListWeight>> = {
   // Sized by logSearch's `first`, which the rule cannot see from the list itself: its largest.
   'LogSearchResult.matches': { fixed: MAX_LOG_SEARCH_MATCHES },
   'Execution.steps': { fixed: MAX_STEPS_PER_JOB },
-  // An estimate, not a bound: a job file may list more paths, but a directory is one archive.
-  'Execution.artifacts': { fixed: 100 },
-  // An estimate until secrets per owner are capped (storage quotas, docs/design.md#quotas).
+  // One artifact per path the job lists, at most MAX_ARTIFACTS_PER_JOB (a directory is one archive).
+  'Execution.artifacts': { fixed: MAX_ARTIFACTS_PER_JOB },
+  // KILN_MAX_SECRETS_PER_OWNER is 100 by default (docs/design.md#quotas); an operator may raise
+  // it, and the names of ten times the default weigh little.
   'Query.secrets': { fixed: 1000 },
   'SubmitJobPayload.jobs': { fixed: MAX_JOBS_PER_FILE, oneFile: true },
   'ValidationResult.diagnostics': { fixed: MAX_DIAGNOSTICS },

@@ -2,7 +2,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { GraphQLError, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { CloseCode } from 'graphql-ws';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocketServer, type RawData, type ServerOptions, type WebSocket } from 'ws';
 import { bearerToken } from '../auth/token.js';
 import type { Principal } from '../auth/types.js';
 import type { EventHub } from '../events/EventHub.js';
@@ -50,6 +50,13 @@ export const MESSAGE_TOO_BIG = 1009;
 export const TRY_AGAIN_LATER = 1013;
 /** Close code of a socket past its user's cap on open sockets (RFC 6455 "Policy Violation"). */
 export const TOO_MANY_SOCKETS = 1008;
+/**
+ * How long a socket the server closed may wait for its client's close frame before it is
+ * dropped (ws's `closeTimeout`, 30 s by default). Until then ws reads and graphql-ws parses all
+ * the client sends: a flooding client that never reads never answers the close, and kept the
+ * server parsing its 64 KiB pings for 30 s after refusing it (docs/design.md#socket-limits).
+ */
+export const CLOSE_HANDSHAKE_MS = 1000;
 
 /**
  * Kept per socket: who pays for its messages (its address's upgrade bucket until connection_init
@@ -151,7 +158,9 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
   const caps = new SocketCaps(deps.config.sockets);
   // Like the HTTP body limit. A bigger message is never buffered: `ws` closes the socket with
   // 1009 (Message Too Big) as soon as the frame header announces it; other sockets go on.
-  const wsServer = new WebSocketServer({ noServer: true, maxPayload: MAX_GRAPHQL_BODY_BYTES });
+  // closeTimeout is an option of ws's WebSocketServer (lib/websocket-server.js) that @types/ws does not declare.
+  const serverOptions: ServerOptions & { closeTimeout: number } = { noServer: true, maxPayload: MAX_GRAPHQL_BODY_BYTES, closeTimeout: CLOSE_HANDSHAKE_MS };
+  const wsServer = new WebSocketServer(serverOptions);
   /** Closes a socket over its budget: 1013 with the refusal (at most 123 bytes of reason). */
   const tryAgainLater = (socket: WebSocket, refusal: Refusal) => {
     if (socket.readyState !== socket.OPEN) return;
@@ -278,6 +287,14 @@ export function startGraphqlWs(opts: WebSocketOptions): { dispose(): void | Prom
         send(...args);
         slow.check();
       }) as WebSocket['send'];
+      // A socket the server closes is read no more (ws resumes it when the client's close frame
+      // came first): a flooding client's messages would only be parsed to be thrown away, and it
+      // is dropped CLOSE_HANDSHAKE_MS later whether it answers or not.
+      const close = ws.close.bind(ws);
+      ws.close = ((...args: Parameters<WebSocket['close']>) => {
+        close(...args);
+        ws.pause();
+      }) as WebSocket['close'];
       const state: SocketState = { socket: ws, request, payer: address, address, lastCost: 1, lastVerdict: Promise.resolve(null) };
       // Before graphql-ws's own listener, which parses the message and, for every type, calls its
       // handler above before awaiting anything: each message is charged to its payer here (1 token
