@@ -44,7 +44,11 @@ export async function startHookReceiver(): Promise<HookReceiver> {
           resolve(received.slice());
           return true;
         };
-        if (!check()) waiters.push(() => void check());
+        // Each request wakes every waiter once: one still short of its count waits for the next.
+        const wait = () => {
+          if (!check()) waiters.push(wait);
+        };
+        wait();
       });
     },
     async close() {
