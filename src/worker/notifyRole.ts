@@ -50,7 +50,7 @@ export async function startNotifySender(o: {
   const mask = async (owner: string, text: string) => SecretMasker.of((await ownerSecrets(o.pool, o.secretBox, owner)).values())?.line(text) ?? text;
   const channels = createChannels(
     { notify: o.notify.settings, publicUrl: o.notify.publicUrl() },
-    { pool: o.pool, guard, log: o.log, store: o.store, mask, secret: async (owner, name) => (await ownerSecrets(o.pool, o.secretBox, owner, name)).get(name) },
+    { pool: o.pool, guard, log: o.log, store: o.store, secret: async (owner, name) => (await ownerSecrets(o.pool, o.secretBox, owner, name)).get(name) },
   );
   const sender = new NotifySender({
     pool: o.pool, channels, publicUrl: o.notify.publicUrl, leaseMs: o.notify.settings.leaseMs, log: o.log, mask,

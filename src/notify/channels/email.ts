@@ -13,7 +13,9 @@ const SMTP_TIMEOUT_MS = 10_000;
  * The email channel (docs/design.md#notification-email): one message per delivery to the rule's
  * addresses, through the relay at KILN_SMTP_URL. Message-ID is `<delivery id@kiln>`, so a
  * delivery sent again after a crash is the same message to every mail system that deduplicates.
- * A 4xx reply is temporary (the sender retries with backoff), a 5xx permanent.
+ * A 4xx reply is temporary (the sender retries with backoff), a 5xx permanent. The error text and
+ * the log lines go out as stored, as Slack and webhooks get them: the worker masked them when it
+ * wrote them (docs/design.md#masking, "Error texts").
  */
 export function createEmailChannel(config: ChannelConfig, deps: ChannelDeps): Channel {
   const { smtpUrl, smtpFrom } = config.notify;
@@ -30,8 +32,7 @@ export function createEmailChannel(config: ChannelConfig, deps: ChannelDeps): Ch
       const addresses = d.rule.email ?? [];
       if (addresses.length === 0) return { ok: false, permanent: true, responseCode: null, error: 'the rule names no email address' };
       const lines = d.executionId === null ? [] : await lastLogLines(deps.pool, deps.store, d.executionId, MAIL_LOG_LINES);
-      const error = d.payload.execution?.error ?? null;
-      const mail = renderMail(d.payload, lines, error === null ? null : await deps.mask(d.owner, error));
+      const mail = renderMail(d.payload, lines, d.payload.execution?.error ?? null);
       const sent = transport.sendMail({
         from: smtpFrom,
         to: addresses,

@@ -21,10 +21,10 @@ const EVENT_WORDS: Record<NotifyEvent, string> = {
 
 /**
  * The mail for a delivery, from its payload (what a webhook receives), the execution's last log
- * lines (masked when they were stored) and its error text masked with the owner's secrets (Kiln
- * wrote it unmasked). Pure, so each event's shape is tested as data.
+ * lines and its error text, both as stored: the worker masked them when it wrote them
+ * (docs/design.md#masking), so nothing here masks again. Pure, so each event's shape is tested as data.
  */
-export function renderMail(payload: NotifyPayload, logLines: readonly string[], maskedError: string | null): MailText {
+export function renderMail(payload: NotifyPayload, logLines: readonly string[], error: string | null): MailText {
   const event = payload.event;
   const missed = payload.missed;
   const what = event === 'missed' && missed ? `missed ${missed.count} fire time${missed.count === 1 ? '' : 's'}` : EVENT_WORDS[event];
@@ -41,7 +41,7 @@ export function renderMail(payload: NotifyPayload, logLines: readonly string[], 
   const e = payload.execution;
   if (e) {
     rows.push(['Status', e.exit_code === null ? e.status : `${e.status}, exit code ${e.exit_code}`]);
-    if (maskedError !== null) rows.push(['Error', maskedError.replace(/\s*\n\s*/g, ' ')]);
+    if (error !== null) rows.push(['Error', error.replace(/\s*\n\s*/g, ' ')]);
     if (e.started_at !== null) rows.push(['Started', e.started_at]);
     if (e.finished_at !== null) rows.push(['Finished', e.finished_at]);
     rows.push(['Execution', e.url]);

@@ -21,6 +21,7 @@ export interface NotifyPayload {
     id: string;
     status: string;
     exit_code: number | null;
+    /** As stored: masked by the worker where it wrote it (docs/design.md#masking), sent as is by every channel. */
     error: string | null;
     started_at: string | null;
     finished_at: string | null;
@@ -84,6 +85,4 @@ export interface ChannelDeps {
   log: Log;
   /** Where archived logs are: a mail quotes the last lines of a log whose chunks were pruned. */
   store: ArtifactStore;
-  /** `text` with every secret `owner` stores masked (texts Kiln did not mask when it wrote them). */
-  mask(owner: string, text: string): Promise<string>;
 }
