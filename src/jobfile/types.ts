@@ -44,6 +44,20 @@ export interface HookSpec {
 /** What a `notify:` rule listens for (docs/design.md#notifications). */
 export type NotifyEvent = 'failed' | 'first_failure' | 'fixed' | 'timed_out' | 'missed' | 'running_longer';
 
+/**
+ * How messages phrase each event, one row per event so that a new one cannot be left unworded:
+ * `slack` follows the job's name in a sentence (`*Nightly* started failing`), `mail` follows it
+ * after a colon in the subject (`[Kiln] Nightly: failed (first failure)`).
+ */
+export const NOTIFY_EVENT_WORDS: Readonly<Record<NotifyEvent, { slack: string; mail: string }>> = {
+  failed: { slack: 'failed', mail: 'failed' },
+  first_failure: { slack: 'started failing', mail: 'failed (first failure)' },
+  fixed: { slack: 'is fixed', mail: 'fixed' },
+  timed_out: { slack: 'timed out', mail: 'timed out' },
+  missed: { slack: 'missed its schedule', mail: 'missed' },
+  running_longer: { slack: 'is running longer than expected', mail: 'running longer than expected' },
+};
+
 /** The channels a rule may name. */
 export type NotifyChannelName = 'webhook' | 'slack' | 'email';
 

@@ -1,4 +1,4 @@
-import type { NotifyEvent } from '../../jobfile/types.js';
+import { NOTIFY_EVENT_WORDS } from '../../jobfile/types.js';
 import type { NotifyPayload } from './types.js';
 
 /** How many of the execution's last log lines a mail quotes. */
@@ -10,15 +10,6 @@ export interface MailText {
   text: string;
 }
 
-const EVENT_WORDS: Record<NotifyEvent, string> = {
-  failed: 'failed',
-  first_failure: 'failed (first failure)',
-  fixed: 'fixed',
-  timed_out: 'timed out',
-  missed: 'missed',
-  running_longer: 'running longer than expected',
-};
-
 /**
  * The mail for a delivery, from its payload (what a webhook receives), the execution's last log
  * lines and its error text, both as stored: the worker masked them when it wrote them
@@ -27,7 +18,7 @@ const EVENT_WORDS: Record<NotifyEvent, string> = {
 export function renderMail(payload: NotifyPayload, logLines: readonly string[], error: string | null): MailText {
   const event = payload.event;
   const missed = payload.missed;
-  const what = event === 'missed' && missed ? `missed ${missed.count} fire time${missed.count === 1 ? '' : 's'}` : EVENT_WORDS[event];
+  const what = event === 'missed' && missed ? `missed ${missed.count} fire time${missed.count === 1 ? '' : 's'}` : NOTIFY_EVENT_WORDS[event].mail;
   const subject = `[Kiln] ${payload.job.name}: ${what}`;
   const rows: Array<[string, string]> = [
     ['Job', `${payload.job.name} (${payload.job.id})`],

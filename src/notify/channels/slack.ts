@@ -1,14 +1,6 @@
+import { NOTIFY_EVENT_WORDS } from '../../jobfile/types.js';
 import { postJson } from './httpPost.js';
 import type { Channel, ChannelConfig, ChannelDeps, NotifyPayload } from './types.js';
-
-const HEADLINES: Readonly<Record<string, string>> = {
-  failed: 'failed',
-  first_failure: 'started failing',
-  fixed: 'is fixed',
-  timed_out: 'timed out',
-  missed: 'missed its schedule',
-  running_longer: 'is running longer than expected',
-};
 
 /** Slack's mrkdwn escapes: `&`, `<` and `>` would otherwise start entities and links. */
 function mrkdwn(text: string): string {
@@ -17,7 +9,8 @@ function mrkdwn(text: string): string {
 
 /** The message for a payload: one line about the job, one about the execution or the missed fires. */
 export function slackText(p: NotifyPayload): string {
-  const lines = [`*${mrkdwn(p.job.name)}* ${HEADLINES[p.event] ?? p.event}`];
+  // The event is read from a stored payload: one this build does not know is named as it is.
+  const lines = [`*${mrkdwn(p.job.name)}* ${NOTIFY_EVENT_WORDS[p.event]?.slack ?? p.event}`];
   if (p.execution) {
     const detail = [p.execution.status, p.execution.exit_code === null ? null : `exit ${p.execution.exit_code}`, p.execution.error].filter(Boolean).join(', ');
     lines.push(`<${p.execution.url}|execution> ${mrkdwn(detail)}`);
