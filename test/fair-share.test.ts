@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExecutionTrigger } from '../src/entities/enums.js';
 import { insertExecutions } from '../src/executions/create.js';
-import { inTransaction } from '../src/executions/sql.js';
+import { inTransaction } from '../src/util/sql.js';
 import { NoopBackend } from '../src/runner/noop.js';
 import type { JobSpec } from '../src/jobfile/types.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { LogWriter } from '../src/logs/LogWriter.js';
-import { sqlOfPg } from '../src/executions/sql.js';
+import { sqlOfPg } from '../src/util/sql.js';
 import { InfrastructureError } from '../src/runner/infrastructure.js';
 import { NoopBackend } from '../src/runner/noop.js';
 import type { ContainerHandle, ContainerConfig, ContainerSummary, OutputSink, StepCommand, StepResult } from '../src/runner/types.js';

@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordArchives } from '../src/executions/archive.js';
-import { sqlOfPg } from '../src/executions/sql.js';
+import { sqlOfPg } from '../src/util/sql.js';
 import { buildPack } from '../src/logs/logPacks.js';
 import { NoopBackend } from '../src/runner/noop.js';
 import { FilesystemStore } from '../src/storage/filesystem.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { retryDelayMs } from '../src/executions/backoff.js';
+import { retryDelayMs } from '../src/executions/finish.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
 import { submit } from './helpers/ledger.js';
 

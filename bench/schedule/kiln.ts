@@ -8,7 +8,7 @@ import { mintLocalToken } from '../../src/auth/token.js';
 import { loadConfig } from '../../src/config.js';
 import { ExecutionTrigger } from '../../src/entities/enums.js';
 import { insertExecutions } from '../../src/executions/create.js';
-import { inTransaction } from '../../src/executions/sql.js';
+import { inTransaction } from '../../src/util/sql.js';
 import { submitJobs } from '../../src/services/submitJobs.js';
 import type { JobSpec } from '../../src/jobfile/types.js';
 import { ADMIN_URL, benchPool, countFromHere, createDatabase, profile, profileLines } from '../lib/pg.js';

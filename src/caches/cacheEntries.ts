@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { requestPrefixDeletion } from '../executions/storeDeletions.js';
-import { inTransaction, sqlOfPg, type Sql } from '../executions/sql.js';
+import { inTransaction, sqlOfPg, type Sql } from '../util/sql.js';
 
 /**
  * The table `cache_entries` (docs/design.md#build-caches): nothing else reads or writes it. Every

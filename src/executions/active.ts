@@ -1,4 +1,4 @@
-import type { Sql } from './sql.js';
+import type { Sql } from '../util/sql.js';
 
 /** The job's executions that are QUEUED or RUNNING (read inside the caller's transaction). */
 export async function activeExecutions(sql: Sql, jobIds: string[]): Promise<Map<string, { running: string[]; queued: string[] }>> {

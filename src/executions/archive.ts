@@ -1,6 +1,6 @@
-import { backoffMs } from './backoff.js';
+import { backoffMs } from '../util/backoff.js';
 import type { ArchivedLog, DueArchive } from '../logs/archiveBatch.js';
-import type { Sql } from './sql.js';
+import type { Sql } from '../util/sql.js';
 
 /**
  * The log archive queue lives on the executions rows (docs/design.md#archives): a finished

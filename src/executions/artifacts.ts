@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { ArtifactRecord } from '../entities/Execution.js';
 import { FENCED, type Fence } from './fence.js';
-import { inTransaction, sqlOfPg, type Sql } from './sql.js';
+import { inTransaction, sqlOfPg, type Sql } from '../util/sql.js';
 
 /**
  * The bytes of artifacts recorded for the owner of execution `executionId`, that execution's own

@@ -1,4 +1,4 @@
-import type { Sql } from './sql.js';
+import type { Sql } from '../util/sql.js';
 
 /**
  * Cancels executions: QUEUED ones end CANCELLED now (their queue entries removed); RUNNING ones

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { ExecutionPlan } from '../jobfile/types.js';
 import type { ClaimedExecution } from './fence.js';
-import { inTransaction } from './sql.js';
+import { inTransaction } from '../util/sql.js';
 
 /**
  * QUEUED -> RUNNING with a lease: the claim. See docs/design.md#dispatch.

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { buildPack } from '../logs/logPacks.js';
 import type { ArtifactStore } from '../storage/ArtifactStore.js';
 import { movePackedLogs, packedLogs } from './archive.js';
-import { inTransaction } from './sql.js';
+import { inTransaction } from '../util/sql.js';
 import { expectPack, packCompacted, packCompactionFailed, packRecorded, takePackCompaction } from './storeDeletions.js';
 
 /**

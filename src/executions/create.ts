@@ -3,7 +3,7 @@ import type { ExecutionTrigger } from '../entities/enums.js';
 import { toExecutionPlan } from '../jobfile/compile.js';
 import type { JobSpec } from '../jobfile/types.js';
 import { QUEUED_CHANNEL } from './queue.js';
-import type { Sql } from './sql.js';
+import type { Sql } from '../util/sql.js';
 
 /**
  * Creating executions. The executions table is the queue (docs/design.md#dispatch): a QUEUED

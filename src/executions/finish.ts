@@ -1,16 +1,24 @@
 import type pg from 'pg';
 import { ExecutionTrigger } from '../entities/enums.js';
 import { queueEndings } from '../notify/queue.js';
+import { backoffMs } from '../util/backoff.js';
 import type { Log } from '../util/log.js';
 import type { JobSpec } from '../jobfile/types.js';
-import { retryDelayMs } from './backoff.js';
 import { insertExecutions } from './create.js';
 import type { Fence } from './fence.js';
 import { finishMany, Finisher, type FinalLine, type Outcome } from './finishMany.js';
 import type { StepChange } from './steps.js';
-import { inTransaction, type Sql } from './sql.js';
+import { inTransaction, type Sql } from '../util/sql.js';
 
 export type { FinalLine, Outcome } from './finishMany.js';
+
+/** Longest wait before a retry of a failed run. */
+const RETRY_MAX_MS = 10 * 60_000;
+
+/** When the n-th retry (1-based) of a failed run is due: Kiln's one backoff rule, capped at 10 minutes. */
+export function retryDelayMs(baseMs: number, retryNumber: number): number {
+  return backoffMs(baseMs, retryNumber, RETRY_MAX_MS);
+}
 
 /** Statuses after which the job may queue a retry. */
 const RETRYABLE: ReadonlySet<Outcome['status']> = new Set(['FAILED', 'TIMED_OUT']);

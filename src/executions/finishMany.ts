@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { FinalStatus } from '../entities/enums.js';
 import { endingsInsert } from '../notify/queue.js';
 import type { Fence } from './fence.js';
-import type { Sql } from './sql.js';
+import type { Sql } from '../util/sql.js';
 import type { StepChange } from './steps.js';
 
 /** How a run ended, as recorded. */

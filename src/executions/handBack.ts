@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Log } from '../util/log.js';
 import { QUEUED_CHANNEL } from './queue.js';
 import type { Fence } from './fence.js';
-import { inTransaction, type Sql } from './sql.js';
+import { inTransaction, type Sql } from '../util/sql.js';
 
 /** A RUNNING execution's attempt that is over without an outcome, locked by the caller's transaction. */
 export interface LostAttempt {

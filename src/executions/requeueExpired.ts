@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Log } from '../util/log.js';
 import { requeueAsNextAttempt, type LostAttempt } from './handBack.js';
-import { inTransaction } from './sql.js';
+import { inTransaction } from '../util/sql.js';
 
 /**
  * Hands every RUNNING execution whose lease has expired to a next attempt (see

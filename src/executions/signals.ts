@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Sql } from './sql.js';
+import type { Sql } from '../util/sql.js';
 
 /** Tells the scheduler leader that schedules changed, so it recomputes its next wake-up now. */
 export async function notifySchedulesChanged(sql: Sql): Promise<void> {

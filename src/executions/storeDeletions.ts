@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { TASKS } from './queue.js';
-import type { Sql } from './sql.js';
+import type { Sql } from '../util/sql.js';
 
 /**
  * After the first sweep of a prefix, a second one this much later: a run cancelled by the delete

@@ -4,7 +4,7 @@ import { ExecutionTrigger, TickOutcome } from '../entities/enums.js';
 import { activeExecutions } from '../executions/active.js';
 import { cancelExecutions } from '../executions/cancel.js';
 import { insertExecutions, type NewExecution } from '../executions/create.js';
-import { inTransaction } from '../executions/sql.js';
+import { inTransaction } from '../util/sql.js';
 import { parseSchedule, type Schedule } from '../schedule/schedule.js';
 import { planFires, type PlanOptions } from '../schedule/firePlan.js';
 import type { JobSpec } from '../jobfile/types.js';

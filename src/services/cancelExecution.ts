@@ -2,7 +2,7 @@ import { LockMode } from '@mikro-orm/core';
 import { Execution, FINAL_STATUSES } from '../entities/index.js';
 import { NotFoundError } from '../errors.js';
 import { cancelExecutions } from '../executions/cancel.js';
-import { sqlOfEm } from '../executions/sql.js';
+import { sqlOfEm } from '../util/sql.js';
 import type { Deps } from './deps.js';
 import { isUuid } from './paging.js';
 

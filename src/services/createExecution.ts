@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Execution, ExecutionTrigger, Job } from '../entities/index.js';
 import { insertExecutions } from '../executions/create.js';
-import { sqlOfEm } from '../executions/sql.js';
+import { sqlOfEm } from '../util/sql.js';
 
 /**
  * Creates an execution of `job` with its PENDING steps and queues its run, through the same

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { LockMode } from '@mikro-orm/core';
 import { ExecutionTrigger, Job } from '../entities/index.js';
-import { sqlOfEm } from '../executions/sql.js';
+import { sqlOfEm } from '../util/sql.js';
 import { loadOwnerSecrets } from '../secrets/executionSecrets.js';
 import type { Deps } from './deps.js';
 import { isUuid } from './paging.js';

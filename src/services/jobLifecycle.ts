@@ -6,7 +6,7 @@ import { activeExecutions } from '../executions/active.js';
 import { cancelExecutions } from '../executions/cancel.js';
 import { JobChange, notifyJobsChanged, notifySchedulesChanged } from '../executions/signals.js';
 import { requestStoreDeletion } from '../executions/storeDeletions.js';
-import { sqlOfEm } from '../executions/sql.js';
+import { sqlOfEm } from '../util/sql.js';
 import type { Deps } from './deps.js';
 import { isUuid } from './paging.js';
 import { upcomingRuns } from './schedules.js';

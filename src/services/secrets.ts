@@ -1,7 +1,7 @@
 import { Secret } from '../entities/index.js';
 import { ValidationError } from '../errors.js';
 import { ENV_NAME_PATTERN } from '../jobfile/values.js';
-import { inTransaction } from '../executions/sql.js';
+import { inTransaction } from '../util/sql.js';
 import type { Deps } from './deps.js';
 
 /** Longest secret name, in characters. */

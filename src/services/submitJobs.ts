@@ -7,7 +7,7 @@ import { upcomingRuns } from './schedules.js';
 import type { Deps } from './deps.js';
 import { insertExecutions } from '../executions/create.js';
 import { JobChange, notifyJobsChanged, notifySchedulesChanged } from '../executions/signals.js';
-import { sqlOfEm } from '../executions/sql.js';
+import { sqlOfEm } from '../util/sql.js';
 
 /**
  * Checks a job file without storing anything (`validateJobSpec`), in the off-loop pool like a

@@ -4,7 +4,7 @@ import { Execution, ExecutionTrigger, Job } from '../entities/index.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { activeExecutions } from '../executions/active.js';
 import { cancelExecutions } from '../executions/cancel.js';
-import { sqlOfEm } from '../executions/sql.js';
+import { sqlOfEm } from '../util/sql.js';
 import { createExecution } from './createExecution.js';
 import type { Deps } from './deps.js';
 import { isUuid } from './paging.js';

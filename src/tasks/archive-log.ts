@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { recordArchives, takeDueArchives, type DueArchive } from '../executions/archive.js';
-import { inTransaction, sqlOfPg } from '../executions/sql.js';
+import { inTransaction, sqlOfPg } from '../util/sql.js';
 import { expectPack, packRecorded } from '../executions/storeDeletions.js';
 import { archiveBatch, isSmallLog, type ArchiveResults } from '../logs/archiveBatch.js';
 import type { Log } from '../util/log.js';

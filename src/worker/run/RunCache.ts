@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { cacheRoom, findCache, newCacheObjectKey, ownerOfExecution, recordCache } from '../../caches/cacheEntries.js';
-import { sqlOfPg } from '../../executions/sql.js';
+import { sqlOfPg } from '../../util/sql.js';
 import type { ClaimedExecution } from '../../executions/fence.js';
 import { restoreArchive, saveArchive } from '../../runner/cache/cacheArchive.js';
 import { renderKey, type KeyContext } from '../../runner/cache/cacheKey.js';

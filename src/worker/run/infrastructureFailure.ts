@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { EngineGate } from '../../runner/engineGate.js';
-import { backoffMs } from '../../executions/backoff.js';
+import { backoffMs } from '../../util/backoff.js';
 import type { Fence } from '../../executions/fence.js';
 
 /**
