@@ -39,7 +39,8 @@ const UNIQUE_VIOLATION = '23505';
 /** Claims lost in a row to other workers' claims of the same jobs before this one gives up until its next wake-up. */
 const MAX_RACES = 3;
 
-interface ClaimRow {
+/** A claimed row as Postgres returns it (or as JSON, from the finish that claims: see finisher.ts). */
+export interface ClaimRow {
   id: string;
   job_id: string;
   owner: string;
@@ -52,18 +53,30 @@ interface ClaimRow {
   followed: boolean;
 }
 
+/** Parameter positions of a claim's values in the statement that holds it. */
+export interface ClaimParams {
+  worker: number;
+  lease: number;
+  limit: number;
+  /** Position of the per-owner cap; null: uncapped (the finish's claim, see finisher.ts). */
+  cap: number | null;
+}
+
+const setRunning = (p: Pick<ClaimParams, 'worker' | 'lease'>) =>
+  `status = 'RUNNING', started_at = now(), worker_id = $${p.worker}, lease_expires_at = now() + $${p.lease} * interval '1 millisecond'`;
+
 const RETURNING = `returning e.id, e.job_id, e.owner, e.number, e.attempt, e.last_seq, e.plan,
   case when e.trigger = 'SCHEDULE' and e.attempt = 1 and e.scheduled_for is not null
        then extract(epoch from e.started_at - e.scheduled_for)::float8 end as lateness,
   coalesce((select (j.definition->>'retries')::int from jobs j where j.id = e.job_id), 0) as retries,
   kiln_owner_followed(e.owner) as followed`;
 
-const SET_RUNNING = `status = 'RUNNING', started_at = now(), worker_id = $1, lease_expires_at = now() + $2 * interval '1 millisecond'`;
-
 /**
- * Picks and claims up to `$3` executions. Owners are found by a loose index scan (one index probe
- * per owner with queued work); each contributes its best `$3` claimable executions (due, not
- * cancelled, at most one per job, none of a job already running).
+ * The claim as common table expressions (owners, heads, ranked, chosen, taken, claimed; to follow
+ * `with recursive`), claiming up to `$limit` executions; `claimed` holds the ClaimRows. Owners are
+ * found by a loose index scan (one index probe per owner with queued work); each contributes its
+ * best `$limit` claimable executions (due, not cancelled, at most one per job, none of a job
+ * already running in this statement's snapshot).
  *
  * The chosen rows are locked by their tuple ids (a TID scan, whatever the statistics say): joined
  * by id, a plan made while the queue was short scanned the whole dispatch index for every claim
@@ -72,8 +85,9 @@ const SET_RUNNING = `status = 'RUNNING', started_at = now(), worker_id = $1, lea
  * claimed or cancelled since this statement's snapshot fails that test when the lock rechecks its
  * newest version, and skip locked passes over a row another claim holds.
  */
-const CLAIM_NEXT = `
-with recursive owners as (
+export function claimCtes(p: ClaimParams): string {
+  const capped = p.cap === null ? 'true' : `$${p.cap}::int = 0 or turn <= $${p.cap}::int`;
+  return `owners as (
   (select e.owner from executions e where e.status = 'QUEUED' order by e.owner limit 1)
   union all
   select (select e.owner from executions e where e.status = 'QUEUED' and e.owner > o.owner order by e.owner limit 1)
@@ -86,7 +100,7 @@ with recursive owners as (
        where e.status = 'QUEUED' and e.owner = o.owner and e.run_at <= now() and e.cancel_requested_at is null
          and not exists (select 1 from executions r where r.job_id = e.job_id and r.status = 'RUNNING')
        order by e.priority desc, e.queued_at, e.id
-       limit $3
+       limit $${p.limit}
     ) h
    where o.owner is not null
 ), ranked as (
@@ -95,21 +109,27 @@ with recursive owners as (
            + (select count(*) from executions r where r.owner = h.owner and r.status = 'RUNNING') as turn
     from heads h where h.in_job = 1
 ), chosen as (
-  select id, ctid from ranked where $4::int = 0 or turn <= $4::int
-   order by turn, priority desc, queued_at, id limit $3
-), locked as (
+  select id, ctid from ranked where ${capped}
+   order by turn, priority desc, queued_at, id limit $${p.limit}
+), taken as (
   select e.id from executions e
    where e.ctid = any (array(select ctid from chosen)) and e.id = any (array(select id from chosen))
      and (e.status = 'QUEUED') is not false and e.cancel_requested_at is null
    for update of e skip locked
-)
-update executions e set ${SET_RUNNING}
-  from locked l where e.id = l.id
-${RETURNING}`;
+), claimed as (
+  update executions e set ${setRunning(p)}
+    from taken t where e.id = t.id
+  ${RETURNING}
+)`;
+}
 
-function toClaimed(r: ClaimRow, workerId: string, claimSentAt: number): ClaimedExecution {
+/** Picks and claims up to `$3` executions for worker `$1` with a lease of `$2` ms, owners capped at `$4`. */
+const CLAIM_NEXT = `with recursive ${claimCtes({ worker: 1, lease: 2, limit: 3, cap: 4 })}
+select * from claimed`;
+
+export function toClaimed(r: ClaimRow, workerId: string, claimSentAt: number): ClaimedExecution {
   return {
-    id: r.id, jobId: r.job_id, owner: r.owner, number: r.number, attempt: r.attempt, workerId, lastSeq: r.last_seq, plan: r.plan,
+    id: r.id, jobId: r.job_id, owner: r.owner, number: r.number, attempt: r.attempt, workerId, lastSeq: Number(r.last_seq), plan: r.plan,
     fireLatenessSec: r.lateness === null ? null : Number(r.lateness),
     retries: Number(r.retries),
     claimSentAt,
@@ -117,7 +137,7 @@ function toClaimed(r: ClaimRow, workerId: string, claimSentAt: number): ClaimedE
   };
 }
 
-function isUniqueViolation(err: unknown): boolean {
+export function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: string }).code === UNIQUE_VIOLATION;
 }
 
@@ -159,7 +179,7 @@ export async function claimExecution(pool: pg.Pool, executionId: string, workerI
   const sentAt = Date.now();
   try {
     const { rows } = await pool.query<ClaimRow>(
-      `update executions e set ${SET_RUNNING} where e.id = $3 and e.status = 'QUEUED' and e.cancel_requested_at is null ${RETURNING}`,
+      `update executions e set ${setRunning({ worker: 1, lease: 2 })} where e.id = $3 and e.status = 'QUEUED' and e.cancel_requested_at is null ${RETURNING}`,
       [workerId, leaseMs, executionId],
     );
     return rows[0] ? { kind: 'claimed', execution: toClaimed(rows[0], workerId, sentAt) } : { kind: 'gone' };

@@ -6,7 +6,8 @@ import type { Log } from '../util/log.js';
 import type { JobSpec } from '../jobfile/types.js';
 import { insertExecutions } from './create.js';
 import type { Fence } from './fence.js';
-import { finishMany, Finisher, type FinalLine, type Outcome } from './finishMany.js';
+import { Finisher, type ClaimSink } from './finisher.js';
+import { finishMany, type FinalLine, type Outcome } from './finishMany.js';
 import type { StepChange } from './steps.js';
 import { inTransaction, type Sql } from '../util/sql.js';
 
@@ -26,6 +27,20 @@ const RETRYABLE: ReadonlySet<Outcome['status']> = new Set(['FAILED', 'TIMED_OUT'
 /** One Finisher per pool: the runs of a process share their commits. */
 const finishers = new WeakMap<pg.Pool, Finisher>();
 
+function finisherOf(pool: pg.Pool): Finisher {
+  let finisher = finishers.get(pool);
+  if (!finisher) finishers.set(pool, (finisher = new Finisher(pool)));
+  return finisher;
+}
+
+/**
+ * From now on the finishes of `sink.workerId`'s runs on `pool` also claim that worker's next
+ * executions (see ClaimSink); returns the detach.
+ */
+export function claimWithFinishes(pool: pg.Pool, sink: ClaimSink): () => void {
+  return finisherOf(pool).attach(sink);
+}
+
 /**
  * Ends a RUNNING execution under its claim (see finishMany): the final status, its last step
  * changes and log lines, the steps never reached, the log's archive due, in one statement shared
@@ -44,8 +59,7 @@ export async function finishExecution(
 ): Promise<boolean> {
   const finish = { fence, outcome, steps, lines };
   let retryId: string | null = null;
-  let finisher = finishers.get(pool);
-  if (!finisher) finishers.set(pool, (finisher = new Finisher(pool)));
+  const finisher = finisherOf(pool);
   const finished =
     RETRYABLE.has(outcome.status) && retry.retries > 0
       ? await inTransaction(pool, async (sql) => {

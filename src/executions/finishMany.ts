@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import type { FinalStatus } from '../entities/enums.js';
 import { endingsInsert } from '../notify/queue.js';
 import type { Fence } from './fence.js';
@@ -44,10 +43,9 @@ export interface FinishedRow {
  * steps get their last changes and final statuses (RUNNING -> FAILED, PENDING -> SKIPPED; a step's
  * row is updated once), and with `$20` the notifications of the endings are queued
  * (docs/design.md#notifications; a job without `notify` costs a probe of `jobs`). An execution
- * whose claim was lost is left alone and not returned.
+ * whose claim was lost is left alone and not in `done`. Common table expressions, to follow `with`.
  */
-const FINISH_MANY = `
-with f as (
+export const FINISH_CTES = `f as (
   select * from unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[])
     as f(id, attempt, worker, status, exit_code, error, last_seq)
 ), locked as (
@@ -76,10 +74,13 @@ with f as (
          finished_at = coalesce(c.finished_at, s.finished_at, now())
     from execution_steps s2 left join changes c on c.e = s2.execution_id and c.idx = s2.index
    where s.id = s2.id and s2.execution_id in (select id from done) and (c.idx is not null or s2.status in ('PENDING', 'RUNNING'))
-)
+)`;
+
+const FINISH_MANY = `with ${FINISH_CTES}
 select id, job_id, retry_of, retry_number from done`;
 
-function params(finishes: readonly Finish[], notify: boolean): unknown[] {
+/** The values of FINISH_CTES' parameters $1 to $20. */
+export function finishParams(finishes: readonly Finish[], notify: boolean): unknown[] {
   const lines = finishes.flatMap((f) => f.lines.map((l) => ({ e: f.fence.id, l })));
   const steps = finishes.flatMap((f) => f.steps.map((c) => ({ e: f.fence.id, c })));
   return [
@@ -113,54 +114,5 @@ function params(finishes: readonly Finish[], notify: boolean): unknown[] {
  */
 export async function finishMany(sql: Sql, finishes: readonly Finish[], opts: { notify: boolean } = { notify: true }): Promise<FinishedRow[]> {
   if (finishes.length === 0) return [];
-  return sql<FinishedRow>(FINISH_MANY, params(finishes, opts.notify));
-}
-
-/** Finishes written together at most. */
-const MAX_BATCH = 64;
-
-interface Waiting {
-  finish: Finish;
-  resolve(recorded: boolean): void;
-  reject(err: Error): void;
-}
-
-/**
- * Groups the finishes of one process's runs: the first goes at once, and those that come while a
- * statement is in flight go together in the next (so a lone run waits for nothing, and under load
- * one commit records many runs). Each caller learns whether its outcome was recorded.
- */
-export class Finisher {
-  private waiting: Waiting[] = [];
-  private busy = false;
-
-  constructor(private readonly pool: pg.Pool) {}
-
-  finish(finish: Finish): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ finish, resolve, reject });
-      this.pump();
-    });
-  }
-
-  private pump(): void {
-    if (this.busy || this.waiting.length === 0) return;
-    const batch = this.waiting.splice(0, MAX_BATCH);
-    this.busy = true;
-    const run = async (sql: Sql) => new Set((await finishMany(sql, batch.map((w) => w.finish))).map((r) => r.id));
-    // Named: each connection plans the finish once, not at every batch.
-    run(async (text, values) => (await this.pool.query({ name: 'kiln_finish_many', text, values })).rows)
-      .then(
-        (recorded) => {
-          for (const w of batch) w.resolve(recorded.has(w.finish.fence.id));
-        },
-        (err: Error) => {
-          for (const w of batch) w.reject(err);
-        },
-      )
-      .finally(() => {
-        this.busy = false;
-        this.pump();
-      });
-  }
+  return sql<FinishedRow>(FINISH_MANY, finishParams(finishes, opts.notify));
 }

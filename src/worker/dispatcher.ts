@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { claimNext } from '../executions/claim.js';
+import { claimWithFinishes } from '../executions/finish.js';
 import type { ClaimedExecution } from '../executions/fence.js';
 import { QUEUED_CHANNEL } from '../executions/queue.js';
 import { PgListener } from '../events/PgListener.js';
@@ -33,7 +34,9 @@ const FIRST_ERROR_WAIT_MS = 100;
  * a wake-up during a claim makes it claim again right after, so no wake-up is lost.
  */
 export class Dispatcher {
-  private readonly running = new Set<Promise<void>>();
+  /** This dispatcher's runs, by execution id. */
+  private readonly running = new Map<string, Promise<void>>();
+  private detachClaims: () => void = () => {};
   private readonly listener: PgListener;
   private timer: NodeJS.Timeout | null = null;
   private claiming = false;
@@ -55,6 +58,18 @@ export class Dispatcher {
   /** Starts listening and claiming; resolves once LISTEN is in force. */
   async start(): Promise<void> {
     await this.listener.start();
+    // A slot a run frees is filled in the statement that records the run's end (see ClaimSink).
+    // With a per-owner cap, claims take the cap's lock first: they stay separate statements.
+    if (this.o.ownerCap === 0) {
+      this.detachClaims = claimWithFinishes(this.o.pool, {
+        workerId: this.o.workerId,
+        leaseMs: this.o.leaseMs,
+        wanted: (ending) => (this.stopped || !(this.o.canClaim?.() ?? true) ? 0 : ending.filter((id) => this.running.has(id)).length),
+        take: (claimed) => {
+          for (const c of claimed) this.launch(c);
+        },
+      });
+    }
     this.timer = setInterval(() => this.wake(), this.o.pollIntervalMs);
     this.timer.unref();
     this.wake();
@@ -88,10 +103,12 @@ export class Dispatcher {
    */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.detachClaims();
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     await this.listener.stop().catch(() => {});
-    await Promise.allSettled([...this.running]);
+    // A finish in flight may still hand over runs it claimed: those are waited for too.
+    while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
   }
 
   private async fill(): Promise<void> {
@@ -116,9 +133,9 @@ export class Dispatcher {
     const run = this.o.run(claimed).catch((err: Error) => {
       this.o.log(`execution ${claimed.id}: run ended with an unexpected error: ${err.message}`, { level: 'error', executionId: claimed.id, err });
     });
-    this.running.add(run);
+    this.running.set(claimed.id, run);
     void run.finally(() => {
-      this.running.delete(run);
+      if (this.running.get(claimed.id) === run) this.running.delete(claimed.id);
       this.wake();
     });
   }
