@@ -137,7 +137,7 @@ export function toClaimed(r: ClaimRow, workerId: string, claimSentAt: number): C
   };
 }
 
-export function isUniqueViolation(err: unknown): boolean {
+function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: string }).code === UNIQUE_VIOLATION;
 }
 

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { claimCtes, isUniqueViolation, toClaimed, type ClaimRow } from './claim.js';
+import { claimCtes, toClaimed, type ClaimRow } from './claim.js';
 import type { ClaimedExecution } from './fence.js';
 import { FINISH_CTES, finishParams, type Finish } from './finishMany.js';
 
@@ -102,8 +102,11 @@ export class Finisher {
     try {
       return { written: await this.query(finishes, sink && limit > 0 ? { sink, limit } : null), sink, sentAt };
     } catch (err) {
-      // Another worker claimed an execution of a job this claim chose: the ends still go, alone.
-      if (!isUniqueViolation(err) || limit === 0) throw err;
+      // The claim is optional, the ends are not: whatever failed the statement (another worker's
+      // claim of a job this one chose, a unique violation; a deadlock between two workers' claims
+      // waiting on each other's new index entries), the ends are written again, alone. An error
+      // that fails them too (Postgres unreachable) goes to the runs.
+      if (limit === 0) throw err;
       return { written: await this.query(finishes, null), sink: null, sentAt };
     }
   }
