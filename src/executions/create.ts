@@ -46,6 +46,21 @@ export async function insertExecutions(sql: Sql, defaultImage: string, items: Ne
   );
   const nextNumber = new Map(counted.map((r) => [r.id, r.execution_count - perJob.get(r.id)! + 1]));
   const created: CreatedExecution[] = [];
+  for (let from = 0; from < items.length; from += CHUNK) {
+    created.push(...(await insertChunk(sql, defaultImage, items.slice(from, from + CHUNK), nextNumber)));
+  }
+  return created;
+}
+
+/**
+ * Rows built and sent per statement at most. Building and serialising them is synchronous work on
+ * the event loop the API shares; between chunks it is free (5,000 rows at once held it 145 ms).
+ */
+const CHUNK = 500;
+
+/** Inserts one chunk of executions and their steps, numbering them from `nextNumber` (advanced). */
+async function insertChunk(sql: Sql, defaultImage: string, items: NewExecution[], nextNumber: Map<string, number>): Promise<CreatedExecution[]> {
+  const created: CreatedExecution[] = [];
   const plans: string[] = [];
   const stepRows: { exec: string[]; index: number[]; name: string[] } = { exec: [], index: [], name: [] };
   for (const it of items) {
@@ -85,7 +100,8 @@ export async function insertExecutions(sql: Sql, defaultImage: string, items: Ne
       items.map((i) => i.runAt?.toISOString() ?? null),
     ],
   );
-  // The steps and the workers' wake-up in one statement.
+  // The steps and the workers' wake-up in one statement (one NOTIFY per transaction: Postgres
+  // folds a repeated channel and payload into one).
   await sql(
     `with steps as (
        insert into execution_steps (id, execution_id, index, name, status)
