@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
 import { EventHub } from '../src/events/EventHub.js';
+import { stepsOfSnapshot } from '../src/events/executionSnapshot.js';
 import { logLinesAfter } from '../src/events/followLogs.js';
 import { archiveLogToStore } from '../src/logs/archive.js';
 import {
@@ -158,6 +160,41 @@ describe('a subscriber slower than the shared tail', () => {
 describe('executionUpdated', () => {
   type Update = ExecutionUpdatedSubscription['executionUpdated'];
   const shape = (u: Update) => `${u.status} ${u.steps.map((s) => s.status).join(',')}`;
+
+  it('does not send a change committed before the subscription began, however late its notification arrives', async () => {
+    const run = await newExecution();
+    const { orm, pool, store } = k.kiln.deps;
+    const hub = await EventHub.start({ orm, pool, store, log: () => {} });
+    // A session inside a transaction receives its notifications only at its end (Postgres's
+    // NOTIFY docs): holding the hub's listener in one delays every notification past the
+    // subscriber's registration, in the order they were committed.
+    const listening = (hub as unknown as { listener: { client: pg.Client } }).listener.client;
+    const interest = await hub.follow('alice');
+    try {
+      await listening.query('begin');
+      await run.start(); // committed before the subscription: QUEUED -> RUNNING
+      const seen: string[] = [];
+      const follow = await hub.follow('alice');
+      const stop = hub.watchExecutions({
+        owner: 'alice',
+        jobId: null,
+        executionId: run.executionId,
+        startMark: follow.startMark,
+        deliver: (e) => seen.push(`${e.status} ${(stepsOfSnapshot(e) ?? []).map((s) => s.status).join(',')}`),
+      });
+      await run.step(0, 'RUNNING'); // committed after it
+      await listening.query('commit');
+      await waitFor(async () => (seen.length > 0 ? true : undefined), 10_000, 'the change after the start');
+      await sleep(200);
+      expect(seen).toEqual(['RUNNING RUNNING,PENDING']);
+      stop();
+      follow.release();
+    } finally {
+      interest.release();
+      await hub.stop();
+    }
+    await run.finish();
+  });
 
   it('sends each status change once, in order, to watchers of the execution, the job and the owner', async () => {
     const run = await newExecution();

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Orm } from '../db/orm.js';
 import { FINAL_STATUSES, type Execution } from '../entities/index.js';
@@ -31,6 +32,8 @@ export interface ExecutionWatcher {
   jobId: string | null;
   /** Only this execution (ownership checked by the caller). */
   executionId: string | null;
+  /** The start mark of its {@link EventHub.follow}: nothing that arrives before it is delivered. */
+  startMark: string | null;
   /** Called once per matching event, in order per execution. Must not block. */
   deliver(snapshot: Execution): void;
 }
@@ -40,6 +43,8 @@ export interface JobWatcher {
   owner: string;
   /** Only this job's events (ownership checked by the caller). */
   jobId: string | null;
+  /** The start mark of its {@link EventHub.follow}: nothing that arrives before it is delivered. */
+  startMark: string | null;
   /** Called once per matching job change, in commit order. Must not block. */
   deliver(change: JobChangeEntry): void;
   /** The listening connection was lost: changes may have gone unsaid since (job events have no stored state to re-read). */
@@ -68,6 +73,8 @@ export class EventHub {
   private readonly limits: LogTailLimits;
   /** The owners this process's subscribers follow (the event triggers notify only for those). */
   readonly interest: Interest;
+  /** Start marks notified but not yet received: their watchers get nothing yet (see follow). */
+  private readonly unmarked = new Set<string>();
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
 
@@ -76,9 +83,11 @@ export class EventHub {
     this.interest = new Interest(opts.pool, opts.log);
     this.listener = new PgListener({
       connection: opts.pool.options,
-      channels: [CHANNELS.executionState, CHANNELS.log, CHANNELS.job],
+      channels: [CHANNELS.executionState, CHANNELS.log, CHANNELS.job, CHANNELS.start],
       onNotification: (channel, payload) => this.onNotification(channel, payload),
       onReconnect: () => {
+        // A mark notified while the connection was down is gone; the replay below re-reads the state.
+        this.unmarked.clear();
         void this.interest.renew();
         for (const set of this.jobWatchers.values()) for (const w of [...set]) w.lost();
         void this.sweep(true);
@@ -135,6 +144,35 @@ export class EventHub {
     return new StoredLogReader(this.opts.pool, this.opts.store, executionId);
   }
 
+  /**
+   * Follows `owner` for a subscription that starts now (docs/design.md#live-events). A change
+   * committed just before may still be on its way through the listener; the start mark, notified
+   * with the interest row, tells it apart: watchers given `startMark` receive only what arrives
+   * after the mark, which is what was committed after the subscription began.
+   */
+  async follow(owner: string): Promise<{ startMark: string; release: () => void }> {
+    const startMark = randomUUID();
+    this.unmarked.add(startMark);
+    try {
+      const unfollow = await this.interest.hold(owner, startMark);
+      return {
+        startMark,
+        release: () => {
+          this.unmarked.delete(startMark);
+          unfollow();
+        },
+      };
+    } catch (err) {
+      this.unmarked.delete(startMark);
+      throw err;
+    }
+  }
+
+  /** Whether a watcher's subscription has begun (its start mark, if any, was received). */
+  private started(w: { startMark: string | null }): boolean {
+    return w.startMark === null || !this.unmarked.has(w.startMark);
+  }
+
   /** Registers a watcher of execution updates; returns its removal. */
   watchExecutions(watcher: ExecutionWatcher): () => void {
     this.watchers.add(watcher);
@@ -158,6 +196,7 @@ export class EventHub {
     const watchers = this.jobWatchers.get(event.ownerKey);
     if (watchers === undefined) return;
     for (const w of [...watchers]) {
+      if (!this.started(w)) continue;
       for (const change of event.jobs) if (w.jobId === null || w.jobId === change.id) w.deliver(change);
     }
   }
@@ -171,6 +210,8 @@ export class EventHub {
         this.onExecutionState(parseExecutionState(payload));
       } else if (channel === CHANNELS.job) {
         this.onJobEvent(parseJobEvent(payload));
+      } else if (channel === CHANNELS.start) {
+        this.unmarked.delete(payload);
       }
     } catch (err) {
       this.opts.log(`event hub: ignoring a ${channel} notification: ${(err as Error).message}`);
@@ -181,7 +222,7 @@ export class EventHub {
     const tail = this.tails.get(event.executionId);
     // The runner stores the last lines before it records the final status.
     if (tail !== undefined && FINAL_STATUSES.has(event.status)) tail.finish(event.lastSeq);
-    const matching = [...this.watchers].filter((w) => matches(w, event));
+    const matching = [...this.watchers].filter((w) => this.started(w) && matches(w, event));
     if (matching.length === 0) return;
     const previous = this.chains.get(event.executionId) ?? Promise.resolve();
     const next = previous

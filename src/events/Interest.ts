@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { CHANNELS } from './channels.js';
 
 /** How long a registration lasts unless renewed: a dead API process's interest lapses after it. */
 const INTEREST_TTL_MS = 60_000;
@@ -13,7 +14,10 @@ const RENEW_MS = 20_000;
  * nobody should pay for when nobody listens.
  *
  * Invariant: `hold(owner)` resolves only once the row is committed, so every change committed
- * after that is notified; a subscriber holds before it reads the state it starts from.
+ * after that is notified; a subscriber holds before it reads the state it starts from. Given a
+ * start mark, the same transaction notifies it on `CHANNELS.start`: the listener receives
+ * notifications in commit order, so whatever arrives before the mark was committed before the
+ * subscription began (EventHub drops it for that subscriber).
  */
 export class Interest {
   private readonly listener = `${randomUUID()}`;
@@ -38,12 +42,12 @@ export class Interest {
   }
 
   /** Follows `owner` until the returned release is called (counted: several subscribers share a row). */
-  async hold(owner: string): Promise<() => void> {
+  async hold(owner: string, startMark: string | null = null): Promise<() => void> {
     const count = this.held.get(owner) ?? 0;
     this.held.set(owner, count + 1);
     try {
       // Written on every hold, not only the first: a concurrent first hold may not have committed yet.
-      await this.write([owner]);
+      await this.write([owner], startMark);
     } catch (err) {
       this.drop(owner);
       throw err;
@@ -73,13 +77,15 @@ export class Interest {
     else this.held.delete(owner);
   }
 
-  private async write(owners: string[]): Promise<void> {
+  private async write(owners: string[], startMark: string | null = null): Promise<void> {
     await this.pool.query(
-      `with lapsed as (delete from kiln_event_interest where expires_at < now() - interval '1 minute')
-       insert into kiln_event_interest (listener, owner, expires_at)
-       select $1, o, now() + $3 * interval '1 millisecond' from unnest($2::text[]) as o
-       on conflict (listener, owner) do update set expires_at = excluded.expires_at`,
-      [this.listener, owners, INTEREST_TTL_MS],
+      `with lapsed as (delete from kiln_event_interest where expires_at < now() - interval '1 minute'),
+       held as (
+         insert into kiln_event_interest (listener, owner, expires_at)
+         select $1, o, now() + $3 * interval '1 millisecond' from unnest($2::text[]) as o
+         on conflict (listener, owner) do update set expires_at = excluded.expires_at)
+       select pg_notify($4, $5) where $5::text is not null`,
+      [this.listener, owners, INTEREST_TTL_MS, CHANNELS.start, startMark],
     );
   }
 }

@@ -11,6 +11,11 @@ export const CHANNELS = {
   executionState: 'kiln_execution_state',
   log: 'kiln_log',
   job: JOB_CHANNEL,
+  /**
+   * A subscription's start mark (events/Interest.ts): notified in the transaction that registers
+   * its interest, so the events committed before it arrive before the mark and are not its own.
+   */
+  start: 'kiln_event_start',
 } as const;
 
 /** Some of one owner's jobs changed (submitted, paused, resumed or deleted) in one transaction. */

@@ -58,10 +58,11 @@ async function* updates(
   const queue: Execution[] = [];
   let overflow = false;
   let wake: (() => void) | null = null;
-  // Followed before watching: every change committed after this is notified.
-  const unfollow = await hub.interest.hold(filter.owner);
+  // Followed before watching: every change committed after this is notified, and nothing before.
+  const { startMark, release: unfollow } = await hub.follow(filter.owner);
   const stop = hub.watchExecutions({
     ...filter,
+    startMark,
     deliver(snapshot) {
       if (queue.length >= MAX_PENDING_UPDATES) overflow = true;
       else queue.push(snapshot);

@@ -32,10 +32,11 @@ async function* jobUpdates(hub: EventHub, owner: string, jobId: string | null): 
   const queue: JobChangeEntry[] = [];
   let failure: Error | null = null;
   let wake: (() => void) | null = null;
-  // Followed before watching: every change committed after this is notified.
-  const unfollow = await hub.interest.hold(owner);
+  // Followed before watching: every change committed after this is notified, and nothing before.
+  const { startMark, release: unfollow } = await hub.follow(owner);
   const stop = hub.watchJobs({
     owner,
+    startMark,
     jobId,
     deliver(change) {
       if (queue.length >= MAX_PENDING_UPDATES) failure ??= new SubscriberTooSlowError();
