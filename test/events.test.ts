@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pgm from 'pg';
 import type pg from 'pg';
+import { inTransaction } from '../src/util/sql.js';
 import { EventHub } from '../src/events/EventHub.js';
 import { stepsOfSnapshot } from '../src/events/executionSnapshot.js';
 import { logLinesAfter } from '../src/events/followLogs.js';
@@ -153,6 +155,45 @@ describe('a subscriber slower than the shared tail', () => {
       expect(hub.tailCount).toBe(0);
     } finally {
       await hub.stop();
+    }
+  });
+});
+
+describe('the execution-state trigger', () => {
+  it('notifies, in a transaction changing several owners\' executions, only those of owners someone follows', async () => {
+    const bob = new KilnClient({ url: k.url, token: await k.token('bob') });
+    const { pool, orm, store } = k.kiln.deps;
+    const hub = await EventHub.start({ orm, pool, store, log: () => {} });
+    const listening = new pgm.Client({ connectionString: k.databaseUrl });
+    await listening.connect();
+    try {
+      const { submitJob } = await bob.request(SubmitJobDocument, { spec: JOB });
+      const bobs = (await bob.request(TriggerJobDocument, { id: submitJob.jobs[0]!.id })).triggerJob.id;
+      const alice = await newExecution();
+      const alices = alice.executionId;
+      const follow = await hub.follow('alice');
+      const heard: string[] = [];
+      listening.on('notification', (n) => heard.push((JSON.parse(n.payload!) as { executionId: string }).executionId));
+      await listening.query('listen kiln_execution_state');
+      // The unfollowed owner's row first: its answer must not stand for the next owner's.
+      const bump = async (ids: string[]) => {
+        await inTransaction(pool, async (sql) => {
+          for (const id of ids) await sql(`update executions set attempt = attempt + 1 where id = $1`, [id]);
+        });
+      };
+      await bump([bobs, alices]);
+      await bump([bobs]);
+      await bump([alices, bobs]);
+      await waitFor(async () => (heard.length >= 2 ? true : undefined), 10_000, 'two notifications');
+      await sleep(300);
+      expect(heard).toEqual([alices, alices]);
+      follow.release();
+      await alice.start();
+      await alice.finish();
+    } finally {
+      await listening.end();
+      await hub.stop();
+      await bob.close();
     }
   });
 });
