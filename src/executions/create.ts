@@ -30,24 +30,30 @@ export interface CreatedExecution {
 }
 
 /**
- * Inserts executions (numbered per job), their PENDING steps and their queue entries, in bulk.
- * Returns them in input order.
+ * Inserts executions (numbered per job), their PENDING steps and their queue entries, in bulk:
+ * one statement per CHUNK items. Returns them in input order.
  */
 export async function insertExecutions(sql: Sql, defaultImage: string, items: NewExecution[]): Promise<CreatedExecution[]> {
-  if (items.length === 0) return [];
-  const perJob = new Map<string, number>();
-  for (const it of items) perJob.set(it.job.id, (perJob.get(it.job.id) ?? 0) + 1);
-  // Atomic under the job rows' locks: numbers never repeat, whoever inserts concurrently.
-  const counted = await sql<{ id: string; execution_count: number }>(
-    `update jobs j set execution_count = j.execution_count + v.n
-       from unnest($1::uuid[], $2::int[]) as v(id, n) where j.id = v.id
-     returning j.id, j.execution_count`,
-    [[...perJob.keys()], [...perJob.values()]],
-  );
-  const nextNumber = new Map(counted.map((r) => [r.id, r.execution_count - perJob.get(r.id)! + 1]));
   const created: CreatedExecution[] = [];
   for (let from = 0; from < items.length; from += CHUNK) {
-    created.push(...(await insertChunk(sql, defaultImage, items.slice(from, from + CHUNK), nextNumber)));
+    const rows = executionRows(defaultImage, items.slice(from, from + CHUNK));
+    const numbered = await sql<{ id: string; number: number }>(
+      `with ${newRowsCte(1)},
+       wanted_rows as (select * from new_rows),
+       job_counts as (
+         update jobs j set execution_count = j.execution_count + v.n
+           from (select job_id, count(*)::int as n from new_rows group by job_id) v where j.id = v.job_id
+         returning j.id, j.execution_count, v.n
+       ), ${insertCtes(1)}
+       select c.id, c.number, (select pg_notify($${NEW_ROW_PARAMS + 1}, '')) as woke from created c`,
+      [...rows.params, QUEUED_CHANNEL],
+    );
+    const numbers = new Map(numbered.map((r) => [r.id, r.number]));
+    for (const c of rows.created) {
+      const number = numbers.get(c.id);
+      if (number === undefined) throw new Error(`job ${c.jobId} vanished while queueing an execution`);
+      created.push({ ...c, number });
+    }
   }
   return created;
 }
@@ -56,59 +62,82 @@ export async function insertExecutions(sql: Sql, defaultImage: string, items: Ne
  * Rows built and sent per statement at most. Building and serialising them is synchronous work on
  * the event loop the API shares; between chunks it is free (5,000 rows at once held it 145 ms).
  */
-const CHUNK = 500;
+export const CHUNK = 500;
 
-/** Inserts one chunk of executions and their steps, numbering them from `nextNumber` (advanced). */
-async function insertChunk(sql: Sql, defaultImage: string, items: NewExecution[], nextNumber: Map<string, number>): Promise<CreatedExecution[]> {
-  const created: CreatedExecution[] = [];
+/** Parameters newRowsCte reads, from its first position on. */
+export const NEW_ROW_PARAMS = 13;
+
+/** New executions as newRowsCte's parameters (ids made here), not yet numbered. */
+export interface ExecutionRows {
+  created: Array<{ id: string; jobId: string }>;
+  /** NEW_ROW_PARAMS arrays: the execution columns, then the steps' (execution, index, name). */
+  params: unknown[];
+}
+
+/** Builds the rows of new executions: ids, compiled plans and PENDING steps. */
+export function executionRows(defaultImage: string, items: NewExecution[]): ExecutionRows {
+  const created: Array<{ id: string; jobId: string }> = [];
   const plans: string[] = [];
-  const stepRows: { exec: string[]; index: number[]; name: string[] } = { exec: [], index: [], name: [] };
+  const steps: { exec: string[]; index: number[]; name: string[] } = { exec: [], index: [], name: [] };
   for (const it of items) {
-    const number = nextNumber.get(it.job.id);
-    if (number === undefined) throw new Error(`job ${it.job.id} vanished while queueing an execution`);
-    nextNumber.set(it.job.id, number + 1);
     const id = randomUUID();
     const plan = toExecutionPlan(it.job.definition, { image: defaultImage });
     if (it.ref !== undefined && plan.repository !== null) plan.repository.ref = it.ref;
     plans.push(JSON.stringify(plan));
     for (const step of plan.steps) {
-      stepRows.exec.push(id);
-      stepRows.index.push(step.index);
-      stepRows.name.push(step.name);
+      steps.exec.push(id);
+      steps.index.push(step.index);
+      steps.name.push(step.name);
     }
-    created.push({ id, jobId: it.job.id, number });
+    created.push({ id, jobId: it.job.id });
   }
-  await sql(
-    `insert into executions (id, job_id, owner, number, status, trigger, attempt, priority, plan, scheduled_for,
-                             queued_at, last_seq, artifacts, retry_of, retry_number, created_at, run_at)
-     select u.id, u.job_id, u.owner, u.number, 'QUEUED', u.trigger, 1, u.priority, u.plan, u.scheduled_for,
-            now(), 0, '[]', u.retry_of, u.retry_number, now(), coalesce(u.run_at, now())
-       from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::smallint[], $7::jsonb[],
-                   $8::timestamptz[], $9::uuid[], $10::int[], $11::timestamptz[])
-         as u(id, job_id, owner, number, trigger, priority, plan, scheduled_for, retry_of, retry_number, run_at)`,
-    [
-      created.map((c) => c.id),
-      created.map((c) => c.jobId),
-      items.map((i) => i.job.owner),
-      created.map((c) => c.number),
-      items.map((i) => i.trigger),
-      items.map((i) => i.job.priority),
-      plans,
-      items.map((i) => i.scheduledFor?.toISOString() ?? null),
-      items.map((i) => i.retryOf ?? null),
-      items.map((i) => i.retryNumber ?? 0),
-      items.map((i) => i.runAt?.toISOString() ?? null),
-    ],
-  );
-  // The steps and the workers' wake-up in one statement (one NOTIFY per transaction: Postgres
-  // folds a repeated channel and payload into one).
-  await sql(
-    `with steps as (
-       insert into execution_steps (id, execution_id, index, name, status)
-       select gen_random_uuid(), u.e, u.i, u.n, 'PENDING' from unnest($1::uuid[], $2::int[], $3::text[]) as u(e, i, n)
-     )
-     select pg_notify($4, '')`,
-    [stepRows.exec, stepRows.index, stepRows.name, QUEUED_CHANNEL],
-  );
-  return created;
+  const params = [
+    created.map((c) => c.id),
+    created.map((c) => c.jobId),
+    items.map((i) => i.job.owner),
+    items.map((i) => i.trigger),
+    items.map((i) => i.job.priority),
+    plans,
+    items.map((i) => i.scheduledFor?.toISOString() ?? null),
+    items.map((i) => i.retryOf ?? null),
+    items.map((i) => i.retryNumber ?? 0),
+    items.map((i) => i.runAt?.toISOString() ?? null),
+    steps.exec,
+    steps.index,
+    steps.name,
+  ];
+  return { created, params };
+}
+
+/** `new_rows`: the executionRows given as parameters from `$first` on, in input order (`ord`). */
+export function newRowsCte(first: number): string {
+  const $ = (i: number) => `$${first + i}`;
+  return `new_rows as (
+  select * from unnest(${$(0)}::uuid[], ${$(1)}::uuid[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::smallint[], ${$(5)}::jsonb[],
+                       ${$(6)}::timestamptz[], ${$(7)}::uuid[], ${$(8)}::int[], ${$(9)}::timestamptz[]) with ordinality
+    as u(id, job_id, owner, trigger, priority, plan, scheduled_for, retry_of, retry_number, run_at, ord)
+)`;
+}
+
+/**
+ * `created` and `new_steps`: inserts the executions of `wanted_rows` (a subset of new_rows the
+ * caller defines) and their steps (parameters `$first+10` to `$first+12`), numbered after
+ * `job_counts(id, execution_count, n)`: each job's count once its `n` new executions are counted
+ * (an update of the job rows by the caller, atomic under their locks: numbers never repeat).
+ */
+export function insertCtes(first: number): string {
+  const $ = (i: number) => `$${first + i}`;
+  return `created as (
+  insert into executions (id, job_id, owner, number, status, trigger, attempt, priority, plan, scheduled_for,
+                          queued_at, last_seq, artifacts, retry_of, retry_number, created_at, run_at)
+  select w.id, w.job_id, w.owner, c.execution_count - c.n + row_number() over (partition by w.job_id order by w.ord),
+         'QUEUED', w.trigger, 1, w.priority, w.plan, w.scheduled_for,
+         now(), 0, '[]', w.retry_of, w.retry_number, now(), coalesce(w.run_at, now())
+    from wanted_rows w join job_counts c on c.id = w.job_id
+  returning id, job_id, number
+), new_steps as (
+  insert into execution_steps (id, execution_id, index, name, status)
+  select gen_random_uuid(), u.e, u.i, u.n, 'PENDING' from unnest(${$(10)}::uuid[], ${$(11)}::int[], ${$(12)}::text[]) as u(e, i, n)
+   where u.e in (select id from wanted_rows)
+)`;
 }

@@ -3,7 +3,8 @@ import type { Log } from '../util/log.js';
 import { ExecutionTrigger, TickOutcome } from '../entities/enums.js';
 import { activeExecutions } from '../executions/active.js';
 import { cancelExecutions } from '../executions/cancel.js';
-import { insertExecutions, type NewExecution } from '../executions/create.js';
+import { CHUNK, executionRows, insertCtes, NEW_ROW_PARAMS, newRowsCte, type NewExecution } from '../executions/create.js';
+import { QUEUED_CHANNEL } from '../executions/queue.js';
 import { inTransaction } from '../util/sql.js';
 import { parseSchedule, type Schedule } from '../schedule/schedule.js';
 import { planFires, type PlanOptions } from '../schedule/firePlan.js';
@@ -41,6 +42,33 @@ function scheduleOf(text: string): Schedule | null {
   return parsed.get(text)!;
 }
 
+/** What one pass did: jobs whose due fire times it recorded, and whether more may be due now. */
+export interface FirePass {
+  jobs: number;
+  more: boolean;
+}
+
+/** The pass's writes after planning, in one statement (see fireDue): parameters 1-7, then new_rows'. */
+const RECORD_FIRES = `with ${newRowsCte(8)},
+ins_ticks as (
+  insert into ticks (job_id, fire_time, outcome, catch_up, execution_id)
+  select * from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::boolean[], $5::uuid[])
+  on conflict do nothing
+  returning job_id, fire_time, outcome, execution_id
+), wanted_rows as (
+  select * from new_rows where id in (select execution_id from ins_ticks)
+), job_counts as (
+  update jobs j set next_run_at = c.next, execution_count = j.execution_count + coalesce(v.n, 0)
+    from unnest($6::uuid[], $7::timestamptz[]) as c(id, next)
+    left join (select job_id, count(*)::int as n from wanted_rows group by job_id) v on v.job_id = c.id
+   where j.id = c.id
+  returning j.id, j.execution_count, coalesce(v.n, 0) as n
+), ${insertCtes(8)}
+select (select coalesce(json_agg(json_build_object('jobId', job_id, 'fireTime', fire_time, 'outcome', outcome)), '[]') from ins_ticks) as ticks,
+       (select coalesce(json_agg(json_build_object('id', c.id, 'jobId', c.job_id, 'scheduledFor', n.scheduled_for)), '[]')
+          from created c join new_rows n on n.id = c.id) as created,
+       (select pg_notify($${8 + NEW_ROW_PARAMS}, '') where exists (select 1 from created)) as woke`;
+
 /**
  * One pass of the scheduler over up to `batchSize` due jobs, in one transaction: every due fire
  * time gets its tick (the ledger), FIRED ticks get their executions and queue entries, MISSED and
@@ -50,87 +78,96 @@ function scheduleOf(text: string): Schedule | null {
  * Idempotent whatever crashes: the job rows are locked (SKIP LOCKED, so two leaders never take
  * the same job), a tick is inserted before its execution and an execution is created only for
  * ticks this pass inserted, and the cursor moves in the same commit.
- * Returns how many jobs it processed (batchSize means: call again).
+ *
+ * After planning, one statement records it all (RECORD_FIRES: ticks, executions, steps, cursors,
+ * the workers' wake-up): a pass is four round trips whatever its size, so the first fires of an
+ * instant reach the workers sooner (docs/design.md#scheduling). A pass takes jobs while their runs
+ * fit in one statement (CHUNK, at least one job); the rest stay due for the next pass (`more`).
  */
-export async function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Date.now()): Promise<number> {
+export async function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Date.now()): Promise<FirePass> {
   const fired: Array<{ executionId: string; jobId: string; scheduledFor: string }> = [];
   const replaced: string[] = [];
-  const processed = await inTransaction(pool, async (sql) => {
+  const pass = await inTransaction(pool, async (sql): Promise<FirePass> => {
     const jobs = await sql<DueJob>(
       `select id, owner, priority, definition, schedule, timezone, run_once, paused, next_run_at, schedule_anchor
          from jobs where next_run_at <= $1 order by next_run_at limit $2 for update skip locked`,
       [new Date(now), opts.batchSize],
     );
-    if (jobs.length === 0) return 0;
+    if (jobs.length === 0) return { jobs: 0, more: false };
     const active = await activeExecutions(sql, jobs.map((j) => j.id));
-    const ticks: { job: string[]; time: string[]; outcome: string[]; catchUp: boolean[] } = { job: [], time: [], outcome: [], catchUp: [] };
-    const runs = new Map<string, { job: DueJob; fireTime: Date; catchUp: boolean }>();
-    const cancel: string[] = [];
-    const cursors: { id: string[]; next: (string | null)[] } = { id: [], next: [] };
-    const notifiesMissed = new Set<string>();
-    for (const job of jobs) {
-      const schedule = scheduleOf(job.schedule);
-      const plan = schedule
-        ? planFires(
-            {
-              schedule, timezone: job.timezone, anchor: job.schedule_anchor, runOnce: job.run_once, paused: job.paused,
-              cursor: job.next_run_at, concurrency: job.definition.concurrency, misfire: job.definition.misfire,
-            },
-            now,
-            active.get(job.id)!,
-            opts,
-          )
-        : { ticks: [], next: null, cancel: [] }; // validated on submit; a schedule that no longer parses stops
-      for (const t of plan.ticks) {
-        ticks.job.push(job.id);
-        ticks.time.push(t.fireTime.toISOString());
-        ticks.outcome.push(t.outcome);
-        ticks.catchUp.push(t.catchUp);
-        if (t.run) runs.set(`${job.id}|${t.fireTime.toISOString()}`, { job, fireTime: t.fireTime, catchUp: t.catchUp });
-      }
-      if (wantsMissed(job.definition)) notifiesMissed.add(job.id);
-      cancel.push(...plan.cancel);
-      cursors.id.push(job.id);
-      cursors.next.push(plan.next?.toISOString() ?? null);
-    }
-    const inserted = await sql<{ job_id: string; fire_time: Date; outcome: TickOutcome }>(
-      `insert into ticks (job_id, fire_time, outcome, catch_up)
-       select * from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::boolean[])
-       on conflict do nothing returning job_id, fire_time, outcome`,
-      [ticks.job, ticks.time, ticks.outcome, ticks.catchUp],
-    );
+    const planned = planPass(jobs, active, now, opts);
+    const { ticks, toRun, cursors } = planned;
+    const rows = executionRows(opts.defaultImage, toRun.map((r) => r.run));
+    const executionOf = new Map(toRun.map((r, i) => [r.tick, rows.created[i]!.id]));
+    await cancelExecutions(sql, planned.cancel, 'replaced by a newer run (concurrency: replace)');
+    const [written] = await sql<{
+      ticks: Array<{ jobId: string; fireTime: string; outcome: TickOutcome }>;
+      created: Array<{ id: string; jobId: string; scheduledFor: string }>;
+    }>(RECORD_FIRES, [
+      ticks.job, ticks.time, ticks.outcome, ticks.catchUp, ticks.time.map((_, i) => executionOf.get(i) ?? null),
+      cursors.id, cursors.next,
+      ...rows.params, QUEUED_CHANNEL,
+    ]);
     // Only ticks this pass inserted: a pass that ran again after a crash notifies nothing twice.
-    const missed = inserted.filter((t) => (t.outcome === TickOutcome.MISSED || t.outcome === TickOutcome.SKIPPED_OVERLAP) && notifiesMissed.has(t.job_id));
-    await queueMissed(sql, missed.map((t) => ({ jobId: t.job_id, fireAt: new Date(t.fire_time), outcome: t.outcome })));
-    const toRun: NewExecution[] = [];
-    const runKeys: string[] = [];
-    for (const t of inserted) {
-      const key = `${t.job_id}|${new Date(t.fire_time).toISOString()}`;
-      const run = runs.get(key);
-      if (!run) continue;
-      runKeys.push(key);
-      toRun.push({ job: run.job, trigger: ExecutionTrigger.SCHEDULE, scheduledFor: run.fireTime });
-    }
-    await cancelExecutions(sql, cancel, 'replaced by a newer run (concurrency: replace)');
-    const created = await insertExecutions(sql, opts.defaultImage, toRun);
-    replaced.push(...cancel);
-    for (const [i, c] of created.entries()) fired.push({ executionId: c.id, jobId: c.jobId, scheduledFor: runKeys[i]!.split('|')[1]! });
-    if (created.length > 0) {
-      await sql(
-        `update ticks t set execution_id = u.e from unnest($1::uuid[], $2::timestamptz[], $3::uuid[]) as u(j, f, e)
-          where t.job_id = u.j and t.fire_time = u.f`,
-        [created.map((c) => c.jobId), runKeys.map((k) => k.split('|')[1]), created.map((c) => c.id)],
-      );
-    }
-    await sql(
-      `update jobs j set next_run_at = u.n from unnest($1::uuid[], $2::timestamptz[]) as u(id, n) where j.id = u.id`,
-      [cursors.id, cursors.next],
+    const missed = written!.ticks.filter(
+      (t) => (t.outcome === TickOutcome.MISSED || t.outcome === TickOutcome.SKIPPED_OVERLAP) && planned.notifiesMissed.has(t.jobId),
     );
-    return jobs.length;
+    await queueMissed(sql, missed.map((t) => ({ jobId: t.jobId, fireAt: new Date(t.fireTime), outcome: t.outcome })));
+    replaced.push(...planned.cancel);
+    for (const c of written!.created) fired.push({ executionId: c.id, jobId: c.jobId, scheduledFor: new Date(c.scheduledFor).toISOString() });
+    return { jobs: planned.jobs, more: planned.jobs < jobs.length || jobs.length === opts.batchSize };
   });
   // Logged once committed: a pass that rolled back fired nothing.
   for (const f of fired) opts.log?.(`fired execution ${f.executionId} for ${f.scheduledFor}`, { level: 'debug', ...f });
   for (const id of replaced) opts.log?.(`execution ${id} replaced by a newer run (concurrency: replace)`, { executionId: id });
-  return processed;
+  return pass;
 }
 
+interface PlannedPass {
+  /** How many of the locked jobs (a prefix) this pass records. */
+  jobs: number;
+  ticks: { job: string[]; time: string[]; outcome: string[]; catchUp: boolean[] };
+  /** The runs to create, each with the index of its tick. */
+  toRun: Array<{ tick: number; run: NewExecution }>;
+  cancel: string[];
+  cursors: { id: string[]; next: (string | null)[] };
+  notifiesMissed: Set<string>;
+}
+
+/** Plans the due fires of `jobs` (planFires), as many jobs as fit one statement's runs. */
+function planPass(jobs: DueJob[], active: Map<string, { running: string[]; queued: string[] }>, now: number, opts: PlanOptions): PlannedPass {
+  const out: PlannedPass = {
+    jobs: 0, ticks: { job: [], time: [], outcome: [], catchUp: [] }, toRun: [], cancel: [], cursors: { id: [], next: [] }, notifiesMissed: new Set(),
+  };
+  for (const job of jobs) {
+    const schedule = scheduleOf(job.schedule);
+    const plan = schedule
+      ? planFires(
+          {
+            schedule, timezone: job.timezone, anchor: job.schedule_anchor, runOnce: job.run_once, paused: job.paused,
+            cursor: job.next_run_at, concurrency: job.definition.concurrency, misfire: job.definition.misfire,
+          },
+          now,
+          active.get(job.id)!,
+          opts,
+        )
+      : { ticks: [], next: null, cancel: [] }; // validated on submit; a schedule that no longer parses stops
+    const runs = plan.ticks.filter((t) => t.run).length;
+    if (out.jobs > 0 && out.toRun.length + runs > CHUNK) break;
+    for (const t of plan.ticks) {
+      if (t.run) {
+        out.toRun.push({ tick: out.ticks.job.length, run: { job, trigger: ExecutionTrigger.SCHEDULE, scheduledFor: t.fireTime } });
+      }
+      out.ticks.job.push(job.id);
+      out.ticks.time.push(t.fireTime.toISOString());
+      out.ticks.outcome.push(t.outcome);
+      out.ticks.catchUp.push(t.catchUp);
+    }
+    if (wantsMissed(job.definition)) out.notifiesMissed.add(job.id);
+    out.cancel.push(...plan.cancel);
+    out.cursors.id.push(job.id);
+    out.cursors.next.push(plan.next?.toISOString() ?? null);
+    out.jobs++;
+  }
+  return out;
+}

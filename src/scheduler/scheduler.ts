@@ -177,7 +177,7 @@ export class Scheduler {
     const session = this.session!;
     const pool = session.asPool();
     const now = Date.now();
-    while ((await fireDue(pool, this.opts, now)) === this.opts.batchSize) {
+    while ((await fireDue(pool, this.opts, now)).more) {
       if (this.stopped || !this.leader) return 0;
     }
     if (now - this.lastRequeue >= (this.opts.requeueEveryMs ?? 1000)) {

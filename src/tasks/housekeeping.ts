@@ -14,11 +14,11 @@ import { pruneTicks } from './prune-ticks.js';
 export function housekeepingTask(pool: pg.Pool, fire: FireOptions, log: Log, tickRetentionMs: number | null = null): Task {
   return async () => {
     let fired = 0;
-    let n: number;
+    let pass: { jobs: number; more: boolean };
     do {
-      n = await fireDue(pool, fire);
-      fired += n;
-    } while (n === fire.batchSize);
+      pass = await fireDue(pool, fire);
+      fired += pass.jobs;
+    } while (pass.more);
     const requeued = await requeueExpired(pool, log);
     const pruned = tickRetentionMs === null ? 0 : await pruneTicks(pool, tickRetentionMs);
     if (fired > 0 || requeued > 0 || pruned > 0) {
