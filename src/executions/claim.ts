@@ -49,7 +49,6 @@ export interface ClaimRow {
   last_seq: number;
   plan: ExecutionPlan;
   lateness: number | null;
-  retries: number;
   followed: boolean;
 }
 
@@ -68,7 +67,6 @@ const setRunning = (p: Pick<ClaimParams, 'worker' | 'lease'>) =>
 const RETURNING = `returning e.id, e.job_id, e.owner, e.number, e.attempt, e.last_seq, e.plan,
   case when e.trigger = 'SCHEDULE' and e.attempt = 1 and e.scheduled_for is not null
        then extract(epoch from e.started_at - e.scheduled_for)::float8 end as lateness,
-  coalesce((select (j.definition->>'retries')::int from jobs j where j.id = e.job_id), 0) as retries,
   kiln_owner_followed(e.owner) as followed`;
 
 /**
@@ -131,7 +129,6 @@ export function toClaimed(r: ClaimRow, workerId: string, claimSentAt: number): C
   return {
     id: r.id, jobId: r.job_id, owner: r.owner, number: r.number, attempt: r.attempt, workerId, lastSeq: Number(r.last_seq), plan: r.plan,
     fireLatenessSec: r.lateness === null ? null : Number(r.lateness),
-    retries: Number(r.retries),
     claimSentAt,
     followed: r.followed,
   };

@@ -28,8 +28,6 @@ export interface ClaimedExecution extends Fence {
   claimSentAt: number;
   /** Whether some API process follows the owner's events (docs/design.md#live-events): then every step change is its own event. */
   followed: boolean;
-  /** The job's `retries` when claimed: whether a failure may queue a retry. */
-  retries: number;
 }
 
 /** SQL condition: the execution `$1` is still RUNNING under the claim (`$2` attempt, `$3` worker). */

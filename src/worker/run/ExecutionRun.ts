@@ -362,7 +362,7 @@ export class ExecutionRun {
     const { deps, claimed } = this;
     let recorded = false;
     try {
-      const retry = { defaultImage: deps.defaultImage, baseMs: deps.retryBaseMs, log: deps.log, retries: claimed.retries };
+      const retry = { defaultImage: deps.defaultImage, baseMs: deps.retryBaseMs, log: deps.log };
       // The step changes and log lines not written yet go with the outcome.
       const tail = this.tail.splice(0);
       recorded = await finishExecution(deps.pool, claimed, outcome, retry, await this.marks.take(), tail);
