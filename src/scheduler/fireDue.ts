@@ -80,9 +80,10 @@ select (select coalesce(json_agg(json_build_object('jobId', job_id, 'fireTime', 
  * ticks this pass inserted, and the cursor moves in the same commit.
  *
  * After planning, one statement records it all (RECORD_FIRES: ticks, executions, steps, cursors,
- * the workers' wake-up): a pass is four round trips whatever its size, so the first fires of an
- * instant reach the workers sooner (docs/design.md#scheduling). A pass takes jobs while their runs
- * fit in one statement (CHUNK, at least one job); the rest stay due for the next pass (`more`).
+ * the workers' wake-up): a pass is five round trips (begin and commit included) whatever its
+ * size, so the first fires of an instant reach the workers sooner (docs/design.md#scheduling).
+ * A pass takes jobs while their runs fit in one statement (CHUNK, at least one job); the rest
+ * stay due for the next pass (`more`).
  */
 export async function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Date.now()): Promise<FirePass> {
   const fired: Array<{ executionId: string; jobId: string; scheduledFor: string }> = [];
