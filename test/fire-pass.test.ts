@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fireDue } from '../src/scheduler/fireDue.js';
+import { fireAhead, fireDue } from '../src/scheduler/fireDue.js';
 import { startTestKiln, type TestKiln } from './helpers/kiln.js';
 import { submit, ticksOf } from './helpers/ledger.js';
 
@@ -50,5 +50,49 @@ describe('a pass of the scheduler', () => {
     }
     const { rows: cursors } = await pool.query<{ next: Date }>(`select next_run_at as next from jobs where id = any($1::uuid[])`, [[a, b]]);
     expect(cursors.every((c) => c.next.getTime() === second0)).toBe(true);
+  });
+
+  it('prepared ahead of an instant, shows nothing before it, and leaves a job with an active run to the pass at the instant', async () => {
+    const token = await k.token('bob');
+    // Both due once, at a whole second a moment from now (6-field cron on that second, UTC).
+    const instant = Math.ceil((Date.now() + 1500) / 1000) * 1000;
+    const d = new Date(instant);
+    const cron = `${d.getUTCSeconds()} ${d.getUTCMinutes()} ${d.getUTCHours()} ${d.getUTCDate()} ${d.getUTCMonth() + 1} *`;
+    const spec = (name: string) => `  - name: ${name}\n    schedule: "${cron}"\n    concurrency: skip\n    steps: [{run: "true"}]\n`;
+    const [idle, busy] = await submit(k.gql, token, `jobs:\n${spec('Idle')}${spec('Busy')}`);
+    const { pool } = k.kiln.deps;
+    // Busy has a run queued (a manual trigger).
+    await k.gql(`mutation($id: ID!) { triggerJob(id: $id) { id } }`, { id: busy }, token);
+    const { rows: cursors } = await pool.query<{ next: Date }>(`select next_run_at as next from jobs where id = any($1::uuid[])`, [[idle, busy]]);
+    expect(cursors.map((c) => c.next.getTime())).toEqual([instant, instant]);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, instant - 600 - Date.now())));
+
+    const pass = fireAhead(pool, opts, instant);
+    // While the pass waits for its instant: no tick, no run; a trigger of the taken job waits on
+    // its row, then finds the prepared run queued (`concurrency: skip` refuses a second).
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await ticksOf(pool, idle!)).toEqual([]);
+    const trigger = k.gql(`mutation($id: ID!) { triggerJob(id: $id) { id } }`, { id: idle }, token);
+    const done = await pass;
+    const answered = await trigger;
+    const triggeredAt = Date.now();
+    expect(done.jobs).toBe(1);
+    expect(done.writeMs).toBeGreaterThanOrEqual(0);
+    expect(answered.errors?.[0]?.message).toMatch(/already has a queued execution/);
+    expect(triggeredAt).toBeGreaterThanOrEqual(instant);
+
+    const [tick] = await ticksOf(pool, idle!);
+    expect(tick).toMatchObject({ outcome: 'FIRED' });
+    const { rows } = await pool.query<{ queued_at: Date; run_at: Date; scheduled_for: Date; recorded_at: Date }>(
+      `select e.queued_at, e.run_at, e.scheduled_for, t.recorded_at from executions e join ticks t on t.execution_id = e.id where e.job_id = $1`,
+      [idle],
+    );
+    // Never earlier than the fire time, though written before it.
+    expect(rows[0]!.scheduled_for.getTime()).toBe(instant);
+    for (const t of [rows[0]!.queued_at, rows[0]!.run_at, rows[0]!.recorded_at]) expect(t.getTime()).toBeGreaterThanOrEqual(instant);
+    // The job with a queued run was not taken ahead: its fire is decided by the pass at the instant.
+    expect(await ticksOf(pool, busy!)).toEqual([]);
+    await fireDue(pool, opts, Date.now());
+    expect((await ticksOf(pool, busy!)).map((t) => t.outcome)).toEqual(['SKIPPED_OVERLAP']);
   });
 });

@@ -132,7 +132,7 @@ export function insertCtes(first: number): string {
                           queued_at, last_seq, artifacts, retry_of, retry_number, created_at, run_at)
   select w.id, w.job_id, w.owner, c.execution_count - c.n + row_number() over (partition by w.job_id order by w.ord),
          'QUEUED', w.trigger, 1, w.priority, w.plan, w.scheduled_for,
-         now(), 0, '[]', w.retry_of, w.retry_number, now(), coalesce(w.run_at, now())
+         greatest(now(), coalesce(w.scheduled_for, now())), 0, '[]', w.retry_of, w.retry_number, now(), coalesce(w.run_at, now())
     from wanted_rows w join job_counts c on c.id = w.job_id
   returning id, job_id, number
 ), new_steps as (

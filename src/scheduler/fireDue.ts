@@ -46,13 +46,15 @@ function scheduleOf(text: string): Schedule | null {
 export interface FirePass {
   jobs: number;
   more: boolean;
+  /** A pass prepared ahead (fireAhead): how long it took to write, before it waited for its instant. */
+  writeMs?: number;
 }
 
 /** The pass's writes after planning, in one statement (see fireDue): parameters 1-7, then new_rows'. */
 const RECORD_FIRES = `with ${newRowsCte(8)},
 ins_ticks as (
-  insert into ticks (job_id, fire_time, outcome, catch_up, execution_id)
-  select * from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::boolean[], $5::uuid[])
+  insert into ticks (job_id, fire_time, outcome, catch_up, execution_id, recorded_at)
+  select j, t, o, c, e, greatest(now(), t) from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::boolean[], $5::uuid[]) as u(j, t, o, c, e)
   on conflict do nothing
   returning job_id, fire_time, outcome, execution_id
 ), wanted_rows as (
@@ -85,18 +87,49 @@ select (select coalesce(json_agg(json_build_object('jobId', job_id, 'fireTime', 
  * A pass takes jobs while their runs fit in one statement (CHUNK, at least one job); the rest
  * stay due for the next pass (`more`).
  */
-export async function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Date.now()): Promise<FirePass> {
+export function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Date.now()): Promise<FirePass> {
+  return firePass(pool, opts, now, false);
+}
+
+/**
+ * A pass prepared ahead of the instant `at` (a few tens of ms before it): the fires due by `at`
+ * of jobs with nothing queued or running are planned and written as if at `at`, and the
+ * transaction commits once `at` has come, so the instant's runs become visible (ticks, QUEUED
+ * executions, the workers' wake-up) at it instead of a pass's length after it. Nothing shows
+ * before its time: uncommitted until `at`, and `run_at`, `queued_at` and the tick's
+ * `recorded_at` are never earlier than the fire time. The decisions are the ones a pass at `at`
+ * would make: jobs with an active run (whose `concurrency` decision could change by `at`) are not
+ * taken, and every other change to a taken job (trigger, pause, edit, delete) waits on its row
+ * lock until the commit, as it would behind any pass (docs/design.md#scheduling).
+ */
+export function fireAhead(pool: pg.Pool, opts: FireOptions, at: number): Promise<FirePass> {
+  return firePass(pool, opts, at, true);
+}
+
+/** Sleeps until the wall clock reads `at` (timers may fire a millisecond early). */
+async function until(at: number): Promise<void> {
+  for (let left = at - Date.now(); left > 0; left = at - Date.now()) await new Promise((resolve) => setTimeout(resolve, left));
+}
+
+/**
+ * The due jobs a pass takes, locked. `for no key update`: it serialises with other passes and
+ * with triggers (`for update`), but not with a foreign key's check of a run inserted for the job.
+ */
+const DUE_JOBS = (ahead: boolean) => `select id, owner, priority, definition, schedule, timezone, run_once, paused, next_run_at, schedule_anchor
+  from jobs where next_run_at <= $1
+  ${ahead ? `and not exists (select 1 from executions e where e.job_id = jobs.id and e.status in ('QUEUED', 'RUNNING'))` : ''}
+  order by next_run_at limit $2 for no key update skip locked`;
+
+async function firePass(pool: pg.Pool, opts: FireOptions, now: number, ahead: boolean): Promise<FirePass> {
   const fired: Array<{ executionId: string; jobId: string; scheduledFor: string }> = [];
   const replaced: string[] = [];
+  const began = Date.now();
+  let writeMs: number | undefined;
   const pass = await inTransaction(pool, async (sql): Promise<FirePass> => {
-    const jobs = await sql<DueJob>(
-      `select id, owner, priority, definition, schedule, timezone, run_once, paused, next_run_at, schedule_anchor
-         from jobs where next_run_at <= $1 order by next_run_at limit $2 for update skip locked`,
-      [new Date(now), opts.batchSize],
-    );
+    const jobs = await sql<DueJob>(DUE_JOBS(ahead), [new Date(now), opts.batchSize]);
     if (jobs.length === 0) return { jobs: 0, more: false };
     const active = await activeExecutions(sql, jobs.map((j) => j.id));
-    const planned = planPass(jobs, active, now, opts);
+    const planned = planPass(jobs, active, now, opts, ahead);
     const { ticks, toRun, cursors } = planned;
     const rows = executionRows(opts.defaultImage, toRun.map((r) => r.run));
     const executionOf = new Map(toRun.map((r, i) => [r.tick, rows.created[i]!.id]));
@@ -114,6 +147,10 @@ export async function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Da
       (t) => (t.outcome === TickOutcome.MISSED || t.outcome === TickOutcome.SKIPPED_OVERLAP) && planned.notifiesMissed.has(t.jobId),
     );
     await queueMissed(sql, missed.map((t) => ({ jobId: t.jobId, fireAt: new Date(t.fireTime), outcome: t.outcome })));
+    if (ahead) {
+      writeMs = Date.now() - began;
+      await until(now);
+    }
     replaced.push(...planned.cancel);
     for (const c of written!.created) fired.push({ executionId: c.id, jobId: c.jobId, scheduledFor: new Date(c.scheduledFor).toISOString() });
     return { jobs: planned.jobs, more: planned.jobs < jobs.length || jobs.length === opts.batchSize };
@@ -121,7 +158,7 @@ export async function fireDue(pool: pg.Pool, opts: FireOptions, now: number = Da
   // Logged once committed: a pass that rolled back fired nothing.
   for (const f of fired) opts.log?.(`fired execution ${f.executionId} for ${f.scheduledFor}`, { level: 'debug', ...f });
   for (const id of replaced) opts.log?.(`execution ${id} replaced by a newer run (concurrency: replace)`, { executionId: id });
-  return pass;
+  return writeMs === undefined ? pass : { ...pass, writeMs };
 }
 
 interface PlannedPass {
@@ -136,7 +173,7 @@ interface PlannedPass {
 }
 
 /** Plans the due fires of `jobs` (planFires), as many jobs as fit one statement's runs. */
-function planPass(jobs: DueJob[], active: Map<string, { running: string[]; queued: string[] }>, now: number, opts: PlanOptions): PlannedPass {
+function planPass(jobs: DueJob[], active: Map<string, { running: string[]; queued: string[] }>, now: number, opts: PlanOptions, ahead: boolean): PlannedPass {
   const out: PlannedPass = {
     jobs: 0, ticks: { job: [], time: [], outcome: [], catchUp: [] }, toRun: [], cancel: [], cursors: { id: [], next: [] }, notifiesMissed: new Set(),
   };
@@ -157,7 +194,8 @@ function planPass(jobs: DueJob[], active: Map<string, { running: string[]; queue
     if (out.jobs > 0 && out.toRun.length + runs > CHUNK) break;
     for (const t of plan.ticks) {
       if (t.run) {
-        out.toRun.push({ tick: out.ticks.job.length, run: { job, trigger: ExecutionTrigger.SCHEDULE, scheduledFor: t.fireTime } });
+        const run: NewExecution = { job, trigger: ExecutionTrigger.SCHEDULE, scheduledFor: t.fireTime, ...(ahead ? { runAt: t.fireTime } : {}) };
+        out.toRun.push({ tick: out.ticks.job.length, run });
       }
       out.ticks.job.push(job.id);
       out.ticks.time.push(t.fireTime.toISOString());
