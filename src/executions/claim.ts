@@ -70,9 +70,10 @@ const RETURNING = `returning e.id, e.job_id, e.owner, e.number, e.attempt, e.las
   kiln_owner_followed(e.owner) as followed`;
 
 /**
- * The claim as common table expressions (owners, heads, ranked, chosen, taken, claimed; to follow
- * `with recursive`), claiming up to `$limit` executions; `claimed` holds the ClaimRows. Owners are
- * found by a loose index scan (one index probe per owner with queued work); each contributes its
+ * The claim as common table expressions (owners, loads, heads, ranked, chosen, taken, claimed; to
+ * follow `with recursive`), claiming up to `$limit` executions; `claimed` holds the ClaimRows.
+ * Owners are found by a loose index scan (one index probe per owner with queued work), their
+ * RUNNING executions counted once each (not once per candidate); each contributes its
  * best `$limit` claimable executions (due, not cancelled, at most one per job, none of a job
  * already running in this statement's snapshot).
  *
@@ -90,9 +91,12 @@ export function claimCtes(p: ClaimParams): string {
   union all
   select (select e.owner from executions e where e.status = 'QUEUED' and e.owner > o.owner order by e.owner limit 1)
     from owners o where o.owner is not null
+), loads as (
+  select o.owner, (select count(*) from executions r where r.owner = o.owner and r.status = 'RUNNING') as running
+    from owners o where o.owner is not null
 ), heads as (
-  select h.*, row_number() over (partition by h.job_id order by h.priority desc, h.queued_at, h.id) as in_job
-    from owners o
+  select h.*, o.running, row_number() over (partition by h.job_id order by h.priority desc, h.queued_at, h.id) as in_job
+    from loads o
     cross join lateral (
       select e.id, e.ctid, e.owner, e.job_id, e.priority, e.queued_at from executions e
        where e.status = 'QUEUED' and e.owner = o.owner and e.run_at <= now() and e.cancel_requested_at is null
@@ -100,11 +104,9 @@ export function claimCtes(p: ClaimParams): string {
        order by e.priority desc, e.queued_at, e.id
        limit $${p.limit}
     ) h
-   where o.owner is not null
 ), ranked as (
   select h.id, h.ctid, h.priority, h.queued_at,
-         row_number() over (partition by h.owner order by h.priority desc, h.queued_at, h.id)
-           + (select count(*) from executions r where r.owner = h.owner and r.status = 'RUNNING') as turn
+         row_number() over (partition by h.owner order by h.priority desc, h.queued_at, h.id) + h.running as turn
     from heads h where h.in_job = 1
 ), chosen as (
   select id, ctid from ranked where ${capped}
