@@ -17,8 +17,12 @@ export interface DispatcherOptions {
   ownerCap: number;
   /** How often it claims without being told (future `run_at`s, missed notifications). */
   pollIntervalMs: number;
-  /** Runs one claimed execution to its end; never rejects (a run records its own failures). */
-  run(claimed: ClaimedExecution): Promise<void>;
+  /**
+   * Runs one claimed execution to its end; never rejects (a run records its own failures). It may
+   * call `slotFree` once its work is over and only its outcome is left to write: the slot then
+   * takes the next execution while the outcome is written.
+   */
+  run(claimed: ClaimedExecution, slotFree: () => void): Promise<void>;
   /** False while this worker cannot run work (its engine is unreachable): it claims nothing then. */
   canClaim?: () => boolean;
   log: Log;
@@ -34,8 +38,11 @@ const FIRST_ERROR_WAIT_MS = 100;
  * a wake-up during a claim makes it claim again right after, so no wake-up is lost.
  */
 export class Dispatcher {
-  /** This dispatcher's runs, by execution id. */
+  /** This dispatcher's runs, by execution id, until they have ended (outcome written). */
   private readonly running = new Map<string, Promise<void>>();
+  /** The runs that hold a slot: those whose work is not over (see DispatcherOptions.run). */
+  private readonly slots = new Set<string>();
+  private waking = false;
   private detachClaims: () => void = () => {};
   private readonly listener: PgListener;
   private timer: NodeJS.Timeout | null = null;
@@ -64,7 +71,7 @@ export class Dispatcher {
       this.detachClaims = claimWithFinishes(this.o.pool, {
         workerId: this.o.workerId,
         leaseMs: this.o.leaseMs,
-        wanted: (ending) => (this.stopped || !(this.o.canClaim?.() ?? true) ? 0 : ending.filter((id) => this.running.has(id)).length),
+        wanted: (ending) => (this.stopped || !(this.o.canClaim?.() ?? true) ? 0 : ending.filter((id) => this.slots.has(id)).length),
         take: (claimed) => {
           for (const c of claimed) this.launch(c);
         },
@@ -113,7 +120,7 @@ export class Dispatcher {
 
   private async fill(): Promise<void> {
     while (!this.stopped && (this.o.canClaim?.() ?? true)) {
-      const free = this.o.concurrency - this.running.size;
+      const free = this.o.concurrency - this.slots.size;
       if (free <= 0) return;
       let claimed: ClaimedExecution[];
       try {
@@ -130,12 +137,31 @@ export class Dispatcher {
   }
 
   private launch(claimed: ClaimedExecution): void {
-    const run = this.o.run(claimed).catch((err: Error) => {
+    const slotFree = () => {
+      if (this.slots.delete(claimed.id)) this.wakeSoon();
+    };
+    this.slots.add(claimed.id);
+    const run = this.o.run(claimed, slotFree).catch((err: Error) => {
       this.o.log(`execution ${claimed.id}: run ended with an unexpected error: ${err.message}`, { level: 'error', executionId: claimed.id, err });
     });
     this.running.set(claimed.id, run);
     void run.finally(() => {
       if (this.running.get(claimed.id) === run) this.running.delete(claimed.id);
+      this.slots.delete(claimed.id);
+      // A slot is free, and the job's next execution may now be claimable.
+      this.wakeSoon();
+    });
+  }
+
+  /**
+   * Wakes once this turn of the event loop is over: the runs handed over together free their
+   * slots in the same turn, and one claim fills them all instead of the first claiming for one.
+   */
+  private wakeSoon(): void {
+    if (this.waking) return;
+    this.waking = true;
+    setImmediate(() => {
+      this.waking = false;
       this.wake();
     });
   }

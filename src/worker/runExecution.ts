@@ -22,7 +22,10 @@ export async function runExecution(deps: RunnerDeps, executionId: string): Promi
   await runClaimed(deps, claim.execution);
 }
 
-/** Runs an execution this worker has claimed (see ExecutionRun), to its end. */
-export async function runClaimed(deps: RunnerDeps, claimed: ClaimedExecution): Promise<void> {
-  await new ExecutionRun(deps, claimed).run();
+/**
+ * Runs an execution this worker has claimed (see ExecutionRun), to its end. `onRecording` is told
+ * when the run's work is over and its outcome is being written (its slot may take the next run).
+ */
+export async function runClaimed(deps: RunnerDeps, claimed: ClaimedExecution, onRecording?: () => void): Promise<void> {
+  await new ExecutionRun(deps, claimed, onRecording).run();
 }

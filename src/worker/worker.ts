@@ -116,7 +116,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerRole> {
   const executions = new Dispatcher({
     pool: opts.pool, workerId: opts.workerId, concurrency: opts.concurrency, leaseMs: opts.leaseMs,
     ownerCap: opts.maxRunningPerOwner, pollIntervalMs: opts.pollIntervalMs, log: opts.log,
-    run: (claimed) => runClaimed(runDeps, claimed).finally(() => archiver.wake()),
+    run: (claimed, slotFree) => runClaimed(runDeps, claimed, slotFree).finally(() => archiver.wake()),
     canClaim: opts.gate ? () => opts.gate!.up : undefined,
   });
   // Claims again the moment the engine answers, not at the next poll.

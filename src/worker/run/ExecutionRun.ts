@@ -83,6 +83,8 @@ export class ExecutionRun {
   constructor(
     private readonly deps: RunDeps,
     private readonly claimed: ClaimedExecution,
+    /** Told once the steps are over and the outcome is being written: the run's slot is free (docs/design.md#dispatch). */
+    private readonly onRecording: () => void = () => {},
   ) {
     this.plan = claimed.plan;
     this.pool = atPostgresBoundary(deps.pool);
@@ -365,6 +367,7 @@ export class ExecutionRun {
       const retry = { defaultImage: deps.defaultImage, baseMs: deps.retryBaseMs, log: deps.log };
       // The step changes and log lines not written yet go with the outcome.
       const tail = this.tail.splice(0);
+      this.onRecording();
       recorded = await finishExecution(deps.pool, claimed, outcome, retry, await this.marks.take(), tail);
       if (recorded) {
         this.buildLog.reportStored(tail);
