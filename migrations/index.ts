@@ -18,6 +18,7 @@ import { Migration20261211000000_notifications } from './Migration20261211000000
 import { Migration20261211010000_webhookTrigger } from './Migration20261211010000_webhookTrigger.js';
 import { Migration20261211020000_logPacks } from './Migration20261211020000_logPacks.js';
 import { Migration20261212000000_eventTriggerCache } from './Migration20261212000000_eventTriggerCache.js';
+import { Migration20261213000000_attemptsByStatement } from './Migration20261213000000_attemptsByStatement.js';
 
 /** Every migration, oldest first. Listed explicitly so `dist/` needs no folder scanning. */
 export const MIGRATIONS: MigrationObject[] = [
@@ -40,4 +41,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261211010000_webhookTrigger', class: Migration20261211010000_webhookTrigger },
   { name: 'Migration20261211020000_logPacks', class: Migration20261211020000_logPacks },
   { name: 'Migration20261212000000_eventTriggerCache', class: Migration20261212000000_eventTriggerCache },
+  { name: 'Migration20261213000000_attemptsByStatement', class: Migration20261213000000_attemptsByStatement },
 ];
