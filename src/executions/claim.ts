@@ -91,7 +91,7 @@ export function claimCtes(p: ClaimParams): string {
   union all
   select (select e.owner from executions e where e.status = 'QUEUED' and e.owner > o.owner order by e.owner limit 1)
     from owners o where o.owner is not null
-), loads as (
+), loads as materialized (
   select o.owner, (select count(*) from executions r where r.owner = o.owner and r.status = 'RUNNING') as running
     from owners o where o.owner is not null
 ), heads as (
