@@ -22,6 +22,9 @@ export interface ClaimSink {
 
 /** Finishes written together at most. */
 const MAX_BATCH = 64;
+/** A statement sent this recently means a busy worker: ends wait GATHER_MS for others (see gather). */
+const BUSY_MS = 50;
+const GATHER_MS = 20;
 
 /** FINISH_CTES ($1-$20) and an uncapped claim ($21 worker, $22 lease, $23 limit) in one statement. */
 const FINISH_AND_CLAIM = `with recursive ${FINISH_CTES}, ${claimCtes({ worker: 21, lease: 22, limit: 23, cap: null })}
@@ -53,6 +56,7 @@ export class Finisher {
   private waiting: Waiting[] = [];
   private busy = false;
   private gathering = false;
+  private lastSentAt = 0;
   private readonly sinks = new Map<string, ClaimSink>();
 
   constructor(private readonly pool: pg.Pool) {}
@@ -81,14 +85,20 @@ export class Finisher {
   private gather(): void {
     if (this.busy || this.gathering || this.waiting.length === 0) return;
     this.gathering = true;
-    setImmediate(() => {
+    const go = () => {
       this.gathering = false;
       this.pump();
-    });
+    };
+    // Busy (a statement sent within BUSY_MS), the ends wait GATHER_MS for more: a burst's outcomes
+    // go in a few large statements, leaving the cores to the claims that start its runs, while a
+    // lone run's end still waits for no timer.
+    if (Date.now() - this.lastSentAt < BUSY_MS) setTimeout(go, GATHER_MS);
+    else setImmediate(go);
   }
 
   private pump(): void {
     if (this.busy || this.waiting.length === 0) return;
+    this.lastSentAt = Date.now();
     const batch = this.waiting.splice(0, MAX_BATCH);
     this.busy = true;
     this.write(batch.map((w) => w.finish))
