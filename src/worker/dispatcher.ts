@@ -33,9 +33,10 @@ const FIRST_ERROR_WAIT_MS = 100;
 
 /**
  * Fills this worker's slots with claimed executions (docs/design.md#dispatch). It claims when
- * told that work was queued (LISTEN `kiln_queued`), when one of its runs ends (a slot is free and
- * the job's next execution may now be claimable), and every poll interval. One claim at a time:
- * a wake-up during a claim makes it claim again right after, so no wake-up is lost.
+ * told that work was queued (LISTEN `kiln_queued`), when a run's work is over (its slot is free:
+ * the slots freed in one turn are claimed for together), when a run has ended (the job's next
+ * execution may now be claimable), and every poll interval. One claim at a time: a wake-up
+ * during a claim makes it claim again right after, so no wake-up is lost.
  */
 export class Dispatcher {
   /** This dispatcher's runs, by execution id, until they have ended (outcome written). */
@@ -65,8 +66,9 @@ export class Dispatcher {
   /** Starts listening and claiming; resolves once LISTEN is in force. */
   async start(): Promise<void> {
     await this.listener.start();
-    // A slot a run frees is filled in the statement that records the run's end (see ClaimSink).
-    // With a per-owner cap, claims take the cap's lock first: they stay separate statements.
+    // A run that ends other than by recording its outcome (handed back, abandoned) holds its slot
+    // until it has ended: that slot is filled in the statement that records the end (see
+    // ClaimSink). With a per-owner cap, claims take the cap's lock first: they stay separate.
     if (this.o.ownerCap === 0) {
       this.detachClaims = claimWithFinishes(this.o.pool, {
         workerId: this.o.workerId,
