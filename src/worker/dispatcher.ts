@@ -28,6 +28,14 @@ export interface DispatcherOptions {
   log: Log;
 }
 
+/**
+ * Runs whose work is over but whose outcome is not yet written, at most this many per slot. Past
+ * it the worker claims nothing until outcomes are written: claims that outrun the writing of
+ * outcomes (10,000 noop runs due at once) would otherwise leave thousands of finished runs
+ * RUNNING in the table, held in memory, and run again after a crash.
+ */
+const RECORDING_PER_SLOT = 4;
+
 /** After a failed claim (Postgres unreachable), the next try waits this long, doubling up to the poll interval. */
 const FIRST_ERROR_WAIT_MS = 100;
 
@@ -122,7 +130,7 @@ export class Dispatcher {
 
   private async fill(): Promise<void> {
     while (!this.stopped && (this.o.canClaim?.() ?? true)) {
-      const free = this.o.concurrency - this.slots.size;
+      const free = Math.min(this.o.concurrency - this.slots.size, this.o.concurrency * (1 + RECORDING_PER_SLOT) - this.running.size);
       if (free <= 0) return;
       let claimed: ClaimedExecution[];
       try {
