@@ -25,6 +25,8 @@ const MAX_BATCH = 64;
 /** A statement sent this recently means a busy worker: ends wait GATHER_MS for others (see gather). */
 const BUSY_MS = 50;
 const GATHER_MS = 20;
+/** Ends enough for one statement: they go at once, gathering or not. */
+const FULL_ENOUGH = MAX_BATCH / 2;
 
 /** FINISH_CTES ($1-$20) and an uncapped claim ($21 worker, $22 lease, $23 limit) in one statement. */
 const FINISH_AND_CLAIM = `with recursive ${FINISH_CTES}, ${claimCtes({ worker: 21, lease: 22, limit: 23, cap: null })}
@@ -56,6 +58,7 @@ export class Finisher {
   private waiting: Waiting[] = [];
   private busy = false;
   private gathering = false;
+  private gatherTimer: NodeJS.Timeout | null = null;
   private lastSentAt = 0;
   private readonly sinks = new Map<string, ClaimSink>();
 
@@ -72,6 +75,11 @@ export class Finisher {
   finish(finish: Finish): Promise<boolean> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ finish, resolve, reject });
+      if (this.gatherTimer !== null && this.waiting.length >= FULL_ENOUGH) {
+        clearTimeout(this.gatherTimer);
+        this.gatherTimer = null;
+        this.gathering = false;
+      }
       this.gather();
     });
   }
@@ -87,12 +95,14 @@ export class Finisher {
     this.gathering = true;
     const go = () => {
       this.gathering = false;
+      this.gatherTimer = null;
       this.pump();
     };
     // Busy (a statement sent within BUSY_MS), the ends wait GATHER_MS for more: a burst's outcomes
     // go in a few large statements, leaving the cores to the claims that start its runs, while a
-    // lone run's end still waits for no timer.
-    if (Date.now() - this.lastSentAt < BUSY_MS) setTimeout(go, GATHER_MS);
+    // lone run's end still waits for no timer. FULL_ENOUGH ends go at once: waiting longer only
+    // holds back a worker whose claims wait for its outcomes (see the dispatcher's bound).
+    if (Date.now() - this.lastSentAt < BUSY_MS && this.waiting.length < FULL_ENOUGH) this.gatherTimer = setTimeout(go, GATHER_MS);
     else setImmediate(go);
   }
 
