@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { claimCtes, toClaimed, type ClaimRow } from './claim.js';
 import type { ClaimedExecution } from './fence.js';
 import { FINISH_CTES, finishParams, type Finish } from './finishMany.js';
+import { Soon } from '../util/soon.js';
 
 /**
  * Where the executions a finish claims go: one worker's dispatcher (docs/design.md#dispatch).
@@ -57,8 +58,7 @@ interface Written {
 export class Finisher {
   private waiting: Waiting[] = [];
   private busy = false;
-  private gathering = false;
-  private gatherTimer: NodeJS.Timeout | null = null;
+  private readonly sender = new Soon(() => this.pump());
   private lastSentAt = 0;
   private readonly sinks = new Map<string, ClaimSink>();
 
@@ -75,11 +75,7 @@ export class Finisher {
   finish(finish: Finish): Promise<boolean> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ finish, resolve, reject });
-      if (this.gatherTimer !== null && this.waiting.length >= FULL_ENOUGH) {
-        clearTimeout(this.gatherTimer);
-        this.gatherTimer = null;
-        this.gathering = false;
-      }
+      if (this.waiting.length >= FULL_ENOUGH) this.sender.hurry();
       this.gather();
     });
   }
@@ -91,19 +87,13 @@ export class Finisher {
    * 972-1,103 -> 1,235-1,420 noop runs a second, a third fewer statements.
    */
   private gather(): void {
-    if (this.busy || this.gathering || this.waiting.length === 0) return;
-    this.gathering = true;
-    const go = () => {
-      this.gathering = false;
-      this.gatherTimer = null;
-      this.pump();
-    };
+    if (this.busy || this.waiting.length === 0) return;
     // Busy (a statement sent within BUSY_MS), the ends wait GATHER_MS for more: a burst's outcomes
     // go in a few large statements, leaving the cores to the claims that start its runs, while a
     // lone run's end still waits for no timer. FULL_ENOUGH ends go at once: waiting longer only
     // holds back a worker whose claims wait for its outcomes (see the dispatcher's bound).
-    if (Date.now() - this.lastSentAt < BUSY_MS && this.waiting.length < FULL_ENOUGH) this.gatherTimer = setTimeout(go, GATHER_MS);
-    else setImmediate(go);
+    const gatherMore = Date.now() - this.lastSentAt < BUSY_MS && this.waiting.length < FULL_ENOUGH;
+    this.sender.request(gatherMore ? GATHER_MS : 0);
   }
 
   private pump(): void {

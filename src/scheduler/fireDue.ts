@@ -6,6 +6,7 @@ import { cancelExecutions } from '../executions/cancel.js';
 import { CHUNK, executionRows, insertCtes, NEW_ROW_PARAMS, newRowsCte, type NewExecution } from '../executions/create.js';
 import { QUEUED_CHANNEL } from '../executions/queue.js';
 import { inTransaction } from '../util/sql.js';
+import { sleepUntil } from '../util/timeout.js';
 import { parseSchedule, type Schedule } from '../schedule/schedule.js';
 import { planFires, type PlanOptions } from '../schedule/firePlan.js';
 import type { JobSpec } from '../jobfile/types.js';
@@ -106,11 +107,6 @@ export function fireAhead(pool: pg.Pool, opts: FireOptions, at: number): Promise
   return firePass(pool, opts, at, true);
 }
 
-/** Sleeps until the wall clock reads `at` (timers may fire a millisecond early). */
-async function until(at: number): Promise<void> {
-  for (let left = at - Date.now(); left > 0; left = at - Date.now()) await new Promise((resolve) => setTimeout(resolve, left));
-}
-
 /**
  * The due jobs a pass takes, locked. `for no key update`: it serialises with other passes and
  * with triggers (`for update`), but not with a foreign key's check of a run inserted for the job.
@@ -149,7 +145,7 @@ async function firePass(pool: pg.Pool, opts: FireOptions, now: number, ahead: bo
     await queueMissed(sql, missed.map((t) => ({ jobId: t.jobId, fireAt: new Date(t.fireTime), outcome: t.outcome })));
     if (ahead) {
       writeMs = Date.now() - began;
-      await until(now);
+      await sleepUntil(now);
     }
     replaced.push(...planned.cancel);
     for (const c of written!.created) fired.push({ executionId: c.id, jobId: c.jobId, scheduledFor: new Date(c.scheduledFor).toISOString() });

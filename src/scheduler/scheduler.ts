@@ -27,16 +27,17 @@ export interface SchedulerOptions extends FireOptions {
    * down by its own clock before anyone takes over.
    */
   staleLeaderMs?: number;
-  /**
-   * Bounds of how far ahead of an instant its pass is prepared (fireAhead): 1.5x the last
-   * prepared pass's writing time plus 20 ms, within [min, max] (defaults 50 and 250 ms; max 0
-   * turns preparing off).
-   */
-  aheadMs?: { min: number; max: number };
   log: Log;
   /** Told how many executions each pass re-queued from expired leases (metrics). */
   onRequeued?: (count: number) => void;
 }
+
+/**
+ * How far ahead of an instant its pass is prepared (fireAhead): 1.5x the last prepared pass's
+ * writing time plus 20 ms, within these bounds.
+ */
+const AHEAD_MIN_MS = 50;
+const AHEAD_MAX_MS = 250;
 
 /**
  * The scheduler's own connection: a plain pg.Client with TCP keepalives on both ends and a
@@ -134,18 +135,13 @@ export class Scheduler {
   private stopped = false;
   private loop: Promise<void> = Promise.resolve();
   private lastRequeue = 0;
-  /** How far ahead of its instant the next pass is prepared (see SchedulerOptions.aheadMs). */
+  /** How far ahead of its instant the next pass is prepared (see AHEAD_MIN_MS). */
   private aheadMs: number;
   /** Whether this process currently holds the leadership. */
   leader = false;
 
   constructor(private readonly opts: SchedulerOptions) {
-    this.aheadMs = this.aheadBounds.min;
-  }
-
-  private get aheadBounds(): { min: number; max: number } {
-    const b = this.opts.aheadMs ?? { min: 50, max: 250 };
-    return { min: Math.min(b.min, b.max), max: b.max };
+    this.aheadMs = AHEAD_MIN_MS;
   }
 
   private get queryTimeoutMs(): number {
@@ -206,13 +202,13 @@ export class Scheduler {
     if (!rows[0]?.at) return cap;
     const at = new Date(rows[0].at).getTime();
     const wait = at - Date.now();
-    if (wait > 0 && wait <= this.aheadMs && this.aheadBounds.max > 0) {
+    if (wait > 0 && wait <= this.aheadMs) {
       // Prepared ahead, committed at the instant; a pass at the instant takes what it left.
       const { writeMs } = await fireAhead(pool, this.opts, at);
-      if (writeMs !== undefined) this.aheadMs = Math.max(this.aheadBounds.min, Math.min(this.aheadBounds.max, 1.5 * writeMs + 20));
+      if (writeMs !== undefined) this.aheadMs = Math.max(AHEAD_MIN_MS, Math.min(AHEAD_MAX_MS, 1.5 * writeMs + 20));
       return Math.max(0, at - Date.now());
     }
-    return Math.max(0, Math.min(cap, wait - (this.aheadBounds.max > 0 ? this.aheadMs : 0)));
+    return Math.max(0, Math.min(cap, wait - this.aheadMs));
   }
 
   private sleep(ms: number): Promise<void> {

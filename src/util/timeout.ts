@@ -35,3 +35,8 @@ export async function settlesWithin(promise: Promise<unknown>, ms: number): Prom
     return false;
   }
 }
+
+/** Sleeps until the wall clock reads `at` (epoch ms; timers may fire a millisecond early). */
+export async function sleepUntil(at: number): Promise<void> {
+  for (let left = at - Date.now(); left > 0; left = at - Date.now()) await new Promise((resolve) => setTimeout(resolve, left));
+}

@@ -5,6 +5,7 @@ import type { ClaimedExecution } from '../executions/fence.js';
 import { QUEUED_CHANNEL } from '../executions/queue.js';
 import { PgListener } from '../events/PgListener.js';
 import type { Log } from '../util/log.js';
+import { Soon } from '../util/soon.js';
 
 /** What the dispatcher needs. */
 export interface DispatcherOptions {
@@ -51,7 +52,8 @@ export class Dispatcher {
   private readonly running = new Map<string, Promise<void>>();
   /** The runs that hold a slot: those whose work is not over (see DispatcherOptions.run). */
   private readonly slots = new Set<string>();
-  private waking = false;
+  /** Wakes once this turn of the event loop is over (see launch). */
+  private readonly soon = new Soon(() => this.wake());
   private detachClaims: () => void = () => {};
   private readonly listener: PgListener;
   private timer: NodeJS.Timeout | null = null;
@@ -148,7 +150,7 @@ export class Dispatcher {
 
   private launch(claimed: ClaimedExecution): void {
     const slotFree = () => {
-      if (this.slots.delete(claimed.id)) this.wakeSoon();
+      if (this.slots.delete(claimed.id)) this.soon.request();
     };
     this.slots.add(claimed.id);
     const run = this.o.run(claimed, slotFree).catch((err: Error) => {
@@ -158,21 +160,9 @@ export class Dispatcher {
     void run.finally(() => {
       if (this.running.get(claimed.id) === run) this.running.delete(claimed.id);
       this.slots.delete(claimed.id);
-      // A slot is free, and the job's next execution may now be claimable.
-      this.wakeSoon();
-    });
-  }
-
-  /**
-   * Wakes once this turn of the event loop is over: the runs handed over together free their
-   * slots in the same turn, and one claim fills them all instead of the first claiming for one.
-   */
-  private wakeSoon(): void {
-    if (this.waking) return;
-    this.waking = true;
-    setImmediate(() => {
-      this.waking = false;
-      this.wake();
+      // A slot is free, and the job's next execution may now be claimable. The runs handed over
+      // together free their slots in the same turn: one claim, once it is over, fills them all.
+      this.soon.request();
     });
   }
 
