@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { Soon } from '../src/util/soon.js';
+
+/** util/soon.ts: what the dispatcher's wake-ups and the finisher's sends rely on. */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+const ms = (n: number) => new Promise((resolve) => setTimeout(resolve, n));
+
+describe('Soon', () => {
+  it('runs once for every request of one turn, after the turn is over', async () => {
+    let calls = 0;
+    const soon = new Soon(() => calls++);
+    soon.request();
+    soon.request();
+    soon.request(50); // joins the pending call: it does not delay it
+    expect(calls).toBe(0);
+    expect(soon.pending).toBe(true);
+    await turn();
+    expect(calls).toBe(1);
+    expect(soon.pending).toBe(false);
+    soon.request();
+    await turn();
+    expect(calls).toBe(2);
+  });
+
+  it('waits the delay it was asked for, unless hurried', async () => {
+    let calls = 0;
+    const soon = new Soon(() => calls++);
+    soon.request(40);
+    await ms(10);
+    expect(calls).toBe(0);
+    await ms(80);
+    expect(calls).toBe(1);
+
+    soon.request(10_000);
+    soon.hurry();
+    await turn();
+    expect(calls).toBe(2);
+    soon.hurry(); // nothing pending: nothing happens
+    await ms(20);
+    expect(calls).toBe(2);
+  });
+});
