@@ -115,7 +115,9 @@ describe('execution history pages', () => {
     const record = <T extends object>(target: T, method: 'query' | 'execute'): (() => void) => {
       const original = (target as any)[method];
       (target as any)[method] = function (this: unknown, text: unknown, ...rest: unknown[]) {
-        if (typeof text === 'string') statements.push(text);
+        // A statement as text, or as a config object (named, prepared once per connection).
+        const sql = typeof text === 'string' ? text : (text as { text?: unknown } | null)?.text;
+        if (typeof sql === 'string') statements.push(sql);
         return original.call(this, text, ...rest);
       };
       return () => void ((target as any)[method] = original);
