@@ -1,11 +1,8 @@
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExecutionTrigger } from '../src/entities/enums.js';
-import { insertExecutions } from '../src/executions/create.js';
-import { inTransaction } from '../src/util/sql.js';
 import { NoopBackend } from '../src/runner/noop.js';
-import type { JobSpec } from '../src/jobfile/types.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
+import { queueRunsOfNewJobs } from './helpers/runner.js';
 
 /**
  * Fair dispatch between owners (docs/design.md#dispatch): owner A's thousand queued runs do not
@@ -23,23 +20,6 @@ const kilns: TestKiln[] = [];
 afterEach(async () => {
   for (const k of kilns.splice(0).reverse()) await k.stop();
 });
-
-function jobFile(prefix: string, n: number): string {
-  const jobs = Array.from({ length: n }, (_, i) => `  - name: ${prefix}${i}\n    schedule: "0 0 1 1 *"\n    steps: [{run: "sleep ${RUN_SECONDS}"}]\n`);
-  return `jobs:\n${jobs.join('')}`;
-}
-
-/** Queues A's 1,000 runs (10 of each of 100 jobs) in one transaction, as a scheduler burst would. */
-async function queueAlicesThousand(api: TestKiln, db: pg.Pool): Promise<void> {
-  const token = await api.token('alice');
-  const res = await api.gql(`mutation($s: String!) { submitJob(spec: $s) { jobs { id } } }`, { s: jobFile('a', A_JOBS) }, token);
-  expect(res.errors).toBeUndefined();
-  const { rows: jobs } = await db.query<{ id: string; owner: string; priority: number; definition: JobSpec }>(
-    `select id, owner, priority, definition from jobs where owner = 'alice'`,
-  );
-  const items = jobs.flatMap((job) => Array.from({ length: RUNS_PER_JOB }, () => ({ job, trigger: ExecutionTrigger.MANUAL })));
-  await inTransaction(db, (sql) => insertExecutions(sql, api.kiln.deps.config.defaultImage, items));
-}
 
 /** Most executions of `owner` running at one instant, from the attempts ledger (start/end intervals). */
 async function maxConcurrent(db: pg.Pool, owner: string): Promise<number> {
@@ -61,7 +41,8 @@ async function scenario(env: Record<string, string>): Promise<{ db: pg.Pool; bob
   kilns.push(api);
   const db = new pg.Pool({ connectionString: api.databaseUrl, max: 2 });
   db.on('error', () => {}); // the database is dropped when the test's Kilns stop
-  await queueAlicesThousand(api, db);
+  // A's 1,000 runs (10 of each of 100 jobs), queued in one transaction.
+  await queueRunsOfNewJobs(api, db, 'alice', { prefix: 'a', jobs: A_JOBS, run: `sleep ${RUN_SECONDS}`, runsPerJob: RUNS_PER_JOB });
   const worker = await startTestKiln({ api: false, databaseUrl: api.databaseUrl, backend: new NoopBackend(), env: { ...env, KILN_WORKER_CONCURRENCY: String(SLOTS) } });
   kilns.push(worker);
   await waitFor(async () => ((await db.query(`select count(*)::int as n from executions where status <> 'QUEUED'`)).rows[0].n >= 2 * SLOTS ? true : undefined), 30_000, "alice's runs to be under way");

@@ -1,12 +1,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ExecutionTrigger } from '../src/entities/enums.js';
-import { insertExecutions } from '../src/executions/create.js';
 import type { ClaimedExecution } from '../src/executions/fence.js';
-import type { JobSpec } from '../src/jobfile/types.js';
-import { inTransaction } from '../src/util/sql.js';
 import { Dispatcher } from '../src/worker/dispatcher.js';
 import { startTestKiln, waitFor, type TestKiln } from './helpers/kiln.js';
+import { queueRunsOfNewJobs } from './helpers/runner.js';
 
 /**
  * Runs whose work is over but whose outcome is not yet written are bounded per worker
@@ -32,12 +29,7 @@ describe('runs waiting for their outcome', () => {
   });
 
   it('are at most four per slot: past that the worker claims nothing until outcomes are written', async () => {
-    const token = await k.token('bound');
-    const jobs = Array.from({ length: JOBS }, (_, i) => `  - name: j${i}\n    schedule: "0 0 1 1 *"\n    steps: [{run: "true"}]\n`);
-    const res = await k.gql(`mutation($s: String!) { submitJob(spec: $s) { jobs { id } } }`, { s: `jobs:\n${jobs.join('')}` }, token);
-    expect(res.errors).toBeUndefined();
-    const { rows } = await db.query<{ id: string; owner: string; priority: number; definition: JobSpec }>(`select id, owner, priority, definition from jobs`);
-    await inTransaction(db, (sql) => insertExecutions(sql, k.kiln.deps.config.defaultImage, rows.map((job) => ({ job, trigger: ExecutionTrigger.MANUAL }))));
+    await queueRunsOfNewJobs(k, db, 'bound', { prefix: 'j', jobs: JOBS, run: 'true', runsPerJob: 1 });
 
     const started: ClaimedExecution[] = [];
     let release: () => void = () => {};

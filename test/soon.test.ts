@@ -22,20 +22,20 @@ describe('Soon', () => {
     expect(calls).toBe(2);
   });
 
-  it('waits the delay it was asked for, unless hurried', async () => {
+  it('waits the delay it was asked for, unless asked for sooner', async () => {
     let calls = 0;
     const soon = new Soon(() => calls++);
     soon.request(40);
+    soon.request(10_000); // asks for later: joins the pending call, which keeps its time
     await ms(10);
     expect(calls).toBe(0);
     await ms(80);
     expect(calls).toBe(1);
 
     soon.request(10_000);
-    soon.hurry();
+    soon.request(); // asks for sooner: brings the pending call forward
     await turn();
     expect(calls).toBe(2);
-    soon.hurry(); // nothing pending: nothing happens
     await ms(20);
     expect(calls).toBe(2);
   });

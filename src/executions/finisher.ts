@@ -75,7 +75,6 @@ export class Finisher {
   finish(finish: Finish): Promise<boolean> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ finish, resolve, reject });
-      if (this.waiting.length >= FULL_ENOUGH) this.sender.hurry();
       this.gather();
     });
   }
@@ -90,8 +89,9 @@ export class Finisher {
     if (this.busy || this.waiting.length === 0) return;
     // Busy (a statement sent within BUSY_MS), the ends wait GATHER_MS for more: a burst's outcomes
     // go in a few large statements, leaving the cores to the claims that start its runs, while a
-    // lone run's end still waits for no timer. FULL_ENOUGH ends go at once: waiting longer only
-    // holds back a worker whose claims wait for its outcomes (see the dispatcher's bound).
+    // lone run's end still waits for no timer. FULL_ENOUGH ends go at once, even while gathering:
+    // waiting longer only holds back a worker whose claims wait for its outcomes (see the
+    // dispatcher's bound).
     const gatherMore = Date.now() - this.lastSentAt < BUSY_MS && this.waiting.length < FULL_ENOUGH;
     this.sender.request(gatherMore ? GATHER_MS : 0);
   }

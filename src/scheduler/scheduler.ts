@@ -136,13 +136,11 @@ export class Scheduler {
   private loop: Promise<void> = Promise.resolve();
   private lastRequeue = 0;
   /** How far ahead of its instant the next pass is prepared (see AHEAD_MIN_MS). */
-  private aheadMs: number;
+  private aheadMs = AHEAD_MIN_MS;
   /** Whether this process currently holds the leadership. */
   leader = false;
 
-  constructor(private readonly opts: SchedulerOptions) {
-    this.aheadMs = AHEAD_MIN_MS;
-  }
+  constructor(private readonly opts: SchedulerOptions) {}
 
   private get queryTimeoutMs(): number {
     return this.opts.queryTimeoutMs ?? 5000;

@@ -1,5 +1,10 @@
 import type Dockerode from 'dockerode';
+import type pg from 'pg';
 import { expect } from 'vitest';
+import { ExecutionTrigger } from '../../src/entities/enums.js';
+import { insertExecutions } from '../../src/executions/create.js';
+import type { JobSpec } from '../../src/jobfile/types.js';
+import { inTransaction } from '../../src/util/sql.js';
 import { waitFor, type TestKiln } from './kiln.js';
 
 /** The fields of an execution the runner tests look at. */
@@ -109,4 +114,26 @@ export function jobYaml(name: string, steps: string[], extra: string[] = []): st
     ...steps.map((run) => `      - run: ${JSON.stringify(run)}`),
     '',
   ].join('\n');
+}
+
+/**
+ * Submits `jobs` jobs of `user` named `${prefix}0`.. (never due: their schedule is 1 January),
+ * each one step running `run`, then queues `runsPerJob` MANUAL executions of each of `user`'s jobs
+ * in one transaction, as a scheduler burst would.
+ */
+export async function queueRunsOfNewJobs(
+  k: TestKiln,
+  db: pg.Pool,
+  user: string,
+  o: { prefix: string; jobs: number; run: string; runsPerJob: number },
+): Promise<void> {
+  const lines = Array.from({ length: o.jobs }, (_, i) => `  - name: ${o.prefix}${i}\n    schedule: "0 0 1 1 *"\n    steps: [{run: ${JSON.stringify(o.run)}}]\n`);
+  const res = await k.gql(`mutation($s: String!) { submitJob(spec: $s) { jobs { id } } }`, { s: `jobs:\n${lines.join('')}` }, await k.token(user));
+  expect(res.errors).toBeUndefined();
+  const { rows: jobs } = await db.query<{ id: string; owner: string; priority: number; definition: JobSpec }>(
+    `select id, owner, priority, definition from jobs where owner = $1`,
+    [user],
+  );
+  const items = jobs.flatMap((job) => Array.from({ length: o.runsPerJob }, () => ({ job, trigger: ExecutionTrigger.MANUAL })));
+  await inTransaction(db, (sql) => insertExecutions(sql, k.kiln.deps.config.defaultImage, items));
 }
